@@ -1,0 +1,205 @@
+"""NumPy reference implementation of the kernel interface.
+
+Every function here has a compiled twin of the same name and signature in
+``clumsygrad._kernels.native``; the two must agree to float rounding on every
+input.  This module imports nothing compiled, so it is always available.
+
+Rules shared by all kernels (see KERNELS.md):
+
+* inputs may have any memory layout (C, Fortran, sliced, negative strides,
+  zero-size, 0-d);
+* the result dtype is ``np.result_type(*array_inputs, np.float32)``: float32 stays
+  float32, float64 stays float64, integers and float16 are promoted;
+* shapes that do not fit raise ``ValueError`` naming them; non-numeric or complex
+  dtypes raise ``TypeError`` naming the dtype.
+"""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+__all__ = [
+    "reduce_to_shape",
+    "mul_reduce_to_shape",
+    "expand_to_shape",
+    "softmax_backward",
+    "matmul_backward",
+]
+
+
+# --------------------------------------------------------------------------- helpers
+def result_dtype(*arrays: np.ndarray) -> np.dtype:
+    """The kernels' output dtype for these inputs; ``TypeError`` for unsupported ones."""
+    for a in arrays:
+        if a.dtype.kind not in "biuf":
+            raise TypeError(
+                f"clumsygrad kernels need real numeric arrays, got dtype {a.dtype}"
+            )
+    return np.result_type(*arrays, np.float32)
+
+
+def as_shape(shape) -> tuple:
+    """``shape`` as a tuple of non-negative ints (an int is a 1-d shape)."""
+    try:
+        dims = (operator.index(shape),)
+    except TypeError:
+        dims = tuple(operator.index(d) for d in shape)
+    if any(d < 0 for d in dims):
+        raise ValueError(f"shape {dims} has a negative dimension")
+    return dims
+
+
+def normalize_axes(axis, ndim: int) -> tuple:
+    """``axis`` (None, int or sequence of ints, negatives allowed) as a sorted tuple.
+
+    ``None`` means every axis.  Out-of-range or repeated axes raise ``ValueError``.
+    """
+    if axis is None:
+        return tuple(range(ndim))
+    try:
+        axes = (operator.index(axis),)
+    except TypeError:
+        axes = tuple(operator.index(a) for a in axis)
+    normalized = []
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis {a} is out of bounds for an array of dimension {ndim}")
+        normalized.append(a % ndim)
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"repeated axis in {axis!r}")
+    return tuple(sorted(normalized))
+
+
+def reduction_axes(grad_shape: tuple, shape: tuple) -> tuple:
+    """Axes of ``grad_shape`` to sum so that the result fits ``shape``.
+
+    ``shape`` must broadcast to exactly ``grad_shape``; otherwise ``ValueError``.
+    """
+    lead = len(grad_shape) - len(shape)
+    if lead < 0 or any(
+        s != g and s != 1 for s, g in zip(shape, grad_shape[lead:])
+    ):
+        raise ValueError(
+            f"cannot reduce a gradient of shape {grad_shape} to shape {shape}: "
+            f"{shape} does not broadcast to {grad_shape}"
+        )
+    stretched = tuple(
+        lead + i for i, (s, g) in enumerate(zip(shape, grad_shape[lead:])) if s == 1 and g != 1
+    )
+    return tuple(range(lead)) + stretched
+
+
+def reduced_shape(input_shape: tuple, axes: tuple, keepdims: bool) -> tuple:
+    """Shape of a sum of ``input_shape`` over ``axes``."""
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(input_shape))
+    return tuple(d for i, d in enumerate(input_shape) if i not in axes)
+
+
+def matmul_shapes(x_shape: tuple, y_shape: tuple) -> tuple:
+    """Shape of ``x @ y`` for operands of at least 2 dimensions; ``ValueError`` otherwise."""
+    if len(x_shape) < 2 or len(y_shape) < 2:
+        raise ValueError(
+            f"matmul_backward needs operands of at least 2 dimensions, got {x_shape} and {y_shape}"
+        )
+    if x_shape[-1] != y_shape[-2]:
+        raise ValueError(f"Matrix shapes not aligned: {x_shape} @ {y_shape}")
+    try:
+        batch = np.broadcast_shapes(x_shape[:-2], y_shape[:-2])
+    except ValueError:
+        raise ValueError(
+            f"matmul batch dimensions do not broadcast: {x_shape} @ {y_shape}"
+        ) from None
+    return batch + (x_shape[-2], y_shape[-1])
+
+
+# --------------------------------------------------------------------------- kernels
+def reduce_to_shape(grad, shape) -> np.ndarray:
+    """Sum ``grad`` over the axes broadcasting added or stretched so it has ``shape``.
+
+    May return ``grad`` itself (or a view of it) when no reduction is needed.
+    """
+    grad = np.asarray(grad)
+    shape = as_shape(shape)
+    dtype = result_dtype(grad)
+    axes = reduction_axes(grad.shape, shape)
+    if not axes:
+        return grad.astype(dtype, copy=False).reshape(shape)
+    return np.sum(grad, axis=axes, dtype=dtype, keepdims=True).reshape(shape)
+
+
+def mul_reduce_to_shape(grad, other, shape) -> np.ndarray:
+    """``reduce_to_shape(grad * other, shape)``; ``other`` broadcasts to ``grad.shape``."""
+    grad = np.asarray(grad)
+    other = np.asarray(other)
+    shape = as_shape(shape)
+    dtype = result_dtype(grad, other)
+    reduction_axes(grad.shape, other.shape)  # other must broadcast to grad, not widen it
+    axes = reduction_axes(grad.shape, shape)
+    product = np.multiply(grad, other, dtype=dtype)
+    if not axes:
+        return product.reshape(shape)
+    return np.sum(product, axis=axes, keepdims=True).reshape(shape)
+
+
+def expand_to_shape(grad, input_shape, axis, keepdims, scale) -> np.ndarray:
+    """Gradient of ``sum``/``mean``: ``grad`` broadcast back over the reduced ``axis``, times ``scale``.
+
+    ``grad`` has the shape of the reduction's result; the return value is a new
+    C-contiguous array of ``input_shape``.
+    """
+    grad = np.asarray(grad)
+    input_shape = as_shape(input_shape)
+    dtype = result_dtype(grad)
+    axes = normalize_axes(axis, len(input_shape))
+    expected = reduced_shape(input_shape, axes, bool(keepdims))
+    if grad.shape != expected:
+        raise ValueError(
+            f"gradient of shape {grad.shape} does not fit a reduction of {input_shape} "
+            f"over axis {axis} (keepdims={bool(keepdims)}), which has shape {expected}"
+        )
+    kept = reduced_shape(input_shape, axes, True)
+    out = np.empty(input_shape, dtype=dtype)
+    np.multiply(grad.reshape(kept), dtype.type(scale), out=out)
+    return out
+
+
+def softmax_backward(s, grad, axis) -> np.ndarray:
+    """``s * (grad - sum(s * grad, axis, keepdims=True))`` for a softmax output ``s``."""
+    s = np.asarray(s)
+    grad = np.asarray(grad)
+    dtype = result_dtype(s, grad)
+    if s.shape != grad.shape:
+        raise ValueError(
+            f"softmax_backward needs the output and gradient in one shape, got {s.shape} and {grad.shape}"
+        )
+    (ax,) = normalize_axes(operator.index(axis), max(s.ndim, 1))
+    s = s.astype(dtype, copy=False)
+    if s.ndim == 0:  # a softmax over a single element
+        return s * (grad - s * grad)
+    sg = np.multiply(s, grad, dtype=dtype)
+    return s * (grad - np.sum(sg, axis=ax, keepdims=True))
+
+
+def matmul_backward(x, y, grad) -> tuple:
+    """Gradients ``(gx, gy)`` of ``x @ y``, shaped like ``x`` and ``y``.
+
+    Batch axes that broadcasting added or stretched are summed back.
+    """
+    x = np.asarray(x)
+    y = np.asarray(y)
+    grad = np.asarray(grad)
+    dtype = result_dtype(x, y, grad)
+    expected = matmul_shapes(x.shape, y.shape)
+    if grad.shape != expected:
+        raise ValueError(
+            f"gradient of shape {grad.shape} does not fit {x.shape} @ {y.shape}, "
+            f"which has shape {expected}"
+        )
+    x = x.astype(dtype, copy=False)
+    y = y.astype(dtype, copy=False)
+    grad = grad.astype(dtype, copy=False)
+    gx = reduce_to_shape(np.matmul(grad, np.swapaxes(y, -1, -2)), x.shape)
+    gy = reduce_to_shape(np.matmul(np.swapaxes(x, -1, -2), grad), y.shape)
+    return gx, gy
