@@ -1,0 +1,33 @@
+"""Activation functions."""
+from __future__ import annotations
+
+import numpy as np
+
+from .grad import relu_backward, sigmoid_backward, softmax_backward, tanh_backward
+from .tensor import Tensor, _new_node
+
+__all__ = ["tanh", "relu", "sigmoid", "softmax"]
+
+
+def tanh(tensor: Tensor) -> Tensor:
+    return _new_node(np.tanh(tensor._data), tanh_backward, (tensor,))
+
+
+def relu(tensor: Tensor) -> Tensor:
+    """max(0, x) elementwise."""
+    return _new_node(np.maximum(tensor._data, 0), relu_backward, (tensor,))
+
+
+def sigmoid(tensor: Tensor) -> Tensor:
+    """1 / (1 + e^-x) elementwise; saturates to 0 without overflow warnings for very negative x."""
+    with np.errstate(over="ignore"):
+        data = 1 / (1 + np.exp(-tensor._data))
+    return _new_node(data, sigmoid_backward, (tensor,))
+
+
+def softmax(tensor: Tensor, axis: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x), axis), computed after subtracting the max along ``axis`` (no overflow)."""
+    x = tensor._data
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    e /= np.sum(e, axis=axis, keepdims=True)
+    return _new_node(e, softmax_backward, (tensor,), {"axis": axis})

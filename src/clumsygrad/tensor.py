@@ -1,0 +1,478 @@
+"""Tensors, the computational graph they record, and the reverse-mode engine.
+
+Each operation below computes its forward value with NumPy and records, right beside
+it, the backward function (from :mod:`clumsygrad.grad`) that maps the result's
+gradient to its operands' gradients.  :meth:`Tensor.backward` walks the recorded graph
+once in reverse topological order.
+"""
+from __future__ import annotations
+
+import numbers
+import operator
+from enum import IntEnum
+from typing import Callable, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+
+from .grad import (
+    add_backward,
+    add_broadcast_backward,
+    add_scalar_backward,
+    matmul_backward,
+    mul_backward,
+    mul_broadcast_backward,
+    mul_scalar_backward,
+    negate_backward,
+    power_backward,
+    reshape_backward,
+    sub_backward,
+    sub_broadcast_backward,
+    sub_scalar_backward,
+    transpose_backward,
+)
+
+__all__ = ["TensorType", "Tensor", "TensorUtils"]
+
+_FLOAT32 = np.dtype(np.float32)
+_FLOAT64 = np.dtype(np.float64)
+
+
+class TensorType(IntEnum):
+    """The role of a tensor in the graph.
+
+    INPUT tensors are constants (no gradient), PARAMETER tensors are trained and receive
+    gradients, INTERMEDIATE tensors are results of operations on the other two.
+    """
+
+    INPUT = 0
+    PARAMETER = 1
+    INTERMEDIATE = 2
+
+
+def _float_dtype(dtype) -> np.dtype:
+    """``dtype`` as float32 or float64; anything else is a ``TypeError``."""
+    dt = np.dtype(dtype)
+    if dt != _FLOAT32 and dt != _FLOAT64:
+        raise TypeError(f"Tensor dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def _scalar(value) -> Optional[float]:
+    """``value`` as a Python float if it is a real scalar (Python, NumPy or 0-d array), else None."""
+    if type(value) is float or type(value) is int:
+        return float(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "biuf":
+        return float(value)
+    return None
+
+
+def _broadcast_shapes(shape1: tuple, shape2: tuple) -> tuple:
+    """The broadcast of two shapes; ``ValueError("Cannot broadcast shapes ...")`` if there is none."""
+    n = max(len(shape1), len(shape2))
+    padded1 = (1,) * (n - len(shape1)) + tuple(shape1)
+    padded2 = (1,) * (n - len(shape2)) + tuple(shape2)
+    result = []
+    for d1, d2 in zip(padded1, padded2):
+        if d1 != d2 and d1 != 1 and d2 != 1:
+            raise ValueError(f"Cannot broadcast shapes {tuple(shape1)} and {tuple(shape2)}")
+        result.append(d2 if d1 == 1 else d1)
+    return tuple(result)
+
+
+def _new_node(data, grad_fn: Optional[Callable], parents: tuple, extra: Optional[dict] = None):
+    """A result tensor of an operation on ``parents``, recording the graph when it needs one.
+
+    The result is INTERMEDIATE (with ``grad_fn``, ``parents`` and ``extra``) when any
+    parent is a PARAMETER or INTERMEDIATE, otherwise an INPUT with no graph.  Its dtype
+    is float64 if any parent is float64, else float32.  ``data`` is not copied.
+    """
+    dtype = parents[0]._data.dtype
+    track = parents[0]._tensor_type != TensorType.INPUT
+    requires_grad = parents[0]._requires_grad
+    for parent in parents[1:]:
+        if parent._data.dtype != dtype:
+            dtype = _FLOAT64
+        track = track or parent._tensor_type != TensorType.INPUT
+        requires_grad = requires_grad or parent._requires_grad
+    if type(data) is not np.ndarray or data.dtype != dtype:
+        data = np.asarray(data, dtype=dtype)
+
+    node = object.__new__(Tensor)
+    node._data = data
+    node._shape = data.shape
+    node._grad = None
+    node._requires_grad = requires_grad
+    node._id = Tensor._id_counter
+    Tensor._id_counter += 1
+    if track:
+        node._tensor_type = TensorType.INTERMEDIATE
+        node._grad_fn = grad_fn
+        node._parents = parents
+        node._extra = dict(extra) if extra else {}
+    else:
+        node._tensor_type = TensorType.INPUT
+        node._grad_fn = None
+        node._parents = ()
+        node._extra = {}
+    return node
+
+
+def _binary_node(left, right, data, same_shape_fn: Callable, broadcast_fn: Callable):
+    """Record a two-operand elementwise result; broadcasting operands also record their shapes."""
+    if left._shape == right._shape:
+        return _new_node(data, same_shape_fn, (left, right))
+    shapes = {"left_shape": left._shape, "right_shape": right._shape}
+    return _new_node(data, broadcast_fn, (left, right), shapes)
+
+
+class Tensor:
+    """An n-dimensional float32 (or float64) array that records the operations applied to it."""
+
+    _id_counter = 0
+
+    __slots__ = (
+        "_data",
+        "_shape",
+        "_id",
+        "_grad_fn",
+        "_grad",
+        "_parents",
+        "_extra",
+        "_tensor_type",
+        "_requires_grad",
+    )
+
+    # NumPy scalars and arrays on the left of an operator defer to the Tensor's reflected method.
+    __array_ufunc__ = None
+
+    _create_node = staticmethod(_new_node)
+    _broadcast_shapes = staticmethod(_broadcast_shapes)
+
+    @staticmethod
+    def _can_broadcast(shape1: tuple, shape2: tuple) -> bool:
+        try:
+            _broadcast_shapes(shape1, shape2)
+        except ValueError:
+            return False
+        return True
+
+    def __init__(self, data, tensor_type: TensorType = TensorType.INPUT, dtype=np.float32):
+        """Wrap ``data`` (scalar, nested list or array; always copied) as a tensor.
+
+        PARAMETER tensors require gradients; INPUT tensors do not.  ``dtype`` is float32
+        (the default) or float64.
+        """
+        self._data = np.array(data, dtype=_float_dtype(dtype))
+        self._shape = self._data.shape
+        self._tensor_type = TensorType(tensor_type)
+        self._requires_grad = self._tensor_type == TensorType.PARAMETER
+        self._grad_fn = None
+        self._grad = None
+        self._parents = ()
+        self._extra = {}
+        self._id = Tensor._id_counter
+        Tensor._id_counter += 1
+
+    def _cleanup_references(self) -> None:
+        """Drop the links to the parents, freeing the graph behind this node."""
+        self._parents = ()
+
+    def __repr__(self) -> str:
+        grad_fn = self._grad_fn.__name__ if self._grad_fn is not None else None
+        return (
+            f"Tensor(id={self._id}, shape={self._shape}, tensor_type={self._tensor_type.name}, "
+            f"grad_fn={grad_fn}, requires_grad={self._requires_grad})"
+        )
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def data(self) -> np.ndarray:
+        """The tensor's values (the array itself, not a copy)."""
+        return self._data
+
+    @property
+    def shape(self) -> tuple:
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._data.dtype
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @property
+    def grad(self) -> Optional[np.ndarray]:
+        """The accumulated gradient, or None before any backward pass reached this tensor."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        # Stored as a private copy: later backward passes accumulate into it in place.
+        if value is None:
+            self._grad = None
+            return
+        grad = np.array(value, dtype=self._data.dtype)
+        if grad.shape != self._shape:
+            raise ValueError(
+                f"Gradient shape {grad.shape} does not match tensor shape {self._shape}"
+            )
+        self._grad = grad
+
+    # ------------------------------------------------------------------ elementwise operators
+    def _elementwise(self, other, ufunc, same_shape_fn, broadcast_fn, scalar_fn):
+        """``ufunc(self, other)`` for a tensor or real scalar ``other``, with its backward function."""
+        if isinstance(other, Tensor):
+            if self._shape != other._shape:
+                _broadcast_shapes(self._shape, other._shape)
+            return _binary_node(self, other, ufunc(self._data, other._data), same_shape_fn, broadcast_fn)
+        scalar = _scalar(other)
+        if scalar is None:
+            return NotImplemented
+        return _new_node(ufunc(self._data, scalar), scalar_fn, (self,), {"scalar_value": scalar})
+
+    def __add__(self, other):
+        return self._elementwise(other, np.add, add_backward, add_broadcast_backward, add_scalar_backward)
+
+    def __sub__(self, other):
+        return self._elementwise(other, np.subtract, sub_backward, sub_broadcast_backward, sub_scalar_backward)
+
+    def __mul__(self, other):
+        return self._elementwise(other, np.multiply, mul_backward, mul_broadcast_backward, mul_scalar_backward)
+
+    def __radd__(self, other):
+        return self.__add__(other)
+
+    def __rmul__(self, other):
+        return self.__mul__(other)
+
+    def __rsub__(self, other):
+        # c - t is (-t) + c: exact in floating point, and no backward code of its own.
+        if _scalar(other) is None:
+            return NotImplemented
+        return (-self).__add__(other)
+
+    def __truediv__(self, other):
+        # t / u records t * u**-1 and t / c records t * (1/c); the forward value is the exact quotient.
+        if isinstance(other, Tensor):
+            if self._shape != other._shape:
+                _broadcast_shapes(self._shape, other._shape)
+            quotient = np.divide(self._data, other._data)
+            return _binary_node(self, other ** -1, quotient, mul_backward, mul_broadcast_backward)
+        scalar = _scalar(other)
+        if scalar is None:
+            return NotImplemented
+        inverse = float(np.float64(1.0) / scalar)
+        return _new_node(self._data / scalar, mul_scalar_backward, (self,), {"scalar_value": inverse})
+
+    def __rtruediv__(self, other):
+        # c / t records c * t**-1.
+        scalar = _scalar(other)
+        if scalar is None:
+            return NotImplemented
+        reciprocal = self ** -1
+        return _new_node(scalar / self._data, mul_scalar_backward, (reciprocal,), {"scalar_value": scalar})
+
+    def __pow__(self, power):
+        exponent = _scalar(power)
+        if exponent is None:
+            return NotImplemented
+        return _new_node(self._data ** exponent, power_backward, (self,), {"power": exponent})
+
+    def __neg__(self):
+        return _new_node(-self._data, negate_backward, (self,))
+
+    # ------------------------------------------------------------------ linear algebra and shape
+    def __matmul__(self, other):
+        if not isinstance(other, Tensor):
+            raise TypeError(
+                f"Right operand must be a Tensor for matrix multiplication, got {type(other).__name__}."
+            )
+        if len(self._shape) < 2 or len(other._shape) < 2:
+            raise ValueError(
+                f"Matrix multiplication requires at least 2D tensors, got {self._shape} @ {other._shape}."
+            )
+        if self._shape[-1] != other._shape[-2]:
+            raise ValueError(f"Matrix shapes not aligned: {self._shape} @ {other._shape}")
+        try:
+            _broadcast_shapes(self._shape[:-2], other._shape[:-2])
+        except ValueError:
+            raise ValueError(
+                f"Cannot broadcast the batch dimensions of {self._shape} @ {other._shape}"
+            ) from None
+        return _new_node(np.matmul(self._data, other._data), matmul_backward, (self, other))
+
+    def T(self) -> "Tensor":
+        """The transpose (all axes reversed).  The transpose of a transpose is the original tensor."""
+        if self._grad_fn is transpose_backward and self._parents:
+            return self._parents[0]
+        return _new_node(self._data.T, transpose_backward, (self,))
+
+    def reshape(self, new_shape) -> "Tensor":
+        """The same values in ``new_shape`` (one dimension may be -1)."""
+        try:
+            data = self._data.reshape(new_shape)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"New shape must have the same number of elements as the original shape: "
+                f"cannot reshape {self._shape} into {new_shape} ({exc})"
+            ) from None
+        return _new_node(data, reshape_backward, (self,), {"original_shape": self._shape})
+
+    # ------------------------------------------------------------------ backward
+    def backward(self, gradient=None, keep_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) * ``gradient`` into ``.grad`` of every tensor that requires it.
+
+        ``gradient`` defaults to ones for a one-element tensor and must otherwise have this
+        tensor's shape.  Unless ``keep_graph`` is true, the graph behind this tensor is freed.
+        """
+        if not self._requires_grad:
+            raise RuntimeError("Tensor does not require gradients")
+        if self._tensor_type == TensorType.INTERMEDIATE and not self._parents:
+            raise RuntimeError("No backward graph exists for this tensor")
+        dtype = self._data.dtype
+        if gradient is None:
+            if self._data.size != 1:
+                raise RuntimeError("Gradient can only be implicitly created for scalar outputs")
+            seed, owned = np.ones(self._shape, dtype=dtype), True
+        else:
+            if isinstance(gradient, Tensor):
+                gradient = gradient._data
+            seed = np.asarray(gradient, dtype=dtype)
+            if seed.shape != self._shape:
+                raise ValueError(
+                    f"Gradient shape {seed.shape} does not match tensor shape {self._shape}"
+                )
+            owned = not (isinstance(gradient, np.ndarray) and np.may_share_memory(seed, gradient))
+        order = _reverse_topological_order(self)
+        _backpropagate(order, self, seed, owned)
+        if not keep_graph:
+            for node in order:
+                if node._tensor_type == TensorType.INTERMEDIATE:
+                    node._parents = ()
+
+
+# ---------------------------------------------------------------------- the engine
+def _reverse_topological_order(root: Tensor) -> List[Tensor]:
+    """Nodes that require gradients reachable from ``root``, each before all of its parents.
+
+    Iterative depth-first search, so graph depth is limited only by memory.
+    """
+    postorder: List[Tensor] = []
+    visited = set()
+    stack = [(root, False)]
+    while stack:
+        node, parents_done = stack.pop()
+        if parents_done:
+            postorder.append(node)
+            continue
+        if node in visited:
+            continue
+        visited.add(node)
+        stack.append((node, True))
+        for parent in node._parents:
+            if parent._requires_grad and parent not in visited:
+                stack.append((parent, False))
+    postorder.reverse()
+    return postorder
+
+
+def _backpropagate(order: List[Tensor], root: Tensor, seed: np.ndarray, seed_owned: bool) -> None:
+    """Push ``seed`` from ``root`` through ``order``, adding this pass's gradient to each ``.grad``.
+
+    ``pending`` maps a node to the gradient collected for it in this pass, with a flag
+    saying whether the engine owns that array (a fresh result no one else references).
+    Owned arrays are adopted or accumulated into in place; others are copied once,
+    on the first write, so no ``.grad`` ever aliases another array.
+    """
+    pending: Dict[Tensor, tuple] = {root: (seed, seed_owned)}
+    for node in order:
+        entry = pending.pop(node, None)
+        if entry is None:
+            continue
+        grad, owned = entry
+        if node._grad is None:
+            node._grad = grad if owned else grad.copy()
+        else:
+            node._grad += grad
+        if node._grad_fn is None:
+            continue
+        if not node._parents:
+            if node._tensor_type == TensorType.INTERMEDIATE:
+                raise RuntimeError(
+                    f"Error in backward pass at tensor {node._id}: No backward graph exists for "
+                    f"this tensor (freed by an earlier backward(); use keep_graph=True to keep it)"
+                )
+            continue
+        try:
+            parent_grads = node._grad_fn(node, grad)
+            _collect(pending, node, grad, parent_grads)
+        except Exception as exc:
+            raise RuntimeError(f"Error in backward pass at tensor {node._id}: {exc}") from exc
+
+
+def _collect(pending: dict, node: Tensor, grad: np.ndarray, parent_grads) -> None:
+    """Add each parent's gradient from ``node``'s backward function into ``pending``."""
+    parents = node._parents
+    if len(parent_grads) != len(parents):
+        raise ValueError(
+            f"{node._grad_fn.__name__} returned {len(parent_grads)} gradients for {len(parents)} parents"
+        )
+    for i, (parent, g) in enumerate(zip(parents, parent_grads)):
+        if g is None or not parent._requires_grad:
+            continue
+        dtype = parent._data.dtype
+        if type(g) is not np.ndarray or g.dtype != dtype:
+            g, owned = np.array(g, dtype=dtype), True  # one conversion, into a fresh array
+        else:
+            # A fresh result: not the incoming gradient or a view of it, not read-only (a
+            # broadcast), and not returned twice by this backward function.
+            owned = (
+                g.flags.writeable
+                and not np.may_share_memory(g, grad)
+                and not any(other is g for j, other in enumerate(parent_grads) if j != i)
+            )
+        if g.shape != parent._shape:
+            raise ValueError(
+                f"gradient for tensor {parent._id} has shape {g.shape}, expected {parent._shape}"
+            )
+        entry = pending.get(parent)
+        if entry is None:
+            pending[parent] = (g, owned)
+        elif entry[1]:
+            entry[0].__iadd__(g)
+        else:
+            pending[parent] = (entry[0] + g, True)
+
+
+class TensorUtils:
+    """Queries over the graph reachable from a tensor."""
+
+    @staticmethod
+    def _reachable(tensor: Tensor):
+        """Every tensor reachable from ``tensor`` through parents, each once."""
+        seen = {tensor}
+        stack = [tensor]
+        while stack:
+            current = stack.pop()
+            yield current
+            for parent in current._parents:
+                if parent not in seen:
+                    seen.add(parent)
+                    stack.append(parent)
+
+    @staticmethod
+    def get_parameters(tensor: Tensor) -> List[Tensor]:
+        """The PARAMETER tensors reachable from ``tensor``."""
+        return [t for t in TensorUtils._reachable(tensor) if t._tensor_type == TensorType.PARAMETER]
+
+    @staticmethod
+    def count_by_type(tensor: Tensor) -> Dict[TensorType, int]:
+        """How many reachable tensors there are of each type."""
+        counts = {kind: 0 for kind in TensorType}
+        for t in TensorUtils._reachable(tensor):
+            counts[t._tensor_type] += 1
+        return counts
