@@ -83,10 +83,10 @@ def sub_scalar_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
     return (grad,)
 
 
-def mul_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
+def mul_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
     r"""z = x * y (same shapes): dx = grad * y, dy = grad * x."""
     x, y = tensor._parents
-    return (grad * y._data, grad * x._data)
+    return (grad * y._data if needs[0] else None, grad * x._data if needs[1] else None)
 
 
 def mul_scalar_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
@@ -94,13 +94,13 @@ def mul_scalar_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
     return (grad * tensor._extra.get("scalar_value", 1.0),)
 
 
-def matmul_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
+def matmul_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
     r"""Z = X @ Y, 2-D or batched: dX = grad @ Y^T, dY = X^T @ grad.
 
     Batch axes that were broadcast are summed back to each operand's shape.
     """
     x, y = tensor._parents
-    return _backend.active.matmul_backward(x._data, y._data, grad)
+    return _backend.active.matmul_backward(x._data, y._data, grad, *needs)
 
 
 def power_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
@@ -208,46 +208,67 @@ def softmax_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
 
 
 # --------------------------------------------------------------------------- losses
-def mse_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
+def mse_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
     r"""L = mean((p - t)^2): dp = 2 (p - t) grad / n, dt = -dp, n = number of elements."""
     pred, target = tensor._parents
     diff = pred._data - target._data
     d_pred = diff * (2.0 / max(diff.size, 1) * np.asarray(grad))
-    return (d_pred, -d_pred)
+    return (d_pred if needs[0] else None, -d_pred if needs[1] else None)
 
 
-def mae_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
+def mae_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
     r"""L = mean(|p - t|): dp = sign(p - t) grad / n, dt = -dp, n = number of elements."""
     pred, target = tensor._parents
     sign = np.sign(pred._data - target._data)
     d_pred = sign * (1.0 / max(sign.size, 1) * np.asarray(grad))
-    return (d_pred, -d_pred)
+    return (d_pred if needs[0] else None, -d_pred if needs[1] else None)
 
 
 # --------------------------------------------------------------------------- broadcasting
-def add_broadcast_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
+def add_broadcast_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
     r"""z = x + y, broadcast: dx, dy = grad summed over the axes each operand was broadcast along."""
     extra = tensor._extra
     reduce = _backend.active.reduce_to_shape
-    return (reduce(grad, extra["left_shape"]), reduce(grad, extra["right_shape"]))
+    return (
+        reduce(grad, extra["left_shape"]) if needs[0] else None,
+        reduce(grad, extra["right_shape"]) if needs[1] else None,
+    )
 
 
-def sub_broadcast_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
+def sub_broadcast_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
     r"""z = x - y, broadcast: dx = reduce(grad), dy = -reduce(grad)."""
     extra = tensor._extra
     reduce = _backend.active.reduce_to_shape
-    return (reduce(grad, extra["left_shape"]), -reduce(grad, extra["right_shape"]))
+    return (
+        reduce(grad, extra["left_shape"]) if needs[0] else None,
+        -reduce(grad, extra["right_shape"]) if needs[1] else None,
+    )
 
 
-def mul_broadcast_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
+def mul_broadcast_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
     r"""z = x * y, broadcast: dx = reduce(grad * y), dy = reduce(grad * x), no broadcast temporaries."""
     extra = tensor._extra
     x, y = tensor._parents
     mul_reduce = _backend.active.mul_reduce_to_shape
     return (
-        mul_reduce(grad, y._data, extra["left_shape"]),
-        mul_reduce(grad, x._data, extra["right_shape"]),
+        mul_reduce(grad, y._data, extra["left_shape"]) if needs[0] else None,
+        mul_reduce(grad, x._data, extra["right_shape"]) if needs[1] else None,
     )
+
+
+# Backward functions of two-operand ops that take ``needs=(bool, bool)`` and return None for
+# an operand whose gradient is not needed; the engine passes it when an operand is a constant.
+SKIPS_UNNEEDED = frozenset(
+    {
+        mul_backward,
+        matmul_backward,
+        mse_backward,
+        mae_backward,
+        add_broadcast_backward,
+        sub_broadcast_backward,
+        mul_broadcast_backward,
+    }
+)
 
 
 def _reduce_gradient_to_shape(grad: np.ndarray, target_shape: tuple) -> np.ndarray:

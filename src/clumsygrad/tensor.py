@@ -7,6 +7,7 @@ once in reverse topological order.
 """
 from __future__ import annotations
 
+import gc
 import numbers
 import operator
 from enum import IntEnum
@@ -15,6 +16,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from .grad import (
+    SKIPS_UNNEEDED,
     add_backward,
     add_broadcast_backward,
     add_scalar_backward,
@@ -347,12 +349,20 @@ class Tensor:
                     f"Gradient shape {seed.shape} does not match tensor shape {self._shape}"
                 )
             owned = not (isinstance(gradient, np.ndarray) and np.may_share_memory(seed, gradient))
-        order = _reverse_topological_order(self)
-        _backpropagate(order, self, seed, owned)
-        if not keep_graph:
-            for node in order:
-                if node._tensor_type == TensorType.INTERMEDIATE:
-                    node._parents = ()
+        # The graph holds no reference cycles, and cyclic GC passes over a large graph
+        # would cost more than the backward pass itself.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            order = _reverse_topological_order(self)
+            _backpropagate(order, seed, owned)
+            if not keep_graph:
+                for node in order:
+                    if node._tensor_type == TensorType.INTERMEDIATE:
+                        node._parents = ()
+        finally:
+            if gc_was_enabled:
+                gc.enable()
 
 
 # ---------------------------------------------------------------------- the engine
@@ -362,33 +372,31 @@ def _reverse_topological_order(root: Tensor) -> List[Tensor]:
     Iterative depth-first search, so graph depth is limited only by memory.
     """
     postorder: List[Tensor] = []
-    visited = set()
-    stack = [(root, False)]
+    visited = {root}
+    stack = [(root, iter(root._parents))]
     while stack:
-        node, parents_done = stack.pop()
-        if parents_done:
-            postorder.append(node)
-            continue
-        if node in visited:
-            continue
-        visited.add(node)
-        stack.append((node, True))
-        for parent in node._parents:
+        node, parents = stack[-1]
+        for parent in parents:
             if parent._requires_grad and parent not in visited:
-                stack.append((parent, False))
+                visited.add(parent)
+                stack.append((parent, iter(parent._parents)))
+                break
+        else:
+            stack.pop()
+            postorder.append(node)
     postorder.reverse()
     return postorder
 
 
-def _backpropagate(order: List[Tensor], root: Tensor, seed: np.ndarray, seed_owned: bool) -> None:
-    """Push ``seed`` from ``root`` through ``order``, adding this pass's gradient to each ``.grad``.
+def _backpropagate(order: List[Tensor], seed: np.ndarray, seed_owned: bool) -> None:
+    """Push ``seed`` from ``order[0]`` (the root) through ``order``, adding this pass's gradient to each ``.grad``.
 
-    ``pending`` maps a node to the gradient collected for it in this pass, with a flag
-    saying whether the engine owns that array (a fresh result no one else references).
-    Owned arrays are adopted or accumulated into in place; others are copied once,
-    on the first write, so no ``.grad`` ever aliases another array.
+    ``pending`` maps a node to the gradient collected for it in this pass and a flag
+    saying whether the engine owns that array (a fresh result nobody else references).
+    Owned arrays are adopted, or accumulated into in place; others are copied once, on
+    the first write, so no ``.grad`` ever aliases another array.
     """
-    pending: Dict[Tensor, tuple] = {root: (seed, seed_owned)}
+    pending = {order[0]: (seed, seed_owned)}
     for node in order:
         entry = pending.pop(node, None)
         if entry is None:
@@ -400,40 +408,45 @@ def _backpropagate(order: List[Tensor], root: Tensor, seed: np.ndarray, seed_own
             node._grad += grad
         if node._grad_fn is None:
             continue
-        if not node._parents:
-            if node._tensor_type == TensorType.INTERMEDIATE:
-                raise RuntimeError(
-                    f"Error in backward pass at tensor {node._id}: No backward graph exists for "
-                    f"this tensor (freed by an earlier backward(); use keep_graph=True to keep it)"
-                )
-            continue
         try:
-            parent_grads = node._grad_fn(node, grad)
-            _collect(pending, node, grad, parent_grads)
+            _push_to_parents(node, grad, pending)
         except Exception as exc:
             raise RuntimeError(f"Error in backward pass at tensor {node._id}: {exc}") from exc
 
 
-def _collect(pending: dict, node: Tensor, grad: np.ndarray, parent_grads) -> None:
-    """Add each parent's gradient from ``node``'s backward function into ``pending``."""
+def _push_to_parents(node: Tensor, grad: np.ndarray, pending: dict) -> None:
+    """Run ``node``'s backward function and add each parent's gradient into ``pending``."""
     parents = node._parents
+    if not parents:
+        raise RuntimeError(
+            "No backward graph exists for this tensor (freed by an earlier backward(); "
+            "pass keep_graph=True to keep it)"
+        )
+    grad_fn = node._grad_fn
+    if grad_fn in SKIPS_UNNEEDED and not all(p._requires_grad for p in parents):
+        parent_grads = grad_fn(node, grad, needs=tuple(p._requires_grad for p in parents))
+    else:
+        parent_grads = grad_fn(node, grad)
     if len(parent_grads) != len(parents):
         raise ValueError(
-            f"{node._grad_fn.__name__} returned {len(parent_grads)} gradients for {len(parents)} parents"
+            f"{grad_fn.__name__} returned {len(parent_grads)} gradients for {len(parents)} parents"
         )
-    for i, (parent, g) in enumerate(zip(parents, parent_grads)):
+    twins = len(parent_grads) == 2 and parent_grads[0] is parent_grads[1]
+    for parent, g in zip(parents, parent_grads):
         if g is None or not parent._requires_grad:
             continue
         dtype = parent._data.dtype
-        if type(g) is not np.ndarray or g.dtype != dtype:
+        if type(g) is not np.ndarray or (g.dtype is not dtype and g.dtype != dtype):
             g, owned = np.array(g, dtype=dtype), True  # one conversion, into a fresh array
         else:
-            # A fresh result: not the incoming gradient or a view of it, not read-only (a
-            # broadcast), and not returned twice by this backward function.
+            # Fresh means: owns its memory (not a view or broadcast), and is neither the
+            # incoming gradient, nor a tensor's data, nor returned for both parents.
             owned = (
-                g.flags.writeable
-                and not np.may_share_memory(g, grad)
-                and not any(other is g for j, other in enumerate(parent_grads) if j != i)
+                g.base is None
+                and g is not grad
+                and g is not parent._data
+                and g is not node._data
+                and not twins
             )
         if g.shape != parent._shape:
             raise ValueError(

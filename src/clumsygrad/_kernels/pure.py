@@ -182,10 +182,11 @@ def softmax_backward(s, grad, axis) -> np.ndarray:
     return s * (grad - np.sum(sg, axis=ax, keepdims=True))
 
 
-def matmul_backward(x, y, grad) -> tuple:
+def matmul_backward(x, y, grad, need_x=True, need_y=True) -> tuple:
     """Gradients ``(gx, gy)`` of ``x @ y``, shaped like ``x`` and ``y``.
 
-    Batch axes that broadcasting added or stretched are summed back.
+    Batch axes that broadcasting added or stretched are summed back.  A gradient whose
+    ``need_*`` flag is false is not computed and returned as None.
     """
     x = np.asarray(x)
     y = np.asarray(y)
@@ -200,6 +201,6 @@ def matmul_backward(x, y, grad) -> tuple:
     x = x.astype(dtype, copy=False)
     y = y.astype(dtype, copy=False)
     grad = grad.astype(dtype, copy=False)
-    gx = reduce_to_shape(np.matmul(grad, np.swapaxes(y, -1, -2)), x.shape)
-    gy = reduce_to_shape(np.matmul(np.swapaxes(x, -1, -2), grad), y.shape)
+    gx = reduce_to_shape(np.matmul(grad, np.swapaxes(y, -1, -2)), x.shape) if need_x else None
+    gy = reduce_to_shape(np.matmul(np.swapaxes(x, -1, -2), grad), y.shape) if need_y else None
     return gx, gy
