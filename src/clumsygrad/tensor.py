@@ -15,6 +15,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from . import _backend
 from .grad import (
     SKIPS_UNNEEDED,
     add_backward,
@@ -354,111 +355,10 @@ class Tensor:
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            order = _reverse_topological_order(self)
-            _backpropagate(order, seed, owned)
-            if not keep_graph:
-                for node in order:
-                    if node._tensor_type == TensorType.INTERMEDIATE:
-                        node._parents = ()
+            _backend.active.backward_pass(self, seed, owned, keep_graph, SKIPS_UNNEEDED)
         finally:
             if gc_was_enabled:
                 gc.enable()
-
-
-# ---------------------------------------------------------------------- the engine
-def _reverse_topological_order(root: Tensor) -> List[Tensor]:
-    """Nodes that require gradients reachable from ``root``, each before all of its parents.
-
-    Iterative depth-first search, so graph depth is limited only by memory.
-    """
-    postorder: List[Tensor] = []
-    visited = {root}
-    stack = [(root, iter(root._parents))]
-    while stack:
-        node, parents = stack[-1]
-        for parent in parents:
-            if parent._requires_grad and parent not in visited:
-                visited.add(parent)
-                stack.append((parent, iter(parent._parents)))
-                break
-        else:
-            stack.pop()
-            postorder.append(node)
-    postorder.reverse()
-    return postorder
-
-
-def _backpropagate(order: List[Tensor], seed: np.ndarray, seed_owned: bool) -> None:
-    """Push ``seed`` from ``order[0]`` (the root) through ``order``, adding this pass's gradient to each ``.grad``.
-
-    ``pending`` maps a node to the gradient collected for it in this pass and a flag
-    saying whether the engine owns that array (a fresh result nobody else references).
-    Owned arrays are adopted, or accumulated into in place; others are copied once, on
-    the first write, so no ``.grad`` ever aliases another array.
-    """
-    pending = {order[0]: (seed, seed_owned)}
-    for node in order:
-        entry = pending.pop(node, None)
-        if entry is None:
-            continue
-        grad, owned = entry
-        if node._grad is None:
-            node._grad = grad if owned else grad.copy()
-        else:
-            node._grad += grad
-        if node._grad_fn is None:
-            continue
-        try:
-            _push_to_parents(node, grad, pending)
-        except Exception as exc:
-            raise RuntimeError(f"Error in backward pass at tensor {node._id}: {exc}") from exc
-
-
-def _push_to_parents(node: Tensor, grad: np.ndarray, pending: dict) -> None:
-    """Run ``node``'s backward function and add each parent's gradient into ``pending``."""
-    parents = node._parents
-    if not parents:
-        raise RuntimeError(
-            "No backward graph exists for this tensor (freed by an earlier backward(); "
-            "pass keep_graph=True to keep it)"
-        )
-    grad_fn = node._grad_fn
-    if grad_fn in SKIPS_UNNEEDED and not all(p._requires_grad for p in parents):
-        parent_grads = grad_fn(node, grad, needs=tuple(p._requires_grad for p in parents))
-    else:
-        parent_grads = grad_fn(node, grad)
-    if len(parent_grads) != len(parents):
-        raise ValueError(
-            f"{grad_fn.__name__} returned {len(parent_grads)} gradients for {len(parents)} parents"
-        )
-    twins = len(parent_grads) == 2 and parent_grads[0] is parent_grads[1]
-    for parent, g in zip(parents, parent_grads):
-        if g is None or not parent._requires_grad:
-            continue
-        dtype = parent._data.dtype
-        if type(g) is not np.ndarray or (g.dtype is not dtype and g.dtype != dtype):
-            g, owned = np.array(g, dtype=dtype), True  # one conversion, into a fresh array
-        else:
-            # Fresh means: owns its memory (not a view or broadcast), and is neither the
-            # incoming gradient, nor a tensor's data, nor returned for both parents.
-            owned = (
-                g.base is None
-                and g is not grad
-                and g is not parent._data
-                and g is not node._data
-                and not twins
-            )
-        if g.shape != parent._shape:
-            raise ValueError(
-                f"gradient for tensor {parent._id} has shape {g.shape}, expected {parent._shape}"
-            )
-        entry = pending.get(parent)
-        if entry is None:
-            pending[parent] = (g, owned)
-        elif entry[1]:
-            entry[0].__iadd__(g)
-        else:
-            pending[parent] = (entry[0] + g, True)
 
 
 class TensorUtils:
