@@ -1,0 +1,397 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Compiled broadcast/reduce kernels: ``reduce_to_shape``, ``mul_reduce_to_shape``, ``expand_to_shape``.
+
+Each ``def`` wrapper has the signature of its twin in ``pure``, validates and normalises
+(dtype to float32/float64, element strides) and then runs a typed ``nogil`` core over a
+``Plan`` (``_shapes.pxd``): the big array's axes with size-1 axes dropped and compatible
+axes merged, the innermost merged axis run as a contiguous loop.  Inputs are walked with
+their own strides (no copy for sliced, reversed, Fortran or broadcast views); only a dtype
+change or misaligned data makes a copy.
+
+Reductions accumulate into the zero-filled output: a kept innermost axis adds whole rows
+(``out[j] += g[j]``, vectorisable), a reduced innermost axis is a horizontal sum with
+independent partial sums.  ``mul_reduce_to_shape`` reads ``other`` through its broadcast
+strides, so ``grad * other`` is never materialised.
+"""
+cimport numpy as cnp
+from cython cimport floating
+
+from ._shapes cimport (
+    MAXDIMS, Plan, all_strides_ok, as_typed, broadcasts_to, c_strides, dims_tuple,
+    fast_array, hdot, hsum, kernel_typenum, native_float_typenum, parse_shape,
+    plan_coalesce, plan_step, raise_not_broadcast, slow_axes_mask, slow_result_dtype,
+)
+
+import numpy as np
+
+from . import pure
+
+cnp.import_array()
+
+__all__ = ["reduce_to_shape", "mul_reduce_to_shape", "expand_to_shape"]
+
+
+# --------------------------------------------------------------------------- inner rows
+cdef inline void _row_acc(floating* out, const floating* g, Py_ssize_t gs,
+                          Py_ssize_t n, bint assign) noexcept nogil:
+    """out[j] (+)= g[j*gs]."""
+    cdef Py_ssize_t j
+    if gs == 1:
+        if assign:
+            for j in range(n):
+                out[j] = g[j]
+        else:
+            for j in range(n):
+                out[j] += g[j]
+    else:
+        if assign:
+            for j in range(n):
+                out[j] = g[j * gs]
+        else:
+            for j in range(n):
+                out[j] += g[j * gs]
+
+
+cdef inline void _row_macc(floating* out, const floating* g, Py_ssize_t gs,
+                           const floating* t, Py_ssize_t ts,
+                           Py_ssize_t n, bint assign) noexcept nogil:
+    """out[j] (+)= g[j*gs] * t[j*ts]; contiguous and broadcast-scalar ``t`` run vectorised."""
+    cdef Py_ssize_t j
+    cdef floating c
+    if gs == 1 and ts == 1:
+        if assign:
+            for j in range(n):
+                out[j] = g[j] * t[j]
+        else:
+            for j in range(n):
+                out[j] += g[j] * t[j]
+    elif gs == 1 and ts == 0:
+        c = t[0]
+        if assign:
+            for j in range(n):
+                out[j] = g[j] * c
+        else:
+            for j in range(n):
+                out[j] += g[j] * c
+    else:
+        if assign:
+            for j in range(n):
+                out[j] = g[j * gs] * t[j * ts]
+        else:
+            for j in range(n):
+                out[j] += g[j * gs] * t[j * ts]
+
+
+cdef inline floating _hsum_any(const floating* g, Py_ssize_t gs, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef double total = 0.0
+    if gs == 1:
+        return hsum(g, n)
+    for j in range(n):
+        total += g[j * gs]
+    return <floating>total
+
+
+cdef inline floating _hdot_any(const floating* g, Py_ssize_t gs, const floating* t,
+                               Py_ssize_t ts, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef double total = 0.0
+    if gs == 1 and ts == 1:
+        return hdot(g, t, n)
+    if ts == 0:
+        return t[0] * _hsum_any(g, gs, n)
+    for j in range(n):
+        total += g[j * gs] * t[j * ts]
+    return <floating>total
+
+
+# --------------------------------------------------------------------------- typed cores
+cdef void _reduce_core(floating* out, const floating* g, const floating* t,
+                       const Plan* p, bint assign) noexcept nogil:
+    """Plan operands: a = ``g`` (any strides), b = ``out`` (C strides, 0 on reduced axes),
+    c = ``t`` (broadcast strides; ``t`` may be NULL).  ``out`` is zero-filled unless ``assign``
+    (no reduction: every output element is visited exactly once)."""
+    cdef:
+        Py_ssize_t idx[MAXDIMS]
+        Py_ssize_t og = 0, oo = 0, ot = 0, r, rows, n, gs, os, ts
+        int i
+        floating acc
+    if p.size == 0:
+        return
+    n = p.dims[p.nd - 1]
+    gs = p.sa[p.nd - 1]
+    os = p.sb[p.nd - 1]
+    ts = p.sc[p.nd - 1]
+    rows = p.size // n
+    for i in range(p.nd):
+        idx[i] = 0
+    for r in range(rows):
+        if os != 0:      # kept inner axis: the output row is contiguous (os == 1)
+            if t == NULL:
+                _row_acc(out + oo, g + og, gs, n, assign)
+            else:
+                _row_macc(out + oo, g + og, gs, t + ot, ts, n, assign)
+        else:            # reduced inner axis: one horizontal sum per output element
+            if t == NULL:
+                acc = _hsum_any(g + og, gs, n)
+            else:
+                acc = _hdot_any(g + og, gs, t + ot, ts, n)
+            if assign:
+                out[oo] = acc
+            else:
+                out[oo] += acc
+        plan_step(p, idx, &og, &oo, &ot)
+
+
+cdef void _expand_core(floating* out, const floating* g, floating scale,
+                       const Plan* p) noexcept nogil:
+    """Plan operands: a = ``out`` (C-contiguous), b = ``g`` (0 on the re-inserted axes)."""
+    cdef:
+        Py_ssize_t idx[MAXDIMS]
+        Py_ssize_t oo = 0, og = 0, unused = 0, r, rows, n, gs, j
+        int i
+        floating c
+        floating* o
+        const floating* q
+    if p.size == 0:
+        return
+    n = p.dims[p.nd - 1]
+    gs = p.sb[p.nd - 1]
+    rows = p.size // n
+    for i in range(p.nd):
+        idx[i] = 0
+    for r in range(rows):
+        o = out + oo
+        q = g + og
+        if gs == 0:
+            c = q[0] * scale
+            for j in range(n):
+                o[j] = c
+        elif gs == 1:
+            for j in range(n):
+                o[j] = q[j] * scale
+        else:
+            for j in range(n):
+                o[j] = q[j * gs] * scale
+        plan_step(p, idx, &oo, &og, &unused)
+
+
+# --------------------------------------------------------------------------- shared driver
+cdef cnp.ndarray reduce_typed(cnp.ndarray g, cnp.ndarray t, int tnd, Py_ssize_t* tdims, int tn):
+    """Sum ``g`` (times ``t``, which broadcasts to ``g``; may be None) to ``tdims``.
+
+    Preconditions (checked by the callers): ``g`` and ``t`` are ``tn`` arrays with element
+    strides, ``tdims`` broadcasts to ``(<object>g).shape`` and so does ``t.shape``.
+    """
+    cdef:
+        Plan plan
+        Py_ssize_t ostr[MAXDIMS]
+        int gnd = cnp.PyArray_NDIM(g), tlead, olead, i, ond = 0
+        cnp.npy_intp* gdims = cnp.PyArray_DIMS(g)
+        cnp.npy_intp* gstr = cnp.PyArray_STRIDES(g)
+        cnp.npy_intp* odims = NULL
+        cnp.npy_intp* ostrides = NULL
+        Py_ssize_t item = cnp.PyArray_ITEMSIZE(g), d
+        bint assign = True
+        const void* tdata = NULL
+        cnp.ndarray out
+    tlead = gnd - tnd
+    for i in range(gnd):
+        if gdims[i] != 1 and (i < tlead or tdims[i - tlead] == 1):
+            assign = False
+            break
+    if t is not None:
+        ond = cnp.PyArray_NDIM(t)
+        odims = cnp.PyArray_DIMS(t)
+        ostrides = cnp.PyArray_STRIDES(t)
+        tdata = cnp.PyArray_DATA(t)
+    olead = gnd - ond
+    if assign:
+        out = cnp.PyArray_EMPTY(tnd, <cnp.npy_intp*>tdims, tn, 0)
+    else:
+        out = cnp.PyArray_ZEROS(tnd, <cnp.npy_intp*>tdims, tn, 0)
+    c_strides(tnd, tdims, ostr)
+    plan.nd = gnd
+    for i in range(gnd):
+        d = gdims[i]
+        plan.dims[i] = d
+        plan.sa[i] = gstr[i] // item
+        plan.sb[i] = 0 if (i < tlead or tdims[i - tlead] != d) else ostr[i - tlead]
+        plan.sc[i] = 0 if (i < olead or odims[i - olead] != d) else ostrides[i - olead] // item
+    plan_coalesce(&plan)
+    if tn == cnp.NPY_FLOAT:
+        with nogil:
+            _reduce_core[float](<float*>cnp.PyArray_DATA(out), <const float*>cnp.PyArray_DATA(g),
+                                <const float*>tdata, &plan, assign)
+    else:
+        with nogil:
+            _reduce_core[double](<double*>cnp.PyArray_DATA(out), <const double*>cnp.PyArray_DATA(g),
+                                 <const double*>tdata, &plan, assign)
+    return out
+
+
+# --------------------------------------------------------------------------- kernels
+def reduce_to_shape(grad, shape):
+    """Sum ``grad`` over the axes broadcasting added or stretched so it has ``shape``.
+
+    float32/float64 stay as they are, other real dtypes promote as in ``pure``.  Returns
+    ``grad`` itself (or a reshaped view) when nothing needs summing, else a new C array.
+    """
+    cdef:
+        cnp.ndarray g = fast_array(grad)
+        Py_ssize_t tdims[MAXDIMS]
+        int tnd, gnd, i, lead, tn
+        cnp.npy_intp* gdims
+        bint reduce = False, same = True
+    tnd = parse_shape(shape, tdims)
+    tn = native_float_typenum(g)
+    if tn < 0:
+        tn = kernel_typenum(slow_result_dtype((g,)))
+        if tn < 0:   # e.g. longdouble: the reference serves dtypes the cores do not
+            return pure.reduce_to_shape(g, shape)
+    gnd = cnp.PyArray_NDIM(g)
+    gdims = cnp.PyArray_DIMS(g)
+    if not broadcasts_to(tnd, tdims, gnd, <Py_ssize_t*>gdims):
+        raise_not_broadcast((<object>g).shape, dims_tuple(tnd, tdims))
+    lead = gnd - tnd
+    for i in range(gnd):
+        if gdims[i] != 1 and (i < lead or tdims[i - lead] == 1):
+            reduce = True
+            break
+    if not reduce:
+        if tn != cnp.PyArray_TYPE(g) or not cnp.PyArray_ISNOTSWAPPED(g):
+            g = cnp.PyArray_FROMANY(g, tn, 0, 0, 0)
+        if lead == 0:
+            for i in range(gnd):
+                if gdims[i] != tdims[i]:
+                    same = False
+                    break
+            if same:
+                return g
+        return g.reshape(dims_tuple(tnd, tdims))
+    if tn != cnp.PyArray_TYPE(g) or not cnp.PyArray_ISNOTSWAPPED(g) or not all_strides_ok(g):
+        g = as_typed(g, tn)
+    return reduce_typed(g, None, tnd, tdims, tn)
+
+
+def mul_reduce_to_shape(grad, other, shape):
+    """``reduce_to_shape(grad * other, shape)`` without the product temporary.
+
+    ``other`` must broadcast to ``grad.shape``; the result is a new C array of ``shape``.
+    """
+    cdef:
+        cnp.ndarray g = fast_array(grad)
+        cnp.ndarray o = fast_array(other)
+        Py_ssize_t tdims[MAXDIMS]
+        int tnd, tn
+    tnd = parse_shape(shape, tdims)
+    tn = native_float_typenum(g)
+    if tn < 0 or native_float_typenum(o) != tn:
+        tn = kernel_typenum(slow_result_dtype((g, o)))
+        if tn < 0:
+            return pure.mul_reduce_to_shape(g, o, shape)
+    if not broadcasts_to(cnp.PyArray_NDIM(o), <Py_ssize_t*>cnp.PyArray_DIMS(o),
+                         cnp.PyArray_NDIM(g), <Py_ssize_t*>cnp.PyArray_DIMS(g)):
+        raise_not_broadcast((<object>g).shape, (<object>o).shape)
+    if not broadcasts_to(tnd, tdims, cnp.PyArray_NDIM(g), <Py_ssize_t*>cnp.PyArray_DIMS(g)):
+        raise_not_broadcast((<object>g).shape, dims_tuple(tnd, tdims))
+    if tn != cnp.PyArray_TYPE(g) or not cnp.PyArray_ISNOTSWAPPED(g) or not all_strides_ok(g):
+        g = as_typed(g, tn)
+    if tn != cnp.PyArray_TYPE(o) or not cnp.PyArray_ISNOTSWAPPED(o) or not all_strides_ok(o):
+        o = as_typed(o, tn)
+    return reduce_typed(g, o, tnd, tdims, tn)
+
+
+def expand_to_shape(grad, input_shape, axis, keepdims, scale):
+    """Gradient of ``sum``/``mean``: ``grad`` broadcast back over the reduced ``axis``, times ``scale``.
+
+    ``grad`` has the shape of the reduction's result; returns a new C-contiguous array of
+    ``input_shape`` (float32/float64, promoted as in ``pure``).
+    """
+    cdef:
+        cnp.ndarray g = fast_array(grad)
+        cnp.ndarray out
+        Py_ssize_t idims[MAXDIMS]
+        Py_ssize_t ostr[MAXDIMS]
+        char mask[MAXDIMS]
+        Plan plan
+        int ind, tn, gnd, i, j, count
+        Py_ssize_t a, item
+        cnp.npy_intp* gdims
+        cnp.npy_intp* gstr
+        bint kd = keepdims, fits
+        double sc
+    ind = parse_shape(input_shape, idims)
+    tn = native_float_typenum(g)
+    if tn < 0:
+        tn = kernel_typenum(slow_result_dtype((g,)))
+        if tn < 0:
+            return pure.expand_to_shape(g, input_shape, axis, keepdims, scale)
+    # axes as a mask: None and a plain int without the generic path
+    if axis is None:
+        for i in range(ind):
+            mask[i] = 1
+        count = ind
+    elif type(axis) is int and -ind <= <Py_ssize_t>axis < ind:
+        a = <Py_ssize_t>axis
+        if a < 0:
+            a += ind
+        for i in range(ind):
+            mask[i] = 0
+        mask[a] = 1
+        count = 1
+    else:
+        count = slow_axes_mask(axis, ind, mask)
+    # grad must have the reduction's shape
+    gnd = cnp.PyArray_NDIM(g)
+    gdims = cnp.PyArray_DIMS(g)
+    fits = gnd == (ind if kd else ind - count)
+    if fits:
+        j = 0
+        for i in range(ind):
+            if kd:
+                if gdims[i] != (1 if mask[i] else idims[i]):
+                    fits = False
+                    break
+            elif not mask[i]:
+                if gdims[j] != idims[i]:
+                    fits = False
+                    break
+                j += 1
+    if not fits:
+        in_shape = dims_tuple(ind, idims)
+        expected = tuple([1 if mask[i] else idims[i] for i in range(ind) if kd or not mask[i]])
+        raise ValueError(
+            f"gradient of shape {(<object>g).shape} does not fit a reduction of {in_shape} "
+            f"over axis {axis} (keepdims={bool(keepdims)}), which has shape {expected}"
+        )
+    sc = scale
+    if tn != cnp.PyArray_TYPE(g) or not cnp.PyArray_ISNOTSWAPPED(g) or not all_strides_ok(g):
+        g = as_typed(g, tn)
+    gstr = cnp.PyArray_STRIDES(g)
+    item = cnp.PyArray_ITEMSIZE(g)
+    out = cnp.PyArray_EMPTY(ind, <cnp.npy_intp*>idims, tn, 0)
+    c_strides(ind, idims, ostr)
+    plan.nd = ind
+    j = 0
+    for i in range(ind):
+        plan.dims[i] = idims[i]
+        plan.sa[i] = ostr[i]
+        plan.sc[i] = 0
+        if mask[i]:
+            plan.sb[i] = 0
+            if kd:
+                j += 1
+        else:
+            plan.sb[i] = gstr[j] // item
+            j += 1
+    plan_coalesce(&plan)
+    if tn == cnp.NPY_FLOAT:
+        with nogil:
+            _expand_core[float](<float*>cnp.PyArray_DATA(out), <const float*>cnp.PyArray_DATA(g),
+                                <float>sc, &plan)
+    else:
+        with nogil:
+            _expand_core[double](<double*>cnp.PyArray_DATA(out), <const double*>cnp.PyArray_DATA(g),
+                                 sc, &plan)
+    return out

@@ -1,0 +1,235 @@
+# cython: language_level=3
+"""Shared compiled helpers of the kernels: dtype rule, shape parsing, and the loop plan.
+
+Everything on a kernel's fast path is ``cdef inline`` here so that each kernel module
+``cimport``s it and the C compiler sees through it.  The rare paths (error messages,
+dtype promotion, conversions) are plain ``cdef`` functions defined in ``_shapes.pyx``
+and shared across modules through Cython's C-API capsules.
+
+The loop plan
+-------------
+A kernel walks one *iteration shape* (the big array's shape) with up to three operands,
+each given by element strides (0 along axes where the operand is broadcast).  Axes of
+size 1 are dropped and adjacent axes are merged when every operand walks them as one
+axis (``stride[k] == stride[k+1] * dim[k+1]``), so e.g. summing a C-contiguous
+``(a, b, c, d)`` gradient to ``(1, c, d)`` becomes a 2-axis loop ``(a*b reduced, c*d kept)``.
+The last merged axis is run as a contiguous inner loop; the others by an odometer.
+"""
+cimport numpy as cnp
+from cython cimport floating
+
+cdef enum:
+    MAXDIMS = 64   # NPY_MAXDIMS of NumPy 2
+
+
+ctypedef struct Plan:
+    int nd                       # number of merged axes (>= 1 after plan_coalesce)
+    Py_ssize_t size              # element count of the iteration shape
+    Py_ssize_t dims[MAXDIMS]
+    Py_ssize_t sa[MAXDIMS]       # element strides of operand a
+    Py_ssize_t sb[MAXDIMS]       # element strides of operand b
+    Py_ssize_t sc[MAXDIMS]       # element strides of operand c
+
+
+# ----------------------------------------------------------------- rare paths (_shapes.pyx)
+cdef cnp.ndarray to_array(object a)
+cdef object slow_result_dtype(tuple arrays)
+cdef int slow_parse_shape(object shape, Py_ssize_t* dims) except -1
+cdef tuple dims_tuple(int nd, const Py_ssize_t* dims)
+cdef int raise_not_broadcast(tuple grad_shape, tuple shape) except -1
+cdef Py_ssize_t slow_normalize_axis(object axis, Py_ssize_t ndim) except -1
+cdef int slow_axes_mask(object axis, int ndim, char* mask) except -1
+cdef cnp.ndarray as_typed(cnp.ndarray a, int typenum)
+
+
+# ----------------------------------------------------------------- fast paths (inline)
+cdef inline cnp.ndarray fast_array(object a):
+    """``np.asarray(a)`` with no call when ``a`` already is an exact ndarray."""
+    if cnp.PyArray_CheckExact(a):
+        return <cnp.ndarray>a
+    return to_array(a)
+
+
+cdef inline int native_float_typenum(cnp.ndarray a) noexcept:
+    """NPY_FLOAT / NPY_DOUBLE if ``a`` is a native-order float32 / float64 array, else -1."""
+    cdef int t = cnp.PyArray_TYPE(a)
+    if (t == cnp.NPY_FLOAT or t == cnp.NPY_DOUBLE) and cnp.PyArray_ISNOTSWAPPED(a):
+        return t
+    return -1
+
+
+cdef inline int kernel_typenum(object dtype) noexcept:
+    """NPY_FLOAT / NPY_DOUBLE for a result dtype the compiled cores serve, else -1."""
+    cdef int t = (<cnp.dtype>dtype).type_num
+    if t == cnp.NPY_FLOAT or t == cnp.NPY_DOUBLE:
+        return t
+    return -1
+
+
+cdef inline int parse_shape(object shape, Py_ssize_t* dims) except -1:
+    """``pure.as_shape`` into ``dims``; returns the number of dimensions."""
+    cdef Py_ssize_t i, n, d
+    if type(shape) is tuple:
+        n = len(<tuple>shape)
+        if n <= MAXDIMS:
+            for i in range(n):
+                item = (<tuple>shape)[i]
+                if type(item) is not int:
+                    return slow_parse_shape(shape, dims)
+                d = <Py_ssize_t>item
+                if d < 0:
+                    return slow_parse_shape(shape, dims)
+                dims[i] = d
+            return <int>n
+    return slow_parse_shape(shape, dims)
+
+
+cdef inline bint broadcasts_to(int tnd, const Py_ssize_t* tdims,
+                               int gnd, const Py_ssize_t* gdims) noexcept nogil:
+    """True when a ``tdims`` array broadcasts to exactly ``gdims`` (``pure.reduction_axes`` OK)."""
+    cdef int i, lead = gnd - tnd
+    if lead < 0:
+        return False
+    for i in range(tnd):
+        if tdims[i] != gdims[lead + i] and tdims[i] != 1:
+            return False
+    return True
+
+
+cdef inline bint all_strides_ok(cnp.ndarray a) noexcept:
+    """Element strides exist: aligned data, every byte stride a multiple of the item size."""
+    cdef int i
+    cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(a)
+    cdef cnp.npy_intp* st = cnp.PyArray_STRIDES(a)
+    if not cnp.PyArray_ISALIGNED(a):
+        return False
+    for i in range(cnp.PyArray_NDIM(a)):
+        if st[i] % item != 0:
+            return False
+    return True
+
+
+cdef inline void plan_coalesce(Plan* p) noexcept nogil:
+    """Drop size-1 axes and merge adjacent axes every operand walks as one.
+
+    On entry ``p.nd`` axes with their strides are filled in; on exit ``p.size`` is set and
+    ``p.nd >= 1`` (a 0-d or all-ones shape becomes one axis of length 1, strides 0).
+    """
+    cdef int i, k = -1
+    cdef Py_ssize_t d, size = 1
+    for i in range(p.nd):
+        size *= p.dims[i]
+    p.size = size
+    if size != 0:
+        for i in range(p.nd):
+            d = p.dims[i]
+            if d == 1:
+                continue
+            if (k >= 0 and p.sa[k] == p.sa[i] * d and p.sb[k] == p.sb[i] * d
+                    and p.sc[k] == p.sc[i] * d):
+                p.dims[k] *= d
+                p.sa[k] = p.sa[i]
+                p.sb[k] = p.sb[i]
+                p.sc[k] = p.sc[i]
+            else:
+                k += 1
+                p.dims[k] = d
+                p.sa[k] = p.sa[i]
+                p.sb[k] = p.sb[i]
+                p.sc[k] = p.sc[i]
+    if k < 0:
+        k = 0
+        p.dims[0] = 1 if size != 0 else 0
+        p.sa[0] = 0
+        p.sb[0] = 0
+        p.sc[0] = 0
+    p.nd = k + 1
+
+
+cdef inline void plan_step(const Plan* p, Py_ssize_t* idx, Py_ssize_t* oa,
+                           Py_ssize_t* ob, Py_ssize_t* oc) noexcept nogil:
+    """Advance the odometer over the outer axes (all but the last) by one inner row."""
+    cdef int ax = p.nd - 2
+    while ax >= 0:
+        idx[ax] += 1
+        oa[0] += p.sa[ax]
+        ob[0] += p.sb[ax]
+        oc[0] += p.sc[ax]
+        if idx[ax] < p.dims[ax]:
+            return
+        oa[0] -= p.sa[ax] * p.dims[ax]
+        ob[0] -= p.sb[ax] * p.dims[ax]
+        oc[0] -= p.sc[ax] * p.dims[ax]
+        idx[ax] = 0
+        ax -= 1
+
+
+cdef inline void c_strides(int nd, const Py_ssize_t* dims, Py_ssize_t* out) noexcept nogil:
+    """Element strides of a C-contiguous array of ``dims``."""
+    cdef int i
+    cdef Py_ssize_t s = 1
+    for i in range(nd - 1, -1, -1):
+        out[i] = s
+        s *= dims[i]
+
+
+# ----------------------------------------------------------------- contiguous sums (inline)
+# Horizontal sums run 8 independent partial sums (so the compiler can keep them in vector
+# registers and the adds overlap) over blocks of at most 1024 values; block results are
+# added in double.  That is as accurate as NumPy's pairwise sum for float32.
+cdef inline floating hsum(const floating* g, Py_ssize_t n) noexcept nogil:
+    """Sum of ``g[0:n]``."""
+    cdef:
+        Py_ssize_t i = 0, stop
+        floating a0, a1, a2, a3, a4, a5, a6, a7
+        double total = 0.0
+    while n - i >= 8:
+        stop = n - i
+        if stop > 1024:
+            stop = 1024
+        stop = i + stop - stop % 8
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0
+        while i < stop:
+            a0 += g[i]
+            a1 += g[i + 1]
+            a2 += g[i + 2]
+            a3 += g[i + 3]
+            a4 += g[i + 4]
+            a5 += g[i + 5]
+            a6 += g[i + 6]
+            a7 += g[i + 7]
+            i += 8
+        total += ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+    while i < n:
+        total += g[i]
+        i += 1
+    return <floating>total
+
+
+cdef inline floating hdot(const floating* g, const floating* t, Py_ssize_t n) noexcept nogil:
+    """Sum of ``g[0:n] * t[0:n]``."""
+    cdef:
+        Py_ssize_t i = 0, stop
+        floating a0, a1, a2, a3, a4, a5, a6, a7
+        double total = 0.0
+    while n - i >= 8:
+        stop = n - i
+        if stop > 1024:
+            stop = 1024
+        stop = i + stop - stop % 8
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0
+        while i < stop:
+            a0 += g[i] * t[i]
+            a1 += g[i + 1] * t[i + 1]
+            a2 += g[i + 2] * t[i + 2]
+            a3 += g[i + 3] * t[i + 3]
+            a4 += g[i + 4] * t[i + 4]
+            a5 += g[i + 5] * t[i + 5]
+            a6 += g[i + 6] * t[i + 6]
+            a7 += g[i + 7] * t[i + 7]
+            i += 8
+        total += ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+    while i < n:
+        total += g[i] * t[i]
+        i += 1
+    return <floating>total

@@ -1,0 +1,128 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Compiled ``softmax_backward``: ``s * (grad - sum(s * grad, axis, keepdims=True))`` fused.
+
+The wrapper makes ``s`` and ``grad`` C-contiguous float32/float64 (a copy only when they are
+not already) and views them as ``(outer, n, inner)`` with ``n`` the softmax axis.  Along the
+last axis (``inner == 1``) each row is one dot product with independent partial sums and one
+elementwise pass.  Along another axis the dot products of ``inner`` adjacent columns are
+accumulated row by row in a contiguous buffer, over column blocks that stay in cache for the
+second (output) pass.
+"""
+cimport numpy as cnp
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cython cimport floating
+
+from ._shapes cimport (
+    fast_array, hdot, kernel_typenum, native_float_typenum, slow_normalize_axis,
+    slow_result_dtype,
+)
+import numpy as np
+
+from . import pure
+
+cnp.import_array()
+
+__all__ = ["softmax_backward"]
+
+cdef enum:
+    # columns per block when the axis is not the last: n rows of BLOCK columns of s and
+    # grad (2 * n * BLOCK * itemsize bytes) are re-read from cache by the output pass.
+    BLOCK = 256
+
+
+cdef void _softmax_core(const floating* s, const floating* g, floating* out, floating* acc,
+                        Py_ssize_t outer, Py_ssize_t n, Py_ssize_t inner) noexcept nogil:
+    """``out = s * (g - sum_axis(s * g))`` on C arrays viewed as (outer, n, inner)."""
+    cdef:
+        Py_ssize_t o, r, i, j, base, row, c0, width
+        floating dot
+    if inner == 1:
+        for o in range(outer):
+            base = o * n
+            dot = hdot(s + base, g + base, n)
+            for j in range(base, base + n):
+                out[j] = s[j] * (g[j] - dot)
+        return
+    for o in range(outer):
+        base = o * n * inner
+        c0 = 0
+        while c0 < inner:
+            width = inner - c0
+            if width > BLOCK:
+                width = BLOCK
+            for i in range(width):
+                acc[i] = 0
+            for r in range(n):
+                row = base + r * inner + c0
+                for i in range(width):
+                    acc[i] += s[row + i] * g[row + i]
+            for r in range(n):
+                row = base + r * inner + c0
+                for i in range(width):
+                    out[row + i] = s[row + i] * (g[row + i] - acc[i])
+            c0 += width
+
+
+def softmax_backward(s, grad, axis):
+    """``s * (grad - sum(s * grad, axis, keepdims=True))`` for a softmax output ``s``.
+
+    ``s`` and ``grad`` share one shape (any layout); returns a new C array of that shape,
+    float32/float64 (other real dtypes promote as in ``pure``).
+    """
+    cdef:
+        cnp.ndarray sa = fast_array(s)
+        cnp.ndarray ga = fast_array(grad)
+        cnp.ndarray out
+        int tn, nd, i
+        Py_ssize_t ax, outer = 1, n = 1, inner = 1, ndim
+        cnp.npy_intp* dims
+        void* acc = NULL
+    tn = native_float_typenum(sa)
+    if tn < 0 or native_float_typenum(ga) != tn:
+        tn = kernel_typenum(slow_result_dtype((sa, ga)))
+        if tn < 0:
+            return pure.softmax_backward(sa, ga, axis)
+    nd = cnp.PyArray_NDIM(sa)
+    dims = cnp.PyArray_DIMS(sa)
+    if nd != cnp.PyArray_NDIM(ga) or not cnp.PyArray_CompareLists(dims, cnp.PyArray_DIMS(ga), nd):
+        raise ValueError(
+            "softmax_backward needs the output and gradient in one shape, "
+            f"got {(<object>sa).shape} and {(<object>ga).shape}"
+        )
+    ndim = nd if nd > 0 else 1
+    if type(axis) is int and -ndim <= <Py_ssize_t>axis < ndim:
+        ax = <Py_ssize_t>axis
+    else:
+        ax = slow_normalize_axis(axis, ndim)
+    if ax < 0:
+        ax += ndim
+    for i in range(nd):
+        if i < ax:
+            outer *= dims[i]
+        elif i == ax:
+            n = dims[i]
+        else:
+            inner *= dims[i]
+    if not (cnp.PyArray_TYPE(sa) == tn and cnp.PyArray_ISNOTSWAPPED(sa)
+            and cnp.PyArray_IS_C_CONTIGUOUS(sa) and cnp.PyArray_ISALIGNED(sa)):
+        sa = cnp.PyArray_FROMANY(sa, tn, 0, 0, cnp.NPY_ARRAY_CARRAY_RO)
+    if not (cnp.PyArray_TYPE(ga) == tn and cnp.PyArray_ISNOTSWAPPED(ga)
+            and cnp.PyArray_IS_C_CONTIGUOUS(ga) and cnp.PyArray_ISALIGNED(ga)):
+        ga = cnp.PyArray_FROMANY(ga, tn, 0, 0, cnp.NPY_ARRAY_CARRAY_RO)
+    out = cnp.PyArray_EMPTY(nd, dims, tn, 0)
+    if outer * n * inner == 0:
+        return out
+    if inner > 1:
+        acc = PyMem_Malloc(BLOCK * cnp.PyArray_ITEMSIZE(out))
+        if acc == NULL:
+            raise MemoryError()
+    if tn == cnp.NPY_FLOAT:
+        with nogil:
+            _softmax_core[float](<const float*>cnp.PyArray_DATA(sa), <const float*>cnp.PyArray_DATA(ga),
+                                 <float*>cnp.PyArray_DATA(out), <float*>acc, outer, n, inner)
+    else:
+        with nogil:
+            _softmax_core[double](<const double*>cnp.PyArray_DATA(sa), <const double*>cnp.PyArray_DATA(ga),
+                                  <double*>cnp.PyArray_DATA(out), <double*>acc, outer, n, inner)
+    PyMem_Free(acc)
+    return out

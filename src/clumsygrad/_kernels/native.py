@@ -1,0 +1,27 @@
+"""The compiled kernels under the names and signatures of ``pure``.
+
+Each name is a Cython ``def`` function (a ``cython_function_or_method``), re-exported as is:
+no Python wrapper sits between a caller and the compiled code.
+
+==========================  ===============================
+``reduce_to_shape``         ``_reduce.pyx``
+``mul_reduce_to_shape``     ``_reduce.pyx``
+``expand_to_shape``         ``_reduce.pyx``
+``softmax_backward``        ``_softmax.pyx``
+``matmul_backward``         ``_matmul.pyx``
+==========================  ===============================
+
+Importing this module raises ``ImportError`` when the extensions were never built; the
+backend switch (``clumsygrad._backend``) then falls back to ``pure``.
+"""
+from ._matmul import matmul_backward
+from ._reduce import expand_to_shape, mul_reduce_to_shape, reduce_to_shape
+from ._softmax import softmax_backward
+
+__all__ = [
+    "reduce_to_shape",
+    "mul_reduce_to_shape",
+    "expand_to_shape",
+    "softmax_backward",
+    "matmul_backward",
+]
