@@ -9,16 +9,20 @@ no Python wrapper sits between a caller and the compiled code.
 ``expand_to_shape``         ``_reduce.pyx``
 ``softmax_backward``        ``_softmax.pyx``
 ``matmul_backward``         ``_matmul.pyx``
+``backward_pass``           ``_engine.pyx`` (the graph engine)
 ==========================  ===============================
 
 Importing this module raises ``ImportError`` when the extensions were never built; the
 backend switch (``clumsygrad._backend``) then falls back to ``pure``.
 """
+from ._engine import backward_pass
+from ._engine import backward_pass
 from ._matmul import matmul_backward
 from ._reduce import expand_to_shape, mul_reduce_to_shape, reduce_to_shape
 from ._softmax import softmax_backward
 
 __all__ = [
+    "backward_pass",
     "reduce_to_shape",
     "mul_reduce_to_shape",
     "expand_to_shape",
