@@ -35,6 +35,11 @@ cdef inline object _T(cnp.ndarray a):
     return cnp.PyArray_Transpose(a, NULL)
 
 
+cdef inline object _swap(cnp.ndarray a):
+    """``np.swapaxes(a, -1, -2)`` as a view."""
+    return cnp.PyArray_SwapAxes(a, cnp.PyArray_NDIM(a) - 1, cnp.PyArray_NDIM(a) - 2)
+
+
 cdef object _finish(object full, cnp.ndarray like, int tn):
     """``full`` (the batch-broadcast gradient) summed back to the shape of ``like``."""
     cdef cnp.ndarray f = <cnp.ndarray>full
@@ -45,11 +50,12 @@ cdef object _finish(object full, cnp.ndarray like, int tn):
     return reduce_typed(f, None, nd, <Py_ssize_t*>cnp.PyArray_DIMS(like), tn)
 
 
-def matmul_backward(x, y, grad):
+def matmul_backward(x, y, grad, need_x=True, need_y=True):
     """Gradients ``(gx, gy)`` of ``x @ y``, shaped like ``x`` and ``y``.
 
     Operands have at least 2 dimensions; batch axes broadcast as in ``np.matmul`` and those
     that broadcasting added or stretched are summed back.  float32/float64 in, same out.
+    A gradient whose ``need_*`` flag is false is not computed and returned as None.
     """
     cdef:
         cnp.ndarray xa = fast_array(x)
@@ -61,12 +67,12 @@ def matmul_backward(x, y, grad):
         cnp.npy_intp* gd
         Py_ssize_t edims[MAXDIMS]
         Py_ssize_t dx, dy, b, n, k, m, nb = 1, xb = 1, yb = 1
-        bint fits
+        bint fits, nx = need_x, ny = need_y
     tn = native_float_typenum(xa)
     if tn < 0 or native_float_typenum(ya) != tn or native_float_typenum(ga) != tn:
         tn = kernel_typenum(slow_result_dtype((xa, ya, ga)))
         if tn < 0:
-            return pure.matmul_backward(xa, ya, ga)
+            return pure.matmul_backward(xa, ya, ga, need_x, need_y)
     xnd = cnp.PyArray_NDIM(xa)
     ynd = cnp.PyArray_NDIM(ya)
     xd = cnp.PyArray_DIMS(xa)
@@ -124,14 +130,23 @@ def matmul_backward(x, y, grad):
     if cnp.PyArray_TYPE(ga) != tn or not cnp.PyArray_ISNOTSWAPPED(ga):
         ga = as_typed(ga, tn)
 
+    gx = gy = None
     if bnd == 0:
-        return (cnp.PyArray_MatrixProduct(ga, _T(ya)), cnp.PyArray_MatrixProduct(_T(xa), ga))
+        if nx:
+            gx = cnp.PyArray_MatrixProduct(ga, _T(ya))
+        if ny:
+            gy = cnp.PyArray_MatrixProduct(_T(xa), ga)
+        return gx, gy
     if xb == nb and yb == 1 and nb * n * k * m != 0:
         # (B.., n, k) @ (k, m): fold the batch into the GEMM rows
         g2 = ga.reshape(nb * n, m)
-        gx = cnp.PyArray_MatrixProduct(g2, _T(ya.reshape(k, m)))
-        gy = cnp.PyArray_MatrixProduct(_T(xa.reshape(nb * n, k)), g2)
-        return gx.reshape((<object>xa).shape), gy.reshape((<object>ya).shape)
-    gx = _matmul(ga, xa.__class__.swapaxes(ya, -1, -2))
-    gy = _matmul(xa.__class__.swapaxes(xa, -1, -2), ga)
-    return _finish(gx, xa, tn), _finish(gy, ya, tn)
+        if nx:
+            gx = cnp.PyArray_MatrixProduct(g2, _T(ya.reshape(k, m))).reshape((<object>xa).shape)
+        if ny:
+            gy = cnp.PyArray_MatrixProduct(_T(xa.reshape(nb * n, k)), g2).reshape((<object>ya).shape)
+        return gx, gy
+    if nx:
+        gx = _finish(_matmul(ga, _swap(ya)), xa, tn)
+    if ny:
+        gy = _finish(_matmul(_swap(xa), ga), ya, tn)
+    return gx, gy
