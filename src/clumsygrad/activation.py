@@ -28,6 +28,6 @@ def sigmoid(tensor: Tensor) -> Tensor:
 def softmax(tensor: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x), axis), computed after subtracting the max along ``axis`` (no overflow)."""
     x = tensor._data
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    e /= np.sum(e, axis=axis, keepdims=True)
+    e = np.exp(x - np.maximum.reduce(x, axis=axis, keepdims=True))
+    e /= np.add.reduce(e, axis=axis, keepdims=True)
     return _new_node(e, softmax_backward, (tensor,), {"axis": axis})
