@@ -38,6 +38,11 @@ __all__ = ["TensorType", "Tensor", "TensorUtils"]
 
 _FLOAT32 = np.dtype(np.float32)
 _FLOAT64 = np.dtype(np.float64)
+_allocate = object.__new__  # builds a node without running Tensor.__init__
+
+# The next tensor id.  Kept out of the class: writing a class attribute on every new node
+# would invalidate CPython's attribute cache for all tensors.
+_id_counter = [0]
 
 
 class TensorType(IntEnum):
@@ -50,6 +55,24 @@ class TensorType(IntEnum):
     INPUT = 0
     PARAMETER = 1
     INTERMEDIATE = 2
+
+
+# Members as plain globals: identity tests on them are much cheaper than enum comparisons.
+_INPUT = TensorType.INPUT
+_PARAMETER = TensorType.PARAMETER
+_INTERMEDIATE = TensorType.INTERMEDIATE
+
+
+class _TensorMeta(type):
+    """Gives ``Tensor._id_counter`` (read and assign, as in 0.2.x) over the module's counter."""
+
+    @property
+    def _id_counter(cls) -> int:
+        return _id_counter[0]
+
+    @_id_counter.setter
+    def _id_counter(cls, value: int) -> None:
+        _id_counter[0] = operator.index(value)
 
 
 def _float_dtype(dtype) -> np.dtype:
@@ -91,31 +114,32 @@ def _new_node(data, grad_fn: Optional[Callable], parents: tuple, extra: Optional
     parent is a PARAMETER or INTERMEDIATE, otherwise an INPUT with no graph.  Its dtype
     is float64 if any parent is float64, else float32.  ``data`` is not copied.
     """
-    dtype = parents[0]._data.dtype
-    track = parents[0]._tensor_type != TensorType.INPUT
-    requires_grad = parents[0]._requires_grad
+    first = parents[0]
+    dtype = first._data.dtype
+    track = first._tensor_type is not _INPUT
+    requires_grad = first._requires_grad
     for parent in parents[1:]:
-        if parent._data.dtype != dtype:
+        if parent._data.dtype is not dtype and parent._data.dtype != dtype:
             dtype = _FLOAT64
-        track = track or parent._tensor_type != TensorType.INPUT
+        track = track or parent._tensor_type is not _INPUT
         requires_grad = requires_grad or parent._requires_grad
-    if type(data) is not np.ndarray or data.dtype != dtype:
+    if type(data) is not np.ndarray or (data.dtype is not dtype and data.dtype != dtype):
         data = np.asarray(data, dtype=dtype)
 
-    node = object.__new__(Tensor)
+    node = _allocate(Tensor)
     node._data = data
     node._shape = data.shape
     node._grad = None
     node._requires_grad = requires_grad
-    node._id = Tensor._id_counter
-    Tensor._id_counter += 1
+    node._id = _id_counter[0]
+    _id_counter[0] += 1
     if track:
-        node._tensor_type = TensorType.INTERMEDIATE
+        node._tensor_type = _INTERMEDIATE
         node._grad_fn = grad_fn
         node._parents = parents
         node._extra = dict(extra) if extra else {}
     else:
-        node._tensor_type = TensorType.INPUT
+        node._tensor_type = _INPUT
         node._grad_fn = None
         node._parents = ()
         node._extra = {}
@@ -130,10 +154,8 @@ def _binary_node(left, right, data, same_shape_fn: Callable, broadcast_fn: Calla
     return _new_node(data, broadcast_fn, (left, right), shapes)
 
 
-class Tensor:
+class Tensor(metaclass=_TensorMeta):
     """An n-dimensional float32 (or float64) array that records the operations applied to it."""
-
-    _id_counter = 0
 
     __slots__ = (
         "_data",
@@ -170,13 +192,13 @@ class Tensor:
         self._data = np.array(data, dtype=_float_dtype(dtype))
         self._shape = self._data.shape
         self._tensor_type = TensorType(tensor_type)
-        self._requires_grad = self._tensor_type == TensorType.PARAMETER
+        self._requires_grad = self._tensor_type is _PARAMETER
         self._grad_fn = None
         self._grad = None
         self._parents = ()
         self._extra = {}
-        self._id = Tensor._id_counter
-        Tensor._id_counter += 1
+        self._id = _id_counter[0]
+        _id_counter[0] += 1
 
     def _cleanup_references(self) -> None:
         """Drop the links to the parents, freeing the graph behind this node."""
