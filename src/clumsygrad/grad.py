@@ -211,8 +211,9 @@ def softmax_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
 def mse_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
     r"""L = mean((p - t)^2): dp = 2 (p - t) grad / n, dt = -dp, n = number of elements."""
     pred, target = tensor._parents
-    diff = pred._data - target._data
-    d_pred = diff * (2.0 / max(diff.size, 1) * np.asarray(grad))
+    d_pred = np.subtract(pred._data, target._data)
+    d_pred *= 2.0 / max(d_pred.size, 1)
+    d_pred = d_pred * grad  # a new array: grad may be float64
     return (d_pred if needs[0] else None, -d_pred if needs[1] else None)
 
 

@@ -323,7 +323,8 @@ class Tensor(metaclass=_TensorMeta):
         if self._shape[-1] != other._shape[-2]:
             raise ValueError(f"Matrix shapes not aligned: {self._shape} @ {other._shape}")
         try:
-            _broadcast_shapes(self._shape[:-2], other._shape[:-2])
+            if len(self._shape) > 2 or len(other._shape) > 2:
+                _broadcast_shapes(self._shape[:-2], other._shape[:-2])
         except ValueError:
             raise ValueError(
                 f"Cannot broadcast the batch dimensions of {self._shape} @ {other._shape}"
@@ -362,7 +363,9 @@ class Tensor(metaclass=_TensorMeta):
         if gradient is None:
             if self._data.size != 1:
                 raise RuntimeError("Gradient can only be implicitly created for scalar outputs")
-            seed, owned = np.ones(self._shape, dtype=dtype), True
+            # np.array is several times faster than np.ones for the usual 0-d loss.
+            seed = np.array(1, dtype=dtype) if not self._shape else np.ones(self._shape, dtype=dtype)
+            owned = True
         else:
             if isinstance(gradient, Tensor):
                 gradient = gradient._data
