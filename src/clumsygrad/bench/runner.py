@@ -1,0 +1,112 @@
+"""Timing: interleaved rounds of samples, medians, and a plain-text progress bar.
+
+Standard library only and no relative imports: ``compare021`` runs it under clumsygrad 0.2.1.
+"""
+from __future__ import annotations
+
+import gc
+import math
+import statistics
+import sys
+import time
+from typing import Callable, Dict, List, NamedTuple, Optional
+
+
+class Contender(NamedTuple):
+    """One implementation of a workload.
+
+    ``sample(number)`` runs the work ``number`` times and returns seconds per unit of work
+    for each metric it measures (e.g. ``{"step": 1.2e-4}``).  ``prepare`` runs, untimed,
+    before every sample (it selects the backend: contenders take turns in one process).
+    """
+
+    name: str
+    sample: Callable[[int], Dict[str, float]]
+    prepare: Optional[Callable[[], None]] = None
+    calibrate: bool = True  # False: one unit per sample (e.g. a backward that consumes its graph)
+
+
+def loop_sample(fn: Callable[[], object], metric: str = "step") -> Callable[[int], Dict[str, float]]:
+    """A ``sample`` that times ``number`` back-to-back calls of ``fn``."""
+
+    def sample(number: int) -> Dict[str, float]:
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        return {metric: (time.perf_counter() - start) / number}
+
+    return sample
+
+
+class Progress:
+    """``[#####.....] 12/40  mlp-medium python`` on stderr; one line per update when not a TTY."""
+
+    def __init__(self, total: int, stream=None, width: int = 30):
+        self.total, self.done, self.width = max(total, 1), 0, width
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.started = time.perf_counter()
+        self._last_label = None
+
+    def advance(self, label: str, steps: int = 1) -> None:
+        self.done = min(self.done + steps, self.total)
+        filled = self.width * self.done // self.total
+        elapsed = time.perf_counter() - self.started
+        line = (
+            f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} "
+            f"{elapsed:5.0f}s  {label}"
+        )
+        if self.tty:
+            self.stream.write("\r" + line.ljust(100)[:100])
+        elif label != self._last_label:  # in a log: a line per workload, not per sample
+            self.stream.write(line + "\n")
+        self._last_label = label
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+        self.stream.write(f"done in {time.perf_counter() - self.started:.0f}s\n")
+        self.stream.flush()
+
+
+def calibrate(contender: Contender, target: float) -> int:
+    """How many units make one sample last about ``target`` seconds (after one warm-up unit)."""
+    if not contender.calibrate:
+        return 1
+    if contender.prepare:
+        contender.prepare()
+    once = min(contender.sample(1).values())  # also the warm-up (caches, allocator, first calls)
+    if once < target:  # a second, warm measurement, unless one unit already fills a sample
+        once = min(once, min(contender.sample(1).values()))
+    return max(1, math.ceil(target / max(once, 1e-9)))
+
+
+def run_interleaved(
+    contenders: List[Contender],
+    rounds: int,
+    target: float,
+    progress: Optional[Progress] = None,
+    label: str = "",
+) -> Dict[str, Dict[str, float]]:
+    """Median seconds per unit, ``{contender: {metric: median}}``, over ``rounds`` rounds.
+
+    Each round takes one sample of every contender, starting with a different one each
+    round, so slow drift (thermal, other load) affects all of them alike.
+    """
+    numbers = {c.name: calibrate(c, target) for c in contenders}
+    samples: Dict[str, Dict[str, List[float]]] = {c.name: {} for c in contenders}
+    for r in range(rounds):
+        for i in range(len(contenders)):
+            c = contenders[(r + i) % len(contenders)]
+            if c.prepare:
+                c.prepare()
+            gc.collect()  # start every sample with the same garbage: none
+            for metric, value in c.sample(numbers[c.name]).items():
+                samples[c.name].setdefault(metric, []).append(value)
+            if progress:
+                progress.advance(f"{label} {c.name}".strip())
+    return {
+        name: {metric: statistics.median(values) for metric, values in metrics.items()}
+        for name, metrics in samples.items()
+    }
