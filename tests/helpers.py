@@ -16,7 +16,7 @@ from clumsygrad.tensor import Tensor, TensorType
 # The autouse ``backend`` fixture is function-scoped; it only selects the kernel set, so it is
 # safe to share between the examples hypothesis draws inside one test run.
 SHAPE_SETTINGS = settings(
-    max_examples=25,
+    max_examples=50,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
