@@ -105,6 +105,53 @@ cdef inline floating _hdot_any(const floating* g, Py_ssize_t gs, const floating*
     return <floating>total
 
 
+cdef inline void _rows_acc(floating* out, const floating* g, Py_ssize_t rs,
+                           const floating* t, Py_ssize_t ts, Py_ssize_t rows,
+                           Py_ssize_t n) noexcept nogil:
+    """out[j] += sum_r g[r*rs + j] (* t[r*ts + j] unless ``t`` is NULL), for contiguous rows.
+
+    Four rows per pass: a quarter of the loads and stores of ``out``, and pairwise adds.
+    """
+    cdef:
+        Py_ssize_t r = 0, j
+        const floating* g0
+        const floating* g1
+        const floating* g2
+        const floating* g3
+        const floating* t0
+        const floating* t1
+        const floating* t2
+        const floating* t3
+    while rows - r >= 4:
+        g0 = g
+        g1 = g0 + rs
+        g2 = g1 + rs
+        g3 = g2 + rs
+        if t == NULL:
+            for j in range(n):
+                out[j] += (g0[j] + g1[j]) + (g2[j] + g3[j])
+        else:
+            t0 = t
+            t1 = t0 + ts
+            t2 = t1 + ts
+            t3 = t2 + ts
+            for j in range(n):
+                out[j] += (g0[j] * t0[j] + g1[j] * t1[j]) + (g2[j] * t2[j] + g3[j] * t3[j])
+            t += 4 * ts
+        g += 4 * rs
+        r += 4
+    while r < rows:
+        if t == NULL:
+            for j in range(n):
+                out[j] += g[j]
+        else:
+            for j in range(n):
+                out[j] += g[j] * t[j]
+            t += ts
+        g += rs
+        r += 1
+
+
 # --------------------------------------------------------------------------- typed cores
 cdef void _reduce_core(floating* out, const floating* g, const floating* t,
                        const Plan* p, bint assign) noexcept nogil:
@@ -116,6 +163,7 @@ cdef void _reduce_core(floating* out, const floating* g, const floating* t,
         Py_ssize_t og = 0, oo = 0, ot = 0, r, rows, n, gs, os, ts
         int i
         floating acc
+        Plan outer
     if p.size == 0:
         return
     n = p.dims[p.nd - 1]
@@ -125,6 +173,18 @@ cdef void _reduce_core(floating* out, const floating* g, const floating* t,
     rows = p.size // n
     for i in range(p.nd):
         idx[i] = 0
+    if (p.nd >= 2 and os == 1 and p.sb[p.nd - 2] == 0 and gs == 1
+            and (t == NULL or ts == 1) and not assign):
+        # contiguous kept rows summed over the next axis out (e.g. (n, m) -> (m,)):
+        # the last two merged axes are one block of rows added into one output row
+        outer = p[0]
+        outer.nd = p.nd - 1
+        rows = p.size // (n * p.dims[p.nd - 2])
+        for r in range(rows):
+            _rows_acc(out + oo, g + og, p.sa[p.nd - 2], <const floating*>NULL if t == NULL else t + ot,
+                      p.sc[p.nd - 2], p.dims[p.nd - 2], n)
+            plan_step(&outer, idx, &og, &oo, &ot)
+        return
     for r in range(rows):
         if os != 0:      # kept inner axis: the output row is contiguous (os == 1)
             if t == NULL:

@@ -174,62 +174,76 @@ cdef inline void c_strides(int nd, const Py_ssize_t* dims, Py_ssize_t* out) noex
 
 
 # ----------------------------------------------------------------- contiguous sums (inline)
-# Horizontal sums run 8 independent partial sums (so the compiler can keep them in vector
-# registers and the adds overlap) over blocks of at most 1024 values; block results are
-# added in double.  That is as accurate as NumPy's pairwise sum for float32.
+# Horizontal sums keep 16 independent partial sums in a small array: GCC unrolls the
+# ``for l in range(LANES)`` loops and keeps the partial sums in vector registers, so the
+# adds are SIMD and overlap.  Blocks of at most SUM_BLOCK values are added up in double,
+# which keeps float32 sums as accurate as NumPy's pairwise summation.
+# The loops walk pointers, not ``g[i + l]``: CPython builds extensions with -fwrapv, under
+# which GCC cannot prove that a signed ``i + l`` does not wrap and gives up vectorising.
+cdef enum:
+    LANES = 16
+    SUM_BLOCK = 1024
+
+
 cdef inline floating hsum(const floating* g, Py_ssize_t n) noexcept nogil:
     """Sum of ``g[0:n]``."""
     cdef:
-        Py_ssize_t i = 0, stop
-        floating a0, a1, a2, a3, a4, a5, a6, a7
+        const floating* end = g + n
+        const floating* block_end
+        Py_ssize_t left
+        int l
+        floating acc[LANES]
         double total = 0.0
-    while n - i >= 8:
-        stop = n - i
-        if stop > 1024:
-            stop = 1024
-        stop = i + stop - stop % 8
-        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0
-        while i < stop:
-            a0 += g[i]
-            a1 += g[i + 1]
-            a2 += g[i + 2]
-            a3 += g[i + 3]
-            a4 += g[i + 4]
-            a5 += g[i + 5]
-            a6 += g[i + 6]
-            a7 += g[i + 7]
-            i += 8
-        total += ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
-    while i < n:
-        total += g[i]
-        i += 1
+    while end - g >= LANES:
+        left = end - g
+        if left > SUM_BLOCK:
+            left = SUM_BLOCK
+        block_end = g + (left & ~(<Py_ssize_t>(LANES - 1)))
+        for l in range(LANES):
+            acc[l] = 0
+        while g < block_end:
+            for l in range(LANES):
+                acc[l] += g[l]
+            g += LANES
+        for l in range(LANES // 2):
+            acc[l] += acc[l + LANES // 2]
+        for l in range(LANES // 4):
+            acc[l] += acc[l + LANES // 4]
+        total += (acc[0] + acc[1]) + (acc[2] + acc[3])
+    while g < end:
+        total += g[0]
+        g += 1
     return <floating>total
 
 
 cdef inline floating hdot(const floating* g, const floating* t, Py_ssize_t n) noexcept nogil:
     """Sum of ``g[0:n] * t[0:n]``."""
     cdef:
-        Py_ssize_t i = 0, stop
-        floating a0, a1, a2, a3, a4, a5, a6, a7
+        const floating* end = g + n
+        const floating* block_end
+        Py_ssize_t left
+        int l
+        floating acc[LANES]
         double total = 0.0
-    while n - i >= 8:
-        stop = n - i
-        if stop > 1024:
-            stop = 1024
-        stop = i + stop - stop % 8
-        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0
-        while i < stop:
-            a0 += g[i] * t[i]
-            a1 += g[i + 1] * t[i + 1]
-            a2 += g[i + 2] * t[i + 2]
-            a3 += g[i + 3] * t[i + 3]
-            a4 += g[i + 4] * t[i + 4]
-            a5 += g[i + 5] * t[i + 5]
-            a6 += g[i + 6] * t[i + 6]
-            a7 += g[i + 7] * t[i + 7]
-            i += 8
-        total += ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
-    while i < n:
-        total += g[i] * t[i]
-        i += 1
+    while end - g >= LANES:
+        left = end - g
+        if left > SUM_BLOCK:
+            left = SUM_BLOCK
+        block_end = g + (left & ~(<Py_ssize_t>(LANES - 1)))
+        for l in range(LANES):
+            acc[l] = 0
+        while g < block_end:
+            for l in range(LANES):
+                acc[l] += g[l] * t[l]
+            g += LANES
+            t += LANES
+        for l in range(LANES // 2):
+            acc[l] += acc[l + LANES // 2]
+        for l in range(LANES // 4):
+            acc[l] += acc[l + LANES // 4]
+        total += (acc[0] + acc[1]) + (acc[2] + acc[3])
+    while g < end:
+        total += g[0] * t[0]
+        g += 1
+        t += 1
     return <floating>total

@@ -27,40 +27,56 @@ __all__ = ["softmax_backward"]
 cdef enum:
     # columns per block when the axis is not the last: n rows of BLOCK columns of s and
     # grad (2 * n * BLOCK * itemsize bytes) are re-read from cache by the output pass.
-    BLOCK = 256
+    BLOCK = 1 << 30
 
 
 cdef void _softmax_core(const floating* s, const floating* g, floating* out, floating* acc,
-                        Py_ssize_t outer, Py_ssize_t n, Py_ssize_t inner) noexcept nogil:
+                        Py_ssize_t outer, Py_ssize_t n, Py_ssize_t inner,
+                        Py_ssize_t block) noexcept nogil:
     """``out = s * (g - sum_axis(s * g))`` on C arrays viewed as (outer, n, inner)."""
     cdef:
-        Py_ssize_t o, r, i, j, base, row, c0, width
+        Py_ssize_t o, r, i, c0, width
         floating dot
+        const floating* sp
+        const floating* gp
+        floating* op
     if inner == 1:
         for o in range(outer):
-            base = o * n
-            dot = hdot(s + base, g + base, n)
-            for j in range(base, base + n):
-                out[j] = s[j] * (g[j] - dot)
+            dot = hdot(s, g, n)
+            for i in range(n):
+                out[i] = s[i] * (g[i] - dot)
+            s += n
+            g += n
+            out += n
         return
     for o in range(outer):
-        base = o * n * inner
         c0 = 0
         while c0 < inner:
             width = inner - c0
-            if width > BLOCK:
-                width = BLOCK
+            if width > block:
+                width = block
             for i in range(width):
                 acc[i] = 0
+            sp = s + c0
+            gp = g + c0
             for r in range(n):
-                row = base + r * inner + c0
                 for i in range(width):
-                    acc[i] += s[row + i] * g[row + i]
+                    acc[i] += sp[i] * gp[i]
+                sp += inner
+                gp += inner
+            sp = s + c0
+            gp = g + c0
+            op = out + c0
             for r in range(n):
-                row = base + r * inner + c0
                 for i in range(width):
-                    out[row + i] = s[row + i] * (g[row + i] - acc[i])
+                    op[i] = sp[i] * (gp[i] - acc[i])
+                sp += inner
+                gp += inner
+                op += inner
             c0 += width
+        s += n * inner
+        g += n * inner
+        out += n * inner
 
 
 def softmax_backward(s, grad, axis):
@@ -74,7 +90,7 @@ def softmax_backward(s, grad, axis):
         cnp.ndarray ga = fast_array(grad)
         cnp.ndarray out
         int tn, nd, i
-        Py_ssize_t ax, outer = 1, n = 1, inner = 1, ndim
+        Py_ssize_t ax, outer = 1, n = 1, inner = 1, ndim, block = 1
         cnp.npy_intp* dims
         void* acc = NULL
     tn = native_float_typenum(sa)
@@ -113,16 +129,17 @@ def softmax_backward(s, grad, axis):
     if outer * n * inner == 0:
         return out
     if inner > 1:
-        acc = PyMem_Malloc(BLOCK * cnp.PyArray_ITEMSIZE(out))
+        block = inner if inner < BLOCK else BLOCK
+        acc = PyMem_Malloc(block * cnp.PyArray_ITEMSIZE(out))
         if acc == NULL:
             raise MemoryError()
     if tn == cnp.NPY_FLOAT:
         with nogil:
             _softmax_core[float](<const float*>cnp.PyArray_DATA(sa), <const float*>cnp.PyArray_DATA(ga),
-                                 <float*>cnp.PyArray_DATA(out), <float*>acc, outer, n, inner)
+                                 <float*>cnp.PyArray_DATA(out), <float*>acc, outer, n, inner, block)
     else:
         with nogil:
             _softmax_core[double](<const double*>cnp.PyArray_DATA(sa), <const double*>cnp.PyArray_DATA(ga),
-                                  <double*>cnp.PyArray_DATA(out), <double*>acc, outer, n, inner)
+                                  <double*>cnp.PyArray_DATA(out), <double*>acc, outer, n, inner, block)
     PyMem_Free(acc)
     return out
