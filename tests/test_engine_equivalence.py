@@ -137,3 +137,34 @@ def test_cython_backend_runs_the_compiled_engine():
     assert type(_backend.active.backward_pass).__name__ == "cython_function_or_method"
     clumsygrad.set_backend("python")
     assert _backend.active.backward_pass.__module__ == "clumsygrad._kernels.pure"
+
+
+@pytest.mark.parametrize("engine", ["python", "cython"])
+def test_fresh_gradient_is_adopted_without_a_copy(engine):
+    import weakref
+
+    clumsygrad.set_backend(engine)
+    returned = []
+
+    def double_backward(tensor, grad):
+        fresh = grad * 2.0
+        returned.append(weakref.ref(fresh))
+        return (fresh,)
+
+    x = Tensor([1.0, 2.0], tensor_type=TensorType.PARAMETER)
+    y = Tensor._create_node(x.data * 2.0, double_backward, (x,))
+    y.backward(np.ones(2, dtype=np.float32))
+    assert x.grad is returned[0]()  # adopted: the engine made no copy
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0])
+
+
+@pytest.mark.parametrize("engine", ["python", "cython"])
+def test_kept_gradient_is_copied_not_adopted(engine):
+    clumsygrad.set_backend(engine)
+    kept = np.array([3.0, 4.0], dtype=np.float32)
+    x = Tensor([1.0, 2.0], tensor_type=TensorType.PARAMETER)
+    for _ in range(2):
+        y = Tensor._create_node(x.data * kept, lambda tensor, grad: (kept,), (x,))
+        y.backward(np.ones(2, dtype=np.float32))
+    np.testing.assert_array_equal(kept, [3.0, 4.0])
+    np.testing.assert_array_equal(x.grad, [6.0, 8.0])

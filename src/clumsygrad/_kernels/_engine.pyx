@@ -7,7 +7,7 @@ traversal, and the type, dtype, ownership and shape checks of every edge, which 
 pointer comparisons on the NumPy C structs.  Semantics match ``pure.py`` line for line.
 """
 cimport numpy as cnp
-from cpython.ref cimport PyObject
+from cpython.ref cimport Py_REFCNT
 from libc.stdlib cimport free, malloc, realloc
 
 import numpy as np
@@ -111,7 +111,7 @@ cdef _push_to_parents(node, grad, dict pending, skips_unneeded):
     """Run ``node``'s backward function and add each parent's gradient into ``pending``."""
     cdef tuple parents = _parents_of(node)
     cdef Py_ssize_t n = len(parents), i
-    cdef bint all_needed = True, owned, twins
+    cdef bint all_needed = True, owned
     cdef cnp.ndarray g, data
     if n == 0:
         raise RuntimeError(
@@ -130,11 +130,16 @@ cdef _push_to_parents(node, grad, dict pending, skips_unneeded):
         raise ValueError(
             f"{grad_fn.__name__} returned {len(parent_grads)} gradients for {n} parents"
         )
-    twins = n == 2 and parent_grads[0] is parent_grads[1]
-    node_data = node._data
     for i in range(n):
         parent = parents[i]
         result = parent_grads[i]
+        # Fresh: owns its memory, and only parent_grads and `result` refer to it (see
+        # pure._is_fresh); checked before any other local takes a reference.
+        owned = (
+            type(result) is np.ndarray
+            and cnp.PyArray_BASE(<cnp.ndarray> result) == NULL
+            and Py_REFCNT(result) <= 2
+        )
         if result is None or not parent._requires_grad:
             continue
         data = <cnp.ndarray?> parent._data
@@ -143,15 +148,6 @@ cdef _push_to_parents(node, grad, dict pending, skips_unneeded):
             owned = True
         else:
             g = <cnp.ndarray> result
-            # Fresh: owns its memory, and is neither the incoming gradient, nor a tensor's
-            # data, nor returned for both parents.
-            owned = (
-                cnp.PyArray_BASE(g) == NULL
-                and g is not grad
-                and g is not data
-                and g is not node_data
-                and not twins
-            )
         if not _same_shape(g, data):
             raise ValueError(
                 f"gradient for tensor {parent._id} has shape {(<object> g).shape}, expected {parent._shape}"
@@ -162,8 +158,8 @@ cdef _push_to_parents(node, grad, dict pending, skips_unneeded):
         elif (<tuple> found)[1]:
             acc = (<tuple> found)[0]
             acc += g
-        else:
-            pending[parent] = ((<tuple> found)[0] + g, True)
+        else:  # into a new array (a plain `+` of 0-d arrays gives a NumPy scalar)
+            pending[parent] = (np.add((<tuple> found)[0], g, out=np.empty_like(g)), True)
 
 
 cdef inline bint _same_dtype(cnp.ndarray a, cnp.ndarray b):

@@ -16,8 +16,22 @@ Rules shared by all kernels (see KERNELS.md):
 from __future__ import annotations
 
 import operator
+import sys
 
 import numpy as np
+
+# Interpreters without reference counts never let the engine adopt an array.
+_refcount = getattr(sys, "getrefcount", lambda obj: sys.maxsize)
+
+
+def _fresh_refcount() -> int:
+    """getrefcount of an array held by one tuple and one local: the engine's loop, in miniature."""
+    parent_grads = (np.empty(0),)
+    g = parent_grads[0]
+    return _refcount(g)
+
+
+_FRESH_REFCOUNT = _fresh_refcount()
 
 INTERMEDIATE = 2  # TensorType.INTERMEDIATE; the kernels do not import the tensor module
 
@@ -290,23 +304,19 @@ def _push_to_parents(node, grad: np.ndarray, pending: dict, skips_unneeded) -> N
         raise ValueError(
             f"{grad_fn.__name__} returned {len(parent_grads)} gradients for {len(parents)} parents"
         )
-    twins = len(parent_grads) == 2 and parent_grads[0] is parent_grads[1]
-    for parent, g in zip(parents, parent_grads):
+    for i in range(len(parents)):
+        parent = parents[i]
+        g = parent_grads[i]
         if g is None or not parent._requires_grad:
             continue
         dtype = parent._data.dtype
         if type(g) is not np.ndarray or (g.dtype is not dtype and g.dtype != dtype):
             g, owned = np.array(g, dtype=dtype), True  # one conversion, into a fresh array
         else:
-            # Fresh means: owns its memory (not a view or broadcast), and is neither the
-            # incoming gradient, nor a tensor's data, nor returned for both parents.
-            owned = (
-                g.base is None
-                and g is not grad
-                and g is not parent._data
-                and g is not node._data
-                and not twins
-            )
+            # Fresh: owns its memory and nothing but parent_grads and `g` refers to it, so
+            # nobody else can observe it.  A view, the incoming gradient, a tensor's data,
+            # an array returned for two parents or kept by the backward function all fail.
+            owned = g.base is None and _refcount(g) <= _FRESH_REFCOUNT
         if g.shape != parent._shape:
             raise ValueError(
                 f"gradient for tensor {parent._id} has shape {g.shape}, expected {parent._shape}"
@@ -316,5 +326,5 @@ def _push_to_parents(node, grad: np.ndarray, pending: dict, skips_unneeded) -> N
             pending[parent] = (g, owned)
         elif entry[1]:
             entry[0].__iadd__(g)
-        else:
-            pending[parent] = (entry[0] + g, True)
+        else:  # into a new array (a plain `+` of 0-d arrays gives a NumPy scalar)
+            pending[parent] = (np.add(entry[0], g, out=np.empty_like(g)), True)
