@@ -146,6 +146,15 @@ def _new_node(data, grad_fn: Optional[Callable], parents: tuple, extra: Optional
     return node
 
 
+def _broadcasting(ufunc, left, right) -> np.ndarray:
+    """``ufunc`` of two tensors' data; NumPy checks the broadcast, we word the error."""
+    try:
+        return ufunc(left._data, right._data)
+    except ValueError:
+        _broadcast_shapes(left._shape, right._shape)  # raises "Cannot broadcast shapes ..."
+        raise
+
+
 def _binary_node(left, right, data, same_shape_fn: Callable, broadcast_fn: Callable):
     """Record a two-operand elementwise result; broadcasting operands also record their shapes."""
     if left._shape == right._shape:
@@ -251,9 +260,7 @@ class Tensor(metaclass=_TensorMeta):
     def _elementwise(self, other, ufunc, same_shape_fn, broadcast_fn, scalar_fn):
         """``ufunc(self, other)`` for a tensor or real scalar ``other``, with its backward function."""
         if isinstance(other, Tensor):
-            if self._shape != other._shape:
-                _broadcast_shapes(self._shape, other._shape)
-            return _binary_node(self, other, ufunc(self._data, other._data), same_shape_fn, broadcast_fn)
+            return _binary_node(self, other, _broadcasting(ufunc, self, other), same_shape_fn, broadcast_fn)
         scalar = _scalar(other)
         if scalar is None:
             return NotImplemented
@@ -283,9 +290,7 @@ class Tensor(metaclass=_TensorMeta):
     def __truediv__(self, other):
         # t / u records t * u**-1 and t / c records t * (1/c); the forward value is the exact quotient.
         if isinstance(other, Tensor):
-            if self._shape != other._shape:
-                _broadcast_shapes(self._shape, other._shape)
-            quotient = np.divide(self._data, other._data)
+            quotient = _broadcasting(np.divide, self, other)
             return _binary_node(self, other ** -1, quotient, mul_backward, mul_broadcast_backward)
         scalar = _scalar(other)
         if scalar is None:
@@ -323,13 +328,12 @@ class Tensor(metaclass=_TensorMeta):
         if self._shape[-1] != other._shape[-2]:
             raise ValueError(f"Matrix shapes not aligned: {self._shape} @ {other._shape}")
         try:
-            if len(self._shape) > 2 or len(other._shape) > 2:
-                _broadcast_shapes(self._shape[:-2], other._shape[:-2])
-        except ValueError:
+            product = np.matmul(self._data, other._data)
+        except ValueError:  # the batch dimensions (the inner ones were checked above)
             raise ValueError(
                 f"Cannot broadcast the batch dimensions of {self._shape} @ {other._shape}"
             ) from None
-        return _new_node(np.matmul(self._data, other._data), matmul_backward, (self, other))
+        return _new_node(product, matmul_backward, (self, other))
 
     def T(self) -> "Tensor":
         """The transpose (all axes reversed).  The transpose of a transpose is the original tensor."""
