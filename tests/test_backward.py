@@ -5,7 +5,6 @@ import time
 import numpy as np
 import pytest
 
-import clumsygrad.grad as grad
 from clumsygrad.math import exp, mean, sum
 from clumsygrad.tensor import Tensor, TensorType, TensorUtils
 
@@ -80,6 +79,15 @@ def test_backward_adds_to_a_gradient_set_by_the_user():
     x.grad = np.array([10.0, 20.0])
     sum(x * 3.0).backward()
     np.testing.assert_allclose(x.grad, [13.0, 23.0])
+
+
+def test_backward_does_not_write_into_an_array_assigned_to_grad():
+    x = parameter([1.0, -2.0])
+    assigned = np.array([10.0, 20.0])
+    x.grad = assigned
+    sum(x * 3.0).backward()
+    np.testing.assert_array_equal(assigned, [10.0, 20.0])
+    assert not np.shares_memory(x.grad, assigned)
 
 
 def _diamond(x):
