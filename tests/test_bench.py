@@ -185,3 +185,13 @@ def test_child_script_prints_json_the_parent_can_parse():
 
 def test_fmt_time_picks_the_unit():
     assert [report.fmt_time(s) for s in (2.5, 0.0123, 4.56e-5, 7e-9)] == ["2.50 s", "12.3 ms", "45.6 us", "7.00 ns"]
+
+
+def test_torch_step_makes_the_same_update_as_the_yardstick():
+    pytest.importorskip("torch")
+    data = workloads.mlp_data(workloads.MLP_SIZES["tiny"])
+    torch_model, yardstick = workloads.TorchMLP(data), workloads.NumpyMLP(data)
+    torch_model.step()
+    yardstick.step()
+    for name, param in zip(workloads.PARAM_NAMES, torch_model.params):
+        np.testing.assert_allclose(param.detach().numpy(), yardstick.weights()[name], rtol=0, atol=1e-7)

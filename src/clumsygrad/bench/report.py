@@ -235,7 +235,7 @@ def plot(results: dict, path: str) -> None:
         ]
         ax3.bar([j + i * width for j in range(len(kernels))], values, width, label=shape)
     ax3.axhline(1.0, color="gray", linewidth=0.8)
-    ax3.set(xticks=[j + 0.4 - width / 2 for j in range(len(kernels))], ylabel="pure / compiled time",
+    ax3.set(xticks=[j + 0.4 - width / 2 for j in range(len(kernels))], ylabel="pure / compiled time", yscale="log",
             title="Kernel speedup" if compiled else "Kernel speedup (compiled backend unavailable)")
     ax3.set_xticklabels(kernels, rotation=20, ha="right", fontsize=8)
     ax3.legend(title="gradient shape")

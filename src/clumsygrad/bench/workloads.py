@@ -71,11 +71,11 @@ class ClumsyMLP:
     def __init__(self, data: Dict[str, np.ndarray], lr: float = LR):
         self.x = Tensor(data["x"])
         self.y = Tensor(data["y"])
-        self.params = {k: Tensor(data[k], tensor_type=TensorType.PARAMETER) for k in PARAM_NAMES}
-        self.optimizer = SGD(list(self.params.values()), lr=lr)
+        self.params = tuple(Tensor(data[k], tensor_type=TensorType.PARAMETER) for k in PARAM_NAMES)
+        self.optimizer = SGD(list(self.params), lr=lr)
 
     def step(self) -> None:
-        W1, b1, W2, b2 = (self.params[k] for k in PARAM_NAMES)
+        W1, b1, W2, b2 = self.params
         h = relu(self.x @ W1 + b1)
         p = softmax(h @ W2 + b2, axis=-1)
         loss = mse_loss(p, self.y)
@@ -84,7 +84,7 @@ class ClumsyMLP:
         self.optimizer.zero_grad()
 
     def weights(self) -> Dict[str, np.ndarray]:
-        return {k: t.data for k, t in self.params.items()}
+        return {k: t.data for k, t in zip(PARAM_NAMES, self.params)}
 
 
 class NumpyMLP:
