@@ -3,10 +3,12 @@
 
 The wrapper makes ``s`` and ``grad`` C-contiguous float32/float64 (a copy only when they are
 not already) and views them as ``(outer, n, inner)`` with ``n`` the softmax axis.  Along the
-last axis (``inner == 1``) each row is one dot product with independent partial sums and one
-elementwise pass.  Along another axis the dot products of ``inner`` adjacent columns are
-accumulated row by row in a contiguous buffer, over column blocks that stay in cache for the
-second (output) pass.
+last axis (``inner == 1``) each row is one dot product with independent partial sums, then
+one elementwise pass over the row while it is still in L1.  Along another axis the ``inner``
+dot products are accumulated row by row into a contiguous buffer (``acc[i] += s[i] * g[i]``,
+a vectorised loop; never a strided column walk), then a second row-by-row pass writes the
+output.  (Blocking the columns so that both passes hit L2 measured slower at 2048x2048,
+6.0 ms against 2.2 ms: every row of a narrow block is another page, likely TLB misses.)
 """
 cimport numpy as cnp
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
@@ -24,18 +26,11 @@ cnp.import_array()
 
 __all__ = ["softmax_backward"]
 
-cdef enum:
-    # columns per block when the axis is not the last: n rows of BLOCK columns of s and
-    # grad (2 * n * BLOCK * itemsize bytes) are re-read from cache by the output pass.
-    BLOCK = 1 << 30
-
-
 cdef void _softmax_core(const floating* s, const floating* g, floating* out, floating* acc,
-                        Py_ssize_t outer, Py_ssize_t n, Py_ssize_t inner,
-                        Py_ssize_t block) noexcept nogil:
+                        Py_ssize_t outer, Py_ssize_t n, Py_ssize_t inner) noexcept nogil:
     """``out = s * (g - sum_axis(s * g))`` on C arrays viewed as (outer, n, inner)."""
     cdef:
-        Py_ssize_t o, r, i, c0, width
+        Py_ssize_t o, r, i
         floating dot
         const floating* sp
         const floating* gp
@@ -50,30 +45,24 @@ cdef void _softmax_core(const floating* s, const floating* g, floating* out, flo
             out += n
         return
     for o in range(outer):
-        c0 = 0
-        while c0 < inner:
-            width = inner - c0
-            if width > block:
-                width = block
-            for i in range(width):
-                acc[i] = 0
-            sp = s + c0
-            gp = g + c0
-            for r in range(n):
-                for i in range(width):
-                    acc[i] += sp[i] * gp[i]
-                sp += inner
-                gp += inner
-            sp = s + c0
-            gp = g + c0
-            op = out + c0
-            for r in range(n):
-                for i in range(width):
-                    op[i] = sp[i] * (gp[i] - acc[i])
-                sp += inner
-                gp += inner
-                op += inner
-            c0 += width
+        for i in range(inner):
+            acc[i] = 0
+        sp = s
+        gp = g
+        for r in range(n):
+            for i in range(inner):
+                acc[i] += sp[i] * gp[i]
+            sp += inner
+            gp += inner
+        sp = s
+        gp = g
+        op = out
+        for r in range(n):
+            for i in range(inner):
+                op[i] = sp[i] * (gp[i] - acc[i])
+            sp += inner
+            gp += inner
+            op += inner
         s += n * inner
         g += n * inner
         out += n * inner
@@ -90,7 +79,7 @@ def softmax_backward(s, grad, axis):
         cnp.ndarray ga = fast_array(grad)
         cnp.ndarray out
         int tn, nd, i
-        Py_ssize_t ax, outer = 1, n = 1, inner = 1, ndim, block = 1
+        Py_ssize_t ax, outer = 1, n = 1, inner = 1, ndim
         cnp.npy_intp* dims
         void* acc = NULL
     tn = native_float_typenum(sa)
@@ -129,17 +118,16 @@ def softmax_backward(s, grad, axis):
     if outer * n * inner == 0:
         return out
     if inner > 1:
-        block = inner if inner < BLOCK else BLOCK
-        acc = PyMem_Malloc(block * cnp.PyArray_ITEMSIZE(out))
+        acc = PyMem_Malloc(inner * cnp.PyArray_ITEMSIZE(out))
         if acc == NULL:
             raise MemoryError()
     if tn == cnp.NPY_FLOAT:
         with nogil:
             _softmax_core[float](<const float*>cnp.PyArray_DATA(sa), <const float*>cnp.PyArray_DATA(ga),
-                                 <float*>cnp.PyArray_DATA(out), <float*>acc, outer, n, inner, block)
+                                 <float*>cnp.PyArray_DATA(out), <float*>acc, outer, n, inner)
     else:
         with nogil:
             _softmax_core[double](<const double*>cnp.PyArray_DATA(sa), <const double*>cnp.PyArray_DATA(ga),
-                                  <double*>cnp.PyArray_DATA(out), <double*>acc, outer, n, inner, block)
+                                  <double*>cnp.PyArray_DATA(out), <double*>acc, outer, n, inner)
     PyMem_Free(acc)
     return out
