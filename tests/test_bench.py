@@ -195,3 +195,18 @@ def test_torch_step_makes_the_same_update_as_the_yardstick():
     yardstick.step()
     for name, param in zip(workloads.PARAM_NAMES, torch_model.params):
         np.testing.assert_allclose(param.detach().numpy(), yardstick.weights()[name], rtol=0, atol=1e-7)
+
+
+def test_without_compiled_kernels_the_report_says_so_and_times_python_only():
+    code = (
+        "import sys; sys.modules['clumsygrad._kernels.native'] = None\n"  # as if never built
+        "import warnings; warnings.simplefilter('ignore')\n"
+        "from clumsygrad.bench import report, suite\n"
+        "results = suite.run_suite(['tiny'], suite.Settings(1, 1, {100: 1}, 0.001))\n"
+        "print(report.render(results))\n"
+    )
+    proc = run_bench(code=code)
+    assert proc.returncode == 0, proc.stderr
+    assert "compiled backend unavailable" in proc.stdout
+    assert "backends: python" in proc.stdout
+    assert "mlp-tiny" in proc.stdout and "chain-100" in proc.stdout and "n/a" in proc.stdout
