@@ -10,7 +10,8 @@ import os
 import sys
 
 BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-_NUMPY_PRELOADED = "numpy" in sys.modules  # too late to pin then (a plugin imported NumPy)
+# Too late to pin if a plugin imported NumPy already, unless the caller had set the variables.
+_PINNED = "numpy" not in sys.modules or all(os.environ.get(v) == "1" for v in BLAS_VARS)
 os.environ.update({v: "1" for v in BLAS_VARS})
 
 import pytest  # noqa: E402
@@ -20,7 +21,7 @@ from clumsygrad.bench.suite import native_kernels  # noqa: E402
 
 
 def pytest_report_header(config):
-    if _NUMPY_PRELOADED:
+    if not _PINNED:
         return (
             "WARNING: NumPy was imported before benchmarks/conftest.py, so BLAS threads are NOT "
             "pinned; run with " + " ".join(f"{v}=1" for v in BLAS_VARS) + " pytest ..."
