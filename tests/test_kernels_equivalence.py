@@ -360,3 +360,31 @@ def test_sums_are_as_accurate_as_numpys_pairwise_sum():
     for module in (native, pure):
         got = module.reduce_to_shape(g, (1, 1))
         assert abs(float(got[0, 0]) - exact) / exact < 1e-5
+
+
+@pytest.mark.parametrize("dtype", [">f4", ">f8", "<f4", "longdouble", "bool", "uint16"])
+def test_unusual_dtypes_match_pure(dtype, rng):
+    # byte-swapped floats are converted, longdouble is served by the reference itself
+    g = (rng.standard_normal((3, 4)) * 3).astype(dtype)
+    s = np.abs(g).astype(dtype)
+    calls = [
+        ("reduce_to_shape", (g, (4,))),
+        ("reduce_to_shape", (g, (3, 4))),
+        ("mul_reduce_to_shape", (g, g[0], (3, 1))),
+        ("expand_to_shape", (g[0], (2, 3, 4), (0, 1), False, 0.5)),
+        ("softmax_backward", (s, g, 0)),
+        ("matmul_backward", (g, g.T, g @ g.T)),
+    ]
+    for name, args in calls:
+        want = getattr(pure, name)(*args)
+        got = getattr(native, name)(*args)
+        for w, o in zip(_outputs(want), _outputs(got)):
+            assert_matches(o, w, 100.0)
+
+
+def test_huge_axis_is_a_value_error_like_pure():
+    for module in (native, pure):
+        with pytest.raises(ValueError, match="out of bounds"):
+            module.expand_to_shape(np.ones(3), (2, 3), 2**70, False, 1.0)
+        with pytest.raises(ValueError, match="out of bounds"):
+            module.softmax_backward(np.ones(3), np.ones(3), -(2**70))

@@ -62,10 +62,10 @@ cdef int raise_not_broadcast(tuple grad_shape, tuple shape) except -1:
 
 cdef Py_ssize_t slow_normalize_axis(object axis, Py_ssize_t ndim) except -1:
     """One axis (index-like, negatives allowed) as 0 <= axis < ndim; ``ValueError`` if out of range."""
-    cdef Py_ssize_t a = PyNumber_Index(axis)
+    a = PyNumber_Index(axis)
     if not -ndim <= a < ndim:
         raise ValueError(f"axis {a} is out of bounds for an array of dimension {ndim}")
-    return a + ndim if a < 0 else a
+    return <Py_ssize_t>(a + ndim if a < 0 else a)
 
 
 cdef int slow_axes_mask(object axis, int ndim, char* mask) except -1:

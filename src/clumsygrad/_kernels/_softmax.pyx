@@ -95,7 +95,7 @@ def softmax_backward(s, grad, axis):
             f"got {(<object>sa).shape} and {(<object>ga).shape}"
         )
     ndim = nd if nd > 0 else 1
-    if type(axis) is int and -ndim <= <Py_ssize_t>axis < ndim:
+    if type(axis) is int and -ndim <= axis < ndim:
         ax = <Py_ssize_t>axis
     else:
         ax = slow_normalize_axis(axis, ndim)
