@@ -27,7 +27,7 @@ def chain_result(n: int) -> dict:
         out.backward()
         done = time.perf_counter()
     except RecursionError as exc:  # 0.2.1 builds its backward order recursively
-        return {"error": f"RecursionError: {exc}"}
+        return {"error": f"RecursionError: {str(exc).split(' while ')[0]}"}
     return {"build": (built - start) / n, "backward": (done - built) / n}
 
 

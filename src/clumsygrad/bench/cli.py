@@ -6,8 +6,10 @@ import os
 import sys
 from typing import List, Optional
 
+import clumsygrad
+
 from . import compare021, report, suite, workloads
-from .runner import Contender, Progress, run_interleaved
+from .runner import Progress, run_interleaved
 
 
 def parse_sizes(text: str) -> List[str]:
@@ -49,15 +51,8 @@ def pin_blas_threads(argv: List[str]) -> None:
 
 def chain_for_compare(backends, rounds: int) -> dict:
     """Our chain at the lengths only the 0.2.1 comparison uses (ones 0.2.1 survives)."""
-    out = {}
-    for n in compare021.CHAIN_LENGTHS:
-        if n < min(workloads.CHAIN_LENGTHS):
-            contenders = [
-                Contender(b, suite.chain_sample(n), prepare=lambda b=b: suite.clumsygrad.set_backend(b), calibrate=False)
-                for b in backends
-            ]
-            out[str(n)] = run_interleaved(contenders, rounds, 0.0)
-    return out
+    short = [n for n in compare021.CHAIN_LENGTHS if n not in workloads.CHAIN_LENGTHS]
+    return {str(n): run_interleaved(suite.chain_contenders(n, backends), rounds, 0.0) for n in short}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -76,11 +71,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     child = child_error = None
     if args.compare:
-        previous = suite.clumsygrad.get_backend()
-        try:
-            results["chain_compare"] = chain_for_compare(results["backends"], settings.chain_rounds[10_000])
-        finally:
-            suite.clumsygrad.set_backend(previous)
+        previous = clumsygrad.get_backend()
+        results["chain_compare"] = chain_for_compare(results["backends"], settings.chain_rounds[10_000])
+        clumsygrad.set_backend(previous)
         try:
             child = compare021.run_child(args.sizes, settings.mlp_rounds, settings.target, settings.chain_rounds[10_000])
         except compare021.CompareError as exc:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 

@@ -4,6 +4,7 @@ Times are medians in seconds: per MLP step, per chain node (build and backward),
 """
 from __future__ import annotations
 
+import importlib.util
 import time
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
@@ -37,11 +38,7 @@ def native_kernels():
 
 
 def torch_available() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("torch") is not None
 
 
 def _use(backend: str):
@@ -75,6 +72,10 @@ def chain_sample(n: int):
     return sample
 
 
+def chain_contenders(n: int, backends: Sequence[str]) -> List[Contender]:
+    return [Contender(b, chain_sample(n), prepare=_use(b), calibrate=False) for b in backends]
+
+
 def kernel_contenders(kernel: str, m: int, n: int, modules: Dict[str, object]) -> List[Contender]:
     args = workloads.kernel_args(kernel, m, n)
     return [
@@ -82,11 +83,11 @@ def kernel_contenders(kernel: str, m: int, n: int, modules: Dict[str, object]) -
     ]
 
 
-def count_samples(sizes: Sequence[str], n_backends: int, torch: bool, settings: Settings, chain: bool = True) -> int:
+def count_samples(sizes: Sequence[str], n_backends: int, torch: bool, settings: Settings) -> int:
     """How many samples :func:`run_suite` takes (for the progress bar)."""
     mlp = len(sizes) * (n_backends + 1 + torch) * settings.mlp_rounds
     kernels = len(workloads.KERNELS) * len(workloads.KERNEL_SHAPES) * n_backends * settings.kernel_rounds
-    chains = sum(settings.chain_rounds.values()) * n_backends if chain else 0
+    chains = sum(settings.chain_rounds.values()) * n_backends
     return mlp + kernels + chains
 
 
@@ -122,8 +123,9 @@ def run_suite(
                 ).items()
             }
         for n, rounds in settings.chain_rounds.items():
-            contenders = [Contender(b, chain_sample(n), prepare=_use(b), calibrate=False) for b in backends]
-            results["chain"][str(n)] = run_interleaved(contenders, rounds, settings.target, progress, f"chain-{n:,}")
+            results["chain"][str(n)] = run_interleaved(
+                chain_contenders(n, backends), rounds, settings.target, progress, f"chain-{n:,}"
+            )
         modules = {"cython": native, "python": pure} if native is not None else {"python": pure}
         for kernel in workloads.KERNELS:
             results["kernels"][kernel] = {}
