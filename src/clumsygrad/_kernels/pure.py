@@ -156,7 +156,7 @@ def mul_reduce_to_shape(grad, other, shape) -> np.ndarray:
     axes = reduction_axes(grad.shape, shape)
     product = np.multiply(grad, other, dtype=dtype)
     if not axes:
-        return product.reshape(shape)
+        return np.asarray(product).reshape(shape)  # a 0-d product is a NumPy scalar
     return np.sum(product, axis=axes, keepdims=True).reshape(shape)
 
 
@@ -194,7 +194,7 @@ def softmax_backward(s, grad, axis) -> np.ndarray:
     (ax,) = normalize_axes(operator.index(axis), max(s.ndim, 1))
     s = s.astype(dtype, copy=False)
     if s.ndim == 0:  # a softmax over a single element
-        return s * (grad - s * grad)
+        return np.asarray(s * (grad - s * grad))  # 0-d arithmetic gives a NumPy scalar
     sg = np.multiply(s, grad, dtype=dtype)
     return s * (grad - np.sum(sg, axis=ax, keepdims=True))
 
