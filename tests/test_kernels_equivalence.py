@@ -388,3 +388,16 @@ def test_huge_axis_is_a_value_error_like_pure():
             module.expand_to_shape(np.ones(3), (2, 3), 2**70, False, 1.0)
         with pytest.raises(ValueError, match="out of bounds"):
             module.softmax_backward(np.ones(3), np.ones(3), -(2**70))
+
+
+@pytest.mark.parametrize("module", [native, pure], ids=["native", "pure"])
+def test_zero_d_results_are_arrays_not_numpy_scalars(module):
+    a = np.array(0.5, dtype=np.float32)
+    results = [
+        module.reduce_to_shape(a, ()),
+        module.mul_reduce_to_shape(a, a, ()),
+        module.expand_to_shape(a, (), None, False, 2.0),
+        module.softmax_backward(a, a, 0),
+    ]
+    for r in results:
+        assert type(r) is np.ndarray and r.shape == () and r.dtype == np.float32

@@ -223,7 +223,7 @@ cdef cnp.ndarray reduce_typed(cnp.ndarray g, cnp.ndarray t, int tnd, Py_ssize_t*
     """Sum ``g`` (times ``t``, which broadcasts to ``g``; may be None) to ``tdims``.
 
     Preconditions (checked by the callers): ``g`` and ``t`` are ``tn`` arrays with element
-    strides, ``tdims`` broadcasts to ``(<object>g).shape`` and so does ``t.shape``.
+    strides, ``tdims`` broadcasts to ``g.shape`` and so does ``t.shape``.
     """
     cdef:
         Plan plan
