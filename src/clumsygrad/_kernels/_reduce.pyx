@@ -15,6 +15,7 @@ strides, so ``grad * other`` is never materialised.
 """
 cimport numpy as cnp
 from cython cimport floating
+from libc.string cimport memcpy
 
 from ._shapes cimport (
     MAXDIMS, Plan, all_strides_ok, as_typed, broadcasts_to, c_strides, dims_tuple,
@@ -194,7 +195,9 @@ cdef void _expand_core(floating* out, const floating* g, floating scale,
         int i
         floating c
         floating* o
+        floating* last_o = NULL
         const floating* q
+        const floating* last_q = NULL
     if p.size == 0:
         return
     n = p.dims[p.nd - 1]
@@ -210,8 +213,13 @@ cdef void _expand_core(floating* out, const floating* g, floating scale,
             for j in range(n):
                 o[j] = c
         elif gs == 1:
-            for j in range(n):
-                o[j] = q[j] * scale
+            if q == last_q:   # the same grad row again (a broadcast axis): copy the row made
+                memcpy(o, last_o, n * sizeof(floating))
+            else:
+                for j in range(n):
+                    o[j] = q[j] * scale
+                last_q = q
+                last_o = o
         else:
             for j in range(n):
                 o[j] = q[j * gs] * scale
