@@ -68,6 +68,7 @@ def matmul_backward(x, y, grad, need_x=True, need_y=True):
         Py_ssize_t edims[MAXDIMS]
         Py_ssize_t dx, dy, b, n, k, m, nb = 1, xb = 1, yb = 1
         bint fits, nx = need_x, ny = need_y
+        object gx, gy, g2
     tn = native_float_typenum(xa)
     if tn < 0 or native_float_typenum(ya) != tn or native_float_typenum(ga) != tn:
         tn = kernel_typenum(slow_result_dtype((xa, ya, ga)))
