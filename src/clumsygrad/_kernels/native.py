@@ -16,7 +16,6 @@ Importing this module raises ``ImportError`` when the extensions were never buil
 backend switch (``clumsygrad._backend``) then falls back to ``pure``.
 """
 from ._engine import backward_pass
-from ._engine import backward_pass
 from ._matmul import matmul_backward
 from ._reduce import expand_to_shape, mul_reduce_to_shape, reduce_to_shape
 from ._softmax import softmax_backward
