@@ -10,7 +10,12 @@ default dtype) and shaped the way the backward functions use the kernels:
 * ``expand_to_shape``: the gradients of ``sum(axis=0)``, ``sum()`` and ``mean(axis=-1, keepdims=True)``;
 * ``softmax_backward``: along the last axis and along axis 0;
 * ``matmul_backward``: 2-D ``(n, m) @ (m, m)`` and batched ``(B, n, m) @ (m, m)``, whose ``gy``
-  sums over the batch.
+  sums over the batch;
+* ``softmax_forward``: logits along the last axis and along axis 0;
+* ``mse_forward`` / ``mse_backward``: an ``(n, m)`` prediction against a one-hot target, the
+  backward pass with both gradients and with the prediction's only (a constant target);
+* ``relu_backward``: a relu output (about half zeros) and its gradient;
+* ``sgd_update``: ``W -= lr * grad`` in place on an ``(n, m)`` parameter.
 
 Run (BLAS single-threaded so both backends get the same one core)::
 
@@ -114,12 +119,65 @@ def _matmul_cases():
     return {"2d": two_d, "batched(B,n,m)@(m,m)": batched}
 
 
+def _softmax_forward_cases():
+    def make(axis):
+        def case(n, m):
+            return _rng().standard_normal((n, m), dtype=np.float32), axis
+        return case
+
+    return {"axis=-1": make(-1), "axis=0": make(0)}
+
+
+def _mse_operands(n, m):
+    rng = _rng()
+    pred = _softmax(rng.standard_normal((n, m), dtype=np.float32), -1)
+    target = np.eye(m, dtype=np.float32)[rng.integers(0, m, size=n)]
+    return pred, target
+
+
+def _mse_forward_cases():
+    return {"pred-target": _mse_operands}
+
+
+def _mse_backward_cases():
+    def both(n, m):
+        return (*_mse_operands(n, m), np.asarray(np.float32(1.0)))
+
+    def pred_only(n, m):
+        return (*_mse_operands(n, m), np.asarray(np.float32(1.0)), True, False)
+
+    return {"both": both, "pred-only": pred_only}
+
+
+def _relu_backward_cases():
+    def case(n, m):
+        rng = _rng()
+        y = np.maximum(rng.standard_normal((n, m), dtype=np.float32), 0)
+        return y, rng.standard_normal((n, m), dtype=np.float32)
+
+    return {"y,grad": case}
+
+
+def _sgd_update_cases():
+    def case(n, m):
+        rng = _rng()
+        # the update runs in place; a small rate keeps the parameter bounded over many calls
+        return rng.standard_normal((n, m), dtype=np.float32), rng.standard_normal((n, m), dtype=np.float32), 1e-6
+
+    return {"W-=lr*g": case}
+
+
 CASES = {
     "reduce_to_shape": _reduce_cases(),
     "mul_reduce_to_shape": _mul_reduce_cases(),
     "expand_to_shape": _expand_cases(),
     "softmax_backward": _softmax_cases(),
     "matmul_backward": _matmul_cases(),
+    "softmax_forward": _softmax_forward_cases(),
+    "mse_forward": _mse_forward_cases(),
+    "mse_backward": _mse_backward_cases(),
+    "relu_backward": _relu_backward_cases(),
+    "sgd_update": _sgd_update_cases(),
 }
 
 PARAMS = [
@@ -143,4 +201,4 @@ def test_kernel(benchmark, kernel, case, size, backend):
         result if isinstance(result, tuple) else (result,),
         expected if isinstance(expected, tuple) else (expected,),
     ):
-        assert np.shape(got) == np.shape(want)
+        assert np.shape(got) == np.shape(want)  # (None for sgd_update, which works in place)

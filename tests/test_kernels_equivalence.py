@@ -11,18 +11,26 @@ not share memory with inputs, no reference to an input is kept or leaked, and ea
 ``native`` exports is a compiled function.
 """
 import sys
+import warnings
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import clumsygrad
+from clumsygrad import _backend, grad as grad_module
 from clumsygrad._kernels import _shapes, native, pure
+from clumsygrad.activation import relu, softmax
+from clumsygrad.loss import mse_loss
+from clumsygrad.optimizer import SGD
+from clumsygrad.tensor import Tensor, TensorType
 
 pytestmark = pytest.mark.both_backends
 
 KERNELS = ("reduce_to_shape", "mul_reduce_to_shape", "expand_to_shape", "softmax_backward",
-           "matmul_backward")
+           "matmul_backward", "softmax_forward", "mse_forward", "mse_backward", "relu_backward",
+           "sgd_update")
 SETTINGS = settings(max_examples=1000, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -34,16 +42,19 @@ dims = st.lists(st.integers(0, 4), min_size=0, max_size=4).map(tuple)
 
 
 # --------------------------------------------------------------------------- input builders
-def make_array(shape, dtype, layout, seed, positive=False):
-    """An array of ``shape`` and ``dtype`` laid out as ``layout``, values from ``seed``."""
+def make_array(shape, dtype, layout, seed, positive=False, scale=1.0, integral=False):
+    """An array of ``shape`` and ``dtype`` laid out as ``layout``, values from ``seed``.
+
+    ``scale`` multiplies the float values; ``integral`` rounds them (exact zeros, ties).
+    """
     rng = np.random.default_rng(seed)
     shape = tuple(shape)
 
     def values(shp):
         if np.dtype(dtype).kind in "iu":
             return rng.integers(0 if positive else -4, 5, size=shp).astype(dtype)
-        v = rng.random(shp) if positive else rng.standard_normal(shp)
-        return v.astype(dtype)
+        v = (rng.random(shp) if positive else rng.standard_normal(shp)) * scale
+        return np.asarray(np.round(v) if integral else v).astype(dtype)  # 0-d stays an array
 
     if layout == "F" and shape:  # (asfortranarray makes a 0-d array 1-d)
         return np.asfortranarray(values(shape))
@@ -238,6 +249,150 @@ def test_matmul_backward_matches_pure(case):
             assert_matches(g, w, scale)
 
 
+# --------------------------------------------------------------------------- softmax_forward
+@st.composite
+def softmax_forward_cases(draw):
+    shape = draw(dims)
+    nd = max(len(shape), 1)
+    axis = draw(st.integers(-nd, nd - 1))
+    if draw(st.booleans()):
+        axis = np.int64(axis)
+    scale = draw(st.sampled_from([1.0, 1.0, 10.0, 100.0]))  # 100: terms underflow to 0
+    x = make_array(shape, draw(DTYPES), draw(LAYOUTS), draw(seeds), scale=scale,
+                   integral=draw(st.booleans()))  # integral: ties for the max
+    return x, axis
+
+
+def _outcome(fn, *args):
+    """``("ok", result)`` or ``("raised", exception)``: the two backends must agree on which."""
+    try:
+        return "ok", fn(*args)
+    except Exception as exc:  # noqa: BLE001 - compared below
+        return "raised", exc
+
+
+def assert_same_error(got, want):
+    assert got[0] == want[0] == "raised", (got, want)
+    assert type(got[1]) is type(want[1])
+    assert str(got[1]) == str(want[1])
+
+
+@SETTINGS
+@given(softmax_forward_cases())
+def test_softmax_forward_matches_pure(case):
+    x, axis = case
+    want = _outcome(pure.softmax_forward, x, axis)
+    got = _outcome(native.softmax_forward, x, axis)
+    if want[0] == "raised":  # only an empty softmax axis
+        assert x.ndim and x.shape[int(axis)] == 0
+        assert_same_error(got, want)
+        return
+    got, want = got[1], want[1]
+    assert type(got) is np.ndarray
+    assert_matches(got, want, 1.0)
+    # the brief's accuracy: ~1e-6 relative in float32, 1e-12 in float64 (libc exp against NumPy's)
+    rtol = 2e-6 if want.dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=np.finfo(want.dtype).tiny * 4)
+
+
+# --------------------------------------------------------------------------- mse_forward / backward
+@st.composite
+def mse_cases(draw):
+    shape = draw(dims)
+    pred = make_array(shape, draw(DTYPES), draw(LAYOUTS), draw(seeds))
+    target = make_array(shape, draw(DTYPES), draw(LAYOUTS), draw(seeds), integral=draw(st.booleans()))
+    return pred, target
+
+
+@SETTINGS
+@given(mse_cases())
+def test_mse_forward_matches_pure(case):
+    pred, target = case
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the empty mean is NaN in both, with warnings
+        want = pure.mse_forward(pred, target)
+        got = native.mse_forward(pred, target)
+    assert type(got) is np.ndarray and got.shape == ()
+    assert np.isnan(got) == np.isnan(want) == (pred.size == 0)
+    assert_matches(got, want, want if pred.size else 0.0)
+
+
+@st.composite
+def mse_backward_cases(draw):
+    pred, target = draw(mse_cases())
+    g_shape = draw(st.sampled_from([(), (), (1,), (1, 1)]))
+    g = make_array(g_shape, draw(DTYPES), draw(st.sampled_from(["C", "F", "sliced", "reversed"])),
+                   draw(seeds))
+    form = draw(st.sampled_from(["array", "array", "scalar", "float"]))
+    if form == "scalar":
+        g = g.reshape(-1)[0]  # a NumPy scalar
+    elif form == "float":
+        g = float(g.reshape(-1)[0])  # a Python float: a float64 gradient
+    needs = draw(st.sampled_from([(), (), (True, True), (True, False), (False, True), (False, False)]))
+    return pred, target, g, needs
+
+
+@SETTINGS
+@given(mse_backward_cases())
+def test_mse_backward_matches_pure(case):
+    pred, target, g, needs = case
+    want = pure.mse_backward(pred, target, g, *needs)
+    got = native.mse_backward(pred, target, g, *needs)
+    assert isinstance(got, tuple) and len(got) == 2
+    for o, w in zip(got, want):
+        if w is None:
+            assert o is None
+        else:
+            assert type(o) is np.ndarray and o.shape == pred.shape
+            assert_matches(o, w, np.abs(w.astype(np.float64)).max(initial=0.0))
+
+
+# --------------------------------------------------------------------------- relu_backward
+@st.composite
+def relu_cases(draw):
+    shape = draw(dims)
+    # integral: exact zeros (and -0.0) in the relu output, as relu produces them
+    y = make_array(shape, draw(DTYPES), draw(LAYOUTS), draw(seeds), integral=draw(st.booleans()))
+    g = make_array(shape, draw(DTYPES), draw(LAYOUTS), draw(seeds))
+    return y, g
+
+
+@SETTINGS
+@given(relu_cases())
+def test_relu_backward_matches_pure(case):
+    y, g = case
+    want = pure.relu_backward(y, g)
+    got = native.relu_backward(y, g)
+    assert type(got) is np.ndarray
+    assert_matches(got, want, 0.0)
+    np.testing.assert_array_equal(got, want)  # a product by 0 or 1: exact
+
+
+# --------------------------------------------------------------------------- sgd_update
+@st.composite
+def sgd_cases(draw):
+    shape = draw(dims)
+    spec = (shape, draw(st.sampled_from([np.float32, np.float32, np.float64])),
+            draw(st.sampled_from(["C", "C", "F", "sliced", "reversed"])), draw(seeds))
+    g = make_array(shape, draw(DTYPES), draw(LAYOUTS), draw(seeds))
+    lr = draw(st.sampled_from([0.01, 0.5, 1e-3, 2, np.float32(0.1), np.float64(0.1), -0.25]))
+    return spec, g, lr
+
+
+@SETTINGS
+@given(sgd_cases())
+def test_sgd_update_matches_pure(case):
+    spec, g, lr = case
+    # two equal parameters, one per backend (a 0-d "sliced" array is a NumPy scalar: wrap it)
+    want, got = np.asarray(make_array(*spec)), np.asarray(make_array(*spec))
+    g_before = g.copy()
+    assert pure.sgd_update(want, g, lr) is None
+    assert native.sgd_update(got, g, lr) is None
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(g, g_before)
+    assert_matches(got, want, np.abs(want.astype(np.float64)).max(initial=0.0))
+
+
 # --------------------------------------------------------------------------- helper twins
 @settings(max_examples=300, deadline=None)
 @given(shape=dims, data=st.data())
@@ -281,6 +436,13 @@ def _calls(rng):
         ("softmax_backward", (s, g, -1)),
         ("matmul_backward", (x, y, gm)),
         ("matmul_backward", (y.T.copy()[None], x.transpose(0, 2, 1), gm.transpose(0, 2, 1))),
+        ("softmax_forward", (g, -1)),
+        ("softmax_forward", (g, 0)),
+        ("mse_forward", (s, g)),
+        ("mse_backward", (s, g, np.asarray(np.float32(0.5)))),
+        ("mse_backward", (s, g, np.asarray(np.float32(0.5)), False, True)),
+        ("relu_backward", (x, g)),
+        ("sgd_update", (g.copy(), s, 0.01)),  # in place: updates its first argument
     ]
 
 
@@ -291,12 +453,16 @@ def _outputs(result):
 @pytest.mark.parametrize("module", [native, pure], ids=["native", "pure"])
 def test_kernels_leave_inputs_unchanged_and_share_no_memory(module, rng):
     for name, args in _calls(rng):
+        if name == "sgd_update":
+            continue  # updates its first argument in place by design
         arrays = [a for a in args if isinstance(a, np.ndarray)]
         before = [a.copy() for a in arrays]
         result = getattr(module, name)(*args)
         for a, b in zip(arrays, before):
             np.testing.assert_array_equal(a, b)
         for out in _outputs(result):
+            if out is None:
+                continue
             for a in arrays:
                 assert not np.shares_memory(out, a), (name, out.shape, a.shape)
 
@@ -332,10 +498,23 @@ def test_native_keeps_no_reference_on_the_promotion_and_error_paths():
         native.reduce_to_shape(g, (4,))
         native.mul_reduce_to_shape(g, g.T.T, (1, 4))
         native.softmax_backward(g, g, 0)
+        native.softmax_forward(g, 0)
+        native.mse_forward(g, g.T.T)
+        native.mse_backward(g, g, g[0, :1])
+        native.relu_backward(g, g)
+        native.sgd_update(g.astype(np.float32), g, 0.5)
         with pytest.raises(ValueError):
             native.reduce_to_shape(bad, (4,))
         with pytest.raises(ValueError):
             native.softmax_backward(g, bad, 0)
+        with pytest.raises(ValueError):
+            native.mse_forward(g, bad)
+        with pytest.raises(ValueError):
+            native.mse_backward(g, g, bad)
+        with pytest.raises(ValueError):
+            native.relu_backward(bad, g)
+        with pytest.raises(ValueError):
+            native.softmax_forward(bad[:, :0], 1)
     assert (sys.getrefcount(g), sys.getrefcount(bad)) == before
 
 
@@ -374,6 +553,10 @@ def test_unusual_dtypes_match_pure(dtype, rng):
         ("expand_to_shape", (g[0], (2, 3, 4), (0, 1), False, 0.5)),
         ("softmax_backward", (s, g, 0)),
         ("matmul_backward", (g, g.T, g @ g.T)),
+        ("softmax_forward", (g, 0)),
+        ("mse_forward", (g, s)),
+        ("mse_backward", (g, s, g[0, :1])),
+        ("relu_backward", (g, s)),
     ]
     for name, args in calls:
         want = getattr(pure, name)(*args)
@@ -398,6 +581,118 @@ def test_zero_d_results_are_arrays_not_numpy_scalars(module):
         module.mul_reduce_to_shape(a, a, ()),
         module.expand_to_shape(a, (), None, False, 2.0),
         module.softmax_backward(a, a, 0),
+        module.softmax_forward(a, 0),
+        module.mse_forward(a, a),
+        module.mse_backward(a, a, a)[0],
+        module.mse_backward(a, a, a)[1],
+        module.relu_backward(a, a),
     ]
     for r in results:
         assert type(r) is np.ndarray and r.shape == () and r.dtype == np.float32
+
+
+# --------------------------------------------------------------------------- fused forward/backward steps
+@pytest.mark.parametrize("module", [native, pure], ids=["native", "pure"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_forward_rows_sum_to_one_without_overflow(module, dtype):
+    # wide rows (past the vectorised max's 16 lanes and a sum block) and huge logits
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((3, 2049)) * 50 + 1e4).astype(dtype)
+    for axis in (-1, 0):
+        out = module.softmax_forward(x, axis)
+        assert np.isfinite(out).all()
+        np.testing.assert_allclose(out.sum(axis=axis), 1.0, rtol=20 * np.finfo(dtype).eps * 2049 ** 0.5)
+
+
+@pytest.mark.parametrize("module", [native, pure], ids=["native", "pure"])
+def test_softmax_forward_of_a_0d_array_is_one(module):
+    for axis in (0, -1):
+        out = module.softmax_forward(np.array(-3.5, dtype=np.float32), axis)
+        assert type(out) is np.ndarray and out.shape == () and out.dtype == np.float32 and out == 1.0
+
+
+def test_softmax_forward_nan_and_inf_rows_are_nan_in_both():
+    # a NaN or +inf anywhere in a row makes NumPy's formula NaN for the whole row; a row of
+    # -inf is NaN too (-inf - -inf); the other rows are untouched
+    x = np.array([[1.0, np.nan, 3.0], [np.inf, 1.0, 2.0], [-np.inf] * 3, [0.0, 1.0, 2.0]], np.float32)
+    with np.errstate(invalid="ignore"):
+        for axis in (-1, 0):
+            want = pure.softmax_forward(x, axis)
+            got = native.softmax_forward(x, axis)
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+            assert_matches(got, want, 1.0)
+
+
+def test_relu_backward_keeps_nan_and_inf_semantics_of_the_product():
+    # grad * (y > 0): a NaN/inf gradient under a zero mask is NaN (inf * 0), a NaN y masks
+    y = np.array([1.0, 0.0, -1.0, np.nan, 2.0, 0.0], np.float32)
+    g = np.array([np.nan, np.nan, np.inf, 5.0, -np.inf, -3.0], np.float32)
+    with np.errstate(invalid="ignore"):
+        want = pure.relu_backward(y, g)
+        got = native.relu_backward(y, g)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))  # -3 * 0 is -0.0
+
+
+def test_mse_backward_is_bitwise_pures_order_of_operations():
+    rng = np.random.default_rng(3)
+    p = rng.standard_normal((7, 5)).astype(np.float32)
+    t = rng.standard_normal((7, 5)).astype(np.float32)
+    for g in (np.asarray(np.float32(0.3)), np.asarray(0.3), np.ones((1, 1), np.float32)):
+        for o, w in zip(native.mse_backward(p, t, g), pure.mse_backward(p, t, g)):
+            assert o.dtype == w.dtype
+            np.testing.assert_array_equal(o, w)
+
+
+def test_sgd_update_with_a_grad_overlapping_the_data_matches_numpy():
+    # a gradient that is a shifted view of the parameter itself: NumPy buffers the overlap
+    base_native = np.arange(12, dtype=np.float32)
+    base_pure = base_native.copy()
+    native.sgd_update(base_native[1:], base_native[:-1], 0.5)
+    pure.sgd_update(base_pure[1:], base_pure[:-1], 0.5)
+    np.testing.assert_array_equal(base_native, base_pure)
+
+
+def test_sgd_update_keeps_numpys_promotion_of_a_numpy_scalar_rate():
+    # np.float64(lr) * float32 grad is computed in float64 (not a "weak" Python float)
+    d_native = np.full(4, 1.0, np.float32)
+    d_pure = d_native.copy()
+    g = np.full(4, 1 / 3, np.float32)
+    native.sgd_update(d_native, g, np.float64(0.1))
+    pure.sgd_update(d_pure, g, np.float64(0.1))
+    np.testing.assert_array_equal(d_native, d_pure)
+
+
+class _Spy:
+    """A kernel module that records which kernels were called, then runs the active ones."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, []
+
+    def __getattr__(self, name):
+        fn = getattr(self.inner, name)
+
+        def spy(*args, **kwargs):
+            self.calls.append(name)
+            return fn(*args, **kwargs)
+
+        return spy
+
+
+@pytest.mark.parametrize("name", ["cython", "python"])
+def test_library_runs_the_fused_kernels_of_the_active_backend(name, monkeypatch):
+    clumsygrad.set_backend(name)
+    spy = _Spy(_backend.active)
+    monkeypatch.setattr(_backend, "active", spy)
+    rng = np.random.default_rng(0)
+    w = Tensor(rng.standard_normal((4, 3)), tensor_type=TensorType.PARAMETER)
+    x = Tensor(rng.standard_normal((2, 4)))
+    y = Tensor(np.eye(3)[[0, 2]])
+    p = softmax(relu(x @ w), axis=-1)
+    loss = mse_loss(p, y)
+    loss.backward()
+    SGD([w], lr=0.1).step()
+    for kernel in ("softmax_forward", "mse_forward", "mse_backward", "relu_backward",
+                   "softmax_backward", "sgd_update"):
+        assert kernel in spy.calls, (kernel, spy.calls)
+    assert p._extra == {"axis": -1} and p._grad_fn is grad_module.softmax_backward

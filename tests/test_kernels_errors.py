@@ -125,6 +125,59 @@ CASES = {
     "matmul: complex operand": (
         "matmul_backward", (f32(2, 3), np.ones((3, 4), np.complex64), f32(2, 4)), TypeError,
         "got dtype complex64"),
+    # ------------------------------------------------------------------ softmax_forward
+    "softmax_forward: axis out of range": (
+        "softmax_forward", (f32(2, 3), 2), ValueError,
+        "axis 2 is out of bounds for an array of dimension 2"),
+    "softmax_forward: negative axis out of range": (
+        "softmax_forward", (f32(2, 3), -3), ValueError,
+        "axis -3 is out of bounds for an array of dimension 2"),
+    "softmax_forward: 0-d axis out of range": (
+        "softmax_forward", (f32(), 1), ValueError,
+        "axis 1 is out of bounds for an array of dimension 1"),
+    "softmax_forward: empty axis": (
+        "softmax_forward", (f32(2, 0, 3), 1), ValueError,
+        r"softmax_forward over axis 1 of shape \(2, 0, 3\), which has no elements"),
+    "softmax_forward: axis None": (
+        "softmax_forward", (f32(2, 3), None), TypeError, "NoneType"),
+    "softmax_forward: float axis": (
+        "softmax_forward", (f32(2, 3), 1.0), TypeError, "float"),
+    "softmax_forward: complex input": (
+        "softmax_forward", (np.ones((2, 3), np.complex64), -1), TypeError, "got dtype complex64"),
+    # ------------------------------------------------------------------ mse_forward / mse_backward
+    "mse_forward: shapes differ": (
+        "mse_forward", (f32(2, 3), f32(3, 2)), ValueError,
+        "mse_forward needs the prediction and target in one shape, got " + shape_re((2, 3), (3, 2))),
+    "mse_forward: broadcastable is not enough": (
+        "mse_forward", (f32(2, 3), f32(3)), ValueError, shape_re((2, 3), (3,))),
+    "mse_forward: complex target": (
+        "mse_forward", (f32(2), np.ones(2, np.complex128)), TypeError, "got dtype complex128"),
+    "mse_backward: shapes differ": (
+        "mse_backward", (f32(2, 3), f32(1, 2, 3), f32()), ValueError,
+        "mse_backward needs the prediction and target in one shape, got " + shape_re((2, 3), (1, 2, 3))),
+    "mse_backward: grad has more than one element": (
+        "mse_backward", (f32(2, 3), f32(2, 3), f32(2)), ValueError,
+        r"mse_backward needs a one-element gradient \(the loss is a scalar\), got shape \(2,\)"),
+    "mse_backward: empty grad": (
+        "mse_backward", (f32(2, 3), f32(2, 3), f32(0)), ValueError, r"got shape \(0,\)"),
+    "mse_backward: complex grad": (
+        "mse_backward", (f32(2, 3), f32(2, 3), np.ones((), np.complex64)), TypeError,
+        "got dtype complex64"),
+    # ------------------------------------------------------------------ relu_backward
+    "relu_backward: shapes differ": (
+        "relu_backward", (f32(2, 3), f32(3, 2)), ValueError,
+        "relu_backward needs the output and gradient in one shape, got " + shape_re((2, 3), (3, 2))),
+    "relu_backward: 0-d against 1-element": (
+        "relu_backward", (f32(), f32(1)), ValueError, shape_re((), (1,))),
+    "relu_backward: object grad": (
+        "relu_backward", (f32(2), np.array([1, None], dtype=object)), TypeError, "got dtype object"),
+    # ------------------------------------------------------------------ sgd_update
+    "sgd_update: shapes differ": (
+        "sgd_update", (f32(2, 3), f32(3), 0.1), ValueError,
+        "sgd_update needs the parameter and gradient in one shape, got " + shape_re((2, 3), (3,))),
+    "sgd_update: data is not an array": (
+        "sgd_update", ([1.0, 2.0], f32(2), 0.1), TypeError,
+        "sgd_update updates an ndarray in place, got list"),
 }
 
 
@@ -167,6 +220,11 @@ def test_native_rejects_before_writing_anything():
         lambda: native.expand_to_shape(g, (2, 3, 4), 0, False, 1.0),
         lambda: native.softmax_backward(g, g[:1], 0),
         lambda: native.matmul_backward(g, g, g),
+        lambda: native.softmax_forward(g[:, :0], 1),
+        lambda: native.mse_forward(g, g[:1]),
+        lambda: native.mse_backward(g, g, g),
+        lambda: native.relu_backward(g, g.T),
+        lambda: native.sgd_update(g, g[:1], 0.5),
     ):
         with pytest.raises(ValueError):
             call()

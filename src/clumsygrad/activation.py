@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _backend
 from .grad import relu_backward, sigmoid_backward, softmax_backward, tanh_backward
 from .tensor import Tensor, _new_node
 
@@ -27,7 +28,5 @@ def sigmoid(tensor: Tensor) -> Tensor:
 
 def softmax(tensor: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x), axis), computed after subtracting the max along ``axis`` (no overflow)."""
-    x = tensor._data
-    e = np.exp(x - np.maximum.reduce(x, axis=axis, keepdims=True))
-    e /= np.add.reduce(e, axis=axis, keepdims=True)
-    return _new_node(e, softmax_backward, (tensor,), {"axis": axis})
+    data = _backend.active.softmax_forward(tensor._data, axis)
+    return _new_node(data, softmax_backward, (tensor,), {"axis": axis})

@@ -6,7 +6,7 @@ the forward operation (its ``_parents``, ``_data`` and ``_extra`` describe it) a
 holds one gradient per parent, shaped like that parent.  ``grad`` may be float32 or
 float64; results follow NumPy's promotion.
 
-Broadcast reduction, sum/mean expansion, softmax and matmul go through the active
+Broadcast reduction, sum/mean expansion, softmax, matmul, relu and MSE go through the active
 kernel backend (``clumsygrad.get_backend()``); everything else is plain NumPy.
 """
 from __future__ import annotations
@@ -187,7 +187,7 @@ def tan_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
 # --------------------------------------------------------------------------- activations
 def relu_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
     r"""z = max(0, x): dx = grad where z > 0, else 0."""
-    return (grad * (tensor._data > 0),)
+    return (_backend.active.relu_backward(tensor._data, grad),)
 
 
 def sigmoid_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
@@ -211,10 +211,7 @@ def softmax_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
 def mse_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
     r"""L = mean((p - t)^2): dp = 2 (p - t) grad / n, dt = -dp, n = number of elements."""
     pred, target = tensor._parents
-    d_pred = np.subtract(pred._data, target._data)
-    d_pred *= 2.0 / max(d_pred.size, 1)
-    d_pred = d_pred * grad  # a new array: grad may be float64
-    return (d_pred if needs[0] else None, -d_pred if needs[1] else None)
+    return _backend.active.mse_backward(pred._data, target._data, grad, *needs)
 
 
 def mae_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:

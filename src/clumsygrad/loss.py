@@ -3,15 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _backend
+from ._kernels.pure import mean_of_all as _mean_of_all
 from .grad import mae_backward, mse_backward
 from .tensor import Tensor, _new_node
 
 __all__ = ["mse_loss", "mae_loss"]
-
-
-def _mean_of_all(values: np.ndarray) -> np.ndarray:
-    # np.add.reduce is np.mean's own pairwise sum, without its Python-level dispatch.
-    return np.add.reduce(values, axis=None) / values.size if values.size else np.mean(values)
 
 
 def mse_loss(pred: Tensor, target: Tensor) -> Tensor:
@@ -21,8 +18,7 @@ def mse_loss(pred: Tensor, target: Tensor) -> Tensor:
             "Predicted and target tensors must have the same shape for MSE loss, "
             f"got {pred._shape} and {target._shape}."
         )
-    diff = pred._data - target._data
-    return _new_node(_mean_of_all(diff * diff), mse_backward, (pred, target))
+    return _new_node(_backend.active.mse_forward(pred._data, target._data), mse_backward, (pred, target))
 
 
 def mae_loss(pred: Tensor, target: Tensor) -> Tensor:

@@ -6,6 +6,7 @@ from typing import List
 
 import numpy as np
 
+from . import _backend
 from .tensor import Tensor, TensorType
 
 __all__ = ["Optimizer", "SGD", "Adam"]
@@ -35,9 +36,10 @@ class SGD(Optimizer):
         self.lr = lr
 
     def step(self) -> None:
+        sgd_update = _backend.active.sgd_update  # param._data -= lr * param._grad, in place
         for param in self.parameters:
             if param._grad is not None:
-                param._data -= self.lr * param._grad
+                sgd_update(param._data, param._grad, self.lr)
 
 
 class Adam(Optimizer):

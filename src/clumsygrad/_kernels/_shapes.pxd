@@ -96,6 +96,22 @@ cdef inline bint broadcasts_to(int tnd, const Py_ssize_t* tdims,
     return True
 
 
+cdef inline bint same_shape(cnp.ndarray a, cnp.ndarray b) noexcept:
+    """``a.shape == b.shape``, without building the tuples."""
+    cdef int nd = cnp.PyArray_NDIM(a)
+    return nd == cnp.PyArray_NDIM(b) and cnp.PyArray_CompareLists(
+        cnp.PyArray_DIMS(a), cnp.PyArray_DIMS(b), nd)
+
+
+cdef inline cnp.ndarray as_c_typed(cnp.ndarray a, int typenum):
+    """``a`` itself when it is a native-order, aligned, C-contiguous ``typenum`` array, else a
+    C-contiguous ``typenum`` copy: the layout a kernel's flat ``nogil`` loop can walk."""
+    if (cnp.PyArray_TYPE(a) == typenum and cnp.PyArray_ISNOTSWAPPED(a)
+            and cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISALIGNED(a)):
+        return a
+    return cnp.PyArray_FROMANY(a, typenum, 0, 0, cnp.NPY_ARRAY_CARRAY_RO)
+
+
 cdef inline bint all_strides_ok(cnp.ndarray a) noexcept:
     """Element strides exist: aligned data, every byte stride a multiple of the item size."""
     cdef int i

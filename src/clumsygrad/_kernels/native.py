@@ -8,6 +8,11 @@ no Python wrapper sits between a caller and the compiled code.
 ``mul_reduce_to_shape``     ``_reduce.pyx``
 ``expand_to_shape``         ``_reduce.pyx``
 ``softmax_backward``        ``_softmax.pyx``
+``softmax_forward``         ``_softmax.pyx``
+``mse_forward``             ``_loss.pyx``
+``mse_backward``            ``_loss.pyx``
+``relu_backward``           ``_elementwise.pyx``
+``sgd_update``              ``_elementwise.pyx`` (in place)
 ``matmul_backward``         ``_matmul.pyx``
 ``backward_pass``           ``_engine.pyx`` (the graph engine)
 ==========================  ===============================
@@ -15,10 +20,12 @@ no Python wrapper sits between a caller and the compiled code.
 Importing this module raises ``ImportError`` when the extensions were never built; the
 backend switch (``clumsygrad._backend``) then falls back to ``pure``.
 """
+from ._elementwise import relu_backward, sgd_update
 from ._engine import backward_pass
+from ._loss import mse_backward, mse_forward
 from ._matmul import matmul_backward
 from ._reduce import expand_to_shape, mul_reduce_to_shape, reduce_to_shape
-from ._softmax import softmax_backward
+from ._softmax import softmax_backward, softmax_forward
 
 __all__ = [
     "backward_pass",
@@ -27,4 +34,9 @@ __all__ = [
     "expand_to_shape",
     "softmax_backward",
     "matmul_backward",
+    "softmax_forward",
+    "mse_forward",
+    "mse_backward",
+    "relu_backward",
+    "sgd_update",
 ]

@@ -42,6 +42,11 @@ __all__ = [
     "expand_to_shape",
     "softmax_backward",
     "matmul_backward",
+    "softmax_forward",
+    "mse_forward",
+    "mse_backward",
+    "relu_backward",
+    "sgd_update",
 ]
 
 
@@ -221,6 +226,83 @@ def matmul_backward(x, y, grad, need_x=True, need_y=True) -> tuple:
     gx = reduce_to_shape(np.matmul(grad, np.swapaxes(y, -1, -2)), x.shape) if need_x else None
     gy = reduce_to_shape(np.matmul(np.swapaxes(x, -1, -2), grad), y.shape) if need_y else None
     return gx, gy
+
+
+# --------------------------------------------------------------------------- fused forward/backward steps
+def mean_of_all(values: np.ndarray) -> np.ndarray:
+    """Mean of every element; NaN (with NumPy's warnings) for an empty array."""
+    # np.add.reduce is np.mean's own pairwise sum, without its Python-level dispatch.
+    return np.add.reduce(values, axis=None) / values.size if values.size else np.mean(values)
+
+
+def softmax_forward(x, axis) -> np.ndarray:
+    """``exp(x - max(x, axis)) / sum(exp(x - max(x, axis)), axis)``, an array of ``x.shape``.
+
+    ``axis`` is one int (negatives allowed); a 0-d ``x`` takes axis 0 or -1 and gives 1.0.
+    """
+    x = np.asarray(x)
+    dtype = result_dtype(x)
+    (ax,) = normalize_axes(operator.index(axis), max(x.ndim, 1))
+    if x.ndim and x.shape[ax] == 0:  # NumPy: "zero-size array to reduction operation maximum"
+        raise ValueError(f"softmax_forward over axis {ax} of shape {x.shape}, which has no elements")
+    x = x.astype(dtype, copy=False)
+    e = np.exp(x - np.maximum.reduce(x, axis=ax, keepdims=True))
+    e /= np.add.reduce(e, axis=ax, keepdims=True)
+    return np.asarray(e)  # 0-d arithmetic gives a NumPy scalar
+
+
+def _same_shape(name: str, what: str, a: np.ndarray, b: np.ndarray) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{name} needs {what} in one shape, got {a.shape} and {b.shape}")
+
+
+def mse_forward(pred, target) -> np.ndarray:
+    """``mean((pred - target)^2)`` as a 0-d array (NaN when empty); shapes must match."""
+    pred = np.asarray(pred)
+    target = np.asarray(target)
+    dtype = result_dtype(pred, target)
+    _same_shape("mse_forward", "the prediction and target", pred, target)
+    diff = np.subtract(pred, target, dtype=dtype)
+    return np.asarray(mean_of_all(diff * diff), dtype=dtype)
+
+
+def mse_backward(pred, target, grad, need_pred=True, need_target=True) -> tuple:
+    """Gradients ``(d_pred, d_target)`` of ``mean((pred - target)^2)`` for a one-element ``grad``.
+
+    ``d_pred = 2 (pred - target) grad / n`` and ``d_target = -d_pred``, both of ``pred.shape``;
+    a gradient whose ``need_*`` flag is false is not computed and returned as None.
+    """
+    pred = np.asarray(pred)
+    target = np.asarray(target)
+    grad = np.asarray(grad)
+    dtype = result_dtype(pred, target, grad)
+    _same_shape("mse_backward", "the prediction and target", pred, target)
+    if grad.size != 1:
+        raise ValueError(
+            f"mse_backward needs a one-element gradient (the loss is a scalar), got shape {grad.shape}"
+        )
+    d_pred = np.asarray(np.subtract(pred, target, dtype=dtype))
+    d_pred *= 2.0 / max(d_pred.size, 1)
+    d_pred *= grad.reshape(())
+    return (d_pred if need_pred else None, np.asarray(-d_pred) if need_target else None)
+
+
+def relu_backward(y, grad) -> np.ndarray:
+    """``grad * (y > 0)`` for a relu output ``y`` of ``grad``'s shape."""
+    y = np.asarray(y)
+    grad = np.asarray(grad)
+    dtype = result_dtype(y, grad)
+    _same_shape("relu_backward", "the output and gradient", y, grad)
+    return np.asarray(np.multiply(grad, y > 0, dtype=dtype))
+
+
+def sgd_update(data, grad, lr) -> None:
+    """``data -= lr * grad`` in place (NumPy's promotion and casting); shapes must match."""
+    if not isinstance(data, np.ndarray):
+        raise TypeError(f"sgd_update updates an ndarray in place, got {type(data).__name__}")
+    grad = np.asarray(grad)
+    _same_shape("sgd_update", "the parameter and gradient", data, grad)
+    data -= lr * grad
 
 
 # --------------------------------------------------------------------------- the engine

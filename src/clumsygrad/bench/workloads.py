@@ -40,7 +40,10 @@ MLP_SIZES: Dict[str, MLPSize] = {
 
 CHAIN_LENGTHS = (10_000, 1_000_000)
 
-KERNELS = ("reduce_to_shape", "mul_reduce_to_shape", "expand_to_shape", "softmax_backward", "matmul_backward")
+KERNELS = (
+    "reduce_to_shape", "mul_reduce_to_shape", "expand_to_shape", "softmax_backward", "matmul_backward",
+    "softmax_forward", "mse_forward", "mse_backward", "relu_backward", "sgd_update",
+)
 KERNEL_SHAPES = ((8, 8), (64, 10), (256, 256), (2048, 2048))
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
@@ -142,7 +145,7 @@ class NumpyMLP:
 
 def kernel_args(kernel: str, m: int, n: int, seed: int = 0) -> tuple:
     """Arguments for one call of ``kernel`` around an (m, n) float32 gradient, as an MLP's
-    backward pass makes them (bias reduction, broadcast product, mean, softmax, linear layer)."""
+    step makes them (bias reduction, broadcast product, mean, softmax, linear layer, loss, relu, SGD)."""
     rng = np.random.default_rng(seed)
     g, a = (rng.standard_normal((m, n)).astype(np.float32) for _ in range(2))
     if kernel == "reduce_to_shape":  # d(x + b)/db
@@ -156,6 +159,16 @@ def kernel_args(kernel: str, m: int, n: int, seed: int = 0) -> tuple:
         return s / s.sum(axis=-1, keepdims=True), g, -1
     if kernel == "matmul_backward":  # x (m, n) @ W (n, n)
         return a, rng.standard_normal((n, n)).astype(np.float32), g
+    if kernel == "softmax_forward":  # the output layer's softmax over logits
+        return a, -1
+    if kernel == "mse_forward":  # the loss of a prediction against a target
+        return a, g
+    if kernel == "mse_backward":  # both gradients of the loss, seeded with 1
+        return a, g, np.asarray(np.float32(1.0))
+    if kernel == "relu_backward":  # a relu output (about half zeros) and its gradient
+        return np.maximum(a, 0), g
+    if kernel == "sgd_update":  # W -= lr * grad in place (a tiny rate: the timing loop repeats it)
+        return a, g, 1e-6
     raise ValueError(f"unknown kernel {kernel!r}; choose one of {KERNELS}")
 
 

@@ -1,0 +1,124 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Compiled elementwise steps that NumPy needs two ufunc calls for.
+
+* ``relu_backward(y, grad)``: ``grad * (y > 0)`` in one vectorised pass (a compare, a
+  convert, a multiply: NaN and infinite gradients behave exactly as in ``pure``);
+* ``sgd_update(data, grad, lr)``: ``data -= lr * grad`` in place, no temporary.
+
+At the tiny sizes of a small network the cost of a NumPy step is its per-call overhead,
+so fusing two calls into one roughly halves it; at large sizes each saves one pass.
+"""
+cimport numpy as cnp
+from cython cimport floating
+
+from ._shapes cimport (
+    as_c_typed, fast_array, kernel_typenum, native_float_typenum, same_shape, slow_result_dtype,
+)
+
+from . import pure
+
+cnp.import_array()
+
+__all__ = ["relu_backward", "sgd_update"]
+
+
+cdef void _relu_grad_core(const floating* y, const floating* g, floating* out,
+                          Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = g[i] * <floating>(y[i] > 0)
+
+
+cdef void _axpy_core(floating* d, const floating* g, floating a, Py_ssize_t n) noexcept nogil:
+    """``d -= a * g``, the product rounded to ``floating`` first (as NumPy's ``lr * grad``)."""
+    cdef Py_ssize_t i
+    cdef floating step
+    for i in range(n):
+        step = a * g[i]
+        d[i] = d[i] - step
+
+
+def relu_backward(y, grad):
+    """``grad * (y > 0)`` for a relu output ``y``.
+
+    ``y`` and ``grad`` share one shape (any layout); returns a new C array of that shape,
+    float32/float64 (other real dtypes promote as in ``pure``).
+    """
+    cdef:
+        cnp.ndarray ya = fast_array(y)
+        cnp.ndarray ga = fast_array(grad)
+        cnp.ndarray out
+        int tn
+        Py_ssize_t n
+    tn = native_float_typenum(ya)
+    if tn < 0 or native_float_typenum(ga) != tn:
+        tn = kernel_typenum(slow_result_dtype((ya, ga)))
+        if tn < 0:
+            return pure.relu_backward(ya, ga)
+    if not same_shape(ya, ga):
+        raise ValueError(
+            "relu_backward needs the output and gradient in one shape, "
+            f"got {(<object>ya).shape} and {(<object>ga).shape}"
+        )
+    # converting y keeps its sign: every real dtype's positive values stay positive
+    ya = as_c_typed(ya, tn)
+    ga = as_c_typed(ga, tn)
+    out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(ga), cnp.PyArray_DIMS(ga), tn, 0)
+    n = cnp.PyArray_SIZE(ga)
+    if tn == cnp.NPY_FLOAT:
+        with nogil:
+            _relu_grad_core[float](<const float*>cnp.PyArray_DATA(ya), <const float*>cnp.PyArray_DATA(ga),
+                                   <float*>cnp.PyArray_DATA(out), n)
+    else:
+        with nogil:
+            _relu_grad_core[double](<const double*>cnp.PyArray_DATA(ya), <const double*>cnp.PyArray_DATA(ga),
+                                    <double*>cnp.PyArray_DATA(out), n)
+    return out
+
+
+cdef inline bint _flat_same(cnp.ndarray d, cnp.ndarray g, int tn) noexcept:
+    """``d`` and ``g`` are writeable/readable C arrays of ``tn``, one shape, and do not partly overlap."""
+    cdef char* dp
+    cdef char* gp
+    cdef Py_ssize_t nbytes
+    if not (cnp.PyArray_TYPE(g) == tn and cnp.PyArray_ISNOTSWAPPED(g) and same_shape(d, g)
+            and cnp.PyArray_IS_C_CONTIGUOUS(d) and cnp.PyArray_IS_C_CONTIGUOUS(g)
+            and cnp.PyArray_ISALIGNED(d) and cnp.PyArray_ISALIGNED(g)
+            and cnp.PyArray_ISWRITEABLE(d)):
+        return False
+    dp = <char*>cnp.PyArray_DATA(d)
+    gp = <char*>cnp.PyArray_DATA(g)
+    nbytes = cnp.PyArray_NBYTES(d)
+    return dp == gp or gp + nbytes <= dp or dp + nbytes <= gp
+
+
+def sgd_update(data, grad, lr):
+    """``data -= lr * grad`` in place; returns None.
+
+    The compiled loop serves a C-contiguous float32/float64 ``data``, a ``grad`` of its
+    dtype and shape and a Python float ``lr``; anything else (other layouts, dtypes, a NumPy
+    scalar ``lr``, whose promotion differs) goes to ``pure.sgd_update``, which also raises
+    for bad input.
+    """
+    cdef:
+        cnp.ndarray da, ga
+        int tn
+        double a
+        Py_ssize_t n
+    if cnp.PyArray_CheckExact(data) and cnp.PyArray_CheckExact(grad) and type(lr) is float:
+        da = <cnp.ndarray>data
+        ga = <cnp.ndarray>grad
+        tn = native_float_typenum(da)
+        if tn >= 0 and _flat_same(da, ga, tn):
+            a = lr
+            n = cnp.PyArray_SIZE(da)
+            if tn == cnp.NPY_FLOAT:
+                with nogil:
+                    _axpy_core[float](<float*>cnp.PyArray_DATA(da), <const float*>cnp.PyArray_DATA(ga),
+                                      <float>a, n)
+            else:
+                with nogil:
+                    _axpy_core[double](<double*>cnp.PyArray_DATA(da), <const double*>cnp.PyArray_DATA(ga),
+                                       a, n)
+            return None
+    return pure.sgd_update(data, grad, lr)
