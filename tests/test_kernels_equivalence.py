@@ -594,14 +594,17 @@ def test_zero_d_results_are_arrays_not_numpy_scalars(module):
 # --------------------------------------------------------------------------- fused forward/backward steps
 @pytest.mark.parametrize("module", [native, pure], ids=["native", "pure"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_softmax_forward_rows_sum_to_one_without_overflow(module, dtype):
-    # wide rows (past the vectorised max's 16 lanes and a sum block) and huge logits
+@pytest.mark.parametrize("shape", [(2, 2047), (3, 2049)], ids=["compiled-loop", "numpy-exp"])
+def test_softmax_forward_rows_sum_to_one_without_overflow(module, dtype, shape):
+    # wide rows (past the vectorised max's 16 lanes and a sum block) and huge logits; native
+    # runs its own loop up to 4096 elements and NumPy's exp above
     rng = np.random.default_rng(7)
-    x = (rng.standard_normal((3, 2049)) * 50 + 1e4).astype(dtype)
+    x = (rng.standard_normal(shape) * 50 + 1e4).astype(dtype)
     for axis in (-1, 0):
         out = module.softmax_forward(x, axis)
         assert np.isfinite(out).all()
         np.testing.assert_allclose(out.sum(axis=axis), 1.0, rtol=20 * np.finfo(dtype).eps * 2049 ** 0.5)
+        assert_matches(out, pure.softmax_forward(x, axis), 1.0)
 
 
 @pytest.mark.parametrize("module", [native, pure], ids=["native", "pure"])

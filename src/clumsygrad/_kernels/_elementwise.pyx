@@ -1,8 +1,9 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Compiled elementwise steps that NumPy needs two ufunc calls for.
 
-* ``relu_backward(y, grad)``: ``grad * (y > 0)`` in one vectorised pass (a compare, a
-  convert, a multiply: NaN and infinite gradients behave exactly as in ``pure``);
+* ``relu_backward(y, grad)``: ``grad * (y > 0)`` in one pass over blocks of ``SUM_BLOCK``
+  elements (vectorised compares, then multiplies: NaN and infinite gradients behave exactly
+  as in ``pure``);
 * ``sgd_update(data, grad, lr)``: ``data -= lr * grad`` in place, no temporary.
 
 At the tiny sizes of a small network the cost of a NumPy step is its per-call overhead,
@@ -12,7 +13,7 @@ cimport numpy as cnp
 from cython cimport floating
 
 from ._shapes cimport (
-    as_c_typed, fast_array, kernel_typenum, native_float_typenum, same_shape, slow_result_dtype,
+    SUM_BLOCK, as_c_typed, fast_array, kernel_typenum, native_float_typenum, same_shape, slow_result_dtype,
 )
 
 from . import pure
@@ -24,9 +25,28 @@ __all__ = ["relu_backward", "sgd_update"]
 
 cdef void _relu_grad_core(const floating* y, const floating* g, floating* out,
                           Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        out[i] = g[i] * <floating>(y[i] > 0)
+    """``out = g * (y > 0)``, the 0/1 factors of a block made first in a stack buffer.
+
+    Written as one loop, GCC turns ``g * (floating)(y > 0)`` into ``y > 0 ? g : g * 0`` and,
+    since ``inf * 0`` may trap, will not if-convert that branch back: a mispredicted branch per
+    element on random signs (3-5 ns against NumPy's 0.4 ns at 256x256).  Two loops over a
+    block that stays in L1 are both plain vectorised compares and multiplies.
+    """
+    cdef:
+        floating mask[SUM_BLOCK]
+        floating* mp
+        Py_ssize_t i, k
+    while n > 0:
+        k = n if n < SUM_BLOCK else SUM_BLOCK
+        mp = mask
+        for i in range(k):
+            mp[i] = <floating>(y[i] > 0)
+        for i in range(k):
+            out[i] = g[i] * mp[i]
+        y += k
+        g += k
+        out += k
+        n -= k
 
 
 cdef void _axpy_core(floating* d, const floating* g, floating a, Py_ssize_t n) noexcept nogil:

@@ -16,6 +16,10 @@ independent lanes, like ``hsum``), one for ``exp`` (libc ``expf``/``exp``: a cal
 element, not vectorised) and the contiguous sum, one to divide, all while the row is in L1.
 Along another axis the max and the sum (in double) are kept per column in contiguous
 buffers and updated row by row, as in the backward pass.
+The scalar libc ``exp`` costs 3.4-4.5 ns per element here against 0.6 ns for NumPy's SIMD
+``np.exp``: the fused loop wins below about 4096 elements (64x10: 3.3 us against 11.4 us),
+loses above (256x256: 283 us against 100 us), so larger inputs go to ``pure``'s NumPy
+formula (``EXP_LOOP_MAX``).
 """
 cimport numpy as cnp
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
@@ -33,6 +37,9 @@ from . import pure
 cnp.import_array()
 
 __all__ = ["softmax_forward", "softmax_backward"]
+
+cdef enum:
+    EXP_LOOP_MAX = 4096   # largest input softmax_forward runs through libc exp (see above)
 
 
 cdef inline Py_ssize_t _axis_of(object axis, int nd) except -1:
@@ -172,6 +179,8 @@ def softmax_forward(x, axis):
         raise ValueError(
             f"softmax_forward over axis {ax} of shape {(<object>xa).shape}, which has no elements"
         )
+    if cnp.PyArray_SIZE(xa) > EXP_LOOP_MAX:
+        return pure.softmax_forward(xa, axis)  # NumPy's vectorised exp beats a libc call per element
     xa = as_c_typed(xa, tn)
     _split(nd, cnp.PyArray_DIMS(xa), ax, &outer, &n, &inner)
     out = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(xa), tn, 0)
