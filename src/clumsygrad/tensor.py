@@ -1,9 +1,10 @@
-"""Tensors, the computational graph they record, and the reverse-mode engine.
+"""Tensors and the computational graph they record.
 
 Each operation below computes its forward value with NumPy and records, right beside
 it, the backward function (from :mod:`clumsygrad.grad`) that maps the result's
-gradient to its operands' gradients.  :meth:`Tensor.backward` walks the recorded graph
-once in reverse topological order.
+gradient to its operands' gradients.  :meth:`Tensor.backward` checks its arguments and
+hands the graph to the active backend's engine, ``backward_pass`` in
+``clumsygrad._kernels.pure`` (the reference) or its compiled twin in ``_engine.pyx``.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import gc
 import numbers
 import operator
 from enum import IntEnum
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -361,7 +362,7 @@ class Tensor(metaclass=_TensorMeta):
         """
         if not self._requires_grad:
             raise RuntimeError("Tensor does not require gradients")
-        if self._tensor_type == TensorType.INTERMEDIATE and not self._parents:
+        if self._tensor_type is _INTERMEDIATE and not self._parents:
             raise RuntimeError("No backward graph exists for this tensor")
         dtype = self._data.dtype
         if gradient is None:
@@ -409,7 +410,7 @@ class TensorUtils:
     @staticmethod
     def get_parameters(tensor: Tensor) -> List[Tensor]:
         """The PARAMETER tensors reachable from ``tensor``."""
-        return [t for t in TensorUtils._reachable(tensor) if t._tensor_type == TensorType.PARAMETER]
+        return [t for t in TensorUtils._reachable(tensor) if t._tensor_type is _PARAMETER]
 
     @staticmethod
     def count_by_type(tensor: Tensor) -> Dict[TensorType, int]:
