@@ -525,6 +525,12 @@ def test_native_exports_compiled_functions(name):
     assert name in native.__all__
 
 
+def test_native_and_pure_export_the_same_names():
+    assert sorted(native.__all__) == sorted(pure.__all__)
+    for name in pure.__all__:
+        assert type(getattr(native, name)).__name__ == "cython_function_or_method"
+
+
 def test_expand_to_shape_result_is_a_new_c_contiguous_array():
     g = np.asfortranarray(np.ones((3, 4), dtype=np.float64))
     out = native.expand_to_shape(g, (3, 5, 4), 1, False, 2.0)

@@ -133,8 +133,9 @@ cdef _push_to_parents(node, grad, dict pending, skips_unneeded):
     for i in range(n):
         parent = parents[i]
         result = parent_grads[i]
-        # Fresh: owns its memory, and only parent_grads and `result` refer to it (see
-        # pure._is_fresh); checked before any other local takes a reference.
+        # Fresh: owns its memory, and only parent_grads and `result` refer to it (the
+        # rule of pure._push_to_parents; in C the count is exact, no calibration needed).
+        # Checked before any other local takes a reference.
         owned = (
             type(result) is np.ndarray
             and cnp.PyArray_BASE(<cnp.ndarray> result) == NULL
