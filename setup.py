@@ -1,21 +1,21 @@
-"""Build the compiled kernels: every ``src/clumsygrad/_kernels/*.pyx`` becomes one extension module."""
+"""Build the compiled modules: every ``src/clumsygrad/**/*.pyx`` becomes one extension module."""
 from pathlib import Path
 
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-KERNEL_DIR = Path("src", "clumsygrad", "_kernels")
+SRC = Path("src")
 
 extensions = [
     Extension(
-        f"clumsygrad._kernels.{pyx.stem}",
+        ".".join(pyx.relative_to(SRC).with_suffix("").parts),
         [str(pyx)],
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"],
     )
-    for pyx in sorted(KERNEL_DIR.glob("*.pyx"))
+    for pyx in sorted(SRC.glob("clumsygrad/**/*.pyx"))
 ]
 
 setup(

@@ -23,6 +23,16 @@ if TYPE_CHECKING:
 GradientTuple = Tuple[np.ndarray, ...]
 """One gradient per parent tensor."""
 
+
+def skips_unneeded(fn):
+    """Mark a backward function that takes ``needs=(bool, ...)`` (one flag per parent).
+
+    The engine passes ``needs`` when some parent is a constant; the function returns None in
+    that parent's place instead of computing a gradient nobody will read.
+    """
+    fn.skips_unneeded = True
+    return fn
+
 __all__ = [
     "GradientTuple",
     "transpose_backward",
@@ -83,6 +93,7 @@ def sub_scalar_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
     return (grad,)
 
 
+@skips_unneeded
 def mul_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
     r"""z = x * y (same shapes): dx = grad * y, dy = grad * x."""
     x, y = tensor._parents
@@ -94,6 +105,7 @@ def mul_scalar_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
     return (grad * tensor._extra.get("scalar_value", 1.0),)
 
 
+@skips_unneeded
 def matmul_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
     r"""Z = X @ Y, 2-D or batched: dX = grad @ Y^T, dY = X^T @ grad.
 
@@ -208,12 +220,14 @@ def softmax_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
 
 
 # --------------------------------------------------------------------------- losses
+@skips_unneeded
 def mse_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
     r"""L = mean((p - t)^2): dp = 2 (p - t) grad / n, dt = -dp, n = number of elements."""
     pred, target = tensor._parents
     return _backend.active.mse_backward(pred._data, target._data, grad, *needs)
 
 
+@skips_unneeded
 def mae_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
     r"""L = mean(|p - t|): dp = sign(p - t) grad / n, dt = -dp, n = number of elements."""
     pred, target = tensor._parents
@@ -223,6 +237,7 @@ def mae_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> Gra
 
 
 # --------------------------------------------------------------------------- broadcasting
+@skips_unneeded
 def add_broadcast_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
     r"""z = x + y, broadcast: dx, dy = grad summed over the axes each operand was broadcast along."""
     extra = tensor._extra
@@ -233,6 +248,7 @@ def add_broadcast_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, Tru
     )
 
 
+@skips_unneeded
 def sub_broadcast_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
     r"""z = x - y, broadcast: dx = reduce(grad), dy = -reduce(grad)."""
     extra = tensor._extra
@@ -243,6 +259,7 @@ def sub_broadcast_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, Tru
     )
 
 
+@skips_unneeded
 def mul_broadcast_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
     r"""z = x * y, broadcast: dx = reduce(grad * y), dy = reduce(grad * x), no broadcast temporaries."""
     extra = tensor._extra
@@ -252,21 +269,6 @@ def mul_broadcast_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, Tru
         mul_reduce(grad, y._data, extra["left_shape"]) if needs[0] else None,
         mul_reduce(grad, x._data, extra["right_shape"]) if needs[1] else None,
     )
-
-
-# Backward functions of two-operand ops that take ``needs=(bool, bool)`` and return None for
-# an operand whose gradient is not needed; the engine passes it when an operand is a constant.
-SKIPS_UNNEEDED = frozenset(
-    {
-        mul_backward,
-        matmul_backward,
-        mse_backward,
-        mae_backward,
-        add_broadcast_backward,
-        sub_broadcast_backward,
-        mul_broadcast_backward,
-    }
-)
 
 
 def _reduce_gradient_to_shape(grad: np.ndarray, target_shape: tuple) -> np.ndarray:

@@ -18,7 +18,6 @@ import numpy as np
 
 from . import _backend
 from .grad import (
-    SKIPS_UNNEEDED,
     add_backward,
     add_broadcast_backward,
     add_scalar_backward,
@@ -385,7 +384,7 @@ class Tensor(metaclass=_TensorMeta):
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            _backend.active.backward_pass(self, seed, owned, keep_graph, SKIPS_UNNEEDED)
+            _backend.active.backward_pass(self, seed, owned, keep_graph)
         finally:
             if gc_was_enabled:
                 gc.enable()

@@ -17,13 +17,13 @@ cnp.import_array()
 cdef int INTERMEDIATE = 2  # TensorType.INTERMEDIATE
 
 
-def backward_pass(root, cnp.ndarray seed, bint seed_owned, bint keep_graph, skips_unneeded):
+def backward_pass(root, cnp.ndarray seed, bint seed_owned, bint keep_graph):
     """Backpropagate ``seed`` from ``root`` into ``.grad`` of every tensor that requires it.
 
     Same contract as ``clumsygrad._kernels.pure.backward_pass``.
     """
     cdef list order = _reverse_topological_order(root)
-    _backpropagate(order, seed, seed_owned, skips_unneeded)
+    _backpropagate(order, seed, seed_owned)
     if not keep_graph:
         for node in order:
             if node._tensor_type == INTERMEDIATE:
@@ -83,7 +83,7 @@ cdef inline tuple _parents_of(node):
     return parents if type(parents) is tuple else tuple(parents)
 
 
-cdef _backpropagate(list order, cnp.ndarray seed, bint seed_owned, skips_unneeded):
+cdef _backpropagate(list order, cnp.ndarray seed, bint seed_owned):
     """Push ``seed`` from ``order[0]`` through ``order``; see ``pure._backpropagate``."""
     cdef dict pending = {order[0]: (seed, seed_owned)}
     cdef tuple entry
@@ -102,12 +102,12 @@ cdef _backpropagate(list order, cnp.ndarray seed, bint seed_owned, skips_unneede
         if node._grad_fn is None:
             continue
         try:
-            _push_to_parents(node, grad, pending, skips_unneeded)
+            _push_to_parents(node, grad, pending)
         except Exception as exc:
             raise RuntimeError(f"Error in backward pass at tensor {node._id}: {exc}") from exc
 
 
-cdef _push_to_parents(node, grad, dict pending, skips_unneeded):
+cdef _push_to_parents(node, grad, dict pending):
     """Run ``node``'s backward function and add each parent's gradient into ``pending``."""
     cdef tuple parents = _parents_of(node)
     cdef Py_ssize_t n = len(parents), i
@@ -122,7 +122,7 @@ cdef _push_to_parents(node, grad, dict pending, skips_unneeded):
     for i in range(n):
         if not parents[i]._requires_grad:
             all_needed = False
-    if not all_needed and grad_fn in skips_unneeded:
+    if not all_needed and getattr(grad_fn, "skips_unneeded", False):
         parent_grads = grad_fn(node, grad, needs=tuple([p._requires_grad for p in parents]))
     else:
         parent_grads = grad_fn(node, grad)

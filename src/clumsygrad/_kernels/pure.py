@@ -306,15 +306,14 @@ def sgd_update(data, grad, lr) -> None:
 
 
 # --------------------------------------------------------------------------- the engine
-def backward_pass(root, seed: np.ndarray, seed_owned: bool, keep_graph: bool, skips_unneeded) -> None:
+def backward_pass(root, seed: np.ndarray, seed_owned: bool, keep_graph: bool) -> None:
     """Backpropagate ``seed`` from ``root`` into ``.grad`` of every tensor that requires it.
 
     ``seed_owned`` says the engine may adopt ``seed`` as ``root.grad`` without a copy.
-    ``skips_unneeded`` is the set of backward functions that accept ``needs=``.  Unless
-    ``keep_graph``, INTERMEDIATE nodes drop their parents afterwards.
+    Unless ``keep_graph``, INTERMEDIATE nodes drop their parents afterwards.
     """
     order = _reverse_topological_order(root)
-    _backpropagate(order, seed, seed_owned, skips_unneeded)
+    _backpropagate(order, seed, seed_owned)
     if not keep_graph:
         for node in order:
             if node._tensor_type == INTERMEDIATE:
@@ -343,7 +342,7 @@ def _reverse_topological_order(root) -> list:
     return postorder
 
 
-def _backpropagate(order: list, seed: np.ndarray, seed_owned: bool, skips_unneeded) -> None:
+def _backpropagate(order: list, seed: np.ndarray, seed_owned: bool) -> None:
     """Push ``seed`` from ``order[0]`` (the root) through ``order``, adding this pass's gradient to each ``.grad``.
 
     ``pending`` maps a node to the gradient collected for it in this pass and a flag
@@ -364,12 +363,12 @@ def _backpropagate(order: list, seed: np.ndarray, seed_owned: bool, skips_unneed
         if node._grad_fn is None:
             continue
         try:
-            _push_to_parents(node, grad, pending, skips_unneeded)
+            _push_to_parents(node, grad, pending)
         except Exception as exc:
             raise RuntimeError(f"Error in backward pass at tensor {node._id}: {exc}") from exc
 
 
-def _push_to_parents(node, grad: np.ndarray, pending: dict, skips_unneeded) -> None:
+def _push_to_parents(node, grad: np.ndarray, pending: dict) -> None:
     """Run ``node``'s backward function and add each parent's gradient into ``pending``."""
     parents = node._parents
     if not parents:
@@ -378,7 +377,7 @@ def _push_to_parents(node, grad: np.ndarray, pending: dict, skips_unneeded) -> N
             "pass keep_graph=True to keep it)"
         )
     grad_fn = node._grad_fn
-    if grad_fn in skips_unneeded and not all(p._requires_grad for p in parents):
+    if getattr(grad_fn, "skips_unneeded", False) and not all(p._requires_grad for p in parents):
         parent_grads = grad_fn(node, grad, needs=tuple(p._requires_grad for p in parents))
     else:
         parent_grads = grad_fn(node, grad)
