@@ -1,4 +1,4 @@
-"""The compiled engine (native.backward_pass) against the pure one on generated graphs.
+"""The compiled engine (_graph.native.backward_pass) against the pure one on generated graphs.
 
 Each generated program builds a random DAG: operations pick earlier nodes as operands
 (so subexpressions are shared), mix PARAMETER and INPUT tensors, broadcast, and reduce.
@@ -134,9 +134,10 @@ def test_cython_backend_runs_the_compiled_engine():
     from clumsygrad import _backend
 
     clumsygrad.set_backend("cython")
-    assert type(_backend.active.backward_pass).__name__ == "cython_function_or_method"
+    assert type(_backend.engine.backward_pass).__name__ == "cython_function_or_method"
+    assert _backend.engine.__name__ == "clumsygrad._graph.native"
     clumsygrad.set_backend("python")
-    assert _backend.active.backward_pass.__module__ == "clumsygrad._kernels.pure"
+    assert _backend.engine.backward_pass.__module__ == "clumsygrad._graph.pure"
 
 
 @pytest.mark.parametrize("engine", ["python", "cython"])

@@ -1,13 +1,17 @@
-"""Which kernel implementation is active: the one dispatch point of every hot backward path.
+"""Which implementation is active: the one dispatch point of the kernels and of the graph.
 
-``active`` is the kernel module in use (``clumsygrad._kernels.native`` or ``.pure``).
-Backward functions call ``_backend.active.<kernel>(...)``, so switching is one assignment.
+``active`` is the kernel module in use (``clumsygrad._kernels.native`` or ``.pure``); backward
+functions call ``_backend.active.<kernel>(...)``.  ``graph`` is the graph twin whose ``Node`` is
+``Tensor``'s base class, chosen once at import (``clumsygrad._graph.native`` unless
+``CLUMSYGRAD_BACKEND=python`` or the extension is missing); ``engine`` is the twin whose
+``backward_pass`` runs: the compiled engine needs the compiled nodes, the pure one runs on both.
 """
 from __future__ import annotations
 
 import os
 import warnings
 
+from ._graph import pure as pure_graph
 from ._kernels import pure
 
 BACKENDS = ("cython", "python")
@@ -20,14 +24,17 @@ BUILD_HINT = (
 )
 
 try:
+    from ._graph import native as native_graph
     from ._kernels import native
 except ImportError as exc:  # a source checkout that was never built, or a broken install
-    native = None
+    native = native_graph = None
     _native_error = f"{type(exc).__name__}: {exc}"
 else:
     _native_error = None
 
 active = pure
+graph = pure_graph
+engine = pure_graph
 
 
 def get_backend() -> str:
@@ -41,19 +48,20 @@ def set_backend(name: str) -> None:
     Raises ``ValueError`` for an unknown name and ``ImportError`` (with build instructions)
     when ``"cython"`` is asked for but the compiled kernels cannot be imported.
     """
-    global active
+    global active, engine
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
     if name == "python":
-        active = pure
+        active, engine = pure, pure_graph
     elif native is None:
         raise ImportError(BUILD_HINT.format(error=_native_error))
     else:
-        active = native
+        active, engine = native, graph
 
 
 def _select_at_import() -> None:
-    """Honour ``CLUMSYGRAD_BACKEND``; default to the compiled kernels, else fall back with one warning."""
+    """Honour ``CLUMSYGRAD_BACKEND``; default to the compiled twins, else fall back with one warning."""
+    global graph
     requested = os.environ.get(ENV_VAR, "").strip().lower() or "cython"
     if requested not in BACKENDS:
         raise ValueError(
@@ -66,6 +74,8 @@ def _select_at_import() -> None:
             stacklevel=3,
         )
         requested = "python"
+    if requested == "cython":
+        graph = native_graph
     set_backend(requested)
 
 

@@ -1,14 +1,14 @@
 """Tensors and the computational graph they record.
 
-Each operation below computes its forward value with NumPy and records, right beside
-it, the backward function (from :mod:`clumsygrad.grad`) that maps the result's
-gradient to its operands' gradients.  :meth:`Tensor.backward` checks its arguments and
-hands the graph to the active backend's engine, ``backward_pass`` in
-``clumsygrad._kernels.pure`` (the reference) or its compiled twin in ``_engine.pyx``.
+Each operation computes its forward value with NumPy and records, right beside it, the
+backward function (from :mod:`clumsygrad.grad`) that maps the result's gradient to its
+operands' gradients.  ``Tensor`` is a thin Python class on a graph node from
+:mod:`clumsygrad._graph` (compiled, or its pure twin), which holds the fields and runs
+``backward``'s engine; the compiled node also carries fast paths for the common operators.
 """
 from __future__ import annotations
 
-import gc
+import functools
 import numbers
 import operator
 from enum import IntEnum
@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from . import _backend
+from . import _backend, grad as _grad
 from .grad import (
     add_backward,
     add_broadcast_backward,
@@ -34,15 +34,11 @@ from .grad import (
     transpose_backward,
 )
 
-__all__ = ["TensorType", "Tensor", "TensorUtils"]
+__all__ = ["TensorType", "Tensor", "TensorUtils", "no_grad", "enable_grad"]
 
+_graph = _backend.graph
 _FLOAT32 = np.dtype(np.float32)
 _FLOAT64 = np.dtype(np.float64)
-_allocate = object.__new__  # builds a node without running Tensor.__init__
-
-# The next tensor id.  Kept out of the class: writing a class attribute on every new node
-# would invalidate CPython's attribute cache for all tensors.
-_id_counter = [0]
 
 
 class TensorType(IntEnum):
@@ -57,22 +53,19 @@ class TensorType(IntEnum):
     INTERMEDIATE = 2
 
 
-# Members as plain globals: identity tests on them are much cheaper than enum comparisons.
-_INPUT = TensorType.INPUT
 _PARAMETER = TensorType.PARAMETER
-_INTERMEDIATE = TensorType.INTERMEDIATE
 
 
 class _TensorMeta(type):
-    """Gives ``Tensor._id_counter`` (read and assign, as in 0.2.x) over the module's counter."""
+    """Gives ``Tensor._id_counter`` (read and assign, as in 0.2.x) over the graph's id counter."""
 
     @property
     def _id_counter(cls) -> int:
-        return _id_counter[0]
+        return _graph.get_id_counter()
 
     @_id_counter.setter
     def _id_counter(cls, value: int) -> None:
-        _id_counter[0] = operator.index(value)
+        _graph.set_id_counter(operator.index(value))
 
 
 def _float_dtype(dtype) -> np.dtype:
@@ -81,6 +74,24 @@ def _float_dtype(dtype) -> np.dtype:
     if dt != _FLOAT32 and dt != _FLOAT64:
         raise TypeError(f"Tensor dtype must be float32 or float64, got {dt}")
     return dt
+
+
+def _real_array(value, what: str) -> np.ndarray:
+    """``value`` as an array of real numbers (bools, ints, floats); ``TypeError`` naming anything else.
+
+    Guards against what ``np.array(value, float32)`` would silently turn into a number:
+    None (nan), strings ("3.5"), complex numbers (imaginary part dropped), datetimes, objects.
+    """
+    if isinstance(value, Tensor):
+        return value._data
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged nesting
+        raise TypeError(f"{what} must be real numbers, got {type(value).__name__}: {exc}") from None
+    if array.dtype.kind not in "biuf":
+        given = type(value).__name__ if array.dtype.kind == "O" else f"dtype {array.dtype}"
+        raise TypeError(f"{what} must be real numbers (bool, int or float), got {given}")
+    return array
 
 
 def _scalar(value) -> Optional[float]:
@@ -107,43 +118,7 @@ def _broadcast_shapes(shape1: tuple, shape2: tuple) -> tuple:
     return tuple(result)
 
 
-def _new_node(data, grad_fn: Optional[Callable], parents: tuple, extra: Optional[dict] = None):
-    """A result tensor of an operation on ``parents``, recording the graph when it needs one.
-
-    The result is INTERMEDIATE (with ``grad_fn``, ``parents`` and ``extra``) when any
-    parent is a PARAMETER or INTERMEDIATE, otherwise an INPUT with no graph.  Its dtype
-    is float64 if any parent is float64, else float32.  ``data`` is not copied.
-    """
-    first = parents[0]
-    dtype = first._data.dtype
-    track = first._tensor_type is not _INPUT
-    requires_grad = first._requires_grad
-    for parent in parents[1:]:
-        if parent._data.dtype is not dtype and parent._data.dtype != dtype:
-            dtype = _FLOAT64
-        track = track or parent._tensor_type is not _INPUT
-        requires_grad = requires_grad or parent._requires_grad
-    if type(data) is not np.ndarray or (data.dtype is not dtype and data.dtype != dtype):
-        data = np.asarray(data, dtype=dtype)
-
-    node = _allocate(Tensor)
-    node._data = data
-    node._shape = data.shape
-    node._grad = None
-    node._requires_grad = requires_grad
-    node._id = _id_counter[0]
-    _id_counter[0] += 1
-    if track:
-        node._tensor_type = _INTERMEDIATE
-        node._grad_fn = grad_fn
-        node._parents = parents
-        node._extra = dict(extra) if extra else {}
-    else:
-        node._tensor_type = _INPUT
-        node._grad_fn = None
-        node._parents = ()
-        node._extra = {}
-    return node
+_new_node = _graph.new_node  # (data, grad_fn, parents, extra=None) -> Tensor; see _graph
 
 
 def _broadcasting(ufunc, left, right) -> np.ndarray:
@@ -163,100 +138,15 @@ def _binary_node(left, right, data, same_shape_fn: Callable, broadcast_fn: Calla
     return _new_node(data, broadcast_fn, (left, right), shapes)
 
 
-class Tensor(metaclass=_TensorMeta):
-    """An n-dimensional float32 (or float64) array that records the operations applied to it."""
+class _Operators:
+    """The arithmetic operators, for every operand the API accepts.
 
-    __slots__ = (
-        "_data",
-        "_shape",
-        "_id",
-        "_grad_fn",
-        "_grad",
-        "_parents",
-        "_extra",
-        "_tensor_type",
-        "_requires_grad",
-    )
+    The compiled node answers the common cases itself and calls these for the rest; on the
+    pure node these are the operators.
+    """
 
-    # NumPy scalars and arrays on the left of an operator defer to the Tensor's reflected method.
-    __array_ufunc__ = None
+    __slots__ = ()
 
-    _create_node = staticmethod(_new_node)
-    _broadcast_shapes = staticmethod(_broadcast_shapes)
-
-    @staticmethod
-    def _can_broadcast(shape1: tuple, shape2: tuple) -> bool:
-        try:
-            _broadcast_shapes(shape1, shape2)
-        except ValueError:
-            return False
-        return True
-
-    def __init__(self, data, tensor_type: TensorType = TensorType.INPUT, dtype=np.float32):
-        """Wrap ``data`` (scalar, nested list or array; always copied) as a tensor.
-
-        PARAMETER tensors require gradients; INPUT tensors do not.  ``dtype`` is float32
-        (the default) or float64.
-        """
-        self._data = np.array(data, dtype=_float_dtype(dtype))
-        self._shape = self._data.shape
-        self._tensor_type = TensorType(tensor_type)
-        self._requires_grad = self._tensor_type is _PARAMETER
-        self._grad_fn = None
-        self._grad = None
-        self._parents = ()
-        self._extra = {}
-        self._id = _id_counter[0]
-        _id_counter[0] += 1
-
-    def _cleanup_references(self) -> None:
-        """Drop the links to the parents, freeing the graph behind this node."""
-        self._parents = ()
-
-    def __repr__(self) -> str:
-        grad_fn = self._grad_fn.__name__ if self._grad_fn is not None else None
-        return (
-            f"Tensor(id={self._id}, shape={self._shape}, tensor_type={self._tensor_type.name}, "
-            f"grad_fn={grad_fn}, requires_grad={self._requires_grad})"
-        )
-
-    # ------------------------------------------------------------------ properties
-    @property
-    def data(self) -> np.ndarray:
-        """The tensor's values (the array itself, not a copy)."""
-        return self._data
-
-    @property
-    def shape(self) -> tuple:
-        return self._shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._data.dtype
-
-    @property
-    def requires_grad(self) -> bool:
-        return self._requires_grad
-
-    @property
-    def grad(self) -> Optional[np.ndarray]:
-        """The accumulated gradient, or None before any backward pass reached this tensor."""
-        return self._grad
-
-    @grad.setter
-    def grad(self, value) -> None:
-        # Stored as a private copy: later backward passes accumulate into it in place.
-        if value is None:
-            self._grad = None
-            return
-        grad = np.array(value, dtype=self._data.dtype)
-        if grad.shape != self._shape:
-            raise ValueError(
-                f"Gradient shape {grad.shape} does not match tensor shape {self._shape}"
-            )
-        self._grad = grad
-
-    # ------------------------------------------------------------------ elementwise operators
     def _elementwise(self, other, ufunc, same_shape_fn, broadcast_fn, scalar_fn):
         """``ufunc(self, other)`` for a tensor or real scalar ``other``, with its backward function."""
         if isinstance(other, Tensor):
@@ -315,7 +205,6 @@ class Tensor(metaclass=_TensorMeta):
     def __neg__(self):
         return _new_node(-self._data, negate_backward, (self,))
 
-    # ------------------------------------------------------------------ linear algebra and shape
     def __matmul__(self, other):
         if not isinstance(other, Tensor):
             raise TypeError(
@@ -335,6 +224,91 @@ class Tensor(metaclass=_TensorMeta):
             ) from None
         return _new_node(product, matmul_backward, (self, other))
 
+
+class Tensor(_graph.Node, _Operators, metaclass=_TensorMeta):
+    """An n-dimensional float32 (or float64) array that records the operations applied to it."""
+
+    __slots__ = ()
+
+    # NumPy scalars and arrays on the left of an operator defer to the Tensor's reflected method.
+    __array_ufunc__ = None
+
+    _create_node = staticmethod(_new_node)
+    _broadcast_shapes = staticmethod(_broadcast_shapes)
+
+    @staticmethod
+    def _can_broadcast(shape1: tuple, shape2: tuple) -> bool:
+        try:
+            _broadcast_shapes(shape1, shape2)
+        except ValueError:
+            return False
+        return True
+
+    def __init__(self, data, tensor_type: TensorType = TensorType.INPUT, dtype=np.float32):
+        """Wrap ``data`` (scalar, nested list or array of real numbers; always copied) as a tensor.
+
+        PARAMETER tensors require gradients; INPUT tensors do not.  ``dtype`` is float32
+        (the default) or float64.  Non-numeric, complex or object data is a ``TypeError``.
+        """
+        self._data = np.array(_real_array(data, "Tensor data"), dtype=_float_dtype(dtype))
+        self._tensor_type = TensorType(tensor_type)
+        self._requires_grad = self._tensor_type is _PARAMETER
+        self._grad_fn = None
+        self._grad = None
+        self._parents = ()
+        self._extra = {}
+        self._version = 0
+        self._id = _graph.take_id()
+
+    def __repr__(self) -> str:
+        grad_fn = self._grad_fn.__name__ if self._grad_fn is not None else None
+        return (
+            f"Tensor(id={self._id}, shape={self._shape}, tensor_type={self._tensor_type.name}, "
+            f"grad_fn={grad_fn}, requires_grad={self._requires_grad})"
+        )
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def data(self) -> np.ndarray:
+        """The tensor's values (the array itself, not a copy)."""
+        return self._data
+
+    @property
+    def shape(self) -> tuple:
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._data.dtype
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @property
+    def grad(self) -> Optional[np.ndarray]:
+        """The accumulated gradient, or None before any backward pass reached this tensor."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        # Stored as given (a float32 or float64 array keeps its dtype, as in 0.2.x), in a private
+        # copy: later backward passes accumulate into it in place.
+        if value is None:
+            self._grad = None
+            return
+        grad = _real_array(value, "a gradient")
+        if grad.dtype != _FLOAT32 and grad.dtype != _FLOAT64:
+            grad = grad.astype(self._data.dtype)
+        else:
+            grad = np.array(grad)
+        if grad.shape != self._shape:
+            raise ValueError(
+                f"Gradient shape {grad.shape} does not match tensor shape {self._shape}"
+            )
+        self._grad = grad
+
+    # ------------------------------------------------------------------ shape
     def T(self) -> "Tensor":
         """The transpose (all axes reversed).  The transpose of a transpose is the original tensor."""
         if self._grad_fn is transpose_backward and self._parents:
@@ -352,16 +326,40 @@ class Tensor(metaclass=_TensorMeta):
             ) from None
         return _new_node(data, reshape_backward, (self,), {"original_shape": self._shape})
 
+    def detach(self) -> "Tensor":
+        """The same data (no copy) as an INPUT tensor with no graph."""
+        with no_grad():
+            return _new_node(self._data, None, (self,))
+
+    # ------------------------------------------------------------------ copies
+    def __reduce_ex__(self, protocol):
+        # Pickles and copies carry the values, the gradient, the type and the version, never the
+        # graph (so deep graphs never recurse); every copy gets a new id.
+        grad = None if self._grad is None else np.array(self._grad)
+        return (_rebuild, (type(self), np.array(self._data), grad, int(self._tensor_type)))
+
+    def __copy__(self) -> "Tensor":
+        # A shallow copy shares the data array; its gradient is a copy, so backward never aliases.
+        return _rebuild(type(self), self._data, None if self._grad is None else self._grad.copy(),
+                        int(self._tensor_type))
+
+    def __deepcopy__(self, memo) -> "Tensor":
+        copied = self.__reduce_ex__(4)
+        new = copied[0](*copied[1])
+        memo[id(self)] = new
+        return new
+
     # ------------------------------------------------------------------ backward
     def backward(self, gradient=None, keep_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) * ``gradient`` into ``.grad`` of every tensor that requires it.
 
         ``gradient`` defaults to ones for a one-element tensor and must otherwise have this
         tensor's shape.  Unless ``keep_graph`` is true, the graph behind this tensor is freed.
+        All or nothing: if it raises, no ``.grad`` has changed.
         """
         if not self._requires_grad:
             raise RuntimeError("Tensor does not require gradients")
-        if self._tensor_type is _INTERMEDIATE and not self._parents:
+        if self._tensor_type == TensorType.INTERMEDIATE and not self._parents:
             raise RuntimeError("No backward graph exists for this tensor")
         dtype = self._data.dtype
         if gradient is None:
@@ -371,23 +369,80 @@ class Tensor(metaclass=_TensorMeta):
             seed = np.array(1, dtype=dtype) if not self._shape else np.ones(self._shape, dtype=dtype)
             owned = True
         else:
-            if isinstance(gradient, Tensor):
-                gradient = gradient._data
-            seed = np.asarray(gradient, dtype=dtype)
+            given = _real_array(gradient, "the gradient passed to backward()")
+            seed = np.asarray(given, dtype=dtype)
             if seed.shape != self._shape:
                 raise ValueError(
                     f"Gradient shape {seed.shape} does not match tensor shape {self._shape}"
                 )
-            owned = not (isinstance(gradient, np.ndarray) and np.may_share_memory(seed, gradient))
-        # The graph holds no reference cycles, and cyclic GC passes over a large graph
-        # would cost more than the backward pass itself.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            _backend.active.backward_pass(self, seed, owned, keep_graph)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
+            owned = seed is not given  # converted into a new array that nobody else holds
+        _backend.engine.backward_pass(self, seed, owned, keep_graph)
+
+
+def _rebuild(cls, data, grad, tensor_type):
+    """A tensor of class ``cls`` with these values, gradient and type, and no graph (pickle, copy).
+
+    A copied INTERMEDIATE stays INTERMEDIATE but has no graph, like one whose graph was freed.
+    """
+    tensor = cls.__new__(cls)
+    tensor._data = data
+    tensor._tensor_type = TensorType(tensor_type)
+    tensor._requires_grad = tensor._tensor_type != TensorType.INPUT
+    tensor._grad_fn = None
+    tensor._grad = grad
+    tensor._parents = ()
+    tensor._extra = {}
+    tensor._version = 0
+    tensor._id = _graph.take_id()
+    return tensor
+
+
+_graph.install(
+    Tensor,
+    tuple(TensorType),
+    {name: getattr(_Operators, name) for name in (
+        "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
+        "__truediv__", "__rtruediv__", "__neg__",
+    )},
+    {name: getattr(_grad, name) for name in _grad.__all__ if name.endswith("_backward")},
+)
+
+
+class _GradMode:
+    """Base of ``no_grad``/``enable_grad``: a context manager and decorator for this thread's grad mode."""
+
+    _enabled = True
+
+    def __enter__(self):
+        self._previous = _graph.set_grad_enabled(self._enabled)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        _graph.set_grad_enabled(self._previous)
+
+    def __call__(self, fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def with_mode(*args, **kwargs):
+            with type(self)():
+                return fn(*args, **kwargs)
+
+        return with_mode
+
+
+class no_grad(_GradMode):
+    """Inside ``with no_grad():`` (or a function decorated ``@no_grad()``), operations record no graph.
+
+    Their results are INPUT tensors with ``requires_grad=False``.  The setting is per thread and
+    the previous one comes back on exit, after an exception too, and when nested.
+    """
+
+    _enabled = False
+
+
+class enable_grad(_GradMode):
+    """Turn graph recording back on inside a ``no_grad`` block (per thread, restored on exit)."""
+
+    _enabled = True
 
 
 class TensorUtils:
@@ -409,7 +464,7 @@ class TensorUtils:
     @staticmethod
     def get_parameters(tensor: Tensor) -> List[Tensor]:
         """The PARAMETER tensors reachable from ``tensor``."""
-        return [t for t in TensorUtils._reachable(tensor) if t._tensor_type is _PARAMETER]
+        return [t for t in TensorUtils._reachable(tensor) if t._tensor_type == _PARAMETER]
 
     @staticmethod
     def count_by_type(tensor: Tensor) -> Dict[TensorType, int]:

@@ -14,21 +14,18 @@ no Python wrapper sits between a caller and the compiled code.
 ``relu_backward``           ``_elementwise.pyx``
 ``sgd_update``              ``_elementwise.pyx`` (in place)
 ``matmul_backward``         ``_matmul.pyx``
-``backward_pass``           ``_engine.pyx`` (the graph engine)
 ==========================  ===============================
 
 Importing this module raises ``ImportError`` when the extensions were never built; the
 backend switch (``clumsygrad._backend``) then falls back to ``pure``.
 """
 from ._elementwise import relu_backward, sgd_update
-from ._engine import backward_pass
 from ._loss import mse_backward, mse_forward
 from ._matmul import matmul_backward
 from ._reduce import expand_to_shape, mul_reduce_to_shape, reduce_to_shape
 from ._softmax import softmax_backward, softmax_forward
 
 __all__ = [
-    "backward_pass",
     "reduce_to_shape",
     "mul_reduce_to_shape",
     "expand_to_shape",

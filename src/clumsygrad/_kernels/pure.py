@@ -16,27 +16,10 @@ Rules shared by all kernels (see KERNELS.md):
 from __future__ import annotations
 
 import operator
-import sys
 
 import numpy as np
 
-# Interpreters without reference counts never let the engine adopt an array.
-_refcount = getattr(sys, "getrefcount", lambda obj: sys.maxsize)
-
-
-def _fresh_refcount() -> int:
-    """getrefcount of an array held by one tuple and one local: the engine's loop, in miniature."""
-    parent_grads = (np.empty(0),)
-    g = parent_grads[0]
-    return _refcount(g)
-
-
-_FRESH_REFCOUNT = _fresh_refcount()
-
-INTERMEDIATE = 2  # TensorType.INTERMEDIATE; the kernels do not import the tensor module
-
 __all__ = [
-    "backward_pass",
     "reduce_to_shape",
     "mul_reduce_to_shape",
     "expand_to_shape",
@@ -303,109 +286,3 @@ def sgd_update(data, grad, lr) -> None:
     grad = np.asarray(grad)
     _same_shape("sgd_update", "the parameter and gradient", data, grad)
     data -= lr * grad
-
-
-# --------------------------------------------------------------------------- the engine
-def backward_pass(root, seed: np.ndarray, seed_owned: bool, keep_graph: bool) -> None:
-    """Backpropagate ``seed`` from ``root`` into ``.grad`` of every tensor that requires it.
-
-    ``seed_owned`` says the engine may adopt ``seed`` as ``root.grad`` without a copy.
-    Unless ``keep_graph``, INTERMEDIATE nodes drop their parents afterwards.
-    """
-    order = _reverse_topological_order(root)
-    _backpropagate(order, seed, seed_owned)
-    if not keep_graph:
-        for node in order:
-            if node._tensor_type == INTERMEDIATE:
-                node._parents = ()
-
-
-def _reverse_topological_order(root) -> list:
-    """Nodes that require gradients reachable from ``root``, each before all of its parents.
-
-    Iterative depth-first search, so graph depth is limited only by memory.
-    """
-    postorder: list = []
-    visited = {root}
-    stack = [(root, iter(root._parents))]
-    while stack:
-        node, parents = stack[-1]
-        for parent in parents:
-            if parent._requires_grad and parent not in visited:
-                visited.add(parent)
-                stack.append((parent, iter(parent._parents)))
-                break
-        else:
-            stack.pop()
-            postorder.append(node)
-    postorder.reverse()
-    return postorder
-
-
-def _backpropagate(order: list, seed: np.ndarray, seed_owned: bool) -> None:
-    """Push ``seed`` from ``order[0]`` (the root) through ``order``, adding this pass's gradient to each ``.grad``.
-
-    ``pending`` maps a node to the gradient collected for it in this pass and a flag
-    saying whether the engine owns that array (a fresh result nobody else references).
-    Owned arrays are adopted, or accumulated into in place; others are copied once, on
-    the first write, so no ``.grad`` ever aliases another array.
-    """
-    pending = {order[0]: (seed, seed_owned)}
-    for node in order:
-        entry = pending.pop(node, None)
-        if entry is None:
-            continue
-        grad, owned = entry
-        if node._grad is None:
-            node._grad = grad if owned else grad.copy()
-        else:
-            node._grad += grad
-        if node._grad_fn is None:
-            continue
-        try:
-            _push_to_parents(node, grad, pending)
-        except Exception as exc:
-            raise RuntimeError(f"Error in backward pass at tensor {node._id}: {exc}") from exc
-
-
-def _push_to_parents(node, grad: np.ndarray, pending: dict) -> None:
-    """Run ``node``'s backward function and add each parent's gradient into ``pending``."""
-    parents = node._parents
-    if not parents:
-        raise RuntimeError(
-            "No backward graph exists for this tensor (freed by an earlier backward(); "
-            "pass keep_graph=True to keep it)"
-        )
-    grad_fn = node._grad_fn
-    if getattr(grad_fn, "skips_unneeded", False) and not all(p._requires_grad for p in parents):
-        parent_grads = grad_fn(node, grad, needs=tuple(p._requires_grad for p in parents))
-    else:
-        parent_grads = grad_fn(node, grad)
-    if len(parent_grads) != len(parents):
-        raise ValueError(
-            f"{grad_fn.__name__} returned {len(parent_grads)} gradients for {len(parents)} parents"
-        )
-    for i in range(len(parents)):
-        parent = parents[i]
-        g = parent_grads[i]
-        if g is None or not parent._requires_grad:
-            continue
-        dtype = parent._data.dtype
-        if type(g) is not np.ndarray or (g.dtype is not dtype and g.dtype != dtype):
-            g, owned = np.array(g, dtype=dtype), True  # one conversion, into a fresh array
-        else:
-            # Fresh: owns its memory and nothing but parent_grads and `g` refers to it, so
-            # nobody else can observe it.  A view, the incoming gradient, a tensor's data,
-            # an array returned for two parents or kept by the backward function all fail.
-            owned = g.base is None and _refcount(g) <= _FRESH_REFCOUNT
-        if g.shape != parent._shape:
-            raise ValueError(
-                f"gradient for tensor {parent._id} has shape {g.shape}, expected {parent._shape}"
-            )
-        entry = pending.get(parent)
-        if entry is None:
-            pending[parent] = (g, owned)
-        elif entry[1]:
-            entry[0].__iadd__(g)
-        else:  # into a new array (a plain `+` of 0-d arrays gives a NumPy scalar)
-            pending[parent] = (np.add(entry[0], g, out=np.empty_like(g)), True)
