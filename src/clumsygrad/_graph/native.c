@@ -10,17 +10,17 @@
             ]
         ],
         "depends": [
-            "/tmp/pip-build-env-28d8kjxq/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayobject.h",
-            "/tmp/pip-build-env-28d8kjxq/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayscalars.h",
-            "/tmp/pip-build-env-28d8kjxq/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarrayobject.h",
-            "/tmp/pip-build-env-28d8kjxq/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarraytypes.h",
-            "/tmp/pip-build-env-28d8kjxq/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ufuncobject.h"
+            "/tmp/pip-build-env-lppfnwh5/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayobject.h",
+            "/tmp/pip-build-env-lppfnwh5/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayscalars.h",
+            "/tmp/pip-build-env-lppfnwh5/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarrayobject.h",
+            "/tmp/pip-build-env-lppfnwh5/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarraytypes.h",
+            "/tmp/pip-build-env-lppfnwh5/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ufuncobject.h"
         ],
         "extra_compile_args": [
             "-O3"
         ],
         "include_dirs": [
-            "/tmp/pip-build-env-28d8kjxq/overlay/lib/python3.11/site-packages/numpy/_core/include"
+            "/tmp/pip-build-env-lppfnwh5/overlay/lib/python3.11/site-packages/numpy/_core/include"
         ],
         "name": "clumsygrad._graph.native",
         "sources": [
@@ -1930,7 +1930,7 @@ static CYTHON_INLINE __pyx_t_long_double_complex __pyx_t_long_double_complex_fro
 /*--- Type declarations ---*/
 struct __pyx_obj_10clumsygrad_6_graph_6native_Node;
 
-/* "clumsygrad/_graph/native.pyx":43
+/* "clumsygrad/_graph/native.pyx":46
  * 
  * # TensorType values (the enum members themselves come from install()).
  * cdef enum:             # <<<<<<<<<<<<<<
@@ -1943,7 +1943,7 @@ enum  {
   __pyx_e_10clumsygrad_6_graph_6native_INTERMEDIATE = 2
 };
 
-/* "clumsygrad/_graph/native.pyx":50
+/* "clumsygrad/_graph/native.pyx":53
  * # Backward functions the engine runs as typed loops; GENERIC calls the Python function (relu's
  * # does too: it is the compiled kernel's cache-blocked loop, faster than a loop here).
  * cdef enum Op:             # <<<<<<<<<<<<<<
@@ -1972,7 +1972,7 @@ enum __pyx_t_10clumsygrad_6_graph_6native_Op {
   __pyx_e_10clumsygrad_6_graph_6native_DIVIDE_BY
 };
 
-/* "clumsygrad/_graph/native.pyx":146
+/* "clumsygrad/_graph/native.pyx":149
  * 
  * # ----------------------------------------------------------------------------- the node
  * @cython.auto_pickle(False)             # <<<<<<<<<<<<<<
@@ -5796,7 +5796,7 @@ static CYTHON_INLINE NPY_DATETIMEUNIT __pyx_f_5numpy_get_datetime64_unit(PyObjec
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":91
+/* "clumsygrad/_graph/native.pyx":94
  * 
  * 
  * def install(tensor_class, tensor_types, generic_operators, vjps):             # <<<<<<<<<<<<<<
@@ -5847,44 +5847,44 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_tensor_class,&__pyx_mstate_global->__pyx_n_u_tensor_types,&__pyx_mstate_global->__pyx_n_u_generic_operators,&__pyx_mstate_global->__pyx_n_u_vjps,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 91, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 94, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 91, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 94, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 91, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 94, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 91, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 94, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 91, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 94, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "install", 0) < (0)) __PYX_ERR(0, 91, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "install", 0) < (0)) __PYX_ERR(0, 94, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("install", 1, 4, 4, i); __PYX_ERR(0, 91, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("install", 1, 4, 4, i); __PYX_ERR(0, 94, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 4)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 91, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 94, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 91, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 94, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 91, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 94, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 91, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 94, __pyx_L3_error)
     }
     __pyx_v_tensor_class = values[0];
     __pyx_v_tensor_types = values[1];
@@ -5893,7 +5893,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("install", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 91, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("install", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 94, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -5936,21 +5936,21 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_install(CYTHON_UNUSED PyO
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("install", 0);
 
-  /* "clumsygrad/_graph/native.pyx":96
+  /* "clumsygrad/_graph/native.pyx":99
  *     global _tensor_class, _types, _generic_add, _generic_radd, _generic_sub, _generic_rsub
  *     global _generic_mul, _generic_rmul, _generic_truediv, _generic_rtruediv, _generic_neg
  *     if not issubclass(tensor_class, Node):             # <<<<<<<<<<<<<<
  *         raise TypeError(f"{tensor_class!r} is not a subclass of the compiled Node")
  *     _tensor_class = tensor_class
 */
-  __pyx_t_1 = PyObject_IsSubclass(__pyx_v_tensor_class, ((PyObject *)__pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node)); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 96, __pyx_L1_error)
+  __pyx_t_1 = PyObject_IsSubclass(__pyx_v_tensor_class, ((PyObject *)__pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node)); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 99, __pyx_L1_error)
   __pyx_t_2 = (!__pyx_t_1);
 
 
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "clumsygrad/_graph/native.pyx":97
+    /* "clumsygrad/_graph/native.pyx":100
  *     global _generic_mul, _generic_rmul, _generic_truediv, _generic_rtruediv, _generic_neg
  *     if not issubclass(tensor_class, Node):
  *         raise TypeError(f"{tensor_class!r} is not a subclass of the compiled Node")             # <<<<<<<<<<<<<<
@@ -5958,9 +5958,9 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_install(CYTHON_UNUSED PyO
  *     _types = tuple(tensor_types)
 */
     __pyx_t_4 = NULL;
-    __pyx_t_5 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_tensor_class), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 97, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_tensor_class), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 100, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_is_not_a_subclass_of_the_compil); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 97, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_is_not_a_subclass_of_the_compil); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 100, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_t_7 = 1;
@@ -5969,14 +5969,14 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_install(CYTHON_UNUSED PyO
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 97, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 100, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 97, __pyx_L1_error)
+    __PYX_ERR(0, 100, __pyx_L1_error)
 
-    /* "clumsygrad/_graph/native.pyx":96
+    /* "clumsygrad/_graph/native.pyx":99
  *     global _tensor_class, _types, _generic_add, _generic_radd, _generic_sub, _generic_rsub
  *     global _generic_mul, _generic_rmul, _generic_truediv, _generic_rtruediv, _generic_neg
  *     if not issubclass(tensor_class, Node):             # <<<<<<<<<<<<<<
@@ -5985,7 +5985,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_install(CYTHON_UNUSED PyO
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":98
+  /* "clumsygrad/_graph/native.pyx":101
  *     if not issubclass(tensor_class, Node):
  *         raise TypeError(f"{tensor_class!r} is not a subclass of the compiled Node")
  *     _tensor_class = tensor_class             # <<<<<<<<<<<<<<
@@ -5997,147 +5997,147 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_install(CYTHON_UNUSED PyO
   __Pyx_DECREF_SET(__pyx_v_10clumsygrad_6_graph_6native__tensor_class, __pyx_v_tensor_class);
   __Pyx_GIVEREF(__pyx_v_tensor_class);
 
-  /* "clumsygrad/_graph/native.pyx":99
+  /* "clumsygrad/_graph/native.pyx":102
  *         raise TypeError(f"{tensor_class!r} is not a subclass of the compiled Node")
  *     _tensor_class = tensor_class
  *     _types = tuple(tensor_types)             # <<<<<<<<<<<<<<
  *     _generic_add = generic_operators["__add__"]
  *     _generic_radd = generic_operators["__radd__"]
 */
-  __pyx_t_3 = __Pyx_PySequence_Tuple(__pyx_v_tensor_types); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 99, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PySequence_Tuple(__pyx_v_tensor_types); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 102, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_10clumsygrad_6_graph_6native__types);
   __Pyx_DECREF_SET(__pyx_v_10clumsygrad_6_graph_6native__types, ((PyObject*)__pyx_t_3));
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":100
+  /* "clumsygrad/_graph/native.pyx":103
  *     _tensor_class = tensor_class
  *     _types = tuple(tensor_types)
  *     _generic_add = generic_operators["__add__"]             # <<<<<<<<<<<<<<
  *     _generic_radd = generic_operators["__radd__"]
  *     _generic_sub = generic_operators["__sub__"]
 */
-  __pyx_t_3 = __Pyx_PyObject_Dict_GetItem(__pyx_v_generic_operators, __pyx_mstate_global->__pyx_n_u_add); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 100, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_Dict_GetItem(__pyx_v_generic_operators, __pyx_mstate_global->__pyx_n_u_add); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 103, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_10clumsygrad_6_graph_6native__generic_add);
   __Pyx_DECREF_SET(__pyx_v_10clumsygrad_6_graph_6native__generic_add, __pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":101
+  /* "clumsygrad/_graph/native.pyx":104
  *     _types = tuple(tensor_types)
  *     _generic_add = generic_operators["__add__"]
  *     _generic_radd = generic_operators["__radd__"]             # <<<<<<<<<<<<<<
  *     _generic_sub = generic_operators["__sub__"]
  *     _generic_rsub = generic_operators["__rsub__"]
 */
-  __pyx_t_3 = __Pyx_PyObject_Dict_GetItem(__pyx_v_generic_operators, __pyx_mstate_global->__pyx_n_u_radd); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 101, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_Dict_GetItem(__pyx_v_generic_operators, __pyx_mstate_global->__pyx_n_u_radd); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 104, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_10clumsygrad_6_graph_6native__generic_radd);
   __Pyx_DECREF_SET(__pyx_v_10clumsygrad_6_graph_6native__generic_radd, __pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":102
+  /* "clumsygrad/_graph/native.pyx":105
  *     _generic_add = generic_operators["__add__"]
  *     _generic_radd = generic_operators["__radd__"]
  *     _generic_sub = generic_operators["__sub__"]             # <<<<<<<<<<<<<<
  *     _generic_rsub = generic_operators["__rsub__"]
  *     _generic_mul = generic_operators["__mul__"]
 */
-  __pyx_t_3 = __Pyx_PyObject_Dict_GetItem(__pyx_v_generic_operators, __pyx_mstate_global->__pyx_n_u_sub); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 102, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_Dict_GetItem(__pyx_v_generic_operators, __pyx_mstate_global->__pyx_n_u_sub); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 105, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_10clumsygrad_6_graph_6native__generic_sub);
   __Pyx_DECREF_SET(__pyx_v_10clumsygrad_6_graph_6native__generic_sub, __pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":103
+  /* "clumsygrad/_graph/native.pyx":106
  *     _generic_radd = generic_operators["__radd__"]
  *     _generic_sub = generic_operators["__sub__"]
  *     _generic_rsub = generic_operators["__rsub__"]             # <<<<<<<<<<<<<<
  *     _generic_mul = generic_operators["__mul__"]
  *     _generic_rmul = generic_operators["__rmul__"]
 */
-  __pyx_t_3 = __Pyx_PyObject_Dict_GetItem(__pyx_v_generic_operators, __pyx_mstate_global->__pyx_n_u_rsub); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 103, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_Dict_GetItem(__pyx_v_generic_operators, __pyx_mstate_global->__pyx_n_u_rsub); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 106, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_10clumsygrad_6_graph_6native__generic_rsub);
   __Pyx_DECREF_SET(__pyx_v_10clumsygrad_6_graph_6native__generic_rsub, __pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":104
+  /* "clumsygrad/_graph/native.pyx":107
  *     _generic_sub = generic_operators["__sub__"]
  *     _generic_rsub = generic_operators["__rsub__"]
  *     _generic_mul = generic_operators["__mul__"]             # <<<<<<<<<<<<<<
  *     _generic_rmul = generic_operators["__rmul__"]
  *     _generic_truediv = generic_operators["__truediv__"]
 */
-  __pyx_t_3 = __Pyx_PyObject_Dict_GetItem(__pyx_v_generic_operators, __pyx_mstate_global->__pyx_n_u_mul); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 104, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_Dict_GetItem(__pyx_v_generic_operators, __pyx_mstate_global->__pyx_n_u_mul); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 107, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_10clumsygrad_6_graph_6native__generic_mul);
   __Pyx_DECREF_SET(__pyx_v_10clumsygrad_6_graph_6native__generic_mul, __pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":105
+  /* "clumsygrad/_graph/native.pyx":108
  *     _generic_rsub = generic_operators["__rsub__"]
  *     _generic_mul = generic_operators["__mul__"]
  *     _generic_rmul = generic_operators["__rmul__"]             # <<<<<<<<<<<<<<
  *     _generic_truediv = generic_operators["__truediv__"]
  *     _generic_rtruediv = generic_operators["__rtruediv__"]
 */
-  __pyx_t_3 = __Pyx_PyObject_Dict_GetItem(__pyx_v_generic_operators, __pyx_mstate_global->__pyx_n_u_rmul); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 105, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_Dict_GetItem(__pyx_v_generic_operators, __pyx_mstate_global->__pyx_n_u_rmul); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 108, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_10clumsygrad_6_graph_6native__generic_rmul);
   __Pyx_DECREF_SET(__pyx_v_10clumsygrad_6_graph_6native__generic_rmul, __pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":106
+  /* "clumsygrad/_graph/native.pyx":109
  *     _generic_mul = generic_operators["__mul__"]
  *     _generic_rmul = generic_operators["__rmul__"]
  *     _generic_truediv = generic_operators["__truediv__"]             # <<<<<<<<<<<<<<
  *     _generic_rtruediv = generic_operators["__rtruediv__"]
  *     _generic_neg = generic_operators["__neg__"]
 */
-  __pyx_t_3 = __Pyx_PyObject_Dict_GetItem(__pyx_v_generic_operators, __pyx_mstate_global->__pyx_n_u_truediv); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 106, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_Dict_GetItem(__pyx_v_generic_operators, __pyx_mstate_global->__pyx_n_u_truediv); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 109, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_10clumsygrad_6_graph_6native__generic_truediv);
   __Pyx_DECREF_SET(__pyx_v_10clumsygrad_6_graph_6native__generic_truediv, __pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":107
+  /* "clumsygrad/_graph/native.pyx":110
  *     _generic_rmul = generic_operators["__rmul__"]
  *     _generic_truediv = generic_operators["__truediv__"]
  *     _generic_rtruediv = generic_operators["__rtruediv__"]             # <<<<<<<<<<<<<<
  *     _generic_neg = generic_operators["__neg__"]
  *     _op_of.clear()
 */
-  __pyx_t_3 = __Pyx_PyObject_Dict_GetItem(__pyx_v_generic_operators, __pyx_mstate_global->__pyx_n_u_rtruediv); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 107, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_Dict_GetItem(__pyx_v_generic_operators, __pyx_mstate_global->__pyx_n_u_rtruediv); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 110, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_10clumsygrad_6_graph_6native__generic_rtruediv);
   __Pyx_DECREF_SET(__pyx_v_10clumsygrad_6_graph_6native__generic_rtruediv, __pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":108
+  /* "clumsygrad/_graph/native.pyx":111
  *     _generic_truediv = generic_operators["__truediv__"]
  *     _generic_rtruediv = generic_operators["__rtruediv__"]
  *     _generic_neg = generic_operators["__neg__"]             # <<<<<<<<<<<<<<
  *     _op_of.clear()
  *     for name, op in _OP_NAMES.items():
 */
-  __pyx_t_3 = __Pyx_PyObject_Dict_GetItem(__pyx_v_generic_operators, __pyx_mstate_global->__pyx_n_u_neg); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 108, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_Dict_GetItem(__pyx_v_generic_operators, __pyx_mstate_global->__pyx_n_u_neg); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 111, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_10clumsygrad_6_graph_6native__generic_neg);
   __Pyx_DECREF_SET(__pyx_v_10clumsygrad_6_graph_6native__generic_neg, __pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":109
+  /* "clumsygrad/_graph/native.pyx":112
  *     _generic_rtruediv = generic_operators["__rtruediv__"]
  *     _generic_neg = generic_operators["__neg__"]
  *     _op_of.clear()             # <<<<<<<<<<<<<<
@@ -6146,12 +6146,12 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_install(CYTHON_UNUSED PyO
 */
   if (unlikely(__pyx_v_10clumsygrad_6_graph_6native__op_of == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "clear");
-    __PYX_ERR(0, 109, __pyx_L1_error)
+    __PYX_ERR(0, 112, __pyx_L1_error)
   }
-  __pyx_t_8 = __Pyx_PyDict_Clear(__pyx_v_10clumsygrad_6_graph_6native__op_of); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 109, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyDict_Clear(__pyx_v_10clumsygrad_6_graph_6native__op_of); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 112, __pyx_L1_error)
 
 
-  /* "clumsygrad/_graph/native.pyx":110
+  /* "clumsygrad/_graph/native.pyx":113
  *     _generic_neg = generic_operators["__neg__"]
  *     _op_of.clear()
  *     for name, op in _OP_NAMES.items():             # <<<<<<<<<<<<<<
@@ -6161,9 +6161,9 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_install(CYTHON_UNUSED PyO
   __pyx_t_9 = 0;
   if (unlikely(__pyx_v_10clumsygrad_6_graph_6native__OP_NAMES == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "items");
-    __PYX_ERR(0, 110, __pyx_L1_error)
+    __PYX_ERR(0, 113, __pyx_L1_error)
   }
-  __pyx_t_6 = __Pyx_dict_iterator(__pyx_v_10clumsygrad_6_graph_6native__OP_NAMES, 1, __pyx_mstate_global->__pyx_n_u_items, (&__pyx_t_10), (&__pyx_t_11)); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 110, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_dict_iterator(__pyx_v_10clumsygrad_6_graph_6native__OP_NAMES, 1, __pyx_mstate_global->__pyx_n_u_items, (&__pyx_t_10), (&__pyx_t_11)); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 113, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_XDECREF(__pyx_t_3);
   __pyx_t_3 = __pyx_t_6;
@@ -6171,7 +6171,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_install(CYTHON_UNUSED PyO
   while (1) {
     __pyx_t_12 = __Pyx_dict_iter_next(__pyx_t_3, __pyx_t_10, &__pyx_t_9, &__pyx_t_6, &__pyx_t_4, NULL, __pyx_t_11);
     if (unlikely(__pyx_t_12 == 0)) break;
-    if (unlikely(__pyx_t_12 == -1)) __PYX_ERR(0, 110, __pyx_L1_error)
+    if (unlikely(__pyx_t_12 == -1)) __PYX_ERR(0, 113, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_GOTREF(__pyx_t_4);
     __Pyx_XDECREF_SET(__pyx_v_name, __pyx_t_6);
@@ -6179,7 +6179,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_install(CYTHON_UNUSED PyO
     __Pyx_XDECREF_SET(__pyx_v_op, __pyx_t_4);
     __pyx_t_4 = 0;
 
-    /* "clumsygrad/_graph/native.pyx":111
+    /* "clumsygrad/_graph/native.pyx":114
  *     _op_of.clear()
  *     for name, op in _OP_NAMES.items():
  *         _op_of[vjps[name]] = op             # <<<<<<<<<<<<<<
@@ -6188,32 +6188,32 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_install(CYTHON_UNUSED PyO
 */
     if (unlikely(__pyx_v_10clumsygrad_6_graph_6native__op_of == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 111, __pyx_L1_error)
+      __PYX_ERR(0, 114, __pyx_L1_error)
     }
-    __pyx_t_4 = __Pyx_PyObject_GetItem(__pyx_v_vjps, __pyx_v_name); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 111, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_GetItem(__pyx_v_vjps, __pyx_v_name); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 114, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    if (unlikely((PyDict_SetItem(__pyx_v_10clumsygrad_6_graph_6native__op_of, __pyx_t_4, __pyx_v_op) < 0))) __PYX_ERR(0, 111, __pyx_L1_error)
+    if (unlikely((PyDict_SetItem(__pyx_v_10clumsygrad_6_graph_6native__op_of, __pyx_t_4, __pyx_v_op) < 0))) __PYX_ERR(0, 114, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-    /* "clumsygrad/_graph/native.pyx":112
+    /* "clumsygrad/_graph/native.pyx":115
  *     for name, op in _OP_NAMES.items():
  *         _op_of[vjps[name]] = op
  *         _fn_of[op] = vjps[name]             # <<<<<<<<<<<<<<
  * 
  * 
 */
-    __pyx_t_4 = __Pyx_PyObject_GetItem(__pyx_v_vjps, __pyx_v_name); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 112, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_GetItem(__pyx_v_vjps, __pyx_v_name); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 115, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     if (unlikely(__pyx_v_10clumsygrad_6_graph_6native__fn_of == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 112, __pyx_L1_error)
+      __PYX_ERR(0, 115, __pyx_L1_error)
     }
-    if (unlikely((PyObject_SetItem(__pyx_v_10clumsygrad_6_graph_6native__fn_of, __pyx_v_op, __pyx_t_4) < 0))) __PYX_ERR(0, 112, __pyx_L1_error)
+    if (unlikely((PyObject_SetItem(__pyx_v_10clumsygrad_6_graph_6native__fn_of, __pyx_v_op, __pyx_t_4) < 0))) __PYX_ERR(0, 115, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   }
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":91
+  /* "clumsygrad/_graph/native.pyx":94
  * 
  * 
  * def install(tensor_class, tensor_types, generic_operators, vjps):             # <<<<<<<<<<<<<<
@@ -6239,7 +6239,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_install(CYTHON_UNUSED PyO
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":116
+/* "clumsygrad/_graph/native.pyx":119
  * 
  * # ----------------------------------------------------------------------------- grad mode, ids
  * def is_grad_enabled():             # <<<<<<<<<<<<<<
@@ -6273,14 +6273,14 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_2is_grad_enabled(CYTHON_U
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("is_grad_enabled", 0);
 
-  /* "clumsygrad/_graph/native.pyx":118
+  /* "clumsygrad/_graph/native.pyx":121
  * def is_grad_enabled():
  *     """Whether operations in this thread record a graph."""
  *     return not cg_grad_disabled             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong((!(cg_grad_disabled != 0))); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 118, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong((!(cg_grad_disabled != 0))); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 121, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -6293,7 +6293,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_2is_grad_enabled(CYTHON_U
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":116
+  /* "clumsygrad/_graph/native.pyx":119
  * 
  * # ----------------------------------------------------------------------------- grad mode, ids
  * def is_grad_enabled():             # <<<<<<<<<<<<<<
@@ -6312,7 +6312,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_2is_grad_enabled(CYTHON_U
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":121
+/* "clumsygrad/_graph/native.pyx":124
  * 
  * 
  * def set_grad_enabled(enabled):             # <<<<<<<<<<<<<<
@@ -6360,32 +6360,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_enabled,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 121, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 124, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 121, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 124, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "set_grad_enabled", 0) < (0)) __PYX_ERR(0, 121, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "set_grad_enabled", 0) < (0)) __PYX_ERR(0, 124, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("set_grad_enabled", 1, 1, 1, i); __PYX_ERR(0, 121, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("set_grad_enabled", 1, 1, 1, i); __PYX_ERR(0, 124, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 121, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 124, __pyx_L3_error)
     }
     __pyx_v_enabled = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("set_grad_enabled", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 121, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("set_grad_enabled", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 124, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -6417,7 +6417,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4set_grad_enabled(CYTHON_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("set_grad_enabled", 0);
 
-  /* "clumsygrad/_graph/native.pyx":124
+  /* "clumsygrad/_graph/native.pyx":127
  *     """Turn graph recording in this thread on or off; returns the previous setting."""
  *     global cg_grad_disabled
  *     previous = not cg_grad_disabled             # <<<<<<<<<<<<<<
@@ -6426,25 +6426,25 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4set_grad_enabled(CYTHON_
 */
   __pyx_v_previous = (!(cg_grad_disabled != 0));
 
-  /* "clumsygrad/_graph/native.pyx":125
+  /* "clumsygrad/_graph/native.pyx":128
  *     global cg_grad_disabled
  *     previous = not cg_grad_disabled
  *     cg_grad_disabled = not enabled             # <<<<<<<<<<<<<<
  *     return previous
  * 
 */
-  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_enabled); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 125, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_enabled); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 128, __pyx_L1_error)
   cg_grad_disabled = (!__pyx_t_1);
 
 
-  /* "clumsygrad/_graph/native.pyx":126
+  /* "clumsygrad/_graph/native.pyx":129
  *     previous = not cg_grad_disabled
  *     cg_grad_disabled = not enabled
  *     return previous             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_previous); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 126, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_previous); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 129, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject *__pyx_temp;
@@ -6457,7 +6457,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4set_grad_enabled(CYTHON_
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":121
+  /* "clumsygrad/_graph/native.pyx":124
  * 
  * 
  * def set_grad_enabled(enabled):             # <<<<<<<<<<<<<<
@@ -6477,7 +6477,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4set_grad_enabled(CYTHON_
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":129
+/* "clumsygrad/_graph/native.pyx":132
  * 
  * 
  * def get_id_counter():             # <<<<<<<<<<<<<<
@@ -6511,14 +6511,14 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_6get_id_counter(CYTHON_UN
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("get_id_counter", 0);
 
-  /* "clumsygrad/_graph/native.pyx":130
+  /* "clumsygrad/_graph/native.pyx":133
  * 
  * def get_id_counter():
  *     return _next_id             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyLong_From_PY_LONG_LONG(__pyx_v_10clumsygrad_6_graph_6native__next_id); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 130, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_PY_LONG_LONG(__pyx_v_10clumsygrad_6_graph_6native__next_id); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 133, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -6531,7 +6531,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_6get_id_counter(CYTHON_UN
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":129
+  /* "clumsygrad/_graph/native.pyx":132
  * 
  * 
  * def get_id_counter():             # <<<<<<<<<<<<<<
@@ -6550,7 +6550,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_6get_id_counter(CYTHON_UN
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":133
+/* "clumsygrad/_graph/native.pyx":136
  * 
  * 
  * def set_id_counter(long long value):             # <<<<<<<<<<<<<<
@@ -6598,32 +6598,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_value,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 133, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 136, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 133, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 136, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "set_id_counter", 0) < (0)) __PYX_ERR(0, 133, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "set_id_counter", 0) < (0)) __PYX_ERR(0, 136, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("set_id_counter", 1, 1, 1, i); __PYX_ERR(0, 133, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("set_id_counter", 1, 1, 1, i); __PYX_ERR(0, 136, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 133, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 136, __pyx_L3_error)
     }
-    __pyx_v_value = __Pyx_PyLong_As_PY_LONG_LONG(values[0]); if (unlikely((__pyx_v_value == (PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 133, __pyx_L3_error)
+    __pyx_v_value = __Pyx_PyLong_As_PY_LONG_LONG(values[0]); if (unlikely((__pyx_v_value == (PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 136, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("set_id_counter", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 133, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("set_id_counter", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 136, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -6650,7 +6650,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_8set_id_counter(CYTHON_UN
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("set_id_counter", 0);
 
-  /* "clumsygrad/_graph/native.pyx":135
+  /* "clumsygrad/_graph/native.pyx":138
  * def set_id_counter(long long value):
  *     global _next_id
  *     _next_id = value             # <<<<<<<<<<<<<<
@@ -6659,7 +6659,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_8set_id_counter(CYTHON_UN
 */
   __pyx_v_10clumsygrad_6_graph_6native__next_id = __pyx_v_value;
 
-  /* "clumsygrad/_graph/native.pyx":133
+  /* "clumsygrad/_graph/native.pyx":136
  * 
  * 
  * def set_id_counter(long long value):             # <<<<<<<<<<<<<<
@@ -6674,7 +6674,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_8set_id_counter(CYTHON_UN
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":138
+/* "clumsygrad/_graph/native.pyx":141
  * 
  * 
  * def take_id():             # <<<<<<<<<<<<<<
@@ -6708,7 +6708,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_10take_id(CYTHON_UNUSED P
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("take_id", 0);
 
-  /* "clumsygrad/_graph/native.pyx":141
+  /* "clumsygrad/_graph/native.pyx":144
  *     """A new tensor id (ids are unique for the life of the process)."""
  *     global _next_id
  *     _next_id += 1             # <<<<<<<<<<<<<<
@@ -6717,14 +6717,14 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_10take_id(CYTHON_UNUSED P
 */
   __pyx_v_10clumsygrad_6_graph_6native__next_id = (__pyx_v_10clumsygrad_6_graph_6native__next_id + 1);
 
-  /* "clumsygrad/_graph/native.pyx":142
+  /* "clumsygrad/_graph/native.pyx":145
  *     global _next_id
  *     _next_id += 1
  *     return _next_id - 1             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyLong_From_PY_LONG_LONG((__pyx_v_10clumsygrad_6_graph_6native__next_id - 1)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 142, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_PY_LONG_LONG((__pyx_v_10clumsygrad_6_graph_6native__next_id - 1)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 145, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -6737,7 +6737,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_10take_id(CYTHON_UNUSED P
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":138
+  /* "clumsygrad/_graph/native.pyx":141
  * 
  * 
  * def take_id():             # <<<<<<<<<<<<<<
@@ -6756,7 +6756,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_10take_id(CYTHON_UNUSED P
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":169
+/* "clumsygrad/_graph/native.pyx":172
  *     cdef bint pending_owned_     # the engine may add into pending_ in place
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6784,7 +6784,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_5_data___get__(stru
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":171
+  /* "clumsygrad/_graph/native.pyx":174
  *     @property
  *     def _data(self):
  *         return self.data_             # <<<<<<<<<<<<<<
@@ -6802,7 +6802,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_5_data___get__(stru
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":169
+  /* "clumsygrad/_graph/native.pyx":172
  *     cdef bint pending_owned_     # the engine may add into pending_ in place
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6817,7 +6817,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_5_data___get__(stru
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":173
+/* "clumsygrad/_graph/native.pyx":176
  *         return self.data_
  * 
  *     @_data.setter             # <<<<<<<<<<<<<<
@@ -6845,7 +6845,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_5_data_2__set__(struct __
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("__set__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":175
+  /* "clumsygrad/_graph/native.pyx":178
  *     @_data.setter
  *     def _data(self, value):
  *         self.data_ = value             # <<<<<<<<<<<<<<
@@ -6857,7 +6857,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_5_data_2__set__(struct __
   __Pyx_GOTREF(__pyx_v_self->data_);
   __Pyx_DECREF_SET(__pyx_v_self->data_, __pyx_v_value);
 
-  /* "clumsygrad/_graph/native.pyx":173
+  /* "clumsygrad/_graph/native.pyx":176
  *         return self.data_
  * 
  *     @_data.setter             # <<<<<<<<<<<<<<
@@ -6872,7 +6872,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_5_data_2__set__(struct __
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":177
+/* "clumsygrad/_graph/native.pyx":180
  *         self.data_ = value
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6904,14 +6904,14 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_6_shape___get__(str
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":179
+  /* "clumsygrad/_graph/native.pyx":182
  *     @property
  *     def _shape(self):
  *         return self.data_.shape             # <<<<<<<<<<<<<<
  * 
  *     @property
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_self->data_, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 179, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_self->data_, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 182, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -6924,7 +6924,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_6_shape___get__(str
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":177
+  /* "clumsygrad/_graph/native.pyx":180
  *         self.data_ = value
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6943,7 +6943,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_6_shape___get__(str
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":181
+/* "clumsygrad/_graph/native.pyx":184
  *         return self.data_.shape
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6971,7 +6971,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_5_grad___get__(stru
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":183
+  /* "clumsygrad/_graph/native.pyx":186
  *     @property
  *     def _grad(self):
  *         return self.grad_             # <<<<<<<<<<<<<<
@@ -6989,7 +6989,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_5_grad___get__(stru
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":181
+  /* "clumsygrad/_graph/native.pyx":184
  *         return self.data_.shape
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -7004,7 +7004,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_5_grad___get__(stru
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":185
+/* "clumsygrad/_graph/native.pyx":188
  *         return self.grad_
  * 
  *     @_grad.setter             # <<<<<<<<<<<<<<
@@ -7032,7 +7032,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_5_grad_2__set__(struct __
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("__set__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":187
+  /* "clumsygrad/_graph/native.pyx":190
  *     @_grad.setter
  *     def _grad(self, value):
  *         self.grad_ = value             # <<<<<<<<<<<<<<
@@ -7044,7 +7044,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_5_grad_2__set__(struct __
   __Pyx_GOTREF(__pyx_v_self->grad_);
   __Pyx_DECREF_SET(__pyx_v_self->grad_, __pyx_v_value);
 
-  /* "clumsygrad/_graph/native.pyx":185
+  /* "clumsygrad/_graph/native.pyx":188
  *         return self.grad_
  * 
  *     @_grad.setter             # <<<<<<<<<<<<<<
@@ -7059,7 +7059,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_5_grad_2__set__(struct __
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":189
+/* "clumsygrad/_graph/native.pyx":192
  *         self.grad_ = value
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -7087,7 +7087,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_8_parents___get__(s
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":191
+  /* "clumsygrad/_graph/native.pyx":194
  *     @property
  *     def _parents(self):
  *         return self.parents_             # <<<<<<<<<<<<<<
@@ -7105,7 +7105,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_8_parents___get__(s
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":189
+  /* "clumsygrad/_graph/native.pyx":192
  *         self.grad_ = value
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -7120,7 +7120,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_8_parents___get__(s
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":193
+/* "clumsygrad/_graph/native.pyx":196
  *         return self.parents_
  * 
  *     @_parents.setter             # <<<<<<<<<<<<<<
@@ -7162,19 +7162,19 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_8_parents_2__set__(struct
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__set__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":195
+  /* "clumsygrad/_graph/native.pyx":198
  *     @_parents.setter
  *     def _parents(self, value):
  *         cdef tuple parents = tuple(value)             # <<<<<<<<<<<<<<
  *         for parent in parents:
  *             if not isinstance(parent, Node):
 */
-  __pyx_t_1 = __Pyx_PySequence_Tuple(__pyx_v_value); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 195, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PySequence_Tuple(__pyx_v_value); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 198, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_parents = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":196
+  /* "clumsygrad/_graph/native.pyx":199
  *     def _parents(self, value):
  *         cdef tuple parents = tuple(value)
  *         for parent in parents:             # <<<<<<<<<<<<<<
@@ -7187,7 +7187,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_8_parents_2__set__(struct
     {
       Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 196, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 199, __pyx_L1_error)
       #endif
       if (__pyx_t_2 >= __pyx_temp) break;
     }
@@ -7197,12 +7197,12 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_8_parents_2__set__(struct
     __pyx_t_3 = __Pyx_PySequence_ITEM(__pyx_t_1, __pyx_t_2);
     #endif
     ++__pyx_t_2;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 196, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 199, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_XDECREF_SET(__pyx_v_parent, __pyx_t_3);
     __pyx_t_3 = 0;
 
-    /* "clumsygrad/_graph/native.pyx":197
+    /* "clumsygrad/_graph/native.pyx":200
  *         cdef tuple parents = tuple(value)
  *         for parent in parents:
  *             if not isinstance(parent, Node):             # <<<<<<<<<<<<<<
@@ -7216,7 +7216,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_8_parents_2__set__(struct
     if (unlikely(__pyx_t_5)) {
 
 
-      /* "clumsygrad/_graph/native.pyx":198
+      /* "clumsygrad/_graph/native.pyx":201
  *         for parent in parents:
  *             if not isinstance(parent, Node):
  *                 raise TypeError(f"a parent must be a Tensor, got {type(parent).__name__}")             # <<<<<<<<<<<<<<
@@ -7224,12 +7224,12 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_8_parents_2__set__(struct
  * 
 */
       __pyx_t_6 = NULL;
-      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_parent)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 198, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_parent)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 201, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_8 = __Pyx_PyObject_FormatSimple(__pyx_t_7, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 198, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyObject_FormatSimple(__pyx_t_7, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 201, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_a_parent_must_be_a_Tensor_got, __pyx_t_8); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 198, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_a_parent_must_be_a_Tensor_got, __pyx_t_8); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 201, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __pyx_t_9 = 1;
@@ -7238,14 +7238,14 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_8_parents_2__set__(struct
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 198, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 201, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 198, __pyx_L1_error)
+      __PYX_ERR(0, 201, __pyx_L1_error)
 
-      /* "clumsygrad/_graph/native.pyx":197
+      /* "clumsygrad/_graph/native.pyx":200
  *         cdef tuple parents = tuple(value)
  *         for parent in parents:
  *             if not isinstance(parent, Node):             # <<<<<<<<<<<<<<
@@ -7254,7 +7254,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_8_parents_2__set__(struct
 */
     }
 
-    /* "clumsygrad/_graph/native.pyx":196
+    /* "clumsygrad/_graph/native.pyx":199
  *     def _parents(self, value):
  *         cdef tuple parents = tuple(value)
  *         for parent in parents:             # <<<<<<<<<<<<<<
@@ -7264,7 +7264,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_8_parents_2__set__(struct
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":199
+  /* "clumsygrad/_graph/native.pyx":202
  *             if not isinstance(parent, Node):
  *                 raise TypeError(f"a parent must be a Tensor, got {type(parent).__name__}")
  *         self.parents_ = parents             # <<<<<<<<<<<<<<
@@ -7276,7 +7276,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_8_parents_2__set__(struct
   __Pyx_GOTREF(__pyx_v_self->parents_);
   __Pyx_DECREF_SET(__pyx_v_self->parents_, __pyx_v_parents);
 
-  /* "clumsygrad/_graph/native.pyx":193
+  /* "clumsygrad/_graph/native.pyx":196
  *         return self.parents_
  * 
  *     @_parents.setter             # <<<<<<<<<<<<<<
@@ -7303,7 +7303,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_8_parents_2__set__(struct
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":201
+/* "clumsygrad/_graph/native.pyx":204
  *         self.parents_ = parents
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -7331,7 +7331,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_8_grad_fn___get__(s
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":203
+  /* "clumsygrad/_graph/native.pyx":206
  *     @property
  *     def _grad_fn(self):
  *         return self.grad_fn_             # <<<<<<<<<<<<<<
@@ -7349,7 +7349,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_8_grad_fn___get__(s
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":201
+  /* "clumsygrad/_graph/native.pyx":204
  *         self.parents_ = parents
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -7364,7 +7364,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_8_grad_fn___get__(s
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":205
+/* "clumsygrad/_graph/native.pyx":208
  *         return self.grad_fn_
  * 
  *     @_grad_fn.setter             # <<<<<<<<<<<<<<
@@ -7400,7 +7400,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_8_grad_fn_2__set__(struct
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__set__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":207
+  /* "clumsygrad/_graph/native.pyx":210
  *     @_grad_fn.setter
  *     def _grad_fn(self, value):
  *         self.grad_fn_ = value             # <<<<<<<<<<<<<<
@@ -7412,7 +7412,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_8_grad_fn_2__set__(struct
   __Pyx_GOTREF(__pyx_v_self->grad_fn_);
   __Pyx_DECREF_SET(__pyx_v_self->grad_fn_, __pyx_v_value);
 
-  /* "clumsygrad/_graph/native.pyx":208
+  /* "clumsygrad/_graph/native.pyx":211
  *     def _grad_fn(self, value):
  *         self.grad_fn_ = value
  *         self.op_ = _op_of.get(value, GENERIC) if value is not None else GENERIC             # <<<<<<<<<<<<<<
@@ -7423,14 +7423,14 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_8_grad_fn_2__set__(struct
   if (__pyx_t_2) {
     if (unlikely(__pyx_v_10clumsygrad_6_graph_6native__op_of == Py_None)) {
       PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "get");
-      __PYX_ERR(0, 208, __pyx_L1_error)
+      __PYX_ERR(0, 211, __pyx_L1_error)
     }
-    __pyx_t_3 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_GENERIC); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 208, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_GENERIC); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 211, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_4 = __Pyx_PyDict_GetItemDefault(__pyx_v_10clumsygrad_6_graph_6native__op_of, __pyx_v_value, __pyx_t_3); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 208, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyDict_GetItemDefault(__pyx_v_10clumsygrad_6_graph_6native__op_of, __pyx_v_value, __pyx_t_3); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 211, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __pyx_t_5 = __Pyx_PyLong_As_unsigned_char(__pyx_t_4); if (unlikely((__pyx_t_5 == (unsigned char)-1) && PyErr_Occurred())) __PYX_ERR(0, 208, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyLong_As_unsigned_char(__pyx_t_4); if (unlikely((__pyx_t_5 == (unsigned char)-1) && PyErr_Occurred())) __PYX_ERR(0, 211, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __pyx_t_1 = __pyx_t_5;
   } else {
@@ -7440,7 +7440,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_8_grad_fn_2__set__(struct
 
   __pyx_v_self->op_ = __pyx_t_1;
 
-  /* "clumsygrad/_graph/native.pyx":209
+  /* "clumsygrad/_graph/native.pyx":212
  *         self.grad_fn_ = value
  *         self.op_ = _op_of.get(value, GENERIC) if value is not None else GENERIC
  *         if self.op_ == MUL_SCALAR or self.op_ == POWER:             # <<<<<<<<<<<<<<
@@ -7451,7 +7451,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_8_grad_fn_2__set__(struct
     case __pyx_e_10clumsygrad_6_graph_6native_MUL_SCALAR:
     case __pyx_e_10clumsygrad_6_graph_6native_POWER:
 
-    /* "clumsygrad/_graph/native.pyx":210
+    /* "clumsygrad/_graph/native.pyx":213
  *         self.op_ = _op_of.get(value, GENERIC) if value is not None else GENERIC
  *         if self.op_ == MUL_SCALAR or self.op_ == POWER:
  *             self.op_ = GENERIC  # its constant is in _extra, which the Python function reads             # <<<<<<<<<<<<<<
@@ -7460,7 +7460,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_8_grad_fn_2__set__(struct
 */
     __pyx_v_self->op_ = __pyx_e_10clumsygrad_6_graph_6native_GENERIC;
 
-    /* "clumsygrad/_graph/native.pyx":209
+    /* "clumsygrad/_graph/native.pyx":212
  *         self.grad_fn_ = value
  *         self.op_ = _op_of.get(value, GENERIC) if value is not None else GENERIC
  *         if self.op_ == MUL_SCALAR or self.op_ == POWER:             # <<<<<<<<<<<<<<
@@ -7471,7 +7471,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_8_grad_fn_2__set__(struct
     default: break;
   }
 
-  /* "clumsygrad/_graph/native.pyx":205
+  /* "clumsygrad/_graph/native.pyx":208
  *         return self.grad_fn_
  * 
  *     @_grad_fn.setter             # <<<<<<<<<<<<<<
@@ -7493,7 +7493,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_8_grad_fn_2__set__(struct
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":212
+/* "clumsygrad/_graph/native.pyx":215
  *             self.op_ = GENERIC  # its constant is in _extra, which the Python function reads
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -7527,7 +7527,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_6_extra___get__(str
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":214
+  /* "clumsygrad/_graph/native.pyx":217
  *     @property
  *     def _extra(self):
  *         if self.extra_ is None:             # <<<<<<<<<<<<<<
@@ -7538,7 +7538,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_6_extra___get__(str
   if (__pyx_t_1) {
 
 
-    /* "clumsygrad/_graph/native.pyx":215
+    /* "clumsygrad/_graph/native.pyx":218
  *     def _extra(self):
  *         if self.extra_ is None:
  *             if self.op_ == MUL_SCALAR or self.op_ == ADD_SCALAR or self.op_ == SUB_SCALAR:             # <<<<<<<<<<<<<<
@@ -7550,25 +7550,25 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_6_extra___get__(str
       case __pyx_e_10clumsygrad_6_graph_6native_ADD_SCALAR:
       case __pyx_e_10clumsygrad_6_graph_6native_SUB_SCALAR:
 
-      /* "clumsygrad/_graph/native.pyx":216
+      /* "clumsygrad/_graph/native.pyx":219
  *         if self.extra_ is None:
  *             if self.op_ == MUL_SCALAR or self.op_ == ADD_SCALAR or self.op_ == SUB_SCALAR:
  *                 self.extra_ = {"scalar_value": self.scalar_}             # <<<<<<<<<<<<<<
  *             elif self.op_ == POWER:
  *                 self.extra_ = {"power": self.scalar_}
 */
-      __pyx_t_2 = __Pyx_PyDict_NewPresized(1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 216, __pyx_L1_error)
+      __pyx_t_2 = __Pyx_PyDict_NewPresized(1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 219, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
-      __pyx_t_3 = PyFloat_FromDouble(__pyx_v_self->scalar_); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 216, __pyx_L1_error)
+      __pyx_t_3 = PyFloat_FromDouble(__pyx_v_self->scalar_); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 219, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_scalar_value, __pyx_t_3) < (0)) __PYX_ERR(0, 216, __pyx_L1_error)
+      if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_scalar_value, __pyx_t_3) < (0)) __PYX_ERR(0, 219, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_GIVEREF(__pyx_t_2);
       __Pyx_GOTREF(__pyx_v_self->extra_);
       __Pyx_DECREF_SET(__pyx_v_self->extra_, __pyx_t_2);
       __pyx_t_2 = 0;
 
-      /* "clumsygrad/_graph/native.pyx":215
+      /* "clumsygrad/_graph/native.pyx":218
  *     def _extra(self):
  *         if self.extra_ is None:
  *             if self.op_ == MUL_SCALAR or self.op_ == ADD_SCALAR or self.op_ == SUB_SCALAR:             # <<<<<<<<<<<<<<
@@ -7578,25 +7578,25 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_6_extra___get__(str
       break;
       case __pyx_e_10clumsygrad_6_graph_6native_POWER:
 
-      /* "clumsygrad/_graph/native.pyx":218
+      /* "clumsygrad/_graph/native.pyx":221
  *                 self.extra_ = {"scalar_value": self.scalar_}
  *             elif self.op_ == POWER:
  *                 self.extra_ = {"power": self.scalar_}             # <<<<<<<<<<<<<<
  *             else:
  *                 self.extra_ = {}
 */
-      __pyx_t_2 = __Pyx_PyDict_NewPresized(1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 218, __pyx_L1_error)
+      __pyx_t_2 = __Pyx_PyDict_NewPresized(1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 221, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
-      __pyx_t_3 = PyFloat_FromDouble(__pyx_v_self->scalar_); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 218, __pyx_L1_error)
+      __pyx_t_3 = PyFloat_FromDouble(__pyx_v_self->scalar_); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 221, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_power, __pyx_t_3) < (0)) __PYX_ERR(0, 218, __pyx_L1_error)
+      if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_power, __pyx_t_3) < (0)) __PYX_ERR(0, 221, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_GIVEREF(__pyx_t_2);
       __Pyx_GOTREF(__pyx_v_self->extra_);
       __Pyx_DECREF_SET(__pyx_v_self->extra_, __pyx_t_2);
       __pyx_t_2 = 0;
 
-      /* "clumsygrad/_graph/native.pyx":217
+      /* "clumsygrad/_graph/native.pyx":220
  *             if self.op_ == MUL_SCALAR or self.op_ == ADD_SCALAR or self.op_ == SUB_SCALAR:
  *                 self.extra_ = {"scalar_value": self.scalar_}
  *             elif self.op_ == POWER:             # <<<<<<<<<<<<<<
@@ -7606,14 +7606,14 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_6_extra___get__(str
       break;
       default:
 
-      /* "clumsygrad/_graph/native.pyx":220
+      /* "clumsygrad/_graph/native.pyx":223
  *                 self.extra_ = {"power": self.scalar_}
  *             else:
  *                 self.extra_ = {}             # <<<<<<<<<<<<<<
  *         if self.op_ == MUL_SCALAR or self.op_ == POWER:
  *             self.op_ = GENERIC  # the dict may be changed from now on: let the Python function read it
 */
-      __pyx_t_2 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 220, __pyx_L1_error)
+      __pyx_t_2 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 223, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
       __Pyx_GIVEREF(__pyx_t_2);
       __Pyx_GOTREF(__pyx_v_self->extra_);
@@ -7622,7 +7622,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_6_extra___get__(str
       break;
     }
 
-    /* "clumsygrad/_graph/native.pyx":214
+    /* "clumsygrad/_graph/native.pyx":217
  *     @property
  *     def _extra(self):
  *         if self.extra_ is None:             # <<<<<<<<<<<<<<
@@ -7631,7 +7631,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_6_extra___get__(str
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":221
+  /* "clumsygrad/_graph/native.pyx":224
  *             else:
  *                 self.extra_ = {}
  *         if self.op_ == MUL_SCALAR or self.op_ == POWER:             # <<<<<<<<<<<<<<
@@ -7642,7 +7642,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_6_extra___get__(str
     case __pyx_e_10clumsygrad_6_graph_6native_MUL_SCALAR:
     case __pyx_e_10clumsygrad_6_graph_6native_POWER:
 
-    /* "clumsygrad/_graph/native.pyx":222
+    /* "clumsygrad/_graph/native.pyx":225
  *                 self.extra_ = {}
  *         if self.op_ == MUL_SCALAR or self.op_ == POWER:
  *             self.op_ = GENERIC  # the dict may be changed from now on: let the Python function read it             # <<<<<<<<<<<<<<
@@ -7651,7 +7651,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_6_extra___get__(str
 */
     __pyx_v_self->op_ = __pyx_e_10clumsygrad_6_graph_6native_GENERIC;
 
-    /* "clumsygrad/_graph/native.pyx":221
+    /* "clumsygrad/_graph/native.pyx":224
  *             else:
  *                 self.extra_ = {}
  *         if self.op_ == MUL_SCALAR or self.op_ == POWER:             # <<<<<<<<<<<<<<
@@ -7662,7 +7662,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_6_extra___get__(str
     default: break;
   }
 
-  /* "clumsygrad/_graph/native.pyx":223
+  /* "clumsygrad/_graph/native.pyx":226
  *         if self.op_ == MUL_SCALAR or self.op_ == POWER:
  *             self.op_ = GENERIC  # the dict may be changed from now on: let the Python function read it
  *         return self.extra_             # <<<<<<<<<<<<<<
@@ -7680,7 +7680,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_6_extra___get__(str
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":212
+  /* "clumsygrad/_graph/native.pyx":215
  *             self.op_ = GENERIC  # its constant is in _extra, which the Python function reads
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -7700,7 +7700,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_6_extra___get__(str
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":225
+/* "clumsygrad/_graph/native.pyx":228
  *         return self.extra_
  * 
  *     @_extra.setter             # <<<<<<<<<<<<<<
@@ -7728,7 +7728,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_6_extra_2__set__(struct _
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("__set__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":227
+  /* "clumsygrad/_graph/native.pyx":230
  *     @_extra.setter
  *     def _extra(self, value):
  *         self.extra_ = value             # <<<<<<<<<<<<<<
@@ -7740,7 +7740,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_6_extra_2__set__(struct _
   __Pyx_GOTREF(__pyx_v_self->extra_);
   __Pyx_DECREF_SET(__pyx_v_self->extra_, __pyx_v_value);
 
-  /* "clumsygrad/_graph/native.pyx":228
+  /* "clumsygrad/_graph/native.pyx":231
  *     def _extra(self, value):
  *         self.extra_ = value
  *         if self.op_ == MUL_SCALAR or self.op_ == POWER:             # <<<<<<<<<<<<<<
@@ -7751,7 +7751,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_6_extra_2__set__(struct _
     case __pyx_e_10clumsygrad_6_graph_6native_MUL_SCALAR:
     case __pyx_e_10clumsygrad_6_graph_6native_POWER:
 
-    /* "clumsygrad/_graph/native.pyx":229
+    /* "clumsygrad/_graph/native.pyx":232
  *         self.extra_ = value
  *         if self.op_ == MUL_SCALAR or self.op_ == POWER:
  *             self.op_ = GENERIC             # <<<<<<<<<<<<<<
@@ -7760,7 +7760,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_6_extra_2__set__(struct _
 */
     __pyx_v_self->op_ = __pyx_e_10clumsygrad_6_graph_6native_GENERIC;
 
-    /* "clumsygrad/_graph/native.pyx":228
+    /* "clumsygrad/_graph/native.pyx":231
  *     def _extra(self, value):
  *         self.extra_ = value
  *         if self.op_ == MUL_SCALAR or self.op_ == POWER:             # <<<<<<<<<<<<<<
@@ -7771,7 +7771,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_6_extra_2__set__(struct _
     default: break;
   }
 
-  /* "clumsygrad/_graph/native.pyx":225
+  /* "clumsygrad/_graph/native.pyx":228
  *         return self.extra_
  * 
  *     @_extra.setter             # <<<<<<<<<<<<<<
@@ -7786,7 +7786,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_6_extra_2__set__(struct _
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":231
+/* "clumsygrad/_graph/native.pyx":234
  *             self.op_ = GENERIC
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -7817,7 +7817,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_12_tensor_type___ge
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":233
+  /* "clumsygrad/_graph/native.pyx":236
  *     @property
  *     def _tensor_type(self):
  *         return _types[self.type_]             # <<<<<<<<<<<<<<
@@ -7826,7 +7826,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_12_tensor_type___ge
 */
   if (unlikely(__pyx_v_10clumsygrad_6_graph_6native__types == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(0, 233, __pyx_L1_error)
+    __PYX_ERR(0, 236, __pyx_L1_error)
   }
   {
     PyObject *__pyx_temp;
@@ -7839,7 +7839,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_12_tensor_type___ge
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":231
+  /* "clumsygrad/_graph/native.pyx":234
  *             self.op_ = GENERIC
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -7857,7 +7857,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_12_tensor_type___ge
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":235
+/* "clumsygrad/_graph/native.pyx":238
  *         return _types[self.type_]
  * 
  *     @_tensor_type.setter             # <<<<<<<<<<<<<<
@@ -7890,20 +7890,20 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_12_tensor_type_2__set__(s
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__set__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":237
+  /* "clumsygrad/_graph/native.pyx":240
  *     @_tensor_type.setter
  *     def _tensor_type(self, value):
  *         self.type_ = _types.index(value)             # <<<<<<<<<<<<<<
  * 
  *     @property
 */
-  __pyx_t_1 = __Pyx_CallUnboundCMethod1(&__pyx_mstate_global->__pyx_umethod_PyTuple_Type__index, __pyx_v_10clumsygrad_6_graph_6native__types, __pyx_v_value); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 237, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_CallUnboundCMethod1(&__pyx_mstate_global->__pyx_umethod_PyTuple_Type__index, __pyx_v_10clumsygrad_6_graph_6native__types, __pyx_v_value); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 240, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyIndex_AsSsize_t(__pyx_t_1); if (unlikely((__pyx_t_2 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 237, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyIndex_AsSsize_t(__pyx_t_1); if (unlikely((__pyx_t_2 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 240, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_self->type_ = __pyx_t_2;
 
-  /* "clumsygrad/_graph/native.pyx":235
+  /* "clumsygrad/_graph/native.pyx":238
  *         return _types[self.type_]
  * 
  *     @_tensor_type.setter             # <<<<<<<<<<<<<<
@@ -7924,7 +7924,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_12_tensor_type_2__set__(s
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":239
+/* "clumsygrad/_graph/native.pyx":242
  *         self.type_ = _types.index(value)
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -7956,14 +7956,14 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_14_requires_grad___
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":241
+  /* "clumsygrad/_graph/native.pyx":244
  *     @property
  *     def _requires_grad(self):
  *         return self.requires_grad_             # <<<<<<<<<<<<<<
  * 
  *     @_requires_grad.setter
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong(__pyx_v_self->requires_grad_); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 241, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong(__pyx_v_self->requires_grad_); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 244, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -7976,7 +7976,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_14_requires_grad___
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":239
+  /* "clumsygrad/_graph/native.pyx":242
  *         self.type_ = _types.index(value)
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -7995,7 +7995,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_14_requires_grad___
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":243
+/* "clumsygrad/_graph/native.pyx":246
  *         return self.requires_grad_
  * 
  *     @_requires_grad.setter             # <<<<<<<<<<<<<<
@@ -8025,17 +8025,17 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_14_requires_grad_2__set__
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "clumsygrad/_graph/native.pyx":245
+  /* "clumsygrad/_graph/native.pyx":248
  *     @_requires_grad.setter
  *     def _requires_grad(self, value):
  *         self.requires_grad_ = value             # <<<<<<<<<<<<<<
  * 
  *     @property
 */
-  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_value); if (unlikely((__pyx_t_1 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 245, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_value); if (unlikely((__pyx_t_1 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 248, __pyx_L1_error)
   __pyx_v_self->requires_grad_ = __pyx_t_1;
 
-  /* "clumsygrad/_graph/native.pyx":243
+  /* "clumsygrad/_graph/native.pyx":246
  *         return self.requires_grad_
  * 
  *     @_requires_grad.setter             # <<<<<<<<<<<<<<
@@ -8054,7 +8054,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_14_requires_grad_2__set__
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":247
+/* "clumsygrad/_graph/native.pyx":250
  *         self.requires_grad_ = value
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -8086,14 +8086,14 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_3_id___get__(struct
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":249
+  /* "clumsygrad/_graph/native.pyx":252
  *     @property
  *     def _id(self):
  *         return self.id_             # <<<<<<<<<<<<<<
  * 
  *     @_id.setter
 */
-  __pyx_t_1 = __Pyx_PyLong_From_PY_LONG_LONG(__pyx_v_self->id_); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 249, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_PY_LONG_LONG(__pyx_v_self->id_); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 252, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -8106,7 +8106,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_3_id___get__(struct
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":247
+  /* "clumsygrad/_graph/native.pyx":250
  *         self.requires_grad_ = value
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -8125,7 +8125,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_3_id___get__(struct
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":251
+/* "clumsygrad/_graph/native.pyx":254
  *         return self.id_
  * 
  *     @_id.setter             # <<<<<<<<<<<<<<
@@ -8146,7 +8146,7 @@ static int __pyx_pw_10clumsygrad_6_graph_6native_4Node_3_id_3__set__(PyObject *_
   __Pyx_RefNannySetupContext("__set__ (wrapper)", 0);
   __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
   assert(__pyx_arg_value); {
-    __pyx_v_value = __Pyx_PyLong_As_PY_LONG_LONG(__pyx_arg_value); if (unlikely((__pyx_v_value == (PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 252, __pyx_L3_error)
+    __pyx_v_value = __Pyx_PyLong_As_PY_LONG_LONG(__pyx_arg_value); if (unlikely((__pyx_v_value == (PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 255, __pyx_L3_error)
   }
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -8165,7 +8165,7 @@ static int __pyx_pw_10clumsygrad_6_graph_6native_4Node_3_id_3__set__(PyObject *_
 static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_3_id_2__set__(struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_v_self, PY_LONG_LONG __pyx_v_value) {
   int __pyx_r;
 
-  /* "clumsygrad/_graph/native.pyx":253
+  /* "clumsygrad/_graph/native.pyx":256
  *     @_id.setter
  *     def _id(self, long long value):
  *         self.id_ = value             # <<<<<<<<<<<<<<
@@ -8174,7 +8174,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_3_id_2__set__(struct __py
 */
   __pyx_v_self->id_ = __pyx_v_value;
 
-  /* "clumsygrad/_graph/native.pyx":251
+  /* "clumsygrad/_graph/native.pyx":254
  *         return self.id_
  * 
  *     @_id.setter             # <<<<<<<<<<<<<<
@@ -8189,7 +8189,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_3_id_2__set__(struct __py
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":255
+/* "clumsygrad/_graph/native.pyx":258
  *         self.id_ = value
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -8221,14 +8221,14 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_8_version___get__(s
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":257
+  /* "clumsygrad/_graph/native.pyx":260
  *     @property
  *     def _version(self):
  *         return self.version_             # <<<<<<<<<<<<<<
  * 
  *     @_version.setter
 */
-  __pyx_t_1 = __Pyx_PyLong_From_unsigned_int(__pyx_v_self->version_); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 257, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_unsigned_int(__pyx_v_self->version_); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 260, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -8241,7 +8241,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_8_version___get__(s
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":255
+  /* "clumsygrad/_graph/native.pyx":258
  *         self.id_ = value
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -8260,7 +8260,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_8_version___get__(s
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":259
+/* "clumsygrad/_graph/native.pyx":262
  *         return self.version_
  * 
  *     @_version.setter             # <<<<<<<<<<<<<<
@@ -8281,7 +8281,7 @@ static int __pyx_pw_10clumsygrad_6_graph_6native_4Node_8_version_3__set__(PyObje
   __Pyx_RefNannySetupContext("__set__ (wrapper)", 0);
   __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
   assert(__pyx_arg_value); {
-    __pyx_v_value = __Pyx_PyLong_As_unsigned_int(__pyx_arg_value); if (unlikely((__pyx_v_value == (unsigned int)-1) && PyErr_Occurred())) __PYX_ERR(0, 260, __pyx_L3_error)
+    __pyx_v_value = __Pyx_PyLong_As_unsigned_int(__pyx_arg_value); if (unlikely((__pyx_v_value == (unsigned int)-1) && PyErr_Occurred())) __PYX_ERR(0, 263, __pyx_L3_error)
   }
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -8300,7 +8300,7 @@ static int __pyx_pw_10clumsygrad_6_graph_6native_4Node_8_version_3__set__(PyObje
 static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_8_version_2__set__(struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_v_self, unsigned int __pyx_v_value) {
   int __pyx_r;
 
-  /* "clumsygrad/_graph/native.pyx":261
+  /* "clumsygrad/_graph/native.pyx":264
  *     @_version.setter
  *     def _version(self, unsigned int value):
  *         self.version_ = value             # <<<<<<<<<<<<<<
@@ -8309,7 +8309,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_8_version_2__set__(struct
 */
   __pyx_v_self->version_ = __pyx_v_value;
 
-  /* "clumsygrad/_graph/native.pyx":259
+  /* "clumsygrad/_graph/native.pyx":262
  *         return self.version_
  * 
  *     @_version.setter             # <<<<<<<<<<<<<<
@@ -8324,7 +8324,7 @@ static int __pyx_pf_10clumsygrad_6_graph_6native_4Node_8_version_2__set__(struct
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":263
+/* "clumsygrad/_graph/native.pyx":266
  *         self.version_ = value
  * 
  *     def _bump_version(self):             # <<<<<<<<<<<<<<
@@ -8380,7 +8380,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node__bump_version(struc
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("_bump_version", 0);
 
-  /* "clumsygrad/_graph/native.pyx":265
+  /* "clumsygrad/_graph/native.pyx":268
  *     def _bump_version(self):
  *         """Record an in-place change of ``_data`` (optimizer steps call this)."""
  *         self.version_ += 1             # <<<<<<<<<<<<<<
@@ -8389,7 +8389,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node__bump_version(struc
 */
   __pyx_v_self->version_ = (__pyx_v_self->version_ + 1);
 
-  /* "clumsygrad/_graph/native.pyx":263
+  /* "clumsygrad/_graph/native.pyx":266
  *         self.version_ = value
  * 
  *     def _bump_version(self):             # <<<<<<<<<<<<<<
@@ -8404,7 +8404,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node__bump_version(struc
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":267
+/* "clumsygrad/_graph/native.pyx":270
  *         self.version_ += 1
  * 
  *     def _cleanup_references(self):             # <<<<<<<<<<<<<<
@@ -8460,7 +8460,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_2_cleanup_reference
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("_cleanup_references", 0);
 
-  /* "clumsygrad/_graph/native.pyx":269
+  /* "clumsygrad/_graph/native.pyx":272
  *     def _cleanup_references(self):
  *         """Drop the links to the parents, freeing the graph behind this node."""
  *         self.parents_ = ()             # <<<<<<<<<<<<<<
@@ -8472,7 +8472,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_2_cleanup_reference
   __Pyx_GOTREF(__pyx_v_self->parents_);
   __Pyx_DECREF_SET(__pyx_v_self->parents_, __pyx_mstate_global->__pyx_empty_tuple);
 
-  /* "clumsygrad/_graph/native.pyx":267
+  /* "clumsygrad/_graph/native.pyx":270
  *         self.version_ += 1
  * 
  *     def _cleanup_references(self):             # <<<<<<<<<<<<<<
@@ -8487,7 +8487,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_2_cleanup_reference
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":271
+/* "clumsygrad/_graph/native.pyx":274
  *         self.parents_ = ()
  * 
  *     def _check_versions(self):             # <<<<<<<<<<<<<<
@@ -8547,17 +8547,17 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_4_check_versions(st
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_check_versions", 0);
 
-  /* "clumsygrad/_graph/native.pyx":273
+  /* "clumsygrad/_graph/native.pyx":276
  *     def _check_versions(self):
  *         """``RuntimeError`` if this node or a parent changed in place since the node was recorded."""
  *         _check_versions(self)             # <<<<<<<<<<<<<<
  * 
  *     # Operators: a fast path for the common cases, the generic Python operators for the rest.
 */
-  __pyx_t_1 = __pyx_f_10clumsygrad_6_graph_6native__check_versions(__pyx_v_self); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 273, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_10clumsygrad_6_graph_6native__check_versions(__pyx_v_self); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 276, __pyx_L1_error)
 
 
-  /* "clumsygrad/_graph/native.pyx":271
+  /* "clumsygrad/_graph/native.pyx":274
  *         self.parents_ = ()
  * 
  *     def _check_versions(self):             # <<<<<<<<<<<<<<
@@ -8577,7 +8577,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_4_check_versions(st
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":276
+/* "clumsygrad/_graph/native.pyx":279
  * 
  *     # Operators: a fast path for the common cases, the generic Python operators for the rest.
  *     def __add__(self, other):             # <<<<<<<<<<<<<<
@@ -8610,7 +8610,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_6__add__(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__add__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":277
+  /* "clumsygrad/_graph/native.pyx":280
  *     # Operators: a fast path for the common cases, the generic Python operators for the rest.
  *     def __add__(self, other):
  *         return _scalar_or_same_shape(self, other, ADD, ADD_SCALAR, _generic_add)             # <<<<<<<<<<<<<<
@@ -8619,7 +8619,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_6__add__(struct __p
 */
   __pyx_t_1 = __pyx_v_10clumsygrad_6_graph_6native__generic_add;
   __Pyx_INCREF(__pyx_t_1);
-  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(__pyx_v_self, __pyx_v_other, __pyx_e_10clumsygrad_6_graph_6native_ADD, __pyx_e_10clumsygrad_6_graph_6native_ADD_SCALAR, __pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 277, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(__pyx_v_self, __pyx_v_other, __pyx_e_10clumsygrad_6_graph_6native_ADD, __pyx_e_10clumsygrad_6_graph_6native_ADD_SCALAR, __pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 280, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   {
@@ -8633,7 +8633,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_6__add__(struct __p
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":276
+  /* "clumsygrad/_graph/native.pyx":279
  * 
  *     # Operators: a fast path for the common cases, the generic Python operators for the rest.
  *     def __add__(self, other):             # <<<<<<<<<<<<<<
@@ -8653,7 +8653,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_6__add__(struct __p
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":279
+/* "clumsygrad/_graph/native.pyx":282
  *         return _scalar_or_same_shape(self, other, ADD, ADD_SCALAR, _generic_add)
  * 
  *     def __radd__(self, other):             # <<<<<<<<<<<<<<
@@ -8686,7 +8686,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_8__radd__(struct __
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__radd__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":280
+  /* "clumsygrad/_graph/native.pyx":283
  * 
  *     def __radd__(self, other):
  *         return _scalar_or_same_shape(self, other, GENERIC, ADD_SCALAR, _generic_radd)             # <<<<<<<<<<<<<<
@@ -8695,7 +8695,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_8__radd__(struct __
 */
   __pyx_t_1 = __pyx_v_10clumsygrad_6_graph_6native__generic_radd;
   __Pyx_INCREF(__pyx_t_1);
-  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(__pyx_v_self, __pyx_v_other, __pyx_e_10clumsygrad_6_graph_6native_GENERIC, __pyx_e_10clumsygrad_6_graph_6native_ADD_SCALAR, __pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 280, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(__pyx_v_self, __pyx_v_other, __pyx_e_10clumsygrad_6_graph_6native_GENERIC, __pyx_e_10clumsygrad_6_graph_6native_ADD_SCALAR, __pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 283, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   {
@@ -8709,7 +8709,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_8__radd__(struct __
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":279
+  /* "clumsygrad/_graph/native.pyx":282
  *         return _scalar_or_same_shape(self, other, ADD, ADD_SCALAR, _generic_add)
  * 
  *     def __radd__(self, other):             # <<<<<<<<<<<<<<
@@ -8729,7 +8729,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_8__radd__(struct __
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":282
+/* "clumsygrad/_graph/native.pyx":285
  *         return _scalar_or_same_shape(self, other, GENERIC, ADD_SCALAR, _generic_radd)
  * 
  *     def __sub__(self, other):             # <<<<<<<<<<<<<<
@@ -8762,7 +8762,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_10__sub__(struct __
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__sub__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":283
+  /* "clumsygrad/_graph/native.pyx":286
  * 
  *     def __sub__(self, other):
  *         return _scalar_or_same_shape(self, other, SUB, SUB_SCALAR, _generic_sub)             # <<<<<<<<<<<<<<
@@ -8771,7 +8771,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_10__sub__(struct __
 */
   __pyx_t_1 = __pyx_v_10clumsygrad_6_graph_6native__generic_sub;
   __Pyx_INCREF(__pyx_t_1);
-  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(__pyx_v_self, __pyx_v_other, __pyx_e_10clumsygrad_6_graph_6native_SUB, __pyx_e_10clumsygrad_6_graph_6native_SUB_SCALAR, __pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 283, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(__pyx_v_self, __pyx_v_other, __pyx_e_10clumsygrad_6_graph_6native_SUB, __pyx_e_10clumsygrad_6_graph_6native_SUB_SCALAR, __pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 286, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   {
@@ -8785,7 +8785,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_10__sub__(struct __
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":282
+  /* "clumsygrad/_graph/native.pyx":285
  *         return _scalar_or_same_shape(self, other, GENERIC, ADD_SCALAR, _generic_radd)
  * 
  *     def __sub__(self, other):             # <<<<<<<<<<<<<<
@@ -8805,7 +8805,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_10__sub__(struct __
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":285
+/* "clumsygrad/_graph/native.pyx":288
  *         return _scalar_or_same_shape(self, other, SUB, SUB_SCALAR, _generic_sub)
  * 
  *     def __rsub__(self, other):             # <<<<<<<<<<<<<<
@@ -8840,7 +8840,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_12__rsub__(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__rsub__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":286
+  /* "clumsygrad/_graph/native.pyx":289
  * 
  *     def __rsub__(self, other):
  *         return _generic_rsub(self, other)             # <<<<<<<<<<<<<<
@@ -8867,7 +8867,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_12__rsub__(struct _
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_4, (3-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 286, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 289, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -8881,7 +8881,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_12__rsub__(struct _
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":285
+  /* "clumsygrad/_graph/native.pyx":288
  *         return _scalar_or_same_shape(self, other, SUB, SUB_SCALAR, _generic_sub)
  * 
  *     def __rsub__(self, other):             # <<<<<<<<<<<<<<
@@ -8902,7 +8902,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_12__rsub__(struct _
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":288
+/* "clumsygrad/_graph/native.pyx":291
  *         return _generic_rsub(self, other)
  * 
  *     def __mul__(self, other):             # <<<<<<<<<<<<<<
@@ -8935,7 +8935,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_14__mul__(struct __
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__mul__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":289
+  /* "clumsygrad/_graph/native.pyx":292
  * 
  *     def __mul__(self, other):
  *         return _scalar_or_same_shape(self, other, MUL, MUL_SCALAR, _generic_mul)             # <<<<<<<<<<<<<<
@@ -8944,7 +8944,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_14__mul__(struct __
 */
   __pyx_t_1 = __pyx_v_10clumsygrad_6_graph_6native__generic_mul;
   __Pyx_INCREF(__pyx_t_1);
-  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(__pyx_v_self, __pyx_v_other, __pyx_e_10clumsygrad_6_graph_6native_MUL, __pyx_e_10clumsygrad_6_graph_6native_MUL_SCALAR, __pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 289, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(__pyx_v_self, __pyx_v_other, __pyx_e_10clumsygrad_6_graph_6native_MUL, __pyx_e_10clumsygrad_6_graph_6native_MUL_SCALAR, __pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 292, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   {
@@ -8958,7 +8958,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_14__mul__(struct __
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":288
+  /* "clumsygrad/_graph/native.pyx":291
  *         return _generic_rsub(self, other)
  * 
  *     def __mul__(self, other):             # <<<<<<<<<<<<<<
@@ -8978,7 +8978,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_14__mul__(struct __
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":291
+/* "clumsygrad/_graph/native.pyx":294
  *         return _scalar_or_same_shape(self, other, MUL, MUL_SCALAR, _generic_mul)
  * 
  *     def __rmul__(self, other):             # <<<<<<<<<<<<<<
@@ -9011,7 +9011,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_16__rmul__(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__rmul__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":292
+  /* "clumsygrad/_graph/native.pyx":295
  * 
  *     def __rmul__(self, other):
  *         return _scalar_or_same_shape(self, other, GENERIC, MUL_SCALAR, _generic_rmul)             # <<<<<<<<<<<<<<
@@ -9020,7 +9020,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_16__rmul__(struct _
 */
   __pyx_t_1 = __pyx_v_10clumsygrad_6_graph_6native__generic_rmul;
   __Pyx_INCREF(__pyx_t_1);
-  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(__pyx_v_self, __pyx_v_other, __pyx_e_10clumsygrad_6_graph_6native_GENERIC, __pyx_e_10clumsygrad_6_graph_6native_MUL_SCALAR, __pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 292, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(__pyx_v_self, __pyx_v_other, __pyx_e_10clumsygrad_6_graph_6native_GENERIC, __pyx_e_10clumsygrad_6_graph_6native_MUL_SCALAR, __pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 295, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   {
@@ -9034,7 +9034,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_16__rmul__(struct _
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":291
+  /* "clumsygrad/_graph/native.pyx":294
  *         return _scalar_or_same_shape(self, other, MUL, MUL_SCALAR, _generic_mul)
  * 
  *     def __rmul__(self, other):             # <<<<<<<<<<<<<<
@@ -9054,7 +9054,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_16__rmul__(struct _
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":294
+/* "clumsygrad/_graph/native.pyx":297
  *         return _scalar_or_same_shape(self, other, GENERIC, MUL_SCALAR, _generic_rmul)
  * 
  *     def __truediv__(self, other):             # <<<<<<<<<<<<<<
@@ -9093,7 +9093,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_18__truediv__(struc
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__truediv__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":296
+  /* "clumsygrad/_graph/native.pyx":299
  *     def __truediv__(self, other):
  *         cdef double c
  *         if (type(other) is float or type(other) is int) and _fast_operand(self.data_):             # <<<<<<<<<<<<<<
@@ -9119,7 +9119,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_18__truediv__(struc
   __pyx_L5_next_and:;
   __pyx_t_3 = __pyx_v_self->data_;
   __Pyx_INCREF(__pyx_t_3);
-  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_t_3); if (unlikely(__pyx_t_2 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 296, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_t_3); if (unlikely(__pyx_t_2 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 299, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
   __pyx_t_1 = __pyx_t_2;
@@ -9128,17 +9128,17 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_18__truediv__(struc
   if (__pyx_t_1) {
 
 
-    /* "clumsygrad/_graph/native.pyx":297
+    /* "clumsygrad/_graph/native.pyx":300
  *         cdef double c
  *         if (type(other) is float or type(other) is int) and _fast_operand(self.data_):
  *             c = other             # <<<<<<<<<<<<<<
  *             if c != 0.0 and c == c:
  *                 return _record(_apply(DIVIDE_BY, self.data_, None, c), MUL_SCALAR,
 */
-    __pyx_t_4 = __Pyx_PyFloat_AsDouble(__pyx_v_other); if (unlikely((__pyx_t_4 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 297, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyFloat_AsDouble(__pyx_v_other); if (unlikely((__pyx_t_4 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 300, __pyx_L1_error)
     __pyx_v_c = __pyx_t_4;
 
-    /* "clumsygrad/_graph/native.pyx":298
+    /* "clumsygrad/_graph/native.pyx":301
  *         if (type(other) is float or type(other) is int) and _fast_operand(self.data_):
  *             c = other
  *             if c != 0.0 and c == c:             # <<<<<<<<<<<<<<
@@ -9164,7 +9164,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_18__truediv__(struc
     if (__pyx_t_1) {
 
 
-      /* "clumsygrad/_graph/native.pyx":299
+      /* "clumsygrad/_graph/native.pyx":302
  *             c = other
  *             if c != 0.0 and c == c:
  *                 return _record(_apply(DIVIDE_BY, self.data_, None, c), MUL_SCALAR,             # <<<<<<<<<<<<<<
@@ -9173,31 +9173,31 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_18__truediv__(struc
 */
       __pyx_t_3 = __pyx_v_self->data_;
       __Pyx_INCREF(__pyx_t_3);
-      __pyx_t_5 = __pyx_f_10clumsygrad_6_graph_6native__apply(__pyx_e_10clumsygrad_6_graph_6native_DIVIDE_BY, __pyx_t_3, Py_None, __pyx_v_c); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 299, __pyx_L1_error)
+      __pyx_t_5 = __pyx_f_10clumsygrad_6_graph_6native__apply(__pyx_e_10clumsygrad_6_graph_6native_DIVIDE_BY, __pyx_t_3, Py_None, __pyx_v_c); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 302, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-      /* "clumsygrad/_graph/native.pyx":300
+      /* "clumsygrad/_graph/native.pyx":303
  *             if c != 0.0 and c == c:
  *                 return _record(_apply(DIVIDE_BY, self.data_, None, c), MUL_SCALAR,
  *                                (self,), 1.0 / c)             # <<<<<<<<<<<<<<
  *         return _generic_truediv(self, other)
  * 
 */
-      __pyx_t_3 = PyTuple_New(1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 300, __pyx_L1_error)
+      __pyx_t_3 = PyTuple_New(1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 303, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
       __Pyx_INCREF((PyObject *)__pyx_v_self);
       __Pyx_GIVEREF((PyObject *)__pyx_v_self);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, ((PyObject *)__pyx_v_self)) != (0)) __PYX_ERR(0, 300, __pyx_L1_error);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, ((PyObject *)__pyx_v_self)) != (0)) __PYX_ERR(0, 303, __pyx_L1_error);
 
-      /* "clumsygrad/_graph/native.pyx":299
+      /* "clumsygrad/_graph/native.pyx":302
  *             c = other
  *             if c != 0.0 and c == c:
  *                 return _record(_apply(DIVIDE_BY, self.data_, None, c), MUL_SCALAR,             # <<<<<<<<<<<<<<
  *                                (self,), 1.0 / c)
  *         return _generic_truediv(self, other)
 */
-      __pyx_t_6 = __pyx_f_10clumsygrad_6_graph_6native__record(__pyx_t_5, __pyx_e_10clumsygrad_6_graph_6native_MUL_SCALAR, ((PyObject*)__pyx_t_3), (1.0 / __pyx_v_c)); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 299, __pyx_L1_error)
+      __pyx_t_6 = __pyx_f_10clumsygrad_6_graph_6native__record(__pyx_t_5, __pyx_e_10clumsygrad_6_graph_6native_MUL_SCALAR, ((PyObject*)__pyx_t_3), (1.0 / __pyx_v_c)); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 302, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
@@ -9212,7 +9212,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_18__truediv__(struc
       __pyx_t_6 = 0;
       goto __pyx_L0;
 
-      /* "clumsygrad/_graph/native.pyx":298
+      /* "clumsygrad/_graph/native.pyx":301
  *         if (type(other) is float or type(other) is int) and _fast_operand(self.data_):
  *             c = other
  *             if c != 0.0 and c == c:             # <<<<<<<<<<<<<<
@@ -9221,7 +9221,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_18__truediv__(struc
 */
     }
 
-    /* "clumsygrad/_graph/native.pyx":296
+    /* "clumsygrad/_graph/native.pyx":299
  *     def __truediv__(self, other):
  *         cdef double c
  *         if (type(other) is float or type(other) is int) and _fast_operand(self.data_):             # <<<<<<<<<<<<<<
@@ -9230,7 +9230,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_18__truediv__(struc
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":301
+  /* "clumsygrad/_graph/native.pyx":304
  *                 return _record(_apply(DIVIDE_BY, self.data_, None, c), MUL_SCALAR,
  *                                (self,), 1.0 / c)
  *         return _generic_truediv(self, other)             # <<<<<<<<<<<<<<
@@ -9257,7 +9257,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_18__truediv__(struc
     __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_7, (3-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 301, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 304, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
   }
   {
@@ -9271,7 +9271,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_18__truediv__(struc
   __pyx_t_6 = 0;
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":294
+  /* "clumsygrad/_graph/native.pyx":297
  *         return _scalar_or_same_shape(self, other, GENERIC, MUL_SCALAR, _generic_rmul)
  * 
  *     def __truediv__(self, other):             # <<<<<<<<<<<<<<
@@ -9293,7 +9293,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_18__truediv__(struc
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":303
+/* "clumsygrad/_graph/native.pyx":306
  *         return _generic_truediv(self, other)
  * 
  *     def __rtruediv__(self, other):             # <<<<<<<<<<<<<<
@@ -9328,7 +9328,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_20__rtruediv__(stru
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__rtruediv__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":304
+  /* "clumsygrad/_graph/native.pyx":307
  * 
  *     def __rtruediv__(self, other):
  *         return _generic_rtruediv(self, other)             # <<<<<<<<<<<<<<
@@ -9355,7 +9355,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_20__rtruediv__(stru
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_4, (3-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 304, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 307, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -9369,7 +9369,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_20__rtruediv__(stru
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":303
+  /* "clumsygrad/_graph/native.pyx":306
  *         return _generic_truediv(self, other)
  * 
  *     def __rtruediv__(self, other):             # <<<<<<<<<<<<<<
@@ -9390,7 +9390,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_20__rtruediv__(stru
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":306
+/* "clumsygrad/_graph/native.pyx":309
  *         return _generic_rtruediv(self, other)
  * 
  *     def __neg__(self):             # <<<<<<<<<<<<<<
@@ -9426,7 +9426,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_22__neg__(struct __
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__neg__", 0);
 
-  /* "clumsygrad/_graph/native.pyx":307
+  /* "clumsygrad/_graph/native.pyx":310
  * 
  *     def __neg__(self):
  *         if _fast_operand(self.data_):             # <<<<<<<<<<<<<<
@@ -9435,12 +9435,12 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_22__neg__(struct __
 */
   __pyx_t_1 = __pyx_v_self->data_;
   __Pyx_INCREF(__pyx_t_1);
-  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_t_1); if (unlikely(__pyx_t_2 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 307, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_t_1); if (unlikely(__pyx_t_2 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 310, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   if (__pyx_t_2) {
 
 
-    /* "clumsygrad/_graph/native.pyx":308
+    /* "clumsygrad/_graph/native.pyx":311
  *     def __neg__(self):
  *         if _fast_operand(self.data_):
  *             return _record(_apply(NEGATE, self.data_, None, 0.0), NEGATE, (self,), 0.0)             # <<<<<<<<<<<<<<
@@ -9449,15 +9449,15 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_22__neg__(struct __
 */
     __pyx_t_1 = __pyx_v_self->data_;
     __Pyx_INCREF(__pyx_t_1);
-    __pyx_t_3 = __pyx_f_10clumsygrad_6_graph_6native__apply(__pyx_e_10clumsygrad_6_graph_6native_NEGATE, __pyx_t_1, Py_None, 0.0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 308, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_10clumsygrad_6_graph_6native__apply(__pyx_e_10clumsygrad_6_graph_6native_NEGATE, __pyx_t_1, Py_None, 0.0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 311, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __pyx_t_1 = PyTuple_New(1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 308, __pyx_L1_error)
+    __pyx_t_1 = PyTuple_New(1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 311, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_INCREF((PyObject *)__pyx_v_self);
     __Pyx_GIVEREF((PyObject *)__pyx_v_self);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, ((PyObject *)__pyx_v_self)) != (0)) __PYX_ERR(0, 308, __pyx_L1_error);
-    __pyx_t_4 = __pyx_f_10clumsygrad_6_graph_6native__record(__pyx_t_3, __pyx_e_10clumsygrad_6_graph_6native_NEGATE, ((PyObject*)__pyx_t_1), 0.0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 308, __pyx_L1_error)
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, ((PyObject *)__pyx_v_self)) != (0)) __PYX_ERR(0, 311, __pyx_L1_error);
+    __pyx_t_4 = __pyx_f_10clumsygrad_6_graph_6native__record(__pyx_t_3, __pyx_e_10clumsygrad_6_graph_6native_NEGATE, ((PyObject*)__pyx_t_1), 0.0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 311, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
@@ -9472,7 +9472,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_22__neg__(struct __
     __pyx_t_4 = 0;
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":307
+    /* "clumsygrad/_graph/native.pyx":310
  * 
  *     def __neg__(self):
  *         if _fast_operand(self.data_):             # <<<<<<<<<<<<<<
@@ -9481,7 +9481,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_22__neg__(struct __
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":309
+  /* "clumsygrad/_graph/native.pyx":312
  *         if _fast_operand(self.data_):
  *             return _record(_apply(NEGATE, self.data_, None, 0.0), NEGATE, (self,), 0.0)
  *         return _generic_neg(self)             # <<<<<<<<<<<<<<
@@ -9508,7 +9508,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_22__neg__(struct __
     __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 309, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 312, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
   }
   {
@@ -9522,7 +9522,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_22__neg__(struct __
   __pyx_t_4 = 0;
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":306
+  /* "clumsygrad/_graph/native.pyx":309
  *         return _generic_rtruediv(self, other)
  * 
  *     def __neg__(self):             # <<<<<<<<<<<<<<
@@ -9543,7 +9543,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_4Node_22__neg__(struct __
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":312
+/* "clumsygrad/_graph/native.pyx":315
  * 
  * 
  * cdef inline bint _fast_operand(object data):             # <<<<<<<<<<<<<<
@@ -9557,7 +9557,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__fast_operand(PyOb
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "clumsygrad/_graph/native.pyx":314
+  /* "clumsygrad/_graph/native.pyx":317
  * cdef inline bint _fast_operand(object data):
  *     """A C-contiguous float32/float64 ndarray: what the fast paths and typed loops take."""
  *     if type(data) is not cnp.ndarray:             # <<<<<<<<<<<<<<
@@ -9568,7 +9568,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__fast_operand(PyOb
   if (__pyx_t_1) {
 
 
-    /* "clumsygrad/_graph/native.pyx":315
+    /* "clumsygrad/_graph/native.pyx":318
  *     """A C-contiguous float32/float64 ndarray: what the fast paths and typed loops take."""
  *     if type(data) is not cnp.ndarray:
  *         return False             # <<<<<<<<<<<<<<
@@ -9581,7 +9581,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__fast_operand(PyOb
     }
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":314
+    /* "clumsygrad/_graph/native.pyx":317
  * cdef inline bint _fast_operand(object data):
  *     """A C-contiguous float32/float64 ndarray: what the fast paths and typed loops take."""
  *     if type(data) is not cnp.ndarray:             # <<<<<<<<<<<<<<
@@ -9590,7 +9590,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__fast_operand(PyOb
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":316
+  /* "clumsygrad/_graph/native.pyx":319
  *     if type(data) is not cnp.ndarray:
  *         return False
  *     cdef int t = cnp.PyArray_TYPE(<cnp.ndarray> data)             # <<<<<<<<<<<<<<
@@ -9599,7 +9599,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__fast_operand(PyOb
 */
   __pyx_v_t = PyArray_TYPE(((PyArrayObject *)__pyx_v_data));
 
-  /* "clumsygrad/_graph/native.pyx":317
+  /* "clumsygrad/_graph/native.pyx":320
  *         return False
  *     cdef int t = cnp.PyArray_TYPE(<cnp.ndarray> data)
  *     return (t == cnp.NPY_FLOAT or t == cnp.NPY_DOUBLE) and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> data)             # <<<<<<<<<<<<<<
@@ -9634,7 +9634,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__fast_operand(PyOb
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":312
+  /* "clumsygrad/_graph/native.pyx":315
  * 
  * 
  * cdef inline bint _fast_operand(object data):             # <<<<<<<<<<<<<<
@@ -9649,7 +9649,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__fast_operand(PyOb
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":320
+/* "clumsygrad/_graph/native.pyx":323
  * 
  * 
  * cdef inline bint _same_layout(cnp.ndarray a, cnp.ndarray b):             # <<<<<<<<<<<<<<
@@ -9667,7 +9667,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_layout(PyArr
   int __pyx_t_4;
   int __pyx_t_5;
 
-  /* "clumsygrad/_graph/native.pyx":322
+  /* "clumsygrad/_graph/native.pyx":325
  * cdef inline bint _same_layout(cnp.ndarray a, cnp.ndarray b):
  *     """Same dtype and shape (both already known to be fast operands)."""
  *     cdef int k, nd = cnp.PyArray_NDIM(a)             # <<<<<<<<<<<<<<
@@ -9676,7 +9676,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_layout(PyArr
 */
   __pyx_v_nd = PyArray_NDIM(__pyx_v_a);
 
-  /* "clumsygrad/_graph/native.pyx":323
+  /* "clumsygrad/_graph/native.pyx":326
  *     """Same dtype and shape (both already known to be fast operands)."""
  *     cdef int k, nd = cnp.PyArray_NDIM(a)
  *     if cnp.PyArray_TYPE(a) != cnp.PyArray_TYPE(b) or nd != cnp.PyArray_NDIM(b):             # <<<<<<<<<<<<<<
@@ -9702,7 +9702,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_layout(PyArr
   if (__pyx_t_1) {
 
 
-    /* "clumsygrad/_graph/native.pyx":324
+    /* "clumsygrad/_graph/native.pyx":327
  *     cdef int k, nd = cnp.PyArray_NDIM(a)
  *     if cnp.PyArray_TYPE(a) != cnp.PyArray_TYPE(b) or nd != cnp.PyArray_NDIM(b):
  *         return False             # <<<<<<<<<<<<<<
@@ -9715,7 +9715,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_layout(PyArr
     }
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":323
+    /* "clumsygrad/_graph/native.pyx":326
  *     """Same dtype and shape (both already known to be fast operands)."""
  *     cdef int k, nd = cnp.PyArray_NDIM(a)
  *     if cnp.PyArray_TYPE(a) != cnp.PyArray_TYPE(b) or nd != cnp.PyArray_NDIM(b):             # <<<<<<<<<<<<<<
@@ -9724,7 +9724,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_layout(PyArr
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":325
+  /* "clumsygrad/_graph/native.pyx":328
  *     if cnp.PyArray_TYPE(a) != cnp.PyArray_TYPE(b) or nd != cnp.PyArray_NDIM(b):
  *         return False
  *     for k in range(nd):             # <<<<<<<<<<<<<<
@@ -9738,7 +9738,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_layout(PyArr
   for (__pyx_t_5 = 0; __pyx_t_5 < __pyx_t_4; __pyx_t_5+=1) {
     __pyx_v_k = __pyx_t_5;
 
-    /* "clumsygrad/_graph/native.pyx":326
+    /* "clumsygrad/_graph/native.pyx":329
  *         return False
  *     for k in range(nd):
  *         if cnp.PyArray_DIMS(a)[k] != cnp.PyArray_DIMS(b)[k]:             # <<<<<<<<<<<<<<
@@ -9750,7 +9750,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_layout(PyArr
     if (__pyx_t_1) {
 
 
-      /* "clumsygrad/_graph/native.pyx":327
+      /* "clumsygrad/_graph/native.pyx":330
  *     for k in range(nd):
  *         if cnp.PyArray_DIMS(a)[k] != cnp.PyArray_DIMS(b)[k]:
  *             return False             # <<<<<<<<<<<<<<
@@ -9763,7 +9763,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_layout(PyArr
       }
       goto __pyx_L0;
 
-      /* "clumsygrad/_graph/native.pyx":326
+      /* "clumsygrad/_graph/native.pyx":329
  *         return False
  *     for k in range(nd):
  *         if cnp.PyArray_DIMS(a)[k] != cnp.PyArray_DIMS(b)[k]:             # <<<<<<<<<<<<<<
@@ -9774,7 +9774,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_layout(PyArr
   }
 
 
-  /* "clumsygrad/_graph/native.pyx":328
+  /* "clumsygrad/_graph/native.pyx":331
  *         if cnp.PyArray_DIMS(a)[k] != cnp.PyArray_DIMS(b)[k]:
  *             return False
  *     return True             # <<<<<<<<<<<<<<
@@ -9787,7 +9787,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_layout(PyArr
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":320
+  /* "clumsygrad/_graph/native.pyx":323
  * 
  * 
  * cdef inline bint _same_layout(cnp.ndarray a, cnp.ndarray b):             # <<<<<<<<<<<<<<
@@ -9803,7 +9803,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_layout(PyArr
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":331
+/* "clumsygrad/_graph/native.pyx":334
  * 
  * 
  * cdef object _scalar_or_same_shape(Node self, object other, int tensor_op, int scalar_op, object generic):             # <<<<<<<<<<<<<<
@@ -9828,7 +9828,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(stru
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_scalar_or_same_shape", 0);
 
-  /* "clumsygrad/_graph/native.pyx":335
+  /* "clumsygrad/_graph/native.pyx":338
  *     cdef double c
  *     cdef Node right
  *     if _fast_operand(self.data_):             # <<<<<<<<<<<<<<
@@ -9837,12 +9837,12 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(stru
 */
   __pyx_t_1 = __pyx_v_self->data_;
   __Pyx_INCREF(__pyx_t_1);
-  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_t_1); if (unlikely(__pyx_t_2 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 335, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_t_1); if (unlikely(__pyx_t_2 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 338, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   if (__pyx_t_2) {
 
 
-    /* "clumsygrad/_graph/native.pyx":336
+    /* "clumsygrad/_graph/native.pyx":339
  *     cdef Node right
  *     if _fast_operand(self.data_):
  *         if type(other) is float or type(other) is int:             # <<<<<<<<<<<<<<
@@ -9866,17 +9866,17 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(stru
     if (__pyx_t_2) {
 
 
-      /* "clumsygrad/_graph/native.pyx":337
+      /* "clumsygrad/_graph/native.pyx":340
  *     if _fast_operand(self.data_):
  *         if type(other) is float or type(other) is int:
  *             c = other             # <<<<<<<<<<<<<<
  *             if c == c and -3.4e38 < c < 3.4e38:  # finite in float32 too: no overflow warnings to mimic
  *                 return _record(_apply(scalar_op, self.data_, None, c), scalar_op, (self,), c)
 */
-      __pyx_t_4 = __Pyx_PyFloat_AsDouble(__pyx_v_other); if (unlikely((__pyx_t_4 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 337, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyFloat_AsDouble(__pyx_v_other); if (unlikely((__pyx_t_4 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 340, __pyx_L1_error)
       __pyx_v_c = __pyx_t_4;
 
-      /* "clumsygrad/_graph/native.pyx":338
+      /* "clumsygrad/_graph/native.pyx":341
  *         if type(other) is float or type(other) is int:
  *             c = other
  *             if c == c and -3.4e38 < c < 3.4e38:  # finite in float32 too: no overflow warnings to mimic             # <<<<<<<<<<<<<<
@@ -9904,7 +9904,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(stru
       if (__pyx_t_2) {
 
 
-        /* "clumsygrad/_graph/native.pyx":339
+        /* "clumsygrad/_graph/native.pyx":342
  *             c = other
  *             if c == c and -3.4e38 < c < 3.4e38:  # finite in float32 too: no overflow warnings to mimic
  *                 return _record(_apply(scalar_op, self.data_, None, c), scalar_op, (self,), c)             # <<<<<<<<<<<<<<
@@ -9913,15 +9913,15 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(stru
 */
         __pyx_t_1 = __pyx_v_self->data_;
         __Pyx_INCREF(__pyx_t_1);
-        __pyx_t_5 = __pyx_f_10clumsygrad_6_graph_6native__apply(__pyx_v_scalar_op, __pyx_t_1, Py_None, __pyx_v_c); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 339, __pyx_L1_error)
+        __pyx_t_5 = __pyx_f_10clumsygrad_6_graph_6native__apply(__pyx_v_scalar_op, __pyx_t_1, Py_None, __pyx_v_c); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 342, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-        __pyx_t_1 = PyTuple_New(1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 339, __pyx_L1_error)
+        __pyx_t_1 = PyTuple_New(1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 342, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
         __Pyx_INCREF((PyObject *)__pyx_v_self);
         __Pyx_GIVEREF((PyObject *)__pyx_v_self);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, ((PyObject *)__pyx_v_self)) != (0)) __PYX_ERR(0, 339, __pyx_L1_error);
-        __pyx_t_6 = __pyx_f_10clumsygrad_6_graph_6native__record(__pyx_t_5, __pyx_v_scalar_op, ((PyObject*)__pyx_t_1), __pyx_v_c); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 339, __pyx_L1_error)
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, ((PyObject *)__pyx_v_self)) != (0)) __PYX_ERR(0, 342, __pyx_L1_error);
+        __pyx_t_6 = __pyx_f_10clumsygrad_6_graph_6native__record(__pyx_t_5, __pyx_v_scalar_op, ((PyObject*)__pyx_t_1), __pyx_v_c); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 342, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
@@ -9936,7 +9936,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(stru
         __pyx_t_6 = 0;
         goto __pyx_L0;
 
-        /* "clumsygrad/_graph/native.pyx":338
+        /* "clumsygrad/_graph/native.pyx":341
  *         if type(other) is float or type(other) is int:
  *             c = other
  *             if c == c and -3.4e38 < c < 3.4e38:  # finite in float32 too: no overflow warnings to mimic             # <<<<<<<<<<<<<<
@@ -9945,7 +9945,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(stru
 */
       }
 
-      /* "clumsygrad/_graph/native.pyx":336
+      /* "clumsygrad/_graph/native.pyx":339
  *     cdef Node right
  *     if _fast_operand(self.data_):
  *         if type(other) is float or type(other) is int:             # <<<<<<<<<<<<<<
@@ -9955,7 +9955,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(stru
       goto __pyx_L4;
     }
 
-    /* "clumsygrad/_graph/native.pyx":340
+    /* "clumsygrad/_graph/native.pyx":343
  *             if c == c and -3.4e38 < c < 3.4e38:  # finite in float32 too: no overflow warnings to mimic
  *                 return _record(_apply(scalar_op, self.data_, None, c), scalar_op, (self,), c)
  *         elif tensor_op != GENERIC and isinstance(other, Node):             # <<<<<<<<<<<<<<
@@ -9980,7 +9980,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(stru
     if (__pyx_t_2) {
 
 
-      /* "clumsygrad/_graph/native.pyx":341
+      /* "clumsygrad/_graph/native.pyx":344
  *                 return _record(_apply(scalar_op, self.data_, None, c), scalar_op, (self,), c)
  *         elif tensor_op != GENERIC and isinstance(other, Node):
  *             right = <Node> other             # <<<<<<<<<<<<<<
@@ -9992,7 +9992,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(stru
       __pyx_v_right = ((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__pyx_t_6);
       __pyx_t_6 = 0;
 
-      /* "clumsygrad/_graph/native.pyx":342
+      /* "clumsygrad/_graph/native.pyx":345
  *         elif tensor_op != GENERIC and isinstance(other, Node):
  *             right = <Node> other
  *             if _fast_operand(right.data_) and _same_layout(self.data_, right.data_):             # <<<<<<<<<<<<<<
@@ -10001,7 +10001,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(stru
 */
       __pyx_t_6 = __pyx_v_right->data_;
       __Pyx_INCREF(__pyx_t_6);
-      __pyx_t_3 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_t_6); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 342, __pyx_L1_error)
+      __pyx_t_3 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_t_6); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 345, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
       if (__pyx_t_3) {
 
@@ -10013,11 +10013,11 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(stru
       }
       __pyx_t_6 = __pyx_v_self->data_;
       __Pyx_INCREF(__pyx_t_6);
-      if (!(likely(((__pyx_t_6) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_6, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 342, __pyx_L1_error)
+      if (!(likely(((__pyx_t_6) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_6, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 345, __pyx_L1_error)
       __pyx_t_1 = __pyx_v_right->data_;
       __Pyx_INCREF(__pyx_t_1);
-      if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 342, __pyx_L1_error)
-      __pyx_t_3 = __pyx_f_10clumsygrad_6_graph_6native__same_layout(((PyArrayObject *)__pyx_t_6), ((PyArrayObject *)__pyx_t_1)); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 342, __pyx_L1_error)
+      if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 345, __pyx_L1_error)
+      __pyx_t_3 = __pyx_f_10clumsygrad_6_graph_6native__same_layout(((PyArrayObject *)__pyx_t_6), ((PyArrayObject *)__pyx_t_1)); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 345, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
@@ -10027,7 +10027,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(stru
       if (__pyx_t_2) {
 
 
-        /* "clumsygrad/_graph/native.pyx":343
+        /* "clumsygrad/_graph/native.pyx":346
  *             right = <Node> other
  *             if _fast_operand(right.data_) and _same_layout(self.data_, right.data_):
  *                 return _record(_apply(tensor_op, self.data_, right.data_, 0.0), tensor_op,             # <<<<<<<<<<<<<<
@@ -10038,35 +10038,35 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(stru
         __Pyx_INCREF(__pyx_t_1);
         __pyx_t_6 = __pyx_v_right->data_;
         __Pyx_INCREF(__pyx_t_6);
-        __pyx_t_5 = __pyx_f_10clumsygrad_6_graph_6native__apply(__pyx_v_tensor_op, __pyx_t_1, __pyx_t_6, 0.0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 343, __pyx_L1_error)
+        __pyx_t_5 = __pyx_f_10clumsygrad_6_graph_6native__apply(__pyx_v_tensor_op, __pyx_t_1, __pyx_t_6, 0.0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 346, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
 
-        /* "clumsygrad/_graph/native.pyx":344
+        /* "clumsygrad/_graph/native.pyx":347
  *             if _fast_operand(right.data_) and _same_layout(self.data_, right.data_):
  *                 return _record(_apply(tensor_op, self.data_, right.data_, 0.0), tensor_op,
  *                                (self, right), 0.0)             # <<<<<<<<<<<<<<
  *     return generic(self, other)
  * 
 */
-        __pyx_t_6 = PyTuple_New(2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 344, __pyx_L1_error)
+        __pyx_t_6 = PyTuple_New(2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 347, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
         __Pyx_INCREF((PyObject *)__pyx_v_self);
         __Pyx_GIVEREF((PyObject *)__pyx_v_self);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 0, ((PyObject *)__pyx_v_self)) != (0)) __PYX_ERR(0, 344, __pyx_L1_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 0, ((PyObject *)__pyx_v_self)) != (0)) __PYX_ERR(0, 347, __pyx_L1_error);
         __Pyx_INCREF((PyObject *)__pyx_v_right);
         __Pyx_GIVEREF((PyObject *)__pyx_v_right);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 1, ((PyObject *)__pyx_v_right)) != (0)) __PYX_ERR(0, 344, __pyx_L1_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 1, ((PyObject *)__pyx_v_right)) != (0)) __PYX_ERR(0, 347, __pyx_L1_error);
 
-        /* "clumsygrad/_graph/native.pyx":343
+        /* "clumsygrad/_graph/native.pyx":346
  *             right = <Node> other
  *             if _fast_operand(right.data_) and _same_layout(self.data_, right.data_):
  *                 return _record(_apply(tensor_op, self.data_, right.data_, 0.0), tensor_op,             # <<<<<<<<<<<<<<
  *                                (self, right), 0.0)
  *     return generic(self, other)
 */
-        __pyx_t_1 = __pyx_f_10clumsygrad_6_graph_6native__record(__pyx_t_5, __pyx_v_tensor_op, ((PyObject*)__pyx_t_6), 0.0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 343, __pyx_L1_error)
+        __pyx_t_1 = __pyx_f_10clumsygrad_6_graph_6native__record(__pyx_t_5, __pyx_v_tensor_op, ((PyObject*)__pyx_t_6), 0.0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 346, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -10081,7 +10081,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(stru
         __pyx_t_1 = 0;
         goto __pyx_L0;
 
-        /* "clumsygrad/_graph/native.pyx":342
+        /* "clumsygrad/_graph/native.pyx":345
  *         elif tensor_op != GENERIC and isinstance(other, Node):
  *             right = <Node> other
  *             if _fast_operand(right.data_) and _same_layout(self.data_, right.data_):             # <<<<<<<<<<<<<<
@@ -10090,7 +10090,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(stru
 */
       }
 
-      /* "clumsygrad/_graph/native.pyx":340
+      /* "clumsygrad/_graph/native.pyx":343
  *             if c == c and -3.4e38 < c < 3.4e38:  # finite in float32 too: no overflow warnings to mimic
  *                 return _record(_apply(scalar_op, self.data_, None, c), scalar_op, (self,), c)
  *         elif tensor_op != GENERIC and isinstance(other, Node):             # <<<<<<<<<<<<<<
@@ -10100,7 +10100,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(stru
     }
     __pyx_L4:;
 
-    /* "clumsygrad/_graph/native.pyx":335
+    /* "clumsygrad/_graph/native.pyx":338
  *     cdef double c
  *     cdef Node right
  *     if _fast_operand(self.data_):             # <<<<<<<<<<<<<<
@@ -10109,7 +10109,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(stru
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":345
+  /* "clumsygrad/_graph/native.pyx":348
  *                 return _record(_apply(tensor_op, self.data_, right.data_, 0.0), tensor_op,
  *                                (self, right), 0.0)
  *     return generic(self, other)             # <<<<<<<<<<<<<<
@@ -10136,7 +10136,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(stru
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_7, (3-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 345, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 348, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -10150,7 +10150,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(stru
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":331
+  /* "clumsygrad/_graph/native.pyx":334
  * 
  * 
  * cdef object _scalar_or_same_shape(Node self, object other, int tensor_op, int scalar_op, object generic):             # <<<<<<<<<<<<<<
@@ -10173,7 +10173,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__scalar_or_same_shape(stru
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":348
+/* "clumsygrad/_graph/native.pyx":351
  * 
  * 
  * cdef object _record(object data, int op, tuple parents, double scalar):             # <<<<<<<<<<<<<<
@@ -10191,7 +10191,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__record(PyObject *__pyx_v_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_record", 0);
 
-  /* "clumsygrad/_graph/native.pyx":350
+  /* "clumsygrad/_graph/native.pyx":353
  * cdef object _record(object data, int op, tuple parents, double scalar):
  *     """The result node of a fast-path op (``data`` already has the result dtype)."""
  *     return _make_node(data, _fn_of[op], parents, None, op, scalar)             # <<<<<<<<<<<<<<
@@ -10200,11 +10200,11 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__record(PyObject *__pyx_v_
 */
   if (unlikely(__pyx_v_10clumsygrad_6_graph_6native__fn_of == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(0, 350, __pyx_L1_error)
+    __PYX_ERR(0, 353, __pyx_L1_error)
   }
   __pyx_t_1 = __Pyx_PyList_GET_ITEM(__pyx_v_10clumsygrad_6_graph_6native__fn_of, __pyx_v_op);
   __Pyx_INCREF(__pyx_t_1);
-  __pyx_t_2 = ((PyObject *)__pyx_f_10clumsygrad_6_graph_6native__make_node(__pyx_v_data, __pyx_t_1, __pyx_v_parents, Py_None, __pyx_v_op, __pyx_v_scalar)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 350, __pyx_L1_error)
+  __pyx_t_2 = ((PyObject *)__pyx_f_10clumsygrad_6_graph_6native__make_node(__pyx_v_data, __pyx_t_1, __pyx_v_parents, Py_None, __pyx_v_op, __pyx_v_scalar)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 353, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   {
@@ -10218,7 +10218,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__record(PyObject *__pyx_v_
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":348
+  /* "clumsygrad/_graph/native.pyx":351
  * 
  * 
  * cdef object _record(object data, int op, tuple parents, double scalar):             # <<<<<<<<<<<<<<
@@ -10238,7 +10238,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__record(PyObject *__pyx_v_
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":353
+/* "clumsygrad/_graph/native.pyx":356
  * 
  * 
  * cdef Node _make_node(object data, object grad_fn, tuple parents, object extra, int op, double scalar):             # <<<<<<<<<<<<<<
@@ -10269,7 +10269,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_make_node", 0);
 
-  /* "clumsygrad/_graph/native.pyx":355
+  /* "clumsygrad/_graph/native.pyx":358
  * cdef Node _make_node(object data, object grad_fn, tuple parents, object extra, int op, double scalar):
  *     """Build a result node: the tensor-type rule of ``pure.new_node``, with C fields."""
  *     cdef Node node = Node.__new__(_tensor_class)             # <<<<<<<<<<<<<<
@@ -10283,14 +10283,14 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
     PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_v_10clumsygrad_6_graph_6native__tensor_class};
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_new, __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 355, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 358, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node))))) __PYX_ERR(0, 355, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node))))) __PYX_ERR(0, 358, __pyx_L1_error)
   __pyx_v_node = ((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":357
+  /* "clumsygrad/_graph/native.pyx":360
  *     cdef Node node = Node.__new__(_tensor_class)
  *     cdef Node parent
  *     cdef bint track = False, requires_grad = False             # <<<<<<<<<<<<<<
@@ -10300,7 +10300,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
   __pyx_v_track = 0;
   __pyx_v_requires_grad = 0;
 
-  /* "clumsygrad/_graph/native.pyx":358
+  /* "clumsygrad/_graph/native.pyx":361
  *     cdef Node parent
  *     cdef bint track = False, requires_grad = False
  *     cdef unsigned int rest = 0             # <<<<<<<<<<<<<<
@@ -10309,7 +10309,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
 */
   __pyx_v_rest = 0;
 
-  /* "clumsygrad/_graph/native.pyx":360
+  /* "clumsygrad/_graph/native.pyx":363
  *     cdef unsigned int rest = 0
  *     cdef Py_ssize_t i
  *     for i in range(len(parents)):             # <<<<<<<<<<<<<<
@@ -10318,15 +10318,15 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
 */
   if (unlikely(__pyx_v_parents == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 360, __pyx_L1_error)
+    __PYX_ERR(0, 363, __pyx_L1_error)
   }
-  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(__pyx_v_parents); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 360, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(__pyx_v_parents); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 363, __pyx_L1_error)
   __pyx_t_5 = __pyx_t_4;
 
   for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
     __pyx_v_i = __pyx_t_6;
 
-    /* "clumsygrad/_graph/native.pyx":361
+    /* "clumsygrad/_graph/native.pyx":364
  *     cdef Py_ssize_t i
  *     for i in range(len(parents)):
  *         parent = <Node> parents[i]             # <<<<<<<<<<<<<<
@@ -10335,14 +10335,14 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
 */
     if (unlikely(__pyx_v_parents == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 361, __pyx_L1_error)
+      __PYX_ERR(0, 364, __pyx_L1_error)
     }
     __pyx_t_1 = __Pyx_PyTuple_GET_ITEM(__pyx_v_parents, __pyx_v_i);
     __Pyx_INCREF(__pyx_t_1);
     __Pyx_XDECREF_SET(__pyx_v_parent, ((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__pyx_t_1));
     __pyx_t_1 = 0;
 
-    /* "clumsygrad/_graph/native.pyx":362
+    /* "clumsygrad/_graph/native.pyx":365
  *     for i in range(len(parents)):
  *         parent = <Node> parents[i]
  *         if parent.type_ != INPUT:             # <<<<<<<<<<<<<<
@@ -10354,7 +10354,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
     if (__pyx_t_7) {
 
 
-      /* "clumsygrad/_graph/native.pyx":363
+      /* "clumsygrad/_graph/native.pyx":366
  *         parent = <Node> parents[i]
  *         if parent.type_ != INPUT:
  *             track = True             # <<<<<<<<<<<<<<
@@ -10363,7 +10363,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
 */
       __pyx_v_track = 1;
 
-      /* "clumsygrad/_graph/native.pyx":362
+      /* "clumsygrad/_graph/native.pyx":365
  *     for i in range(len(parents)):
  *         parent = <Node> parents[i]
  *         if parent.type_ != INPUT:             # <<<<<<<<<<<<<<
@@ -10372,7 +10372,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
 */
     }
 
-    /* "clumsygrad/_graph/native.pyx":364
+    /* "clumsygrad/_graph/native.pyx":367
  *         if parent.type_ != INPUT:
  *             track = True
  *         if parent.requires_grad_:             # <<<<<<<<<<<<<<
@@ -10381,7 +10381,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
 */
     if (__pyx_v_parent->requires_grad_) {
 
-      /* "clumsygrad/_graph/native.pyx":365
+      /* "clumsygrad/_graph/native.pyx":368
  *             track = True
  *         if parent.requires_grad_:
  *             requires_grad = True             # <<<<<<<<<<<<<<
@@ -10390,7 +10390,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
 */
       __pyx_v_requires_grad = 1;
 
-      /* "clumsygrad/_graph/native.pyx":364
+      /* "clumsygrad/_graph/native.pyx":367
  *         if parent.type_ != INPUT:
  *             track = True
  *         if parent.requires_grad_:             # <<<<<<<<<<<<<<
@@ -10399,7 +10399,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
 */
     }
 
-    /* "clumsygrad/_graph/native.pyx":366
+    /* "clumsygrad/_graph/native.pyx":369
  *         if parent.requires_grad_:
  *             requires_grad = True
  *         if i:             # <<<<<<<<<<<<<<
@@ -10411,7 +10411,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
     if (__pyx_t_7) {
 
 
-      /* "clumsygrad/_graph/native.pyx":367
+      /* "clumsygrad/_graph/native.pyx":370
  *             requires_grad = True
  *         if i:
  *             rest += parent.version_             # <<<<<<<<<<<<<<
@@ -10420,7 +10420,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
 */
       __pyx_v_rest = (__pyx_v_rest + __pyx_v_parent->version_);
 
-      /* "clumsygrad/_graph/native.pyx":366
+      /* "clumsygrad/_graph/native.pyx":369
  *         if parent.requires_grad_:
  *             requires_grad = True
  *         if i:             # <<<<<<<<<<<<<<
@@ -10432,7 +10432,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
 
 
 
-  /* "clumsygrad/_graph/native.pyx":368
+  /* "clumsygrad/_graph/native.pyx":371
  *         if i:
  *             rest += parent.version_
  *     node.data_ = data             # <<<<<<<<<<<<<<
@@ -10444,7 +10444,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
   __Pyx_GOTREF(__pyx_v_node->data_);
   __Pyx_DECREF_SET(__pyx_v_node->data_, __pyx_v_data);
 
-  /* "clumsygrad/_graph/native.pyx":369
+  /* "clumsygrad/_graph/native.pyx":372
  *             rest += parent.version_
  *     node.data_ = data
  *     node.id_ = _next_id             # <<<<<<<<<<<<<<
@@ -10453,7 +10453,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
 */
   __pyx_v_node->id_ = __pyx_v_10clumsygrad_6_graph_6native__next_id;
 
-  /* "clumsygrad/_graph/native.pyx":370
+  /* "clumsygrad/_graph/native.pyx":373
  *     node.data_ = data
  *     node.id_ = _next_id
  *     _inc_id()             # <<<<<<<<<<<<<<
@@ -10462,7 +10462,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
 */
   __pyx_f_10clumsygrad_6_graph_6native__inc_id();
 
-  /* "clumsygrad/_graph/native.pyx":371
+  /* "clumsygrad/_graph/native.pyx":374
  *     node.id_ = _next_id
  *     _inc_id()
  *     if track and not cg_grad_disabled:             # <<<<<<<<<<<<<<
@@ -10484,7 +10484,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
   if (__pyx_t_7) {
 
 
-    /* "clumsygrad/_graph/native.pyx":372
+    /* "clumsygrad/_graph/native.pyx":375
  *     _inc_id()
  *     if track and not cg_grad_disabled:
  *         node.type_ = INTERMEDIATE             # <<<<<<<<<<<<<<
@@ -10493,7 +10493,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
 */
     __pyx_v_node->type_ = __pyx_e_10clumsygrad_6_graph_6native_INTERMEDIATE;
 
-    /* "clumsygrad/_graph/native.pyx":373
+    /* "clumsygrad/_graph/native.pyx":376
  *     if track and not cg_grad_disabled:
  *         node.type_ = INTERMEDIATE
  *         node.requires_grad_ = requires_grad             # <<<<<<<<<<<<<<
@@ -10502,7 +10502,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
 */
     __pyx_v_node->requires_grad_ = __pyx_v_requires_grad;
 
-    /* "clumsygrad/_graph/native.pyx":374
+    /* "clumsygrad/_graph/native.pyx":377
  *         node.type_ = INTERMEDIATE
  *         node.requires_grad_ = requires_grad
  *         node.grad_fn_ = grad_fn             # <<<<<<<<<<<<<<
@@ -10514,7 +10514,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
     __Pyx_GOTREF(__pyx_v_node->grad_fn_);
     __Pyx_DECREF_SET(__pyx_v_node->grad_fn_, __pyx_v_grad_fn);
 
-    /* "clumsygrad/_graph/native.pyx":375
+    /* "clumsygrad/_graph/native.pyx":378
  *         node.requires_grad_ = requires_grad
  *         node.grad_fn_ = grad_fn
  *         node.parents_ = parents             # <<<<<<<<<<<<<<
@@ -10526,7 +10526,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
     __Pyx_GOTREF(__pyx_v_node->parents_);
     __Pyx_DECREF_SET(__pyx_v_node->parents_, __pyx_v_parents);
 
-    /* "clumsygrad/_graph/native.pyx":376
+    /* "clumsygrad/_graph/native.pyx":379
  *         node.grad_fn_ = grad_fn
  *         node.parents_ = parents
  *         node.extra_ = extra             # <<<<<<<<<<<<<<
@@ -10538,7 +10538,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
     __Pyx_GOTREF(__pyx_v_node->extra_);
     __Pyx_DECREF_SET(__pyx_v_node->extra_, __pyx_v_extra);
 
-    /* "clumsygrad/_graph/native.pyx":377
+    /* "clumsygrad/_graph/native.pyx":380
  *         node.parents_ = parents
  *         node.extra_ = extra
  *         node.op_ = op             # <<<<<<<<<<<<<<
@@ -10547,7 +10547,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
 */
     __pyx_v_node->op_ = __pyx_v_op;
 
-    /* "clumsygrad/_graph/native.pyx":378
+    /* "clumsygrad/_graph/native.pyx":381
  *         node.extra_ = extra
  *         node.op_ = op
  *         node.scalar_ = scalar             # <<<<<<<<<<<<<<
@@ -10556,7 +10556,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
 */
     __pyx_v_node->scalar_ = __pyx_v_scalar;
 
-    /* "clumsygrad/_graph/native.pyx":379
+    /* "clumsygrad/_graph/native.pyx":382
  *         node.op_ = op
  *         node.scalar_ = scalar
  *         node.saved0_ = (<Node> parents[0]).version_             # <<<<<<<<<<<<<<
@@ -10565,13 +10565,13 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
 */
     if (unlikely(__pyx_v_parents == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 379, __pyx_L1_error)
+      __PYX_ERR(0, 382, __pyx_L1_error)
     }
     __pyx_t_9 = ((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__Pyx_PyTuple_GET_ITEM(__pyx_v_parents, 0))->version_;
 
     __pyx_v_node->saved0_ = __pyx_t_9;
 
-    /* "clumsygrad/_graph/native.pyx":380
+    /* "clumsygrad/_graph/native.pyx":383
  *         node.scalar_ = scalar
  *         node.saved0_ = (<Node> parents[0]).version_
  *         node.saved_rest_ = rest             # <<<<<<<<<<<<<<
@@ -10580,7 +10580,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
 */
     __pyx_v_node->saved_rest_ = __pyx_v_rest;
 
-    /* "clumsygrad/_graph/native.pyx":371
+    /* "clumsygrad/_graph/native.pyx":374
  *     node.id_ = _next_id
  *     _inc_id()
  *     if track and not cg_grad_disabled:             # <<<<<<<<<<<<<<
@@ -10590,22 +10590,22 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
     goto __pyx_L8;
   }
 
-  /* "clumsygrad/_graph/native.pyx":382
+  /* "clumsygrad/_graph/native.pyx":385
  *         node.saved_rest_ = rest
  *     else:
  *         node.type_ = INPUT             # <<<<<<<<<<<<<<
  *         node.parents_ = ()
- *     return node
+ *     # Results and their parent tuples are not tracked by the cyclic garbage collector: a graph
 */
   /*else*/ {
     __pyx_v_node->type_ = __pyx_e_10clumsygrad_6_graph_6native_INPUT;
 
-    /* "clumsygrad/_graph/native.pyx":383
+    /* "clumsygrad/_graph/native.pyx":386
  *     else:
  *         node.type_ = INPUT
  *         node.parents_ = ()             # <<<<<<<<<<<<<<
- *     return node
- * 
+ *     # Results and their parent tuples are not tracked by the cyclic garbage collector: a graph
+ *     # has no cycles (parents only point back), and full collections over a million live nodes
 */
     __Pyx_INCREF(__pyx_mstate_global->__pyx_empty_tuple);
     __Pyx_GIVEREF(__pyx_mstate_global->__pyx_empty_tuple);
@@ -10614,9 +10614,27 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
   }
   __pyx_L8:;
 
-  /* "clumsygrad/_graph/native.pyx":384
- *         node.type_ = INPUT
- *         node.parents_ = ()
+  /* "clumsygrad/_graph/native.pyx":391
+ *     # cost seconds (gen-2 passes took ~70% of building a 1M-node chain).  CPython never
+ *     # untracks a tuple of GC-capable objects by itself.
+ *     PyObject_GC_UnTrack(<void*> node)             # <<<<<<<<<<<<<<
+ *     PyObject_GC_UnTrack(<void*> node.parents_)
+ *     return node
+*/
+  PyObject_GC_UnTrack(((void *)__pyx_v_node));
+
+  /* "clumsygrad/_graph/native.pyx":392
+ *     # untracks a tuple of GC-capable objects by itself.
+ *     PyObject_GC_UnTrack(<void*> node)
+ *     PyObject_GC_UnTrack(<void*> node.parents_)             # <<<<<<<<<<<<<<
+ *     return node
+ * 
+*/
+  PyObject_GC_UnTrack(((void *)__pyx_v_node->parents_));
+
+  /* "clumsygrad/_graph/native.pyx":393
+ *     PyObject_GC_UnTrack(<void*> node)
+ *     PyObject_GC_UnTrack(<void*> node.parents_)
  *     return node             # <<<<<<<<<<<<<<
  * 
  * 
@@ -10632,7 +10650,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":353
+  /* "clumsygrad/_graph/native.pyx":356
  * 
  * 
  * cdef Node _make_node(object data, object grad_fn, tuple parents, object extra, int op, double scalar):             # <<<<<<<<<<<<<<
@@ -10658,7 +10676,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":387
+/* "clumsygrad/_graph/native.pyx":396
  * 
  * 
  * cdef inline void _inc_id() noexcept:             # <<<<<<<<<<<<<<
@@ -10668,7 +10686,7 @@ static struct __pyx_obj_10clumsygrad_6_graph_6native_Node *__pyx_f_10clumsygrad_
 
 static CYTHON_INLINE void __pyx_f_10clumsygrad_6_graph_6native__inc_id(void) {
 
-  /* "clumsygrad/_graph/native.pyx":389
+  /* "clumsygrad/_graph/native.pyx":398
  * cdef inline void _inc_id() noexcept:
  *     global _next_id
  *     _next_id += 1             # <<<<<<<<<<<<<<
@@ -10677,7 +10695,7 @@ static CYTHON_INLINE void __pyx_f_10clumsygrad_6_graph_6native__inc_id(void) {
 */
   __pyx_v_10clumsygrad_6_graph_6native__next_id = (__pyx_v_10clumsygrad_6_graph_6native__next_id + 1);
 
-  /* "clumsygrad/_graph/native.pyx":387
+  /* "clumsygrad/_graph/native.pyx":396
  * 
  * 
  * cdef inline void _inc_id() noexcept:             # <<<<<<<<<<<<<<
@@ -10689,7 +10707,7 @@ static CYTHON_INLINE void __pyx_f_10clumsygrad_6_graph_6native__inc_id(void) {
 
 }
 
-/* "clumsygrad/_graph/native.pyx":392
+/* "clumsygrad/_graph/native.pyx":401
  * 
  * 
  * def new_node(data, grad_fn, parents, extra=None):             # <<<<<<<<<<<<<<
@@ -10740,47 +10758,47 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_data,&__pyx_mstate_global->__pyx_n_u_grad_fn,&__pyx_mstate_global->__pyx_n_u_parents,&__pyx_mstate_global->__pyx_n_u_extra,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 392, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 401, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 392, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 401, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 392, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 401, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 392, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 401, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 392, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 401, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "new_node", 0) < (0)) __PYX_ERR(0, 392, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "new_node", 0) < (0)) __PYX_ERR(0, 401, __pyx_L3_error)
       if (!values[3]) values[3] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("new_node", 0, 3, 4, i); __PYX_ERR(0, 392, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("new_node", 0, 3, 4, i); __PYX_ERR(0, 401, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 392, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 401, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 392, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 401, __pyx_L3_error)
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 392, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 401, __pyx_L3_error)
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 392, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 401, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -10793,7 +10811,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("new_node", 0, 3, 4, __pyx_nargs); __PYX_ERR(0, 392, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("new_node", 0, 3, 4, __pyx_nargs); __PYX_ERR(0, 401, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -10842,7 +10860,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
   __Pyx_RefNannySetupContext("new_node", 0);
   __Pyx_INCREF(__pyx_v_data);
 
-  /* "clumsygrad/_graph/native.pyx":394
+  /* "clumsygrad/_graph/native.pyx":403
  * def new_node(data, grad_fn, parents, extra=None):
  *     """A result tensor of an operation on ``parents``; the same contract as ``pure.new_node``."""
  *     cdef tuple ps = parents if type(parents) is tuple else tuple(parents)             # <<<<<<<<<<<<<<
@@ -10853,11 +10871,11 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
   if (__pyx_t_2) {
     __pyx_t_3 = __pyx_v_parents;
     __Pyx_INCREF(__pyx_t_3);
-    if (!(likely(PyTuple_CheckExact(__pyx_t_3))||((__pyx_t_3) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_3))) __PYX_ERR(0, 394, __pyx_L1_error)
+    if (!(likely(PyTuple_CheckExact(__pyx_t_3))||((__pyx_t_3) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_3))) __PYX_ERR(0, 403, __pyx_L1_error)
     __pyx_t_1 = __pyx_t_3;
     __pyx_t_3 = 0;
   } else {
-    __pyx_t_3 = __Pyx_PySequence_Tuple(__pyx_v_parents); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 394, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PySequence_Tuple(__pyx_v_parents); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 403, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_1 = __pyx_t_3;
     __pyx_t_3 = 0;
@@ -10866,7 +10884,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
   __pyx_v_ps = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":398
+  /* "clumsygrad/_graph/native.pyx":407
  *     cdef object dtype
  *     cdef int op
  *     cdef double scalar = 0.0             # <<<<<<<<<<<<<<
@@ -10875,7 +10893,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
 */
   __pyx_v_scalar = 0.0;
 
-  /* "clumsygrad/_graph/native.pyx":399
+  /* "clumsygrad/_graph/native.pyx":408
  *     cdef int op
  *     cdef double scalar = 0.0
  *     if not ps:             # <<<<<<<<<<<<<<
@@ -10886,7 +10904,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
   else
   {
     Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_v_ps);
-    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 399, __pyx_L1_error)
+    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 408, __pyx_L1_error)
     __pyx_t_2 = (__pyx_temp != 0);
   }
 
@@ -10896,7 +10914,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "clumsygrad/_graph/native.pyx":400
+    /* "clumsygrad/_graph/native.pyx":409
  *     cdef double scalar = 0.0
  *     if not ps:
  *         raise ValueError("an operation needs at least one parent tensor")             # <<<<<<<<<<<<<<
@@ -10909,14 +10927,14 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_an_operation_needs_at_least_one};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 400, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 409, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 400, __pyx_L1_error)
+    __PYX_ERR(0, 409, __pyx_L1_error)
 
-    /* "clumsygrad/_graph/native.pyx":399
+    /* "clumsygrad/_graph/native.pyx":408
  *     cdef int op
  *     cdef double scalar = 0.0
  *     if not ps:             # <<<<<<<<<<<<<<
@@ -10925,7 +10943,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":401
+  /* "clumsygrad/_graph/native.pyx":410
  *     if not ps:
  *         raise ValueError("an operation needs at least one parent tensor")
  *     for p in ps:             # <<<<<<<<<<<<<<
@@ -10934,7 +10952,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
 */
   if (unlikely(__pyx_v_ps == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 401, __pyx_L1_error)
+    __PYX_ERR(0, 410, __pyx_L1_error)
   }
   __pyx_t_1 = __pyx_v_ps; __Pyx_INCREF(__pyx_t_1);
   __pyx_t_6 = 0;
@@ -10942,7 +10960,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
     {
       Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 401, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 410, __pyx_L1_error)
       #endif
       if (__pyx_t_6 >= __pyx_temp) break;
     }
@@ -10952,12 +10970,12 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
     __pyx_t_3 = __Pyx_PySequence_ITEM(__pyx_t_1, __pyx_t_6);
     #endif
     ++__pyx_t_6;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 401, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 410, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_XDECREF_SET(__pyx_v_p, __pyx_t_3);
     __pyx_t_3 = 0;
 
-    /* "clumsygrad/_graph/native.pyx":402
+    /* "clumsygrad/_graph/native.pyx":411
  *         raise ValueError("an operation needs at least one parent tensor")
  *     for p in ps:
  *         if not isinstance(p, Node):             # <<<<<<<<<<<<<<
@@ -10971,7 +10989,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "clumsygrad/_graph/native.pyx":403
+      /* "clumsygrad/_graph/native.pyx":412
  *     for p in ps:
  *         if not isinstance(p, Node):
  *             raise TypeError(f"the parents of a tensor must be tensors, got {type(p).__name__}")             # <<<<<<<<<<<<<<
@@ -10979,12 +10997,12 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
  *     dtype = first.data_.dtype
 */
       __pyx_t_7 = NULL;
-      __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_p)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 403, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_p)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 412, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_9 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 403, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 412, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_the_parents_of_a_tensor_must_be, __pyx_t_9); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 403, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_the_parents_of_a_tensor_must_be, __pyx_t_9); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 412, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __pyx_t_5 = 1;
@@ -10993,14 +11011,14 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 403, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 412, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 403, __pyx_L1_error)
+      __PYX_ERR(0, 412, __pyx_L1_error)
 
-      /* "clumsygrad/_graph/native.pyx":402
+      /* "clumsygrad/_graph/native.pyx":411
  *         raise ValueError("an operation needs at least one parent tensor")
  *     for p in ps:
  *         if not isinstance(p, Node):             # <<<<<<<<<<<<<<
@@ -11009,7 +11027,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
 */
     }
 
-    /* "clumsygrad/_graph/native.pyx":401
+    /* "clumsygrad/_graph/native.pyx":410
  *     if not ps:
  *         raise ValueError("an operation needs at least one parent tensor")
  *     for p in ps:             # <<<<<<<<<<<<<<
@@ -11019,7 +11037,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":404
+  /* "clumsygrad/_graph/native.pyx":413
  *         if not isinstance(p, Node):
  *             raise TypeError(f"the parents of a tensor must be tensors, got {type(p).__name__}")
  *     first = <Node> ps[0]             # <<<<<<<<<<<<<<
@@ -11028,26 +11046,26 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
 */
   if (unlikely(__pyx_v_ps == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(0, 404, __pyx_L1_error)
+    __PYX_ERR(0, 413, __pyx_L1_error)
   }
   __pyx_t_1 = __Pyx_PyTuple_GET_ITEM(__pyx_v_ps, 0);
   __Pyx_INCREF(__pyx_t_1);
   __pyx_v_first = ((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":405
+  /* "clumsygrad/_graph/native.pyx":414
  *             raise TypeError(f"the parents of a tensor must be tensors, got {type(p).__name__}")
  *     first = <Node> ps[0]
  *     dtype = first.data_.dtype             # <<<<<<<<<<<<<<
  *     for parent in ps:
  *         if parent.data_.dtype is not dtype and parent.data_.dtype != dtype:
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_first->data_, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 405, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_first->data_, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 414, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_dtype = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":406
+  /* "clumsygrad/_graph/native.pyx":415
  *     first = <Node> ps[0]
  *     dtype = first.data_.dtype
  *     for parent in ps:             # <<<<<<<<<<<<<<
@@ -11056,7 +11074,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
 */
   if (unlikely(__pyx_v_ps == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 406, __pyx_L1_error)
+    __PYX_ERR(0, 415, __pyx_L1_error)
   }
   __pyx_t_1 = __pyx_v_ps; __Pyx_INCREF(__pyx_t_1);
   __pyx_t_6 = 0;
@@ -11064,7 +11082,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
     {
       Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 406, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 415, __pyx_L1_error)
       #endif
       if (__pyx_t_6 >= __pyx_temp) break;
     }
@@ -11074,20 +11092,20 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
     __pyx_t_3 = __Pyx_PySequence_ITEM(__pyx_t_1, __pyx_t_6);
     #endif
     ++__pyx_t_6;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 406, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 415, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node))))) __PYX_ERR(0, 406, __pyx_L1_error)
+    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node))))) __PYX_ERR(0, 415, __pyx_L1_error)
     __Pyx_XDECREF_SET(__pyx_v_parent, ((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__pyx_t_3));
     __pyx_t_3 = 0;
 
-    /* "clumsygrad/_graph/native.pyx":407
+    /* "clumsygrad/_graph/native.pyx":416
  *     dtype = first.data_.dtype
  *     for parent in ps:
  *         if parent.data_.dtype is not dtype and parent.data_.dtype != dtype:             # <<<<<<<<<<<<<<
  *             dtype = np.dtype(np.float64)
  *     if type(data) is not cnp.ndarray or (data.dtype is not dtype and data.dtype != dtype):
 */
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_parent->data_, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 407, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_parent->data_, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 416, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_4 = (__pyx_t_3 != __pyx_v_dtype);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
@@ -11099,9 +11117,9 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
 
       goto __pyx_L11_bool_binop_done;
     }
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_parent->data_, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 407, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_parent->data_, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 416, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_4 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_3, __pyx_v_dtype, Py_NE); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 407, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_3, __pyx_v_dtype, Py_NE); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 416, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
     __pyx_t_2 = __pyx_t_4;
@@ -11110,7 +11128,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
     if (__pyx_t_2) {
 
 
-      /* "clumsygrad/_graph/native.pyx":408
+      /* "clumsygrad/_graph/native.pyx":417
  *     for parent in ps:
  *         if parent.data_.dtype is not dtype and parent.data_.dtype != dtype:
  *             dtype = np.dtype(np.float64)             # <<<<<<<<<<<<<<
@@ -11118,14 +11136,14 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
  *         data = np.asarray(data, dtype=dtype)
 */
       __pyx_t_8 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 408, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 417, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 408, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 417, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 408, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 417, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_float64); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 408, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_float64); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 417, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __pyx_t_5 = 1;
@@ -11146,13 +11164,13 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 408, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 417, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_DECREF_SET(__pyx_v_dtype, __pyx_t_3);
       __pyx_t_3 = 0;
 
-      /* "clumsygrad/_graph/native.pyx":407
+      /* "clumsygrad/_graph/native.pyx":416
  *     dtype = first.data_.dtype
  *     for parent in ps:
  *         if parent.data_.dtype is not dtype and parent.data_.dtype != dtype:             # <<<<<<<<<<<<<<
@@ -11161,7 +11179,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
 */
     }
 
-    /* "clumsygrad/_graph/native.pyx":406
+    /* "clumsygrad/_graph/native.pyx":415
  *     first = <Node> ps[0]
  *     dtype = first.data_.dtype
  *     for parent in ps:             # <<<<<<<<<<<<<<
@@ -11171,7 +11189,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":409
+  /* "clumsygrad/_graph/native.pyx":418
  *         if parent.data_.dtype is not dtype and parent.data_.dtype != dtype:
  *             dtype = np.dtype(np.float64)
  *     if type(data) is not cnp.ndarray or (data.dtype is not dtype and data.dtype != dtype):             # <<<<<<<<<<<<<<
@@ -11187,7 +11205,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
 
     goto __pyx_L15_bool_binop_done;
   }
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_data, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 409, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_data, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 418, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_t_4 = (__pyx_t_1 != __pyx_v_dtype);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
@@ -11199,9 +11217,9 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
 
     goto __pyx_L15_bool_binop_done;
   }
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_data, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 409, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_data, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 418, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_4 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_v_dtype, Py_NE); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 409, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_v_dtype, Py_NE); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 418, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
   __pyx_t_2 = __pyx_t_4;
@@ -11210,7 +11228,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
   if (__pyx_t_2) {
 
 
-    /* "clumsygrad/_graph/native.pyx":410
+    /* "clumsygrad/_graph/native.pyx":419
  *             dtype = np.dtype(np.float64)
  *     if type(data) is not cnp.ndarray or (data.dtype is not dtype and data.dtype != dtype):
  *         data = np.asarray(data, dtype=dtype)             # <<<<<<<<<<<<<<
@@ -11218,9 +11236,9 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
  *     if op == MUL_SCALAR or op == POWER:
 */
     __pyx_t_3 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 410, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 419, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
-    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_asarray); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 410, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_asarray); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 419, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
     #if CYTHON_VECTORCALL
@@ -11241,13 +11259,13 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
       PyObject *__pyx_callargs[3] = {__pyx_t_3, __pyx_v_data, __pyx_v_dtype};
       #if CYTHON_VECTORCALL
       __pyx_t_9 = __pyx_mstate_global->__pyx_tuple[0];
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 410, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 419, __pyx_L1_error)
       __Pyx_INCREF(__pyx_t_9);
       #else
       {
         PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
         __pyx_t_9 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 410, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 419, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       #endif
@@ -11257,13 +11275,13 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
       #endif
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 410, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 419, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_DECREF_SET(__pyx_v_data, __pyx_t_1);
     __pyx_t_1 = 0;
 
-    /* "clumsygrad/_graph/native.pyx":409
+    /* "clumsygrad/_graph/native.pyx":418
  *         if parent.data_.dtype is not dtype and parent.data_.dtype != dtype:
  *             dtype = np.dtype(np.float64)
  *     if type(data) is not cnp.ndarray or (data.dtype is not dtype and data.dtype != dtype):             # <<<<<<<<<<<<<<
@@ -11272,7 +11290,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":411
+  /* "clumsygrad/_graph/native.pyx":420
  *     if type(data) is not cnp.ndarray or (data.dtype is not dtype and data.dtype != dtype):
  *         data = np.asarray(data, dtype=dtype)
  *     op = _op_of.get(grad_fn, GENERIC) if grad_fn is not None else GENERIC             # <<<<<<<<<<<<<<
@@ -11283,14 +11301,14 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
   if (__pyx_t_2) {
     if (unlikely(__pyx_v_10clumsygrad_6_graph_6native__op_of == Py_None)) {
       PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "get");
-      __PYX_ERR(0, 411, __pyx_L1_error)
+      __PYX_ERR(0, 420, __pyx_L1_error)
     }
-    __pyx_t_1 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_GENERIC); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 411, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_GENERIC); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 420, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_10 = __Pyx_PyDict_GetItemDefault(__pyx_v_10clumsygrad_6_graph_6native__op_of, __pyx_v_grad_fn, __pyx_t_1); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 411, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyDict_GetItemDefault(__pyx_v_10clumsygrad_6_graph_6native__op_of, __pyx_v_grad_fn, __pyx_t_1); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 420, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __pyx_t_12 = __Pyx_PyLong_As_int(__pyx_t_10); if (unlikely((__pyx_t_12 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 411, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyLong_As_int(__pyx_t_10); if (unlikely((__pyx_t_12 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 420, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
     __pyx_t_11 = __pyx_t_12;
   } else {
@@ -11300,7 +11318,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
 
   __pyx_v_op = __pyx_t_11;
 
-  /* "clumsygrad/_graph/native.pyx":412
+  /* "clumsygrad/_graph/native.pyx":421
  *         data = np.asarray(data, dtype=dtype)
  *     op = _op_of.get(grad_fn, GENERIC) if grad_fn is not None else GENERIC
  *     if op == MUL_SCALAR or op == POWER:             # <<<<<<<<<<<<<<
@@ -11311,7 +11329,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
     case __pyx_e_10clumsygrad_6_graph_6native_MUL_SCALAR:
     case __pyx_e_10clumsygrad_6_graph_6native_POWER:
 
-    /* "clumsygrad/_graph/native.pyx":413
+    /* "clumsygrad/_graph/native.pyx":422
  *     op = _op_of.get(grad_fn, GENERIC) if grad_fn is not None else GENERIC
  *     if op == MUL_SCALAR or op == POWER:
  *         op = GENERIC  # the constant is in ``extra``, which the Python function reads             # <<<<<<<<<<<<<<
@@ -11320,7 +11338,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
 */
     __pyx_v_op = __pyx_e_10clumsygrad_6_graph_6native_GENERIC;
 
-    /* "clumsygrad/_graph/native.pyx":412
+    /* "clumsygrad/_graph/native.pyx":421
  *         data = np.asarray(data, dtype=dtype)
  *     op = _op_of.get(grad_fn, GENERIC) if grad_fn is not None else GENERIC
  *     if op == MUL_SCALAR or op == POWER:             # <<<<<<<<<<<<<<
@@ -11331,14 +11349,14 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
     default: break;
   }
 
-  /* "clumsygrad/_graph/native.pyx":414
+  /* "clumsygrad/_graph/native.pyx":423
  *     if op == MUL_SCALAR or op == POWER:
  *         op = GENERIC  # the constant is in ``extra``, which the Python function reads
  *     return _make_node(data, grad_fn, ps, dict(extra) if extra else None, op, scalar)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_extra); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 414, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_extra); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 423, __pyx_L1_error)
   if (__pyx_t_2) {
     __pyx_t_9 = NULL;
     __pyx_t_5 = 1;
@@ -11346,7 +11364,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
       PyObject *__pyx_callargs[2] = {__pyx_t_9, __pyx_v_extra};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(&PyDict_Type), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 414, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 423, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __pyx_t_10 = __pyx_t_1;
@@ -11356,7 +11374,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
     __pyx_t_10 = Py_None;
   }
 
-  __pyx_t_1 = ((PyObject *)__pyx_f_10clumsygrad_6_graph_6native__make_node(__pyx_v_data, __pyx_v_grad_fn, __pyx_v_ps, __pyx_t_10, __pyx_v_op, __pyx_v_scalar)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 414, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_f_10clumsygrad_6_graph_6native__make_node(__pyx_v_data, __pyx_v_grad_fn, __pyx_v_ps, __pyx_t_10, __pyx_v_op, __pyx_v_scalar)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 423, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
   {
@@ -11370,7 +11388,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":392
+  /* "clumsygrad/_graph/native.pyx":401
  * 
  * 
  * def new_node(data, grad_fn, parents, extra=None):             # <<<<<<<<<<<<<<
@@ -11402,7 +11420,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_12new_node(CYTHON_UNUSED 
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":418
+/* "clumsygrad/_graph/native.pyx":427
  * 
  * # ----------------------------------------------------------------------------- versions
  * cdef int _check_versions(Node node) except -1:             # <<<<<<<<<<<<<<
@@ -11433,7 +11451,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_check_versions", 0);
 
-  /* "clumsygrad/_graph/native.pyx":420
+  /* "clumsygrad/_graph/native.pyx":429
  * cdef int _check_versions(Node node) except -1:
  *     cdef Node parent
  *     cdef unsigned int rest = 0             # <<<<<<<<<<<<<<
@@ -11442,7 +11460,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
 */
   __pyx_v_rest = 0;
 
-  /* "clumsygrad/_graph/native.pyx":421
+  /* "clumsygrad/_graph/native.pyx":430
  *     cdef Node parent
  *     cdef unsigned int rest = 0
  *     cdef Py_ssize_t i, n = len(node.parents_)             # <<<<<<<<<<<<<<
@@ -11453,13 +11471,13 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
   __Pyx_INCREF(__pyx_t_1);
   if (unlikely(__pyx_t_1 == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 421, __pyx_L1_error)
+    __PYX_ERR(0, 430, __pyx_L1_error)
   }
-  __pyx_t_2 = __Pyx_PyTuple_GET_SIZE(__pyx_t_1); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 421, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyTuple_GET_SIZE(__pyx_t_1); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 430, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_n = __pyx_t_2;
 
-  /* "clumsygrad/_graph/native.pyx":422
+  /* "clumsygrad/_graph/native.pyx":431
  *     cdef unsigned int rest = 0
  *     cdef Py_ssize_t i, n = len(node.parents_)
  *     if node.version_:             # <<<<<<<<<<<<<<
@@ -11471,7 +11489,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
   if (__pyx_t_3) {
 
 
-    /* "clumsygrad/_graph/native.pyx":423
+    /* "clumsygrad/_graph/native.pyx":432
  *     cdef Py_ssize_t i, n = len(node.parents_)
  *     if node.version_:
  *         _pure._raise_modified(node, node, 0)             # <<<<<<<<<<<<<<
@@ -11479,9 +11497,9 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
  *         _pure._raise_modified(node, node.parents_[0], node.saved0_)
 */
     __pyx_t_4 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_pure); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 423, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_pure); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 432, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_raise_modified); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 423, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_raise_modified); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 432, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_t_7 = 1;
@@ -11501,12 +11519,12 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_7, (4-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 423, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 432, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-    /* "clumsygrad/_graph/native.pyx":422
+    /* "clumsygrad/_graph/native.pyx":431
  *     cdef unsigned int rest = 0
  *     cdef Py_ssize_t i, n = len(node.parents_)
  *     if node.version_:             # <<<<<<<<<<<<<<
@@ -11515,7 +11533,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":424
+  /* "clumsygrad/_graph/native.pyx":433
  *     if node.version_:
  *         _pure._raise_modified(node, node, 0)
  *     if n and (<Node> node.parents_[0]).version_ != node.saved0_:             # <<<<<<<<<<<<<<
@@ -11534,7 +11552,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
   }
   if (unlikely(__pyx_v_node->parents_ == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(0, 424, __pyx_L1_error)
+    __PYX_ERR(0, 433, __pyx_L1_error)
   }
   __pyx_t_8 = (((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__Pyx_PyTuple_GET_ITEM(__pyx_v_node->parents_, 0))->version_ != __pyx_v_node->saved0_);
 
@@ -11545,7 +11563,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
   if (__pyx_t_3) {
 
 
-    /* "clumsygrad/_graph/native.pyx":425
+    /* "clumsygrad/_graph/native.pyx":434
  *         _pure._raise_modified(node, node, 0)
  *     if n and (<Node> node.parents_[0]).version_ != node.saved0_:
  *         _pure._raise_modified(node, node.parents_[0], node.saved0_)             # <<<<<<<<<<<<<<
@@ -11553,16 +11571,16 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
  *         rest += (<Node> node.parents_[i]).version_
 */
     __pyx_t_6 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_pure); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 425, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_pure); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 434, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_raise_modified); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 425, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_raise_modified); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 434, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     if (unlikely(__pyx_v_node->parents_ == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 425, __pyx_L1_error)
+      __PYX_ERR(0, 434, __pyx_L1_error)
     }
-    __pyx_t_4 = __Pyx_PyLong_From_unsigned_int(__pyx_v_node->saved0_); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 425, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyLong_From_unsigned_int(__pyx_v_node->saved0_); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 434, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __pyx_t_7 = 1;
     #if CYTHON_UNPACK_METHODS
@@ -11582,12 +11600,12 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 425, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 434, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-    /* "clumsygrad/_graph/native.pyx":424
+    /* "clumsygrad/_graph/native.pyx":433
  *     if node.version_:
  *         _pure._raise_modified(node, node, 0)
  *     if n and (<Node> node.parents_[0]).version_ != node.saved0_:             # <<<<<<<<<<<<<<
@@ -11596,7 +11614,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":426
+  /* "clumsygrad/_graph/native.pyx":435
  *     if n and (<Node> node.parents_[0]).version_ != node.saved0_:
  *         _pure._raise_modified(node, node.parents_[0], node.saved0_)
  *     for i in range(1, n):             # <<<<<<<<<<<<<<
@@ -11610,7 +11628,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
   for (__pyx_t_10 = 1; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
     __pyx_v_i = __pyx_t_10;
 
-    /* "clumsygrad/_graph/native.pyx":427
+    /* "clumsygrad/_graph/native.pyx":436
  *         _pure._raise_modified(node, node.parents_[0], node.saved0_)
  *     for i in range(1, n):
  *         rest += (<Node> node.parents_[i]).version_             # <<<<<<<<<<<<<<
@@ -11619,13 +11637,13 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
 */
     if (unlikely(__pyx_v_node->parents_ == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 427, __pyx_L1_error)
+      __PYX_ERR(0, 436, __pyx_L1_error)
     }
     __pyx_v_rest = (__pyx_v_rest + ((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__Pyx_PyTuple_GET_ITEM(__pyx_v_node->parents_, __pyx_v_i))->version_);
   }
 
 
-  /* "clumsygrad/_graph/native.pyx":428
+  /* "clumsygrad/_graph/native.pyx":437
  *     for i in range(1, n):
  *         rest += (<Node> node.parents_[i]).version_
  *     if rest != node.saved_rest_:             # <<<<<<<<<<<<<<
@@ -11637,7 +11655,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
   if (__pyx_t_3) {
 
 
-    /* "clumsygrad/_graph/native.pyx":429
+    /* "clumsygrad/_graph/native.pyx":438
  *         rest += (<Node> node.parents_[i]).version_
  *     if rest != node.saved_rest_:
  *         for i in range(1, n):             # <<<<<<<<<<<<<<
@@ -11651,7 +11669,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
     for (__pyx_t_10 = 1; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
       __pyx_v_i = __pyx_t_10;
 
-      /* "clumsygrad/_graph/native.pyx":430
+      /* "clumsygrad/_graph/native.pyx":439
  *     if rest != node.saved_rest_:
  *         for i in range(1, n):
  *             parent = <Node> node.parents_[i]             # <<<<<<<<<<<<<<
@@ -11660,14 +11678,14 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
 */
       if (unlikely(__pyx_v_node->parents_ == Py_None)) {
         PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-        __PYX_ERR(0, 430, __pyx_L1_error)
+        __PYX_ERR(0, 439, __pyx_L1_error)
       }
       __pyx_t_1 = __Pyx_PyTuple_GET_ITEM(__pyx_v_node->parents_, __pyx_v_i);
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_XDECREF_SET(__pyx_v_parent, ((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__pyx_t_1));
       __pyx_t_1 = 0;
 
-      /* "clumsygrad/_graph/native.pyx":431
+      /* "clumsygrad/_graph/native.pyx":440
  *         for i in range(1, n):
  *             parent = <Node> node.parents_[i]
  *             if parent.version_:             # <<<<<<<<<<<<<<
@@ -11679,7 +11697,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
       if (__pyx_t_3) {
 
 
-        /* "clumsygrad/_graph/native.pyx":432
+        /* "clumsygrad/_graph/native.pyx":441
  *             parent = <Node> node.parents_[i]
  *             if parent.version_:
  *                 _pure._raise_modified(node, parent, node.saved_rest_ if n == 2 else "an earlier one")             # <<<<<<<<<<<<<<
@@ -11687,15 +11705,15 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
  * 
 */
         __pyx_t_5 = NULL;
-        __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_pure); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 432, __pyx_L1_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_pure); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 441, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
-        __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_raise_modified); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 432, __pyx_L1_error)
+        __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_raise_modified); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 441, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
         __pyx_t_3 = (__pyx_v_n == 2);
 
         if (__pyx_t_3) {
-          __pyx_t_11 = __Pyx_PyLong_From_unsigned_int(__pyx_v_node->saved_rest_); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 432, __pyx_L1_error)
+          __pyx_t_11 = __Pyx_PyLong_From_unsigned_int(__pyx_v_node->saved_rest_); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 441, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_11);
           __pyx_t_4 = __pyx_t_11;
           __pyx_t_11 = 0;
@@ -11722,12 +11740,12 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
           __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
           __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
           __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-          if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 432, __pyx_L1_error)
+          if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 441, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_1);
         }
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-        /* "clumsygrad/_graph/native.pyx":431
+        /* "clumsygrad/_graph/native.pyx":440
  *         for i in range(1, n):
  *             parent = <Node> node.parents_[i]
  *             if parent.version_:             # <<<<<<<<<<<<<<
@@ -11738,7 +11756,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":428
+    /* "clumsygrad/_graph/native.pyx":437
  *     for i in range(1, n):
  *         rest += (<Node> node.parents_[i]).version_
  *     if rest != node.saved_rest_:             # <<<<<<<<<<<<<<
@@ -11747,7 +11765,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":433
+  /* "clumsygrad/_graph/native.pyx":442
  *             if parent.version_:
  *                 _pure._raise_modified(node, parent, node.saved_rest_ if n == 2 else "an earlier one")
  *     return 0             # <<<<<<<<<<<<<<
@@ -11760,7 +11778,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":418
+  /* "clumsygrad/_graph/native.pyx":427
  * 
  * # ----------------------------------------------------------------------------- versions
  * cdef int _check_versions(Node node) except -1:             # <<<<<<<<<<<<<<
@@ -11787,7 +11805,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__check_versions(struct __pyx_obj
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":437
+/* "clumsygrad/_graph/native.pyx":446
  * 
  * # ----------------------------------------------------------------------------- the engine
  * def backward_pass(Node root, cnp.ndarray seed, bint seed_owned, bint keep_graph):             # <<<<<<<<<<<<<<
@@ -11838,53 +11856,53 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_root,&__pyx_mstate_global->__pyx_n_u_seed,&__pyx_mstate_global->__pyx_n_u_seed_owned,&__pyx_mstate_global->__pyx_n_u_keep_graph,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 437, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 446, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 437, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 446, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 437, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 446, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 437, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 446, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 437, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 446, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "backward_pass", 0) < (0)) __PYX_ERR(0, 437, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "backward_pass", 0) < (0)) __PYX_ERR(0, 446, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("backward_pass", 1, 4, 4, i); __PYX_ERR(0, 437, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("backward_pass", 1, 4, 4, i); __PYX_ERR(0, 446, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 4)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 437, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 446, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 437, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 446, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 437, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 446, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 437, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 446, __pyx_L3_error)
     }
     __pyx_v_root = ((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)values[0]);
     __pyx_v_seed = ((PyArrayObject *)values[1]);
-    __pyx_v_seed_owned = __Pyx_PyObject_IsTrue(values[2]); if (unlikely((__pyx_v_seed_owned == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 437, __pyx_L3_error)
-    __pyx_v_keep_graph = __Pyx_PyObject_IsTrue(values[3]); if (unlikely((__pyx_v_keep_graph == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 437, __pyx_L3_error)
+    __pyx_v_seed_owned = __Pyx_PyObject_IsTrue(values[2]); if (unlikely((__pyx_v_seed_owned == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 446, __pyx_L3_error)
+    __pyx_v_keep_graph = __Pyx_PyObject_IsTrue(values[3]); if (unlikely((__pyx_v_keep_graph == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 446, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("backward_pass", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 437, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("backward_pass", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 446, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -11895,8 +11913,8 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_root), __pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node, 1, "root", 0))) __PYX_ERR(0, 437, __pyx_L1_error)
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_seed), __pyx_mstate_global->__pyx_ptype_5numpy_ndarray, 1, "seed", 0))) __PYX_ERR(0, 437, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_root), __pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node, 1, "root", 0))) __PYX_ERR(0, 446, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_seed), __pyx_mstate_global->__pyx_ptype_5numpy_ndarray, 1, "seed", 0))) __PYX_ERR(0, 446, __pyx_L1_error)
   __pyx_r = __pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(__pyx_self, __pyx_v_root, __pyx_v_seed, __pyx_v_seed_owned, __pyx_v_keep_graph);
 
   /* function exit code */
@@ -11950,7 +11968,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("backward_pass", 0);
 
-  /* "clumsygrad/_graph/native.pyx":447
+  /* "clumsygrad/_graph/native.pyx":456
  *     cdef list order
  *     cdef Node node
  *     with ENGINE_LOCK:             # <<<<<<<<<<<<<<
@@ -11958,12 +11976,12 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
  *             return _pure.backward_pass(root, seed, seed_owned, keep_graph)
 */
   /*with:*/ {
-    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_ENGINE_LOCK); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 447, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_ENGINE_LOCK); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 456, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_2 = __Pyx_PyObject_LookupSpecial(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_exit); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 447, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_LookupSpecial(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_exit); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 456, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     __pyx_t_4 = NULL;
-    __pyx_t_5 = __Pyx_PyObject_LookupSpecial(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_enter); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 447, __pyx_L3_error)
+    __pyx_t_5 = __Pyx_PyObject_LookupSpecial(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_enter); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 456, __pyx_L3_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_t_6 = 1;
     #if CYTHON_UNPACK_METHODS
@@ -11982,7 +12000,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_6, (1-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 447, __pyx_L3_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 456, __pyx_L3_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
@@ -11997,7 +12015,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
         __Pyx_XGOTREF(__pyx_t_9);
         /*try:*/ {
 
-          /* "clumsygrad/_graph/native.pyx":448
+          /* "clumsygrad/_graph/native.pyx":457
  *     cdef Node node
  *     with ENGINE_LOCK:
  *         if _engine_depth:             # <<<<<<<<<<<<<<
@@ -12009,7 +12027,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
           if (__pyx_t_10) {
 
 
-            /* "clumsygrad/_graph/native.pyx":449
+            /* "clumsygrad/_graph/native.pyx":458
  *     with ENGINE_LOCK:
  *         if _engine_depth:
  *             return _pure.backward_pass(root, seed, seed_owned, keep_graph)             # <<<<<<<<<<<<<<
@@ -12017,14 +12035,14 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
  *         try:
 */
             __pyx_t_3 = NULL;
-            __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_pure); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 449, __pyx_L7_error)
+            __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_pure); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 458, __pyx_L7_error)
             __Pyx_GOTREF(__pyx_t_5);
-            __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_backward_pass); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 449, __pyx_L7_error)
+            __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_backward_pass); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 458, __pyx_L7_error)
             __Pyx_GOTREF(__pyx_t_4);
             __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-            __pyx_t_5 = __Pyx_PyBool_FromLong(__pyx_v_seed_owned); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 449, __pyx_L7_error)
+            __pyx_t_5 = __Pyx_PyBool_FromLong(__pyx_v_seed_owned); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 458, __pyx_L7_error)
             __Pyx_GOTREF(__pyx_t_5);
-            __pyx_t_11 = __Pyx_PyBool_FromLong(__pyx_v_keep_graph); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 449, __pyx_L7_error)
+            __pyx_t_11 = __Pyx_PyBool_FromLong(__pyx_v_keep_graph); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 458, __pyx_L7_error)
             __Pyx_GOTREF(__pyx_t_11);
             __pyx_t_6 = 1;
             #if CYTHON_UNPACK_METHODS
@@ -12045,7 +12063,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
               __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
               __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
               __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-              if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 449, __pyx_L7_error)
+              if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 458, __pyx_L7_error)
               __Pyx_GOTREF(__pyx_t_1);
             }
             {
@@ -12059,7 +12077,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
             __pyx_t_1 = 0;
             goto __pyx_L11_try_return;
 
-            /* "clumsygrad/_graph/native.pyx":448
+            /* "clumsygrad/_graph/native.pyx":457
  *     cdef Node node
  *     with ENGINE_LOCK:
  *         if _engine_depth:             # <<<<<<<<<<<<<<
@@ -12068,7 +12086,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
 */
           }
 
-          /* "clumsygrad/_graph/native.pyx":450
+          /* "clumsygrad/_graph/native.pyx":459
  *         if _engine_depth:
  *             return _pure.backward_pass(root, seed, seed_owned, keep_graph)
  *         _engine_depth += 1             # <<<<<<<<<<<<<<
@@ -12077,7 +12095,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
 */
           __pyx_v_10clumsygrad_6_graph_6native__engine_depth = (__pyx_v_10clumsygrad_6_graph_6native__engine_depth + 1);
 
-          /* "clumsygrad/_graph/native.pyx":451
+          /* "clumsygrad/_graph/native.pyx":460
  *             return _pure.backward_pass(root, seed, seed_owned, keep_graph)
  *         _engine_depth += 1
  *         try:             # <<<<<<<<<<<<<<
@@ -12086,19 +12104,19 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
 */
           /*try:*/ {
 
-            /* "clumsygrad/_graph/native.pyx":452
+            /* "clumsygrad/_graph/native.pyx":461
  *         _engine_depth += 1
  *         try:
  *             order = _reverse_topological_order(root)             # <<<<<<<<<<<<<<
  *             try:
  *                 root.pending_ = seed
 */
-            __pyx_t_1 = __pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order(__pyx_v_root); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 452, __pyx_L15_error)
+            __pyx_t_1 = __pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order(__pyx_v_root); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 461, __pyx_L15_error)
             __Pyx_GOTREF(__pyx_t_1);
             __pyx_v_order = ((PyObject*)__pyx_t_1);
             __pyx_t_1 = 0;
 
-            /* "clumsygrad/_graph/native.pyx":453
+            /* "clumsygrad/_graph/native.pyx":462
  *         try:
  *             order = _reverse_topological_order(root)
  *             try:             # <<<<<<<<<<<<<<
@@ -12107,7 +12125,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
 */
             /*try:*/ {
 
-              /* "clumsygrad/_graph/native.pyx":454
+              /* "clumsygrad/_graph/native.pyx":463
  *             order = _reverse_topological_order(root)
  *             try:
  *                 root.pending_ = seed             # <<<<<<<<<<<<<<
@@ -12119,7 +12137,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
               __Pyx_GOTREF(__pyx_v_root->pending_);
               __Pyx_DECREF_SET(__pyx_v_root->pending_, ((PyObject *)__pyx_v_seed));
 
-              /* "clumsygrad/_graph/native.pyx":455
+              /* "clumsygrad/_graph/native.pyx":464
  *             try:
  *                 root.pending_ = seed
  *                 root.pending_owned_ = seed_owned             # <<<<<<<<<<<<<<
@@ -12128,28 +12146,28 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
 */
               __pyx_v_root->pending_owned_ = __pyx_v_seed_owned;
 
-              /* "clumsygrad/_graph/native.pyx":456
+              /* "clumsygrad/_graph/native.pyx":465
  *                 root.pending_ = seed
  *                 root.pending_owned_ = seed_owned
  *                 _propagate(order)             # <<<<<<<<<<<<<<
  *                 _commit(order)
  *             finally:
 */
-              __pyx_t_12 = __pyx_f_10clumsygrad_6_graph_6native__propagate(__pyx_v_order); if (unlikely(__pyx_t_12 == ((int)-1))) __PYX_ERR(0, 456, __pyx_L18_error)
+              __pyx_t_12 = __pyx_f_10clumsygrad_6_graph_6native__propagate(__pyx_v_order); if (unlikely(__pyx_t_12 == ((int)-1))) __PYX_ERR(0, 465, __pyx_L18_error)
 
 
-              /* "clumsygrad/_graph/native.pyx":457
+              /* "clumsygrad/_graph/native.pyx":466
  *                 root.pending_owned_ = seed_owned
  *                 _propagate(order)
  *                 _commit(order)             # <<<<<<<<<<<<<<
  *             finally:
  *                 for node in order:
 */
-              __pyx_t_12 = __pyx_f_10clumsygrad_6_graph_6native__commit(__pyx_v_order); if (unlikely(__pyx_t_12 == ((int)-1))) __PYX_ERR(0, 457, __pyx_L18_error)
+              __pyx_t_12 = __pyx_f_10clumsygrad_6_graph_6native__commit(__pyx_v_order); if (unlikely(__pyx_t_12 == ((int)-1))) __PYX_ERR(0, 466, __pyx_L18_error)
 
             }
 
-            /* "clumsygrad/_graph/native.pyx":459
+            /* "clumsygrad/_graph/native.pyx":468
  *                 _commit(order)
  *             finally:
  *                 for node in order:             # <<<<<<<<<<<<<<
@@ -12160,7 +12178,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
               /*normal exit:*/{
                 if (unlikely(__pyx_v_order == Py_None)) {
                   PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-                  __PYX_ERR(0, 459, __pyx_L15_error)
+                  __PYX_ERR(0, 468, __pyx_L15_error)
                 }
                 __pyx_t_1 = __pyx_v_order; __Pyx_INCREF(__pyx_t_1);
                 __pyx_t_13 = 0;
@@ -12168,19 +12186,19 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
                   {
                     Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
                     #if !CYTHON_ASSUME_SAFE_SIZE
-                    if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 459, __pyx_L15_error)
+                    if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 468, __pyx_L15_error)
                     #endif
                     if (__pyx_t_13 >= __pyx_temp) break;
                   }
                   __pyx_t_4 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_1, __pyx_t_13, __Pyx_ReferenceSharing_OwnStrongReference);
                   ++__pyx_t_13;
-                  if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 459, __pyx_L15_error)
+                  if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 468, __pyx_L15_error)
                   __Pyx_GOTREF(__pyx_t_4);
-                  if (!(likely(((__pyx_t_4) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_4, __pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node))))) __PYX_ERR(0, 459, __pyx_L15_error)
+                  if (!(likely(((__pyx_t_4) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_4, __pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node))))) __PYX_ERR(0, 468, __pyx_L15_error)
                   __Pyx_XDECREF_SET(__pyx_v_node, ((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__pyx_t_4));
                   __pyx_t_4 = 0;
 
-                  /* "clumsygrad/_graph/native.pyx":460
+                  /* "clumsygrad/_graph/native.pyx":469
  *             finally:
  *                 for node in order:
  *                     node.pending_ = None             # <<<<<<<<<<<<<<
@@ -12192,7 +12210,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
                   __Pyx_GOTREF(__pyx_v_node->pending_);
                   __Pyx_DECREF_SET(__pyx_v_node->pending_, Py_None);
 
-                  /* "clumsygrad/_graph/native.pyx":459
+                  /* "clumsygrad/_graph/native.pyx":468
  *                 _commit(order)
  *             finally:
  *                 for node in order:             # <<<<<<<<<<<<<<
@@ -12225,7 +12243,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
                 {
                   if (unlikely(__pyx_v_order == Py_None)) {
                     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-                    __PYX_ERR(0, 459, __pyx_L24_error)
+                    __PYX_ERR(0, 468, __pyx_L24_error)
                   }
                   __pyx_t_1 = __pyx_v_order; __Pyx_INCREF(__pyx_t_1);
                   __pyx_t_13 = 0;
@@ -12233,19 +12251,19 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
                     {
                       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
                       #if !CYTHON_ASSUME_SAFE_SIZE
-                      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 459, __pyx_L24_error)
+                      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 468, __pyx_L24_error)
                       #endif
                       if (__pyx_t_13 >= __pyx_temp) break;
                     }
                     __pyx_t_4 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_1, __pyx_t_13, __Pyx_ReferenceSharing_OwnStrongReference);
                     ++__pyx_t_13;
-                    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 459, __pyx_L24_error)
+                    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 468, __pyx_L24_error)
                     __Pyx_GOTREF(__pyx_t_4);
-                    if (!(likely(((__pyx_t_4) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_4, __pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node))))) __PYX_ERR(0, 459, __pyx_L24_error)
+                    if (!(likely(((__pyx_t_4) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_4, __pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node))))) __PYX_ERR(0, 468, __pyx_L24_error)
                     __Pyx_XDECREF_SET(__pyx_v_node, ((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__pyx_t_4));
                     __pyx_t_4 = 0;
 
-                    /* "clumsygrad/_graph/native.pyx":460
+                    /* "clumsygrad/_graph/native.pyx":469
  *             finally:
  *                 for node in order:
  *                     node.pending_ = None             # <<<<<<<<<<<<<<
@@ -12257,7 +12275,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
                     __Pyx_GOTREF(__pyx_v_node->pending_);
                     __Pyx_DECREF_SET(__pyx_v_node->pending_, Py_None);
 
-                    /* "clumsygrad/_graph/native.pyx":459
+                    /* "clumsygrad/_graph/native.pyx":468
  *                 _commit(order)
  *             finally:
  *                 for node in order:             # <<<<<<<<<<<<<<
@@ -12292,7 +12310,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
               __pyx_L19:;
             }
 
-            /* "clumsygrad/_graph/native.pyx":461
+            /* "clumsygrad/_graph/native.pyx":470
  *                 for node in order:
  *                     node.pending_ = None
  *             if not keep_graph:             # <<<<<<<<<<<<<<
@@ -12304,7 +12322,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
             if (__pyx_t_10) {
 
 
-              /* "clumsygrad/_graph/native.pyx":462
+              /* "clumsygrad/_graph/native.pyx":471
  *                     node.pending_ = None
  *             if not keep_graph:
  *                 for node in order:             # <<<<<<<<<<<<<<
@@ -12313,7 +12331,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
 */
               if (unlikely(__pyx_v_order == Py_None)) {
                 PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-                __PYX_ERR(0, 462, __pyx_L15_error)
+                __PYX_ERR(0, 471, __pyx_L15_error)
               }
               __pyx_t_1 = __pyx_v_order; __Pyx_INCREF(__pyx_t_1);
               __pyx_t_13 = 0;
@@ -12321,19 +12339,19 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
                 {
                   Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
                   #if !CYTHON_ASSUME_SAFE_SIZE
-                  if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 462, __pyx_L15_error)
+                  if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 471, __pyx_L15_error)
                   #endif
                   if (__pyx_t_13 >= __pyx_temp) break;
                 }
                 __pyx_t_4 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_1, __pyx_t_13, __Pyx_ReferenceSharing_OwnStrongReference);
                 ++__pyx_t_13;
-                if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 462, __pyx_L15_error)
+                if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 471, __pyx_L15_error)
                 __Pyx_GOTREF(__pyx_t_4);
-                if (!(likely(((__pyx_t_4) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_4, __pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node))))) __PYX_ERR(0, 462, __pyx_L15_error)
+                if (!(likely(((__pyx_t_4) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_4, __pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node))))) __PYX_ERR(0, 471, __pyx_L15_error)
                 __Pyx_XDECREF_SET(__pyx_v_node, ((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__pyx_t_4));
                 __pyx_t_4 = 0;
 
-                /* "clumsygrad/_graph/native.pyx":463
+                /* "clumsygrad/_graph/native.pyx":472
  *             if not keep_graph:
  *                 for node in order:
  *                     if node.type_ == INTERMEDIATE:             # <<<<<<<<<<<<<<
@@ -12345,7 +12363,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
                 if (__pyx_t_10) {
 
 
-                  /* "clumsygrad/_graph/native.pyx":464
+                  /* "clumsygrad/_graph/native.pyx":473
  *                 for node in order:
  *                     if node.type_ == INTERMEDIATE:
  *                         node.parents_ = ()             # <<<<<<<<<<<<<<
@@ -12357,7 +12375,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
                   __Pyx_GOTREF(__pyx_v_node->parents_);
                   __Pyx_DECREF_SET(__pyx_v_node->parents_, __pyx_mstate_global->__pyx_empty_tuple);
 
-                  /* "clumsygrad/_graph/native.pyx":463
+                  /* "clumsygrad/_graph/native.pyx":472
  *             if not keep_graph:
  *                 for node in order:
  *                     if node.type_ == INTERMEDIATE:             # <<<<<<<<<<<<<<
@@ -12366,7 +12384,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
 */
                 }
 
-                /* "clumsygrad/_graph/native.pyx":462
+                /* "clumsygrad/_graph/native.pyx":471
  *                     node.pending_ = None
  *             if not keep_graph:
  *                 for node in order:             # <<<<<<<<<<<<<<
@@ -12376,7 +12394,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
               }
               __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-              /* "clumsygrad/_graph/native.pyx":461
+              /* "clumsygrad/_graph/native.pyx":470
  *                 for node in order:
  *                     node.pending_ = None
  *             if not keep_graph:             # <<<<<<<<<<<<<<
@@ -12386,7 +12404,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
             }
           }
 
-          /* "clumsygrad/_graph/native.pyx":466
+          /* "clumsygrad/_graph/native.pyx":475
  *                         node.parents_ = ()
  *         finally:
  *             _engine_depth -= 1             # <<<<<<<<<<<<<<
@@ -12435,7 +12453,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
             __pyx_L16:;
           }
 
-          /* "clumsygrad/_graph/native.pyx":447
+          /* "clumsygrad/_graph/native.pyx":456
  *     cdef list order
  *     cdef Node node
  *     with ENGINE_LOCK:             # <<<<<<<<<<<<<<
@@ -12455,23 +12473,23 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
         __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
         /*except:*/ {
           __Pyx_AddTraceback("clumsygrad._graph.native.backward_pass", __pyx_clineno, __pyx_lineno, __pyx_filename);
-          if (__Pyx_GetException(&__pyx_t_1, &__pyx_t_4, &__pyx_t_11) < 0) __PYX_ERR(0, 447, __pyx_L9_except_error)
+          if (__Pyx_GetException(&__pyx_t_1, &__pyx_t_4, &__pyx_t_11) < 0) __PYX_ERR(0, 456, __pyx_L9_except_error)
           __Pyx_XGOTREF(__pyx_t_1);
           __Pyx_XGOTREF(__pyx_t_4);
           __Pyx_XGOTREF(__pyx_t_11);
           {
             PyObject* __pyx_temp[3] = {__pyx_t_1, __pyx_t_4, __pyx_t_11};
-            __pyx_t_5 = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 447, __pyx_L9_except_error)
+            __pyx_t_5 = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 456, __pyx_L9_except_error)
             __Pyx_GOTREF(__pyx_t_5);
           }
           __pyx_t_16 = __Pyx_PyObject_Call(__pyx_t_2, __pyx_t_5, NULL);
           __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
           __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-          if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 447, __pyx_L9_except_error)
+          if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 456, __pyx_L9_except_error)
           __Pyx_GOTREF(__pyx_t_16);
           __pyx_t_10 = __Pyx_PyObject_IsTrue(__pyx_t_16);
           __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-          if (__pyx_t_10 < (0)) __PYX_ERR(0, 447, __pyx_L9_except_error)
+          if (__pyx_t_10 < (0)) __PYX_ERR(0, 456, __pyx_L9_except_error)
           __pyx_t_22 = (!__pyx_t_10);
 
 
@@ -12482,7 +12500,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
             __Pyx_XGIVEREF(__pyx_t_11);
             __Pyx_ErrRestoreWithState(__pyx_t_1, __pyx_t_4, __pyx_t_11);
             __pyx_t_1 = 0;  __pyx_t_4 = 0;  __pyx_t_11 = 0; 
-            __PYX_ERR(0, 447, __pyx_L9_except_error)
+            __PYX_ERR(0, 456, __pyx_L9_except_error)
           }
           __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
           __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -12514,7 +12532,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
         if (__pyx_t_2) {
           __pyx_t_9 = __Pyx_PyObject_Call(__pyx_t_2, __pyx_mstate_global->__pyx_tuple[1], NULL);
           __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-          if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 447, __pyx_L1_error)
+          if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 456, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_9);
           __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
         }
@@ -12526,7 +12544,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
         if (__pyx_t_2) {
           __pyx_t_8 = __Pyx_PyObject_Call(__pyx_t_2, __pyx_mstate_global->__pyx_tuple[1], NULL);
           __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 447, __pyx_L1_error)
+          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 456, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_8);
           __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
         }
@@ -12543,7 +12561,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
     __pyx_L38:;
   }
 
-  /* "clumsygrad/_graph/native.pyx":437
+  /* "clumsygrad/_graph/native.pyx":446
  * 
  * # ----------------------------------------------------------------------------- the engine
  * def backward_pass(Node root, cnp.ndarray seed, bint seed_owned, bint keep_graph):             # <<<<<<<<<<<<<<
@@ -12570,7 +12588,7 @@ static PyObject *__pyx_pf_10clumsygrad_6_graph_6native_14backward_pass(CYTHON_UN
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":469
+/* "clumsygrad/_graph/native.pyx":478
  * 
  * 
  * cdef list _reverse_topological_order(Node root):             # <<<<<<<<<<<<<<
@@ -12618,7 +12636,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_reverse_topological_order", 0);
 
-  /* "clumsygrad/_graph/native.pyx":476
+  /* "clumsygrad/_graph/native.pyx":485
  *     """
  *     global _pass_mark
  *     _pass_mark += 1             # <<<<<<<<<<<<<<
@@ -12627,7 +12645,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
   __pyx_v_10clumsygrad_6_graph_6native__pass_mark = (__pyx_v_10clumsygrad_6_graph_6native__pass_mark + 1);
 
-  /* "clumsygrad/_graph/native.pyx":477
+  /* "clumsygrad/_graph/native.pyx":486
  *     global _pass_mark
  *     _pass_mark += 1
  *     if _pass_mark == 0:             # <<<<<<<<<<<<<<
@@ -12639,7 +12657,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
   if (__pyx_t_1) {
 
 
-    /* "clumsygrad/_graph/native.pyx":478
+    /* "clumsygrad/_graph/native.pyx":487
  *     _pass_mark += 1
  *     if _pass_mark == 0:
  *         _pass_mark = 1             # <<<<<<<<<<<<<<
@@ -12648,7 +12666,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
     __pyx_v_10clumsygrad_6_graph_6native__pass_mark = 1;
 
-    /* "clumsygrad/_graph/native.pyx":477
+    /* "clumsygrad/_graph/native.pyx":486
  *     global _pass_mark
  *     _pass_mark += 1
  *     if _pass_mark == 0:             # <<<<<<<<<<<<<<
@@ -12657,7 +12675,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":479
+  /* "clumsygrad/_graph/native.pyx":488
  *     if _pass_mark == 0:
  *         _pass_mark = 1
  *     cdef unsigned int mark = _pass_mark             # <<<<<<<<<<<<<<
@@ -12666,19 +12684,19 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
   __pyx_v_mark = __pyx_v_10clumsygrad_6_graph_6native__pass_mark;
 
-  /* "clumsygrad/_graph/native.pyx":480
+  /* "clumsygrad/_graph/native.pyx":489
  *         _pass_mark = 1
  *     cdef unsigned int mark = _pass_mark
  *     cdef list postorder = []             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t capacity = 256, depth = 1, i, n
  *     cdef void** path = <void**> malloc(capacity * sizeof(void*))
 */
-  __pyx_t_2 = PyList_New(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 480, __pyx_L1_error)
+  __pyx_t_2 = PyList_New(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 489, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_v_postorder = ((PyObject*)__pyx_t_2);
   __pyx_t_2 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":481
+  /* "clumsygrad/_graph/native.pyx":490
  *     cdef unsigned int mark = _pass_mark
  *     cdef list postorder = []
  *     cdef Py_ssize_t capacity = 256, depth = 1, i, n             # <<<<<<<<<<<<<<
@@ -12688,7 +12706,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
   __pyx_v_capacity = 0x100;
   __pyx_v_depth = 1;
 
-  /* "clumsygrad/_graph/native.pyx":482
+  /* "clumsygrad/_graph/native.pyx":491
  *     cdef list postorder = []
  *     cdef Py_ssize_t capacity = 256, depth = 1, i, n
  *     cdef void** path = <void**> malloc(capacity * sizeof(void*))             # <<<<<<<<<<<<<<
@@ -12697,7 +12715,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
   __pyx_v_path = ((void **)malloc((__pyx_v_capacity * (sizeof(void *)))));
 
-  /* "clumsygrad/_graph/native.pyx":483
+  /* "clumsygrad/_graph/native.pyx":492
  *     cdef Py_ssize_t capacity = 256, depth = 1, i, n
  *     cdef void** path = <void**> malloc(capacity * sizeof(void*))
  *     cdef Py_ssize_t* next_parent = <Py_ssize_t*> malloc(capacity * sizeof(Py_ssize_t))             # <<<<<<<<<<<<<<
@@ -12706,7 +12724,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
   __pyx_v_next_parent = ((Py_ssize_t *)malloc((__pyx_v_capacity * (sizeof(Py_ssize_t)))));
 
-  /* "clumsygrad/_graph/native.pyx":486
+  /* "clumsygrad/_graph/native.pyx":495
  *     cdef Node node, parent
  *     cdef object parents
  *     if path == NULL or next_parent == NULL:             # <<<<<<<<<<<<<<
@@ -12732,7 +12750,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "clumsygrad/_graph/native.pyx":487
+    /* "clumsygrad/_graph/native.pyx":496
  *     cdef object parents
  *     if path == NULL or next_parent == NULL:
  *         free(path)             # <<<<<<<<<<<<<<
@@ -12741,7 +12759,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
     free(__pyx_v_path);
 
-    /* "clumsygrad/_graph/native.pyx":488
+    /* "clumsygrad/_graph/native.pyx":497
  *     if path == NULL or next_parent == NULL:
  *         free(path)
  *         free(next_parent)             # <<<<<<<<<<<<<<
@@ -12750,16 +12768,16 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
     free(__pyx_v_next_parent);
 
-    /* "clumsygrad/_graph/native.pyx":489
+    /* "clumsygrad/_graph/native.pyx":498
  *         free(path)
  *         free(next_parent)
  *         raise MemoryError()             # <<<<<<<<<<<<<<
  *     try:
  *         root.mark_ = mark
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 489, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 498, __pyx_L1_error)
 
-    /* "clumsygrad/_graph/native.pyx":486
+    /* "clumsygrad/_graph/native.pyx":495
  *     cdef Node node, parent
  *     cdef object parents
  *     if path == NULL or next_parent == NULL:             # <<<<<<<<<<<<<<
@@ -12768,7 +12786,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":490
+  /* "clumsygrad/_graph/native.pyx":499
  *         free(next_parent)
  *         raise MemoryError()
  *     try:             # <<<<<<<<<<<<<<
@@ -12777,7 +12795,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
   /*try:*/ {
 
-    /* "clumsygrad/_graph/native.pyx":491
+    /* "clumsygrad/_graph/native.pyx":500
  *         raise MemoryError()
  *     try:
  *         root.mark_ = mark             # <<<<<<<<<<<<<<
@@ -12786,7 +12804,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
     __pyx_v_root->mark_ = __pyx_v_mark;
 
-    /* "clumsygrad/_graph/native.pyx":492
+    /* "clumsygrad/_graph/native.pyx":501
  *     try:
  *         root.mark_ = mark
  *         path[0] = <void*> root             # <<<<<<<<<<<<<<
@@ -12795,7 +12813,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
     (__pyx_v_path[0]) = ((void *)__pyx_v_root);
 
-    /* "clumsygrad/_graph/native.pyx":493
+    /* "clumsygrad/_graph/native.pyx":502
  *         root.mark_ = mark
  *         path[0] = <void*> root
  *         next_parent[0] = 0             # <<<<<<<<<<<<<<
@@ -12804,7 +12822,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
     (__pyx_v_next_parent[0]) = 0;
 
-    /* "clumsygrad/_graph/native.pyx":494
+    /* "clumsygrad/_graph/native.pyx":503
  *         path[0] = <void*> root
  *         next_parent[0] = 0
  *         while depth:             # <<<<<<<<<<<<<<
@@ -12817,7 +12835,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 
       if (!__pyx_t_1) break;
 
-      /* "clumsygrad/_graph/native.pyx":495
+      /* "clumsygrad/_graph/native.pyx":504
  *         next_parent[0] = 0
  *         while depth:
  *             node = <Node> <object> path[depth - 1]             # <<<<<<<<<<<<<<
@@ -12832,7 +12850,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
       __Pyx_XDECREF_SET(__pyx_v_node, ((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__pyx_t_2));
       __pyx_t_2 = 0;
 
-      /* "clumsygrad/_graph/native.pyx":496
+      /* "clumsygrad/_graph/native.pyx":505
  *         while depth:
  *             node = <Node> <object> path[depth - 1]
  *             n = len(node.parents_)             # <<<<<<<<<<<<<<
@@ -12843,13 +12861,13 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
       __Pyx_INCREF(__pyx_t_2);
       if (unlikely(__pyx_t_2 == Py_None)) {
         PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-        __PYX_ERR(0, 496, __pyx_L8_error)
+        __PYX_ERR(0, 505, __pyx_L8_error)
       }
-      __pyx_t_5 = __Pyx_PyTuple_GET_SIZE(__pyx_t_2); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 496, __pyx_L8_error)
+      __pyx_t_5 = __Pyx_PyTuple_GET_SIZE(__pyx_t_2); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 505, __pyx_L8_error)
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
       __pyx_v_n = __pyx_t_5;
 
-      /* "clumsygrad/_graph/native.pyx":497
+      /* "clumsygrad/_graph/native.pyx":506
  *             node = <Node> <object> path[depth - 1]
  *             n = len(node.parents_)
  *             i = next_parent[depth - 1]             # <<<<<<<<<<<<<<
@@ -12858,7 +12876,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
       __pyx_v_i = (__pyx_v_next_parent[(__pyx_v_depth - 1)]);
 
-      /* "clumsygrad/_graph/native.pyx":498
+      /* "clumsygrad/_graph/native.pyx":507
  *             n = len(node.parents_)
  *             i = next_parent[depth - 1]
  *             while i < n:             # <<<<<<<<<<<<<<
@@ -12871,7 +12889,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 
         if (!__pyx_t_1) break;
 
-        /* "clumsygrad/_graph/native.pyx":499
+        /* "clumsygrad/_graph/native.pyx":508
  *             i = next_parent[depth - 1]
  *             while i < n:
  *                 parents = node.parents_[i]             # <<<<<<<<<<<<<<
@@ -12880,14 +12898,14 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
         if (unlikely(__pyx_v_node->parents_ == Py_None)) {
           PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-          __PYX_ERR(0, 499, __pyx_L8_error)
+          __PYX_ERR(0, 508, __pyx_L8_error)
         }
         __pyx_t_2 = __Pyx_PyTuple_GET_ITEM(__pyx_v_node->parents_, __pyx_v_i);
         __Pyx_INCREF(__pyx_t_2);
         __Pyx_XDECREF_SET(__pyx_v_parents, __pyx_t_2);
         __pyx_t_2 = 0;
 
-        /* "clumsygrad/_graph/native.pyx":500
+        /* "clumsygrad/_graph/native.pyx":509
  *             while i < n:
  *                 parents = node.parents_[i]
  *                 i += 1             # <<<<<<<<<<<<<<
@@ -12896,7 +12914,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
         __pyx_v_i = (__pyx_v_i + 1);
 
-        /* "clumsygrad/_graph/native.pyx":501
+        /* "clumsygrad/_graph/native.pyx":510
  *                 parents = node.parents_[i]
  *                 i += 1
  *                 if not isinstance(parents, Node):             # <<<<<<<<<<<<<<
@@ -12910,7 +12928,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
         if (unlikely(__pyx_t_3)) {
 
 
-          /* "clumsygrad/_graph/native.pyx":502
+          /* "clumsygrad/_graph/native.pyx":511
  *                 i += 1
  *                 if not isinstance(parents, Node):
  *                     raise TypeError(f"a parent of tensor {node.id_} is not a Tensor: {type(parents).__name__}")             # <<<<<<<<<<<<<<
@@ -12918,11 +12936,11 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
  *                 if parent.requires_grad_ and parent.mark_ != mark:
 */
           __pyx_t_6 = NULL;
-          __pyx_t_7 = __Pyx_PyUnicode_From_PY_LONG_LONG(__pyx_v_node->id_, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 502, __pyx_L8_error)
+          __pyx_t_7 = __Pyx_PyUnicode_From_PY_LONG_LONG(__pyx_v_node->id_, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 511, __pyx_L8_error)
           __Pyx_GOTREF(__pyx_t_7);
-          __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_parents)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 502, __pyx_L8_error)
+          __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_parents)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 511, __pyx_L8_error)
           __Pyx_GOTREF(__pyx_t_8);
-          __pyx_t_9 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 502, __pyx_L8_error)
+          __pyx_t_9 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 511, __pyx_L8_error)
           __Pyx_GOTREF(__pyx_t_9);
           __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
           __pyx_t_10[0] = __pyx_mstate_global->__pyx_kp_u_a_parent_of_tensor;
@@ -12938,7 +12956,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
           __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_10[3]);
           #endif
           __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_10, 4, __pyx_t_5, __pyx_t_11);
-          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 502, __pyx_L8_error)
+          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 511, __pyx_L8_error)
           __Pyx_GOTREF(__pyx_t_8);
           __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
           __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
@@ -12948,14 +12966,14 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
             __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
             __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
             __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-            if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 502, __pyx_L8_error)
+            if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 511, __pyx_L8_error)
             __Pyx_GOTREF(__pyx_t_2);
           }
           __Pyx_Raise(__pyx_t_2, 0, 0, 0);
           __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-          __PYX_ERR(0, 502, __pyx_L8_error)
+          __PYX_ERR(0, 511, __pyx_L8_error)
 
-          /* "clumsygrad/_graph/native.pyx":501
+          /* "clumsygrad/_graph/native.pyx":510
  *                 parents = node.parents_[i]
  *                 i += 1
  *                 if not isinstance(parents, Node):             # <<<<<<<<<<<<<<
@@ -12964,7 +12982,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
         }
 
-        /* "clumsygrad/_graph/native.pyx":503
+        /* "clumsygrad/_graph/native.pyx":512
  *                 if not isinstance(parents, Node):
  *                     raise TypeError(f"a parent of tensor {node.id_} is not a Tensor: {type(parents).__name__}")
  *                 parent = <Node> parents             # <<<<<<<<<<<<<<
@@ -12976,7 +12994,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
         __Pyx_XDECREF_SET(__pyx_v_parent, ((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__pyx_t_2));
         __pyx_t_2 = 0;
 
-        /* "clumsygrad/_graph/native.pyx":504
+        /* "clumsygrad/_graph/native.pyx":513
  *                     raise TypeError(f"a parent of tensor {node.id_} is not a Tensor: {type(parents).__name__}")
  *                 parent = <Node> parents
  *                 if parent.requires_grad_ and parent.mark_ != mark:             # <<<<<<<<<<<<<<
@@ -12998,7 +13016,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
         if (__pyx_t_3) {
 
 
-          /* "clumsygrad/_graph/native.pyx":505
+          /* "clumsygrad/_graph/native.pyx":514
  *                 parent = <Node> parents
  *                 if parent.requires_grad_ and parent.mark_ != mark:
  *                     parent.mark_ = mark             # <<<<<<<<<<<<<<
@@ -13007,7 +13025,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
           __pyx_v_parent->mark_ = __pyx_v_mark;
 
-          /* "clumsygrad/_graph/native.pyx":506
+          /* "clumsygrad/_graph/native.pyx":515
  *                 if parent.requires_grad_ and parent.mark_ != mark:
  *                     parent.mark_ = mark
  *                     next_parent[depth - 1] = i             # <<<<<<<<<<<<<<
@@ -13016,7 +13034,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
           (__pyx_v_next_parent[(__pyx_v_depth - 1)]) = __pyx_v_i;
 
-          /* "clumsygrad/_graph/native.pyx":507
+          /* "clumsygrad/_graph/native.pyx":516
  *                     parent.mark_ = mark
  *                     next_parent[depth - 1] = i
  *                     if depth == capacity:             # <<<<<<<<<<<<<<
@@ -13028,17 +13046,17 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
           if (__pyx_t_3) {
 
 
-            /* "clumsygrad/_graph/native.pyx":508
+            /* "clumsygrad/_graph/native.pyx":517
  *                     next_parent[depth - 1] = i
  *                     if depth == capacity:
  *                         _grow(&path, &next_parent, &capacity)             # <<<<<<<<<<<<<<
  *                     path[depth] = <void*> parent
  *                     next_parent[depth] = 0
 */
-            __pyx_t_11 = __pyx_f_10clumsygrad_6_graph_6native__grow((&__pyx_v_path), (&__pyx_v_next_parent), (&__pyx_v_capacity)); if (unlikely(__pyx_t_11 == ((int)-1))) __PYX_ERR(0, 508, __pyx_L8_error)
+            __pyx_t_11 = __pyx_f_10clumsygrad_6_graph_6native__grow((&__pyx_v_path), (&__pyx_v_next_parent), (&__pyx_v_capacity)); if (unlikely(__pyx_t_11 == ((int)-1))) __PYX_ERR(0, 517, __pyx_L8_error)
 
 
-            /* "clumsygrad/_graph/native.pyx":507
+            /* "clumsygrad/_graph/native.pyx":516
  *                     parent.mark_ = mark
  *                     next_parent[depth - 1] = i
  *                     if depth == capacity:             # <<<<<<<<<<<<<<
@@ -13047,7 +13065,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
           }
 
-          /* "clumsygrad/_graph/native.pyx":509
+          /* "clumsygrad/_graph/native.pyx":518
  *                     if depth == capacity:
  *                         _grow(&path, &next_parent, &capacity)
  *                     path[depth] = <void*> parent             # <<<<<<<<<<<<<<
@@ -13056,7 +13074,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
           (__pyx_v_path[__pyx_v_depth]) = ((void *)__pyx_v_parent);
 
-          /* "clumsygrad/_graph/native.pyx":510
+          /* "clumsygrad/_graph/native.pyx":519
  *                         _grow(&path, &next_parent, &capacity)
  *                     path[depth] = <void*> parent
  *                     next_parent[depth] = 0             # <<<<<<<<<<<<<<
@@ -13065,7 +13083,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
           (__pyx_v_next_parent[__pyx_v_depth]) = 0;
 
-          /* "clumsygrad/_graph/native.pyx":511
+          /* "clumsygrad/_graph/native.pyx":520
  *                     path[depth] = <void*> parent
  *                     next_parent[depth] = 0
  *                     depth += 1             # <<<<<<<<<<<<<<
@@ -13074,7 +13092,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
           __pyx_v_depth = (__pyx_v_depth + 1);
 
-          /* "clumsygrad/_graph/native.pyx":512
+          /* "clumsygrad/_graph/native.pyx":521
  *                     next_parent[depth] = 0
  *                     depth += 1
  *                     break             # <<<<<<<<<<<<<<
@@ -13083,7 +13101,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
           goto __pyx_L13_break;
 
-          /* "clumsygrad/_graph/native.pyx":504
+          /* "clumsygrad/_graph/native.pyx":513
  *                     raise TypeError(f"a parent of tensor {node.id_} is not a Tensor: {type(parents).__name__}")
  *                 parent = <Node> parents
  *                 if parent.requires_grad_ and parent.mark_ != mark:             # <<<<<<<<<<<<<<
@@ -13093,7 +13111,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
         }
       }
 
-      /* "clumsygrad/_graph/native.pyx":514
+      /* "clumsygrad/_graph/native.pyx":523
  *                     break
  *             else:
  *                 depth -= 1             # <<<<<<<<<<<<<<
@@ -13103,21 +13121,21 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
       /*else*/ {
         __pyx_v_depth = (__pyx_v_depth - 1);
 
-        /* "clumsygrad/_graph/native.pyx":515
+        /* "clumsygrad/_graph/native.pyx":524
  *             else:
  *                 depth -= 1
  *                 postorder.append(node)             # <<<<<<<<<<<<<<
  *     finally:
  *         free(path)
 */
-        __pyx_t_13 = __Pyx_PyList_Append(__pyx_v_postorder, ((PyObject *)__pyx_v_node)); if (unlikely(__pyx_t_13 == ((int)-1))) __PYX_ERR(0, 515, __pyx_L8_error)
+        __pyx_t_13 = __Pyx_PyList_Append(__pyx_v_postorder, ((PyObject *)__pyx_v_node)); if (unlikely(__pyx_t_13 == ((int)-1))) __PYX_ERR(0, 524, __pyx_L8_error)
 
       }
       __pyx_L13_break:;
     }
   }
 
-  /* "clumsygrad/_graph/native.pyx":517
+  /* "clumsygrad/_graph/native.pyx":526
  *                 postorder.append(node)
  *     finally:
  *         free(path)             # <<<<<<<<<<<<<<
@@ -13128,7 +13146,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
     /*normal exit:*/{
       free(__pyx_v_path);
 
-      /* "clumsygrad/_graph/native.pyx":518
+      /* "clumsygrad/_graph/native.pyx":527
  *     finally:
  *         free(path)
  *         free(next_parent)             # <<<<<<<<<<<<<<
@@ -13159,7 +13177,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
       __pyx_t_11 = __pyx_lineno; __pyx_t_14 = __pyx_clineno; __pyx_t_15 = __pyx_filename;
       {
 
-        /* "clumsygrad/_graph/native.pyx":517
+        /* "clumsygrad/_graph/native.pyx":526
  *                 postorder.append(node)
  *     finally:
  *         free(path)             # <<<<<<<<<<<<<<
@@ -13168,7 +13186,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
 */
         free(__pyx_v_path);
 
-        /* "clumsygrad/_graph/native.pyx":518
+        /* "clumsygrad/_graph/native.pyx":527
  *     finally:
  *         free(path)
  *         free(next_parent)             # <<<<<<<<<<<<<<
@@ -13192,17 +13210,17 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
     __pyx_L9:;
   }
 
-  /* "clumsygrad/_graph/native.pyx":519
+  /* "clumsygrad/_graph/native.pyx":528
  *         free(path)
  *         free(next_parent)
  *     postorder.reverse()             # <<<<<<<<<<<<<<
  *     return postorder
  * 
 */
-  __pyx_t_13 = PyList_Reverse(__pyx_v_postorder); if (unlikely(__pyx_t_13 == ((int)-1))) __PYX_ERR(0, 519, __pyx_L1_error)
+  __pyx_t_13 = PyList_Reverse(__pyx_v_postorder); if (unlikely(__pyx_t_13 == ((int)-1))) __PYX_ERR(0, 528, __pyx_L1_error)
 
 
-  /* "clumsygrad/_graph/native.pyx":520
+  /* "clumsygrad/_graph/native.pyx":529
  *         free(next_parent)
  *     postorder.reverse()
  *     return postorder             # <<<<<<<<<<<<<<
@@ -13220,7 +13238,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":469
+  /* "clumsygrad/_graph/native.pyx":478
  * 
  * 
  * cdef list _reverse_topological_order(Node root):             # <<<<<<<<<<<<<<
@@ -13254,7 +13272,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__reverse_topological_order
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":523
+/* "clumsygrad/_graph/native.pyx":532
  * 
  * 
  * cdef int _grow(void*** path, Py_ssize_t** next_parent, Py_ssize_t* capacity) except -1:             # <<<<<<<<<<<<<<
@@ -13272,7 +13290,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__grow(void ***__pyx_v_path, Py_s
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "clumsygrad/_graph/native.pyx":524
+  /* "clumsygrad/_graph/native.pyx":533
  * 
  * cdef int _grow(void*** path, Py_ssize_t** next_parent, Py_ssize_t* capacity) except -1:
  *     cdef void* grown_path = realloc(path[0], 2 * capacity[0] * sizeof(void*))             # <<<<<<<<<<<<<<
@@ -13281,7 +13299,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__grow(void ***__pyx_v_path, Py_s
 */
   __pyx_v_grown_path = realloc((__pyx_v_path[0]), ((2 * (__pyx_v_capacity[0])) * (sizeof(void *))));
 
-  /* "clumsygrad/_graph/native.pyx":525
+  /* "clumsygrad/_graph/native.pyx":534
  * cdef int _grow(void*** path, Py_ssize_t** next_parent, Py_ssize_t* capacity) except -1:
  *     cdef void* grown_path = realloc(path[0], 2 * capacity[0] * sizeof(void*))
  *     if grown_path == NULL:             # <<<<<<<<<<<<<<
@@ -13293,16 +13311,16 @@ static int __pyx_f_10clumsygrad_6_graph_6native__grow(void ***__pyx_v_path, Py_s
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "clumsygrad/_graph/native.pyx":526
+    /* "clumsygrad/_graph/native.pyx":535
  *     cdef void* grown_path = realloc(path[0], 2 * capacity[0] * sizeof(void*))
  *     if grown_path == NULL:
  *         raise MemoryError()             # <<<<<<<<<<<<<<
  *     path[0] = <void**> grown_path
  *     cdef void* grown_next = realloc(next_parent[0], 2 * capacity[0] * sizeof(Py_ssize_t))
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 526, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 535, __pyx_L1_error)
 
-    /* "clumsygrad/_graph/native.pyx":525
+    /* "clumsygrad/_graph/native.pyx":534
  * cdef int _grow(void*** path, Py_ssize_t** next_parent, Py_ssize_t* capacity) except -1:
  *     cdef void* grown_path = realloc(path[0], 2 * capacity[0] * sizeof(void*))
  *     if grown_path == NULL:             # <<<<<<<<<<<<<<
@@ -13311,7 +13329,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__grow(void ***__pyx_v_path, Py_s
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":527
+  /* "clumsygrad/_graph/native.pyx":536
  *     if grown_path == NULL:
  *         raise MemoryError()
  *     path[0] = <void**> grown_path             # <<<<<<<<<<<<<<
@@ -13320,7 +13338,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__grow(void ***__pyx_v_path, Py_s
 */
   (__pyx_v_path[0]) = ((void **)__pyx_v_grown_path);
 
-  /* "clumsygrad/_graph/native.pyx":528
+  /* "clumsygrad/_graph/native.pyx":537
  *         raise MemoryError()
  *     path[0] = <void**> grown_path
  *     cdef void* grown_next = realloc(next_parent[0], 2 * capacity[0] * sizeof(Py_ssize_t))             # <<<<<<<<<<<<<<
@@ -13329,7 +13347,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__grow(void ***__pyx_v_path, Py_s
 */
   __pyx_v_grown_next = realloc((__pyx_v_next_parent[0]), ((2 * (__pyx_v_capacity[0])) * (sizeof(Py_ssize_t))));
 
-  /* "clumsygrad/_graph/native.pyx":529
+  /* "clumsygrad/_graph/native.pyx":538
  *     path[0] = <void**> grown_path
  *     cdef void* grown_next = realloc(next_parent[0], 2 * capacity[0] * sizeof(Py_ssize_t))
  *     if grown_next == NULL:             # <<<<<<<<<<<<<<
@@ -13341,16 +13359,16 @@ static int __pyx_f_10clumsygrad_6_graph_6native__grow(void ***__pyx_v_path, Py_s
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "clumsygrad/_graph/native.pyx":530
+    /* "clumsygrad/_graph/native.pyx":539
  *     cdef void* grown_next = realloc(next_parent[0], 2 * capacity[0] * sizeof(Py_ssize_t))
  *     if grown_next == NULL:
  *         raise MemoryError()             # <<<<<<<<<<<<<<
  *     next_parent[0] = <Py_ssize_t*> grown_next
  *     capacity[0] *= 2
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 530, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 539, __pyx_L1_error)
 
-    /* "clumsygrad/_graph/native.pyx":529
+    /* "clumsygrad/_graph/native.pyx":538
  *     path[0] = <void**> grown_path
  *     cdef void* grown_next = realloc(next_parent[0], 2 * capacity[0] * sizeof(Py_ssize_t))
  *     if grown_next == NULL:             # <<<<<<<<<<<<<<
@@ -13359,7 +13377,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__grow(void ***__pyx_v_path, Py_s
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":531
+  /* "clumsygrad/_graph/native.pyx":540
  *     if grown_next == NULL:
  *         raise MemoryError()
  *     next_parent[0] = <Py_ssize_t*> grown_next             # <<<<<<<<<<<<<<
@@ -13368,7 +13386,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__grow(void ***__pyx_v_path, Py_s
 */
   (__pyx_v_next_parent[0]) = ((Py_ssize_t *)__pyx_v_grown_next);
 
-  /* "clumsygrad/_graph/native.pyx":532
+  /* "clumsygrad/_graph/native.pyx":541
  *         raise MemoryError()
  *     next_parent[0] = <Py_ssize_t*> grown_next
  *     capacity[0] *= 2             # <<<<<<<<<<<<<<
@@ -13379,7 +13397,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__grow(void ***__pyx_v_path, Py_s
   __pyx_t_2 = 0;
   (__pyx_v_capacity[__pyx_t_2]) = ((__pyx_v_capacity[__pyx_t_2]) * 2);
 
-  /* "clumsygrad/_graph/native.pyx":533
+  /* "clumsygrad/_graph/native.pyx":542
  *     next_parent[0] = <Py_ssize_t*> grown_next
  *     capacity[0] *= 2
  *     return 0             # <<<<<<<<<<<<<<
@@ -13392,7 +13410,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__grow(void ***__pyx_v_path, Py_s
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":523
+  /* "clumsygrad/_graph/native.pyx":532
  * 
  * 
  * cdef int _grow(void*** path, Py_ssize_t** next_parent, Py_ssize_t* capacity) except -1:             # <<<<<<<<<<<<<<
@@ -13411,7 +13429,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__grow(void ***__pyx_v_path, Py_s
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":536
+/* "clumsygrad/_graph/native.pyx":545
  * 
  * 
  * cdef int _propagate(list order) except -1:             # <<<<<<<<<<<<<<
@@ -13457,7 +13475,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_propagate", 0);
 
-  /* "clumsygrad/_graph/native.pyx":539
+  /* "clumsygrad/_graph/native.pyx":548
  *     """Push each node's pending gradient to its parents' pending slots, root first."""
  *     cdef Node node
  *     for node in order:             # <<<<<<<<<<<<<<
@@ -13466,7 +13484,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
 */
   if (unlikely(__pyx_v_order == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 539, __pyx_L1_error)
+    __PYX_ERR(0, 548, __pyx_L1_error)
   }
   __pyx_t_1 = __pyx_v_order; __Pyx_INCREF(__pyx_t_1);
   __pyx_t_2 = 0;
@@ -13474,19 +13492,19 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 539, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 548, __pyx_L1_error)
       #endif
       if (__pyx_t_2 >= __pyx_temp) break;
     }
     __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_1, __pyx_t_2, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_2;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 539, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 548, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node))))) __PYX_ERR(0, 539, __pyx_L1_error)
+    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node))))) __PYX_ERR(0, 548, __pyx_L1_error)
     __Pyx_XDECREF_SET(__pyx_v_node, ((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__pyx_t_3));
     __pyx_t_3 = 0;
 
-    /* "clumsygrad/_graph/native.pyx":540
+    /* "clumsygrad/_graph/native.pyx":549
  *     cdef Node node
  *     for node in order:
  *         if node.pending_ is None or node.grad_fn_ is None:             # <<<<<<<<<<<<<<
@@ -13510,7 +13528,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
     if (__pyx_t_4) {
 
 
-      /* "clumsygrad/_graph/native.pyx":541
+      /* "clumsygrad/_graph/native.pyx":550
  *     for node in order:
  *         if node.pending_ is None or node.grad_fn_ is None:
  *             continue             # <<<<<<<<<<<<<<
@@ -13519,7 +13537,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
 */
       goto __pyx_L3_continue;
 
-      /* "clumsygrad/_graph/native.pyx":540
+      /* "clumsygrad/_graph/native.pyx":549
  *     cdef Node node
  *     for node in order:
  *         if node.pending_ is None or node.grad_fn_ is None:             # <<<<<<<<<<<<<<
@@ -13528,7 +13546,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
 */
     }
 
-    /* "clumsygrad/_graph/native.pyx":542
+    /* "clumsygrad/_graph/native.pyx":551
  *         if node.pending_ is None or node.grad_fn_ is None:
  *             continue
  *         try:             # <<<<<<<<<<<<<<
@@ -13544,7 +13562,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
       __Pyx_XGOTREF(__pyx_t_8);
       /*try:*/ {
 
-        /* "clumsygrad/_graph/native.pyx":543
+        /* "clumsygrad/_graph/native.pyx":552
  *             continue
  *         try:
  *             if not node.parents_:             # <<<<<<<<<<<<<<
@@ -13555,7 +13573,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
         else
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_v_node->parents_);
-          if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 543, __pyx_L8_error)
+          if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 552, __pyx_L8_error)
           __pyx_t_4 = (__pyx_temp != 0);
         }
 
@@ -13565,7 +13583,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
         if (unlikely(__pyx_t_5)) {
 
 
-          /* "clumsygrad/_graph/native.pyx":544
+          /* "clumsygrad/_graph/native.pyx":553
  *         try:
  *             if not node.parents_:
  *                 raise RuntimeError(             # <<<<<<<<<<<<<<
@@ -13578,14 +13596,14 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
             PyObject *__pyx_callargs[2] = {__pyx_t_9, __pyx_mstate_global->__pyx_kp_u_No_backward_graph_exists_for_thi};
             __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_10, (2-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
             __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-            if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 544, __pyx_L8_error)
+            if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 553, __pyx_L8_error)
             __Pyx_GOTREF(__pyx_t_3);
           }
           __Pyx_Raise(__pyx_t_3, 0, 0, 0);
           __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-          __PYX_ERR(0, 544, __pyx_L8_error)
+          __PYX_ERR(0, 553, __pyx_L8_error)
 
-          /* "clumsygrad/_graph/native.pyx":543
+          /* "clumsygrad/_graph/native.pyx":552
  *             continue
  *         try:
  *             if not node.parents_:             # <<<<<<<<<<<<<<
@@ -13594,17 +13612,17 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
 */
         }
 
-        /* "clumsygrad/_graph/native.pyx":548
+        /* "clumsygrad/_graph/native.pyx":557
  *                     "pass keep_graph=True to keep it)"
  *                 )
  *             _check_versions(node)             # <<<<<<<<<<<<<<
  *             if node.op_ == GENERIC or not _typed_vjp(node):
  *                 _python_vjp(node)
 */
-        __pyx_t_11 = __pyx_f_10clumsygrad_6_graph_6native__check_versions(__pyx_v_node); if (unlikely(__pyx_t_11 == ((int)-1))) __PYX_ERR(0, 548, __pyx_L8_error)
+        __pyx_t_11 = __pyx_f_10clumsygrad_6_graph_6native__check_versions(__pyx_v_node); if (unlikely(__pyx_t_11 == ((int)-1))) __PYX_ERR(0, 557, __pyx_L8_error)
 
 
-        /* "clumsygrad/_graph/native.pyx":549
+        /* "clumsygrad/_graph/native.pyx":558
  *                 )
  *             _check_versions(node)
  *             if node.op_ == GENERIC or not _typed_vjp(node):             # <<<<<<<<<<<<<<
@@ -13621,7 +13639,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
 
           goto __pyx_L18_bool_binop_done;
         }
-        __pyx_t_4 = __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(__pyx_v_node); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 549, __pyx_L8_error)
+        __pyx_t_4 = __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(__pyx_v_node); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 558, __pyx_L8_error)
         __pyx_t_12 = (!__pyx_t_4);
 
 
@@ -13632,17 +13650,17 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
         if (__pyx_t_5) {
 
 
-          /* "clumsygrad/_graph/native.pyx":550
+          /* "clumsygrad/_graph/native.pyx":559
  *             _check_versions(node)
  *             if node.op_ == GENERIC or not _typed_vjp(node):
  *                 _python_vjp(node)             # <<<<<<<<<<<<<<
  *         except Exception as exc:
  *             raise RuntimeError(f"Error in backward pass at tensor {node.id_}: {exc}") from exc
 */
-          __pyx_t_11 = __pyx_f_10clumsygrad_6_graph_6native__python_vjp(__pyx_v_node); if (unlikely(__pyx_t_11 == ((int)-1))) __PYX_ERR(0, 550, __pyx_L8_error)
+          __pyx_t_11 = __pyx_f_10clumsygrad_6_graph_6native__python_vjp(__pyx_v_node); if (unlikely(__pyx_t_11 == ((int)-1))) __PYX_ERR(0, 559, __pyx_L8_error)
 
 
-          /* "clumsygrad/_graph/native.pyx":549
+          /* "clumsygrad/_graph/native.pyx":558
  *                 )
  *             _check_versions(node)
  *             if node.op_ == GENERIC or not _typed_vjp(node):             # <<<<<<<<<<<<<<
@@ -13651,7 +13669,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
 */
         }
 
-        /* "clumsygrad/_graph/native.pyx":542
+        /* "clumsygrad/_graph/native.pyx":551
  *         if node.pending_ is None or node.grad_fn_ is None:
  *             continue
  *         try:             # <<<<<<<<<<<<<<
@@ -13667,7 +13685,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
 
-      /* "clumsygrad/_graph/native.pyx":551
+      /* "clumsygrad/_graph/native.pyx":560
  *             if node.op_ == GENERIC or not _typed_vjp(node):
  *                 _python_vjp(node)
  *         except Exception as exc:             # <<<<<<<<<<<<<<
@@ -13677,7 +13695,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
       __pyx_t_11 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_Exception))));
       if (__pyx_t_11) {
         __Pyx_AddTraceback("clumsygrad._graph.native._propagate", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_3, &__pyx_t_9, &__pyx_t_13) < 0) __PYX_ERR(0, 551, __pyx_L10_except_error)
+        if (__Pyx_GetException(&__pyx_t_3, &__pyx_t_9, &__pyx_t_13) < 0) __PYX_ERR(0, 560, __pyx_L10_except_error)
         __Pyx_XGOTREF(__pyx_t_3);
         __Pyx_XGOTREF(__pyx_t_9);
         __Pyx_XGOTREF(__pyx_t_13);
@@ -13685,7 +13703,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
         __pyx_v_exc = __pyx_t_9;
         /*try:*/ {
 
-          /* "clumsygrad/_graph/native.pyx":552
+          /* "clumsygrad/_graph/native.pyx":561
  *                 _python_vjp(node)
  *         except Exception as exc:
  *             raise RuntimeError(f"Error in backward pass at tensor {node.id_}: {exc}") from exc             # <<<<<<<<<<<<<<
@@ -13693,9 +13711,9 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
  * 
 */
           __pyx_t_15 = NULL;
-          __pyx_t_16 = __Pyx_PyUnicode_From_PY_LONG_LONG(__pyx_v_node->id_, 0, ' ', 'd'); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 552, __pyx_L25_error)
+          __pyx_t_16 = __Pyx_PyUnicode_From_PY_LONG_LONG(__pyx_v_node->id_, 0, ' ', 'd'); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 561, __pyx_L25_error)
           __Pyx_GOTREF(__pyx_t_16);
-          __pyx_t_17 = __Pyx_PyObject_FormatSimple(__pyx_v_exc, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 552, __pyx_L25_error)
+          __pyx_t_17 = __Pyx_PyObject_FormatSimple(__pyx_v_exc, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 561, __pyx_L25_error)
           __Pyx_GOTREF(__pyx_t_17);
           __pyx_t_18[0] = __pyx_mstate_global->__pyx_kp_u_Error_in_backward_pass_at_tensor;
           __pyx_t_18[1] = __pyx_t_16;
@@ -13710,7 +13728,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
           __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_18[3]);
           #endif
           __pyx_t_20 = __Pyx_PyUnicode_Join(__pyx_t_18, 4, __pyx_t_19, __pyx_t_11);
-          if (unlikely(!__pyx_t_20)) __PYX_ERR(0, 552, __pyx_L25_error)
+          if (unlikely(!__pyx_t_20)) __PYX_ERR(0, 561, __pyx_L25_error)
           __Pyx_GOTREF(__pyx_t_20);
           __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
           __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
@@ -13720,15 +13738,15 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
             __pyx_t_14 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_10, (2-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
             __Pyx_XDECREF(__pyx_t_15); __pyx_t_15 = 0;
             __Pyx_DECREF(__pyx_t_20); __pyx_t_20 = 0;
-            if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 552, __pyx_L25_error)
+            if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 561, __pyx_L25_error)
             __Pyx_GOTREF(__pyx_t_14);
           }
           __Pyx_Raise(__pyx_t_14, 0, 0, __pyx_v_exc);
           __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
-          __PYX_ERR(0, 552, __pyx_L25_error)
+          __PYX_ERR(0, 561, __pyx_L25_error)
         }
 
-        /* "clumsygrad/_graph/native.pyx":551
+        /* "clumsygrad/_graph/native.pyx":560
  *             if node.op_ == GENERIC or not _typed_vjp(node):
  *                 _python_vjp(node)
  *         except Exception as exc:             # <<<<<<<<<<<<<<
@@ -13774,7 +13792,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
       }
       goto __pyx_L10_except_error;
 
-      /* "clumsygrad/_graph/native.pyx":542
+      /* "clumsygrad/_graph/native.pyx":551
  *         if node.pending_ is None or node.grad_fn_ is None:
  *             continue
  *         try:             # <<<<<<<<<<<<<<
@@ -13790,7 +13808,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
       __pyx_L15_try_end:;
     }
 
-    /* "clumsygrad/_graph/native.pyx":539
+    /* "clumsygrad/_graph/native.pyx":548
  *     """Push each node's pending gradient to its parents' pending slots, root first."""
  *     cdef Node node
  *     for node in order:             # <<<<<<<<<<<<<<
@@ -13801,7 +13819,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":553
+  /* "clumsygrad/_graph/native.pyx":562
  *         except Exception as exc:
  *             raise RuntimeError(f"Error in backward pass at tensor {node.id_}: {exc}") from exc
  *     return 0             # <<<<<<<<<<<<<<
@@ -13814,7 +13832,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":536
+  /* "clumsygrad/_graph/native.pyx":545
  * 
  * 
  * cdef int _propagate(list order) except -1:             # <<<<<<<<<<<<<<
@@ -13843,7 +13861,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__propagate(PyObject *__pyx_v_ord
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":556
+/* "clumsygrad/_graph/native.pyx":565
  * 
  * 
  * cdef int _commit(list order) except -1:             # <<<<<<<<<<<<<<
@@ -13868,7 +13886,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__commit(PyObject *__pyx_v_order)
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_commit", 0);
 
-  /* "clumsygrad/_graph/native.pyx":559
+  /* "clumsygrad/_graph/native.pyx":568
  *     """Add each node's pending gradient into its ``.grad``: copies first, so a failure writes nothing."""
  *     cdef Node node
  *     for node in order:             # <<<<<<<<<<<<<<
@@ -13877,7 +13895,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__commit(PyObject *__pyx_v_order)
 */
   if (unlikely(__pyx_v_order == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 559, __pyx_L1_error)
+    __PYX_ERR(0, 568, __pyx_L1_error)
   }
   __pyx_t_1 = __pyx_v_order; __Pyx_INCREF(__pyx_t_1);
   __pyx_t_2 = 0;
@@ -13885,19 +13903,19 @@ static int __pyx_f_10clumsygrad_6_graph_6native__commit(PyObject *__pyx_v_order)
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 559, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 568, __pyx_L1_error)
       #endif
       if (__pyx_t_2 >= __pyx_temp) break;
     }
     __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_1, __pyx_t_2, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_2;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 559, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 568, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node))))) __PYX_ERR(0, 559, __pyx_L1_error)
+    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node))))) __PYX_ERR(0, 568, __pyx_L1_error)
     __Pyx_XDECREF_SET(__pyx_v_node, ((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__pyx_t_3));
     __pyx_t_3 = 0;
 
-    /* "clumsygrad/_graph/native.pyx":560
+    /* "clumsygrad/_graph/native.pyx":569
  *     cdef Node node
  *     for node in order:
  *         if node.pending_ is not None and node.grad_ is None and not node.pending_owned_:             # <<<<<<<<<<<<<<
@@ -13931,7 +13949,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__commit(PyObject *__pyx_v_order)
     if (__pyx_t_4) {
 
 
-      /* "clumsygrad/_graph/native.pyx":561
+      /* "clumsygrad/_graph/native.pyx":570
  *     for node in order:
  *         if node.pending_ is not None and node.grad_ is None and not node.pending_owned_:
  *             node.pending_ = node.pending_.copy()             # <<<<<<<<<<<<<<
@@ -13945,7 +13963,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__commit(PyObject *__pyx_v_order)
         PyObject *__pyx_callargs[2] = {__pyx_t_6, NULL};
         __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_copy, __pyx_callargs+__pyx_t_7, (1-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 561, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 570, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_GIVEREF(__pyx_t_3);
@@ -13953,7 +13971,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__commit(PyObject *__pyx_v_order)
       __Pyx_DECREF_SET(__pyx_v_node->pending_, __pyx_t_3);
       __pyx_t_3 = 0;
 
-      /* "clumsygrad/_graph/native.pyx":560
+      /* "clumsygrad/_graph/native.pyx":569
  *     cdef Node node
  *     for node in order:
  *         if node.pending_ is not None and node.grad_ is None and not node.pending_owned_:             # <<<<<<<<<<<<<<
@@ -13962,7 +13980,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__commit(PyObject *__pyx_v_order)
 */
     }
 
-    /* "clumsygrad/_graph/native.pyx":559
+    /* "clumsygrad/_graph/native.pyx":568
  *     """Add each node's pending gradient into its ``.grad``: copies first, so a failure writes nothing."""
  *     cdef Node node
  *     for node in order:             # <<<<<<<<<<<<<<
@@ -13972,7 +13990,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__commit(PyObject *__pyx_v_order)
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":562
+  /* "clumsygrad/_graph/native.pyx":571
  *         if node.pending_ is not None and node.grad_ is None and not node.pending_owned_:
  *             node.pending_ = node.pending_.copy()
  *     for node in order:             # <<<<<<<<<<<<<<
@@ -13981,7 +13999,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__commit(PyObject *__pyx_v_order)
 */
   if (unlikely(__pyx_v_order == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 562, __pyx_L1_error)
+    __PYX_ERR(0, 571, __pyx_L1_error)
   }
   __pyx_t_1 = __pyx_v_order; __Pyx_INCREF(__pyx_t_1);
   __pyx_t_2 = 0;
@@ -13989,19 +14007,19 @@ static int __pyx_f_10clumsygrad_6_graph_6native__commit(PyObject *__pyx_v_order)
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 562, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 571, __pyx_L1_error)
       #endif
       if (__pyx_t_2 >= __pyx_temp) break;
     }
     __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_1, __pyx_t_2, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_2;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 562, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 571, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node))))) __PYX_ERR(0, 562, __pyx_L1_error)
+    if (!(likely(((__pyx_t_3) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_3, __pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node))))) __PYX_ERR(0, 571, __pyx_L1_error)
     __Pyx_XDECREF_SET(__pyx_v_node, ((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__pyx_t_3));
     __pyx_t_3 = 0;
 
-    /* "clumsygrad/_graph/native.pyx":563
+    /* "clumsygrad/_graph/native.pyx":572
  *             node.pending_ = node.pending_.copy()
  *     for node in order:
  *         if node.pending_ is None:             # <<<<<<<<<<<<<<
@@ -14012,7 +14030,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__commit(PyObject *__pyx_v_order)
     if (__pyx_t_4) {
 
 
-      /* "clumsygrad/_graph/native.pyx":564
+      /* "clumsygrad/_graph/native.pyx":573
  *     for node in order:
  *         if node.pending_ is None:
  *             continue             # <<<<<<<<<<<<<<
@@ -14021,7 +14039,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__commit(PyObject *__pyx_v_order)
 */
       goto __pyx_L10_continue;
 
-      /* "clumsygrad/_graph/native.pyx":563
+      /* "clumsygrad/_graph/native.pyx":572
  *             node.pending_ = node.pending_.copy()
  *     for node in order:
  *         if node.pending_ is None:             # <<<<<<<<<<<<<<
@@ -14030,7 +14048,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__commit(PyObject *__pyx_v_order)
 */
     }
 
-    /* "clumsygrad/_graph/native.pyx":565
+    /* "clumsygrad/_graph/native.pyx":574
  *         if node.pending_ is None:
  *             continue
  *         if node.grad_ is None:             # <<<<<<<<<<<<<<
@@ -14041,7 +14059,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__commit(PyObject *__pyx_v_order)
     if (__pyx_t_4) {
 
 
-      /* "clumsygrad/_graph/native.pyx":566
+      /* "clumsygrad/_graph/native.pyx":575
  *             continue
  *         if node.grad_ is None:
  *             node.grad_ = node.pending_             # <<<<<<<<<<<<<<
@@ -14055,7 +14073,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__commit(PyObject *__pyx_v_order)
       __Pyx_DECREF_SET(__pyx_v_node->grad_, __pyx_t_3);
       __pyx_t_3 = 0;
 
-      /* "clumsygrad/_graph/native.pyx":565
+      /* "clumsygrad/_graph/native.pyx":574
  *         if node.pending_ is None:
  *             continue
  *         if node.grad_ is None:             # <<<<<<<<<<<<<<
@@ -14065,7 +14083,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__commit(PyObject *__pyx_v_order)
       goto __pyx_L13;
     }
 
-    /* "clumsygrad/_graph/native.pyx":568
+    /* "clumsygrad/_graph/native.pyx":577
  *             node.grad_ = node.pending_
  *         else:
  *             _add_into(node.grad_, node.pending_)             # <<<<<<<<<<<<<<
@@ -14077,14 +14095,14 @@ static int __pyx_f_10clumsygrad_6_graph_6native__commit(PyObject *__pyx_v_order)
       __Pyx_INCREF(__pyx_t_3);
       __pyx_t_6 = __pyx_v_node->pending_;
       __Pyx_INCREF(__pyx_t_6);
-      __pyx_t_8 = __pyx_f_10clumsygrad_6_graph_6native__add_into(__pyx_t_3, __pyx_t_6); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 568, __pyx_L1_error)
+      __pyx_t_8 = __pyx_f_10clumsygrad_6_graph_6native__add_into(__pyx_t_3, __pyx_t_6); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 577, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
 
     }
     __pyx_L13:;
 
-    /* "clumsygrad/_graph/native.pyx":562
+    /* "clumsygrad/_graph/native.pyx":571
  *         if node.pending_ is not None and node.grad_ is None and not node.pending_owned_:
  *             node.pending_ = node.pending_.copy()
  *     for node in order:             # <<<<<<<<<<<<<<
@@ -14095,7 +14113,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__commit(PyObject *__pyx_v_order)
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":569
+  /* "clumsygrad/_graph/native.pyx":578
  *         else:
  *             _add_into(node.grad_, node.pending_)
  *     return 0             # <<<<<<<<<<<<<<
@@ -14108,7 +14126,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__commit(PyObject *__pyx_v_order)
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":556
+  /* "clumsygrad/_graph/native.pyx":565
  * 
  * 
  * cdef int _commit(list order) except -1:             # <<<<<<<<<<<<<<
@@ -14130,7 +14148,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__commit(PyObject *__pyx_v_order)
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":572
+/* "clumsygrad/_graph/native.pyx":581
  * 
  * 
  * cdef int _add_into(object acc, object g) except -1:             # <<<<<<<<<<<<<<
@@ -14154,14 +14172,14 @@ static int __pyx_f_10clumsygrad_6_graph_6native__add_into(PyObject *__pyx_v_acc,
   __Pyx_RefNannySetupContext("_add_into", 0);
   __Pyx_INCREF(__pyx_v_acc);
 
-  /* "clumsygrad/_graph/native.pyx":578
+  /* "clumsygrad/_graph/native.pyx":587
  *     cdef void* a
  *     cdef void* b
  *     if _fast_operand(acc) and _fast_operand(g) and _same_layout(acc, g):             # <<<<<<<<<<<<<<
  *         n = cnp.PyArray_SIZE(<cnp.ndarray> acc)
  *         single = cnp.PyArray_TYPE(<cnp.ndarray> acc) == cnp.NPY_FLOAT
 */
-  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_v_acc); if (unlikely(__pyx_t_2 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 578, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_v_acc); if (unlikely(__pyx_t_2 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 587, __pyx_L1_error)
   if (__pyx_t_2) {
 
   } else {
@@ -14170,7 +14188,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__add_into(PyObject *__pyx_v_acc,
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_v_g); if (unlikely(__pyx_t_2 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 578, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_v_g); if (unlikely(__pyx_t_2 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 587, __pyx_L1_error)
   if (__pyx_t_2) {
 
   } else {
@@ -14179,9 +14197,9 @@ static int __pyx_f_10clumsygrad_6_graph_6native__add_into(PyObject *__pyx_v_acc,
 
     goto __pyx_L4_bool_binop_done;
   }
-  if (!(likely(((__pyx_v_acc) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_acc, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 578, __pyx_L1_error)
-  if (!(likely(((__pyx_v_g) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_g, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 578, __pyx_L1_error)
-  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__same_layout(((PyArrayObject *)__pyx_v_acc), ((PyArrayObject *)__pyx_v_g)); if (unlikely(__pyx_t_2 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 578, __pyx_L1_error)
+  if (!(likely(((__pyx_v_acc) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_acc, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 587, __pyx_L1_error)
+  if (!(likely(((__pyx_v_g) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_g, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 587, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__same_layout(((PyArrayObject *)__pyx_v_acc), ((PyArrayObject *)__pyx_v_g)); if (unlikely(__pyx_t_2 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 587, __pyx_L1_error)
 
   __pyx_t_1 = __pyx_t_2;
 
@@ -14189,7 +14207,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__add_into(PyObject *__pyx_v_acc,
   if (__pyx_t_1) {
 
 
-    /* "clumsygrad/_graph/native.pyx":579
+    /* "clumsygrad/_graph/native.pyx":588
  *     cdef void* b
  *     if _fast_operand(acc) and _fast_operand(g) and _same_layout(acc, g):
  *         n = cnp.PyArray_SIZE(<cnp.ndarray> acc)             # <<<<<<<<<<<<<<
@@ -14198,7 +14216,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__add_into(PyObject *__pyx_v_acc,
 */
     __pyx_v_n = PyArray_SIZE(((PyArrayObject *)__pyx_v_acc));
 
-    /* "clumsygrad/_graph/native.pyx":580
+    /* "clumsygrad/_graph/native.pyx":589
  *     if _fast_operand(acc) and _fast_operand(g) and _same_layout(acc, g):
  *         n = cnp.PyArray_SIZE(<cnp.ndarray> acc)
  *         single = cnp.PyArray_TYPE(<cnp.ndarray> acc) == cnp.NPY_FLOAT             # <<<<<<<<<<<<<<
@@ -14207,7 +14225,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__add_into(PyObject *__pyx_v_acc,
 */
     __pyx_v_single = (PyArray_TYPE(((PyArrayObject *)__pyx_v_acc)) == NPY_FLOAT);
 
-    /* "clumsygrad/_graph/native.pyx":581
+    /* "clumsygrad/_graph/native.pyx":590
  *         n = cnp.PyArray_SIZE(<cnp.ndarray> acc)
  *         single = cnp.PyArray_TYPE(<cnp.ndarray> acc) == cnp.NPY_FLOAT
  *         a = cnp.PyArray_DATA(<cnp.ndarray> acc)             # <<<<<<<<<<<<<<
@@ -14216,7 +14234,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__add_into(PyObject *__pyx_v_acc,
 */
     __pyx_v_a = PyArray_DATA(((PyArrayObject *)__pyx_v_acc));
 
-    /* "clumsygrad/_graph/native.pyx":582
+    /* "clumsygrad/_graph/native.pyx":591
  *         single = cnp.PyArray_TYPE(<cnp.ndarray> acc) == cnp.NPY_FLOAT
  *         a = cnp.PyArray_DATA(<cnp.ndarray> acc)
  *         b = cnp.PyArray_DATA(<cnp.ndarray> g)             # <<<<<<<<<<<<<<
@@ -14225,7 +14243,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__add_into(PyObject *__pyx_v_acc,
 */
     __pyx_v_b = PyArray_DATA(((PyArrayObject *)__pyx_v_g));
 
-    /* "clumsygrad/_graph/native.pyx":583
+    /* "clumsygrad/_graph/native.pyx":592
  *         a = cnp.PyArray_DATA(<cnp.ndarray> acc)
  *         b = cnp.PyArray_DATA(<cnp.ndarray> g)
  *         if n > 4096:             # <<<<<<<<<<<<<<
@@ -14237,7 +14255,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__add_into(PyObject *__pyx_v_acc,
     if (__pyx_t_1) {
 
 
-      /* "clumsygrad/_graph/native.pyx":584
+      /* "clumsygrad/_graph/native.pyx":593
  *         b = cnp.PyArray_DATA(<cnp.ndarray> g)
  *         if n > 4096:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -14250,7 +14268,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__add_into(PyObject *__pyx_v_acc,
           __Pyx_FastGIL_Remember();
           /*try:*/ {
 
-            /* "clumsygrad/_graph/native.pyx":585
+            /* "clumsygrad/_graph/native.pyx":594
  *         if n > 4096:
  *             with nogil:
  *                 _dispatch(single, ADD, a, a, b, 0.0, n)             # <<<<<<<<<<<<<<
@@ -14260,7 +14278,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__add_into(PyObject *__pyx_v_acc,
             __pyx_f_10clumsygrad_6_graph_6native__dispatch(__pyx_v_single, __pyx_e_10clumsygrad_6_graph_6native_ADD, __pyx_v_a, __pyx_v_a, __pyx_v_b, 0.0, __pyx_v_n);
           }
 
-          /* "clumsygrad/_graph/native.pyx":584
+          /* "clumsygrad/_graph/native.pyx":593
  *         b = cnp.PyArray_DATA(<cnp.ndarray> g)
  *         if n > 4096:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -14277,7 +14295,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__add_into(PyObject *__pyx_v_acc,
           }
       }
 
-      /* "clumsygrad/_graph/native.pyx":583
+      /* "clumsygrad/_graph/native.pyx":592
  *         a = cnp.PyArray_DATA(<cnp.ndarray> acc)
  *         b = cnp.PyArray_DATA(<cnp.ndarray> g)
  *         if n > 4096:             # <<<<<<<<<<<<<<
@@ -14287,7 +14305,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__add_into(PyObject *__pyx_v_acc,
       goto __pyx_L7;
     }
 
-    /* "clumsygrad/_graph/native.pyx":587
+    /* "clumsygrad/_graph/native.pyx":596
  *                 _dispatch(single, ADD, a, a, b, 0.0, n)
  *         else:
  *             _dispatch(single, ADD, a, a, b, 0.0, n)             # <<<<<<<<<<<<<<
@@ -14299,7 +14317,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__add_into(PyObject *__pyx_v_acc,
     }
     __pyx_L7:;
 
-    /* "clumsygrad/_graph/native.pyx":578
+    /* "clumsygrad/_graph/native.pyx":587
  *     cdef void* a
  *     cdef void* b
  *     if _fast_operand(acc) and _fast_operand(g) and _same_layout(acc, g):             # <<<<<<<<<<<<<<
@@ -14309,7 +14327,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__add_into(PyObject *__pyx_v_acc,
     goto __pyx_L3;
   }
 
-  /* "clumsygrad/_graph/native.pyx":589
+  /* "clumsygrad/_graph/native.pyx":598
  *             _dispatch(single, ADD, a, a, b, 0.0, n)
  *     else:
  *         acc += g             # <<<<<<<<<<<<<<
@@ -14317,14 +14335,14 @@ static int __pyx_f_10clumsygrad_6_graph_6native__add_into(PyObject *__pyx_v_acc,
  * 
 */
   /*else*/ {
-    __pyx_t_3 = __Pyx_PyNumber_InPlaceAdd_object_object(__pyx_v_acc, __pyx_v_g); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 589, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyNumber_InPlaceAdd_object_object(__pyx_v_acc, __pyx_v_g); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 598, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF_SET(__pyx_v_acc, __pyx_t_3);
     __pyx_t_3 = 0;
   }
   __pyx_L3:;
 
-  /* "clumsygrad/_graph/native.pyx":590
+  /* "clumsygrad/_graph/native.pyx":599
  *     else:
  *         acc += g
  *     return 0             # <<<<<<<<<<<<<<
@@ -14337,7 +14355,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__add_into(PyObject *__pyx_v_acc,
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":572
+  /* "clumsygrad/_graph/native.pyx":581
  * 
  * 
  * cdef int _add_into(object acc, object g) except -1:             # <<<<<<<<<<<<<<
@@ -14361,7 +14379,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__add_into(PyObject *__pyx_v_acc,
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":593
+/* "clumsygrad/_graph/native.pyx":602
  * 
  * 
  * cdef int _accumulate(Node parent, object g, bint owned) except -1:             # <<<<<<<<<<<<<<
@@ -14387,7 +14405,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__accumulate(struct __pyx_obj_10c
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_accumulate", 0);
 
-  /* "clumsygrad/_graph/native.pyx":595
+  /* "clumsygrad/_graph/native.pyx":604
  * cdef int _accumulate(Node parent, object g, bint owned) except -1:
  *     """Add ``g`` (the parent's dtype and shape) into ``parent``'s pending gradient."""
  *     if parent.pending_ is None:             # <<<<<<<<<<<<<<
@@ -14398,7 +14416,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__accumulate(struct __pyx_obj_10c
   if (__pyx_t_1) {
 
 
-    /* "clumsygrad/_graph/native.pyx":596
+    /* "clumsygrad/_graph/native.pyx":605
  *     """Add ``g`` (the parent's dtype and shape) into ``parent``'s pending gradient."""
  *     if parent.pending_ is None:
  *         parent.pending_ = g             # <<<<<<<<<<<<<<
@@ -14410,7 +14428,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__accumulate(struct __pyx_obj_10c
     __Pyx_GOTREF(__pyx_v_parent->pending_);
     __Pyx_DECREF_SET(__pyx_v_parent->pending_, __pyx_v_g);
 
-    /* "clumsygrad/_graph/native.pyx":597
+    /* "clumsygrad/_graph/native.pyx":606
  *     if parent.pending_ is None:
  *         parent.pending_ = g
  *         parent.pending_owned_ = owned             # <<<<<<<<<<<<<<
@@ -14419,7 +14437,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__accumulate(struct __pyx_obj_10c
 */
     __pyx_v_parent->pending_owned_ = __pyx_v_owned;
 
-    /* "clumsygrad/_graph/native.pyx":595
+    /* "clumsygrad/_graph/native.pyx":604
  * cdef int _accumulate(Node parent, object g, bint owned) except -1:
  *     """Add ``g`` (the parent's dtype and shape) into ``parent``'s pending gradient."""
  *     if parent.pending_ is None:             # <<<<<<<<<<<<<<
@@ -14429,7 +14447,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__accumulate(struct __pyx_obj_10c
     goto __pyx_L3;
   }
 
-  /* "clumsygrad/_graph/native.pyx":598
+  /* "clumsygrad/_graph/native.pyx":607
  *         parent.pending_ = g
  *         parent.pending_owned_ = owned
  *     elif parent.pending_owned_:             # <<<<<<<<<<<<<<
@@ -14438,7 +14456,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__accumulate(struct __pyx_obj_10c
 */
   if (__pyx_v_parent->pending_owned_) {
 
-    /* "clumsygrad/_graph/native.pyx":599
+    /* "clumsygrad/_graph/native.pyx":608
  *         parent.pending_owned_ = owned
  *     elif parent.pending_owned_:
  *         _add_into(parent.pending_, g)             # <<<<<<<<<<<<<<
@@ -14447,11 +14465,11 @@ static int __pyx_f_10clumsygrad_6_graph_6native__accumulate(struct __pyx_obj_10c
 */
     __pyx_t_2 = __pyx_v_parent->pending_;
     __Pyx_INCREF(__pyx_t_2);
-    __pyx_t_3 = __pyx_f_10clumsygrad_6_graph_6native__add_into(__pyx_t_2, __pyx_v_g); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 599, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_10clumsygrad_6_graph_6native__add_into(__pyx_t_2, __pyx_v_g); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 608, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
 
-    /* "clumsygrad/_graph/native.pyx":598
+    /* "clumsygrad/_graph/native.pyx":607
  *         parent.pending_ = g
  *         parent.pending_owned_ = owned
  *     elif parent.pending_owned_:             # <<<<<<<<<<<<<<
@@ -14461,7 +14479,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__accumulate(struct __pyx_obj_10c
     goto __pyx_L3;
   }
 
-  /* "clumsygrad/_graph/native.pyx":601
+  /* "clumsygrad/_graph/native.pyx":610
  *         _add_into(parent.pending_, g)
  *     else:  # into a new array (a plain `+` of 0-d arrays gives a NumPy scalar)
  *         parent.pending_ = np.add(parent.pending_, g, out=np.empty_like(g))             # <<<<<<<<<<<<<<
@@ -14470,15 +14488,15 @@ static int __pyx_f_10clumsygrad_6_graph_6native__accumulate(struct __pyx_obj_10c
 */
   /*else*/ {
     __pyx_t_4 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 601, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 610, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_add_2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 601, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_add_2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 610, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_t_7 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 601, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 610, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_empty_like); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 601, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_empty_like); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 610, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __pyx_t_10 = 1;
@@ -14498,7 +14516,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__accumulate(struct __pyx_obj_10c
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_9, __pyx_callargs+__pyx_t_10, (2-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 601, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 610, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     #if CYTHON_VECTORCALL
@@ -14519,13 +14537,13 @@ static int __pyx_f_10clumsygrad_6_graph_6native__accumulate(struct __pyx_obj_10c
       PyObject *__pyx_callargs[4] = {__pyx_t_4, __pyx_v_parent->pending_, __pyx_v_g, __pyx_t_5};
       #if CYTHON_VECTORCALL
       __pyx_t_9 = __pyx_mstate_global->__pyx_tuple[2];
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 601, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 610, __pyx_L1_error)
       __Pyx_INCREF(__pyx_t_9);
       #else
       {
         PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_out};
         __pyx_t_9 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+3, 1);
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 601, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 610, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       #endif
@@ -14536,7 +14554,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__accumulate(struct __pyx_obj_10c
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 601, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 610, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_GIVEREF(__pyx_t_2);
@@ -14544,7 +14562,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__accumulate(struct __pyx_obj_10c
     __Pyx_DECREF_SET(__pyx_v_parent->pending_, __pyx_t_2);
     __pyx_t_2 = 0;
 
-    /* "clumsygrad/_graph/native.pyx":602
+    /* "clumsygrad/_graph/native.pyx":611
  *     else:  # into a new array (a plain `+` of 0-d arrays gives a NumPy scalar)
  *         parent.pending_ = np.add(parent.pending_, g, out=np.empty_like(g))
  *         parent.pending_owned_ = True             # <<<<<<<<<<<<<<
@@ -14555,7 +14573,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__accumulate(struct __pyx_obj_10c
   }
   __pyx_L3:;
 
-  /* "clumsygrad/_graph/native.pyx":603
+  /* "clumsygrad/_graph/native.pyx":612
  *         parent.pending_ = np.add(parent.pending_, g, out=np.empty_like(g))
  *         parent.pending_owned_ = True
  *     return 0             # <<<<<<<<<<<<<<
@@ -14568,7 +14586,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__accumulate(struct __pyx_obj_10c
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":593
+  /* "clumsygrad/_graph/native.pyx":602
  * 
  * 
  * cdef int _accumulate(Node parent, object g, bint owned) except -1:             # <<<<<<<<<<<<<<
@@ -14593,7 +14611,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__accumulate(struct __pyx_obj_10c
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":606
+/* "clumsygrad/_graph/native.pyx":615
  * 
  * 
  * cdef int _python_vjp(Node node) except -1:             # <<<<<<<<<<<<<<
@@ -14637,7 +14655,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_python_vjp", 0);
 
-  /* "clumsygrad/_graph/native.pyx":608
+  /* "clumsygrad/_graph/native.pyx":617
  * cdef int _python_vjp(Node node) except -1:
  *     """Run the node's Python backward function and accumulate what it returns."""
  *     cdef tuple parents = node.parents_             # <<<<<<<<<<<<<<
@@ -14649,7 +14667,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
   __pyx_v_parents = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":609
+  /* "clumsygrad/_graph/native.pyx":618
  *     """Run the node's Python backward function and accumulate what it returns."""
  *     cdef tuple parents = node.parents_
  *     cdef Py_ssize_t n = len(parents), i             # <<<<<<<<<<<<<<
@@ -14658,12 +14676,12 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
 */
   if (unlikely(__pyx_v_parents == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 609, __pyx_L1_error)
+    __PYX_ERR(0, 618, __pyx_L1_error)
   }
-  __pyx_t_2 = __Pyx_PyTuple_GET_SIZE(__pyx_v_parents); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 609, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyTuple_GET_SIZE(__pyx_v_parents); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 618, __pyx_L1_error)
   __pyx_v_n = __pyx_t_2;
 
-  /* "clumsygrad/_graph/native.pyx":610
+  /* "clumsygrad/_graph/native.pyx":619
  *     cdef tuple parents = node.parents_
  *     cdef Py_ssize_t n = len(parents), i
  *     cdef bint all_needed = True, owned             # <<<<<<<<<<<<<<
@@ -14672,7 +14690,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
 */
   __pyx_v_all_needed = 1;
 
-  /* "clumsygrad/_graph/native.pyx":613
+  /* "clumsygrad/_graph/native.pyx":622
  *     cdef Node parent
  *     cdef cnp.ndarray g, data
  *     grad_fn = node.grad_fn_             # <<<<<<<<<<<<<<
@@ -14684,7 +14702,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
   __pyx_v_grad_fn = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":614
+  /* "clumsygrad/_graph/native.pyx":623
  *     cdef cnp.ndarray g, data
  *     grad_fn = node.grad_fn_
  *     for i in range(n):             # <<<<<<<<<<<<<<
@@ -14698,7 +14716,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
   for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
     __pyx_v_i = __pyx_t_4;
 
-    /* "clumsygrad/_graph/native.pyx":615
+    /* "clumsygrad/_graph/native.pyx":624
  *     grad_fn = node.grad_fn_
  *     for i in range(n):
  *         if not (<Node> parents[i]).requires_grad_:             # <<<<<<<<<<<<<<
@@ -14707,14 +14725,14 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
 */
     if (unlikely(__pyx_v_parents == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 615, __pyx_L1_error)
+      __PYX_ERR(0, 624, __pyx_L1_error)
     }
     __pyx_t_5 = (!((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__Pyx_PyTuple_GET_ITEM(__pyx_v_parents, __pyx_v_i))->requires_grad_);
 
     if (__pyx_t_5) {
 
 
-      /* "clumsygrad/_graph/native.pyx":616
+      /* "clumsygrad/_graph/native.pyx":625
  *     for i in range(n):
  *         if not (<Node> parents[i]).requires_grad_:
  *             all_needed = False             # <<<<<<<<<<<<<<
@@ -14723,7 +14741,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
 */
       __pyx_v_all_needed = 0;
 
-      /* "clumsygrad/_graph/native.pyx":615
+      /* "clumsygrad/_graph/native.pyx":624
  *     grad_fn = node.grad_fn_
  *     for i in range(n):
  *         if not (<Node> parents[i]).requires_grad_:             # <<<<<<<<<<<<<<
@@ -14734,7 +14752,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
   }
 
 
-  /* "clumsygrad/_graph/native.pyx":617
+  /* "clumsygrad/_graph/native.pyx":626
  *         if not (<Node> parents[i]).requires_grad_:
  *             all_needed = False
  *     if not all_needed and getattr(grad_fn, "skips_unneeded", False):             # <<<<<<<<<<<<<<
@@ -14751,9 +14769,9 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
 
     goto __pyx_L7_bool_binop_done;
   }
-  __pyx_t_1 = __Pyx_GetAttr3(__pyx_v_grad_fn, __pyx_mstate_global->__pyx_n_u_skips_unneeded, Py_False); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 617, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_GetAttr3(__pyx_v_grad_fn, __pyx_mstate_global->__pyx_n_u_skips_unneeded, Py_False); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 626, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 617, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 626, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
   __pyx_t_5 = __pyx_t_6;
@@ -14762,7 +14780,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
   if (__pyx_t_5) {
 
 
-    /* "clumsygrad/_graph/native.pyx":618
+    /* "clumsygrad/_graph/native.pyx":627
  *             all_needed = False
  *     if not all_needed and getattr(grad_fn, "skips_unneeded", False):
  *         parent_grads = grad_fn(node, node.pending_, needs=tuple([(<Node> p).requires_grad_ for p in parents]))             # <<<<<<<<<<<<<<
@@ -14773,11 +14791,11 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
     __Pyx_INCREF(__pyx_v_grad_fn);
     __pyx_t_8 = __pyx_v_grad_fn; 
     { /* enter inner scope */
-      __pyx_t_9 = PyList_New(0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 618, __pyx_L11_error)
+      __pyx_t_9 = PyList_New(0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 627, __pyx_L11_error)
       __Pyx_GOTREF(__pyx_t_9);
       if (unlikely(__pyx_v_parents == Py_None)) {
         PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-        __PYX_ERR(0, 618, __pyx_L11_error)
+        __PYX_ERR(0, 627, __pyx_L11_error)
       }
       __pyx_t_10 = __pyx_v_parents; __Pyx_INCREF(__pyx_t_10);
       __pyx_t_2 = 0;
@@ -14785,7 +14803,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_10);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 618, __pyx_L11_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 627, __pyx_L11_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -14795,14 +14813,14 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
         __pyx_t_11 = __Pyx_PySequence_ITEM(__pyx_t_10, __pyx_t_2);
         #endif
         ++__pyx_t_2;
-        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 618, __pyx_L11_error)
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 627, __pyx_L11_error)
         __Pyx_GOTREF(__pyx_t_11);
         __Pyx_XDECREF_SET(__pyx_7genexpr__pyx_v_p, __pyx_t_11);
         __pyx_t_11 = 0;
-        __pyx_t_11 = __Pyx_PyBool_FromLong(((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__pyx_7genexpr__pyx_v_p)->requires_grad_); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 618, __pyx_L11_error)
+        __pyx_t_11 = __Pyx_PyBool_FromLong(((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__pyx_7genexpr__pyx_v_p)->requires_grad_); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 627, __pyx_L11_error)
         __Pyx_GOTREF(__pyx_t_11);
         __Pyx_GIVEREF(__pyx_t_11);
-        if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_9, __pyx_t_11))) __PYX_ERR(0, 618, __pyx_L11_error)
+        if (unlikely(__Pyx_ListComp_AppendAndDecref(__pyx_t_9, __pyx_t_11))) __PYX_ERR(0, 627, __pyx_L11_error)
         __pyx_t_11 = 0;
       }
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
@@ -14813,7 +14831,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
       goto __pyx_L1_error;
       __pyx_L15_exit_scope:;
     } /* exit inner scope */
-    __pyx_t_10 = PyList_AsTuple(((PyObject*)__pyx_t_9)); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 618, __pyx_L1_error)
+    __pyx_t_10 = PyList_AsTuple(((PyObject*)__pyx_t_9)); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 627, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
     #if CYTHON_VECTORCALL
@@ -14834,13 +14852,13 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
       PyObject *__pyx_callargs[4] = {__pyx_t_7, ((PyObject *)__pyx_v_node), __pyx_v_node->pending_, __pyx_t_10};
       #if CYTHON_VECTORCALL
       __pyx_t_9 = __pyx_mstate_global->__pyx_tuple[3];
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 618, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 627, __pyx_L1_error)
       __Pyx_INCREF(__pyx_t_9);
       #else
       {
         PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_needs};
         __pyx_t_9 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+3, 1);
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 618, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 627, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       #endif
@@ -14851,13 +14869,13 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 618, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 627, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __pyx_v_parent_grads = __pyx_t_1;
     __pyx_t_1 = 0;
 
-    /* "clumsygrad/_graph/native.pyx":617
+    /* "clumsygrad/_graph/native.pyx":626
  *         if not (<Node> parents[i]).requires_grad_:
  *             all_needed = False
  *     if not all_needed and getattr(grad_fn, "skips_unneeded", False):             # <<<<<<<<<<<<<<
@@ -14867,7 +14885,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
     goto __pyx_L6;
   }
 
-  /* "clumsygrad/_graph/native.pyx":620
+  /* "clumsygrad/_graph/native.pyx":629
  *         parent_grads = grad_fn(node, node.pending_, needs=tuple([(<Node> p).requires_grad_ for p in parents]))
  *     else:
  *         parent_grads = grad_fn(node, node.pending_)             # <<<<<<<<<<<<<<
@@ -14895,7 +14913,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_9, __pyx_callargs+__pyx_t_12, (3-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 620, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 629, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __pyx_v_parent_grads = __pyx_t_1;
@@ -14903,21 +14921,21 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
   }
   __pyx_L6:;
 
-  /* "clumsygrad/_graph/native.pyx":621
+  /* "clumsygrad/_graph/native.pyx":630
  *     else:
  *         parent_grads = grad_fn(node, node.pending_)
  *     if len(parent_grads) != n:             # <<<<<<<<<<<<<<
  *         raise ValueError(
  *             f"{grad_fn.__name__} returned {len(parent_grads)} gradients for {n} parents"
 */
-  __pyx_t_2 = PyObject_Length(__pyx_v_parent_grads); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 621, __pyx_L1_error)
+  __pyx_t_2 = PyObject_Length(__pyx_v_parent_grads); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 630, __pyx_L1_error)
   __pyx_t_5 = (__pyx_t_2 != __pyx_v_n);
 
 
   if (unlikely(__pyx_t_5)) {
 
 
-    /* "clumsygrad/_graph/native.pyx":622
+    /* "clumsygrad/_graph/native.pyx":631
  *         parent_grads = grad_fn(node, node.pending_)
  *     if len(parent_grads) != n:
  *         raise ValueError(             # <<<<<<<<<<<<<<
@@ -14926,23 +14944,23 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
 */
     __pyx_t_9 = NULL;
 
-    /* "clumsygrad/_graph/native.pyx":623
+    /* "clumsygrad/_graph/native.pyx":632
  *     if len(parent_grads) != n:
  *         raise ValueError(
  *             f"{grad_fn.__name__} returned {len(parent_grads)} gradients for {n} parents"             # <<<<<<<<<<<<<<
  *         )
  *     for i in range(n):
 */
-    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_grad_fn, __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 623, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_grad_fn, __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 632, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __pyx_t_10 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 623, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 632, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    __pyx_t_2 = PyObject_Length(__pyx_v_parent_grads); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 623, __pyx_L1_error)
-    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_t_2, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 623, __pyx_L1_error)
+    __pyx_t_2 = PyObject_Length(__pyx_v_parent_grads); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 632, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_t_2, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 632, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
 
-    __pyx_t_7 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 623, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 632, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_13[0] = __pyx_t_10;
     __pyx_t_13[1] = __pyx_mstate_global->__pyx_kp_u_returned;
@@ -14959,7 +14977,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
     __pyx_t_14 |= __Pyx_PyUnicode_KIND_04(__pyx_t_13[0]);
     #endif
     __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_13, 6, __pyx_t_2, __pyx_t_14);
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 623, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 632, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
@@ -14970,14 +14988,14 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 622, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 631, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 622, __pyx_L1_error)
+    __PYX_ERR(0, 631, __pyx_L1_error)
 
-    /* "clumsygrad/_graph/native.pyx":621
+    /* "clumsygrad/_graph/native.pyx":630
  *     else:
  *         parent_grads = grad_fn(node, node.pending_)
  *     if len(parent_grads) != n:             # <<<<<<<<<<<<<<
@@ -14986,7 +15004,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":625
+  /* "clumsygrad/_graph/native.pyx":634
  *             f"{grad_fn.__name__} returned {len(parent_grads)} gradients for {n} parents"
  *         )
  *     for i in range(n):             # <<<<<<<<<<<<<<
@@ -15000,7 +15018,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
   for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
     __pyx_v_i = __pyx_t_4;
 
-    /* "clumsygrad/_graph/native.pyx":626
+    /* "clumsygrad/_graph/native.pyx":635
  *         )
  *     for i in range(n):
  *         parent = <Node> parents[i]             # <<<<<<<<<<<<<<
@@ -15009,26 +15027,26 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
 */
     if (unlikely(__pyx_v_parents == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 626, __pyx_L1_error)
+      __PYX_ERR(0, 635, __pyx_L1_error)
     }
     __pyx_t_1 = __Pyx_PyTuple_GET_ITEM(__pyx_v_parents, __pyx_v_i);
     __Pyx_INCREF(__pyx_t_1);
     __Pyx_XDECREF_SET(__pyx_v_parent, ((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__pyx_t_1));
     __pyx_t_1 = 0;
 
-    /* "clumsygrad/_graph/native.pyx":627
+    /* "clumsygrad/_graph/native.pyx":636
  *     for i in range(n):
  *         parent = <Node> parents[i]
  *         result = parent_grads[i]             # <<<<<<<<<<<<<<
  *         # The adopt-or-copy rule (clumsygrad._graph): only parent_grads and `result` may hold
  *         # it.  Checked before any other local takes a reference.
 */
-    __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_parent_grads, __pyx_v_i, Py_ssize_t, 1, PyLong_FromSsize_t, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 627, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_parent_grads, __pyx_v_i, Py_ssize_t, 1, PyLong_FromSsize_t, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 636, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_XDECREF_SET(__pyx_v_result, __pyx_t_1);
     __pyx_t_1 = 0;
 
-    /* "clumsygrad/_graph/native.pyx":631
+    /* "clumsygrad/_graph/native.pyx":640
  *         # it.  Checked before any other local takes a reference.
  *         owned = (
  *             type(result) is cnp.ndarray             # <<<<<<<<<<<<<<
@@ -15045,7 +15063,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
       goto __pyx_L19_bool_binop_done;
     }
 
-    /* "clumsygrad/_graph/native.pyx":632
+    /* "clumsygrad/_graph/native.pyx":641
  *         owned = (
  *             type(result) is cnp.ndarray
  *             and cnp.PyArray_BASE(<cnp.ndarray> result) == NULL             # <<<<<<<<<<<<<<
@@ -15063,7 +15081,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
       goto __pyx_L19_bool_binop_done;
     }
 
-    /* "clumsygrad/_graph/native.pyx":633
+    /* "clumsygrad/_graph/native.pyx":642
  *             type(result) is cnp.ndarray
  *             and cnp.PyArray_BASE(<cnp.ndarray> result) == NULL
  *             and Py_REFCNT(result) <= 2             # <<<<<<<<<<<<<<
@@ -15078,7 +15096,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
     __pyx_L19_bool_binop_done:;
     __pyx_v_owned = __pyx_t_5;
 
-    /* "clumsygrad/_graph/native.pyx":635
+    /* "clumsygrad/_graph/native.pyx":644
  *             and Py_REFCNT(result) <= 2
  *         )
  *         if result is None or not parent.requires_grad_:             # <<<<<<<<<<<<<<
@@ -15103,7 +15121,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
     if (__pyx_t_5) {
 
 
-      /* "clumsygrad/_graph/native.pyx":636
+      /* "clumsygrad/_graph/native.pyx":645
  *         )
  *         if result is None or not parent.requires_grad_:
  *             continue             # <<<<<<<<<<<<<<
@@ -15112,7 +15130,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
 */
       goto __pyx_L17_continue;
 
-      /* "clumsygrad/_graph/native.pyx":635
+      /* "clumsygrad/_graph/native.pyx":644
  *             and Py_REFCNT(result) <= 2
  *         )
  *         if result is None or not parent.requires_grad_:             # <<<<<<<<<<<<<<
@@ -15121,20 +15139,20 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
 */
     }
 
-    /* "clumsygrad/_graph/native.pyx":637
+    /* "clumsygrad/_graph/native.pyx":646
  *         if result is None or not parent.requires_grad_:
  *             continue
  *         data = <cnp.ndarray?> parent.data_             # <<<<<<<<<<<<<<
  *         if type(result) is not cnp.ndarray or not _same_dtype(<cnp.ndarray> result, data):
  *             g = np.array(result, dtype=data.dtype)  # one conversion, into a fresh array
 */
-    if (!(likely(__Pyx_TypeTest(__pyx_v_parent->data_, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray)))) __PYX_ERR(0, 637, __pyx_L1_error)
+    if (!(likely(__Pyx_TypeTest(__pyx_v_parent->data_, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray)))) __PYX_ERR(0, 646, __pyx_L1_error)
     __pyx_t_1 = __pyx_v_parent->data_;
     __Pyx_INCREF(__pyx_t_1);
     __Pyx_XDECREF_SET(__pyx_v_data, ((PyArrayObject *)__pyx_t_1));
     __pyx_t_1 = 0;
 
-    /* "clumsygrad/_graph/native.pyx":638
+    /* "clumsygrad/_graph/native.pyx":647
  *             continue
  *         data = <cnp.ndarray?> parent.data_
  *         if type(result) is not cnp.ndarray or not _same_dtype(<cnp.ndarray> result, data):             # <<<<<<<<<<<<<<
@@ -15150,7 +15168,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
 
       goto __pyx_L26_bool_binop_done;
     }
-    __pyx_t_6 = __pyx_f_10clumsygrad_6_graph_6native__same_dtype(((PyArrayObject *)__pyx_v_result), __pyx_v_data); if (unlikely(__pyx_t_6 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 638, __pyx_L1_error)
+    __pyx_t_6 = __pyx_f_10clumsygrad_6_graph_6native__same_dtype(((PyArrayObject *)__pyx_v_result), __pyx_v_data); if (unlikely(__pyx_t_6 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 647, __pyx_L1_error)
     __pyx_t_15 = (!__pyx_t_6);
 
 
@@ -15161,7 +15179,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
     if (__pyx_t_5) {
 
 
-      /* "clumsygrad/_graph/native.pyx":639
+      /* "clumsygrad/_graph/native.pyx":648
  *         data = <cnp.ndarray?> parent.data_
  *         if type(result) is not cnp.ndarray or not _same_dtype(<cnp.ndarray> result, data):
  *             g = np.array(result, dtype=data.dtype)  # one conversion, into a fresh array             # <<<<<<<<<<<<<<
@@ -15169,12 +15187,12 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
  *         else:
 */
       __pyx_t_11 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 639, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 648, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_array); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 639, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_array); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 648, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __pyx_t_9 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_data), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 639, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_data), __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 648, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       #if CYTHON_VECTORCALL
       #endif
@@ -15194,13 +15212,13 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
         PyObject *__pyx_callargs[3] = {__pyx_t_11, __pyx_v_result, __pyx_t_9};
         #if CYTHON_VECTORCALL
         __pyx_t_8 = __pyx_mstate_global->__pyx_tuple[0];
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 639, __pyx_L1_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 648, __pyx_L1_error)
         __Pyx_INCREF(__pyx_t_8);
         #else
         {
           PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
           __pyx_t_8 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 639, __pyx_L1_error)
+          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 648, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_8);
         }
         #endif
@@ -15211,14 +15229,14 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 639, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 648, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
-      if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 639, __pyx_L1_error)
+      if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 648, __pyx_L1_error)
       __Pyx_XDECREF_SET(__pyx_v_g, ((PyArrayObject *)__pyx_t_1));
       __pyx_t_1 = 0;
 
-      /* "clumsygrad/_graph/native.pyx":640
+      /* "clumsygrad/_graph/native.pyx":649
  *         if type(result) is not cnp.ndarray or not _same_dtype(<cnp.ndarray> result, data):
  *             g = np.array(result, dtype=data.dtype)  # one conversion, into a fresh array
  *             owned = True             # <<<<<<<<<<<<<<
@@ -15227,7 +15245,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
 */
       __pyx_v_owned = 1;
 
-      /* "clumsygrad/_graph/native.pyx":638
+      /* "clumsygrad/_graph/native.pyx":647
  *             continue
  *         data = <cnp.ndarray?> parent.data_
  *         if type(result) is not cnp.ndarray or not _same_dtype(<cnp.ndarray> result, data):             # <<<<<<<<<<<<<<
@@ -15237,7 +15255,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
       goto __pyx_L25;
     }
 
-    /* "clumsygrad/_graph/native.pyx":642
+    /* "clumsygrad/_graph/native.pyx":651
  *             owned = True
  *         else:
  *             g = <cnp.ndarray> result             # <<<<<<<<<<<<<<
@@ -15252,21 +15270,21 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
     }
     __pyx_L25:;
 
-    /* "clumsygrad/_graph/native.pyx":643
+    /* "clumsygrad/_graph/native.pyx":652
  *         else:
  *             g = <cnp.ndarray> result
  *         if not _same_shape(g, data):             # <<<<<<<<<<<<<<
  *             raise ValueError(
  *                 f"gradient for tensor {parent.id_} has shape {(<object> g).shape}, expected {parent.data_.shape}"
 */
-    __pyx_t_5 = __pyx_f_10clumsygrad_6_graph_6native__same_shape(__pyx_v_g, __pyx_v_data); if (unlikely(__pyx_t_5 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 643, __pyx_L1_error)
+    __pyx_t_5 = __pyx_f_10clumsygrad_6_graph_6native__same_shape(__pyx_v_g, __pyx_v_data); if (unlikely(__pyx_t_5 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 652, __pyx_L1_error)
     __pyx_t_15 = (!__pyx_t_5);
 
 
     if (unlikely(__pyx_t_15)) {
 
 
-      /* "clumsygrad/_graph/native.pyx":644
+      /* "clumsygrad/_graph/native.pyx":653
  *             g = <cnp.ndarray> result
  *         if not _same_shape(g, data):
  *             raise ValueError(             # <<<<<<<<<<<<<<
@@ -15275,23 +15293,23 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
 */
       __pyx_t_7 = NULL;
 
-      /* "clumsygrad/_graph/native.pyx":645
+      /* "clumsygrad/_graph/native.pyx":654
  *         if not _same_shape(g, data):
  *             raise ValueError(
  *                 f"gradient for tensor {parent.id_} has shape {(<object> g).shape}, expected {parent.data_.shape}"             # <<<<<<<<<<<<<<
  *             )
  *         _accumulate(parent, g, owned)
 */
-      __pyx_t_8 = __Pyx_PyUnicode_From_PY_LONG_LONG(__pyx_v_parent->id_, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 645, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyUnicode_From_PY_LONG_LONG(__pyx_v_parent->id_, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 654, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_9 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_g), __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 645, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_g), __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 654, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_t_9, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 645, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_t_9, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 654, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_v_parent->data_, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 645, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_v_parent->data_, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 654, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_10 = __Pyx_PyObject_FormatSimple(__pyx_t_9, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 645, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyObject_FormatSimple(__pyx_t_9, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 654, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __pyx_t_13[0] = __pyx_mstate_global->__pyx_kp_u_gradient_for_tensor;
@@ -15309,7 +15327,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
       __pyx_t_14 |= __Pyx_PyUnicode_KIND_04(__pyx_t_13[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_13[5]);
       #endif
       __pyx_t_9 = __Pyx_PyUnicode_Join(__pyx_t_13, 6, __pyx_t_16, __pyx_t_14);
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 645, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 654, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
@@ -15320,14 +15338,14 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
         __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 644, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 653, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_Raise(__pyx_t_1, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __PYX_ERR(0, 644, __pyx_L1_error)
+      __PYX_ERR(0, 653, __pyx_L1_error)
 
-      /* "clumsygrad/_graph/native.pyx":643
+      /* "clumsygrad/_graph/native.pyx":652
  *         else:
  *             g = <cnp.ndarray> result
  *         if not _same_shape(g, data):             # <<<<<<<<<<<<<<
@@ -15336,20 +15354,20 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
 */
     }
 
-    /* "clumsygrad/_graph/native.pyx":647
+    /* "clumsygrad/_graph/native.pyx":656
  *                 f"gradient for tensor {parent.id_} has shape {(<object> g).shape}, expected {parent.data_.shape}"
  *             )
  *         _accumulate(parent, g, owned)             # <<<<<<<<<<<<<<
  *     return 0
  * 
 */
-    __pyx_t_14 = __pyx_f_10clumsygrad_6_graph_6native__accumulate(__pyx_v_parent, ((PyObject *)__pyx_v_g), __pyx_v_owned); if (unlikely(__pyx_t_14 == ((int)-1))) __PYX_ERR(0, 647, __pyx_L1_error)
+    __pyx_t_14 = __pyx_f_10clumsygrad_6_graph_6native__accumulate(__pyx_v_parent, ((PyObject *)__pyx_v_g), __pyx_v_owned); if (unlikely(__pyx_t_14 == ((int)-1))) __PYX_ERR(0, 656, __pyx_L1_error)
 
     __pyx_L17_continue:;
   }
 
 
-  /* "clumsygrad/_graph/native.pyx":648
+  /* "clumsygrad/_graph/native.pyx":657
  *             )
  *         _accumulate(parent, g, owned)
  *     return 0             # <<<<<<<<<<<<<<
@@ -15362,7 +15380,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":606
+  /* "clumsygrad/_graph/native.pyx":615
  * 
  * 
  * cdef int _python_vjp(Node node) except -1:             # <<<<<<<<<<<<<<
@@ -15398,7 +15416,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__python_vjp(struct __pyx_obj_10c
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":651
+/* "clumsygrad/_graph/native.pyx":660
  * 
  * 
  * cdef inline bint _same_dtype(cnp.ndarray a, cnp.ndarray b):             # <<<<<<<<<<<<<<
@@ -15413,7 +15431,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_dtype(PyArra
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "clumsygrad/_graph/native.pyx":652
+  /* "clumsygrad/_graph/native.pyx":661
  * 
  * cdef inline bint _same_dtype(cnp.ndarray a, cnp.ndarray b):
  *     cdef cnp.PyArray_Descr* da = cnp.PyArray_DESCR(a)             # <<<<<<<<<<<<<<
@@ -15422,7 +15440,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_dtype(PyArra
 */
   __pyx_v_da = PyArray_DESCR(__pyx_v_a);
 
-  /* "clumsygrad/_graph/native.pyx":653
+  /* "clumsygrad/_graph/native.pyx":662
  * cdef inline bint _same_dtype(cnp.ndarray a, cnp.ndarray b):
  *     cdef cnp.PyArray_Descr* da = cnp.PyArray_DESCR(a)
  *     cdef cnp.PyArray_Descr* db = cnp.PyArray_DESCR(b)             # <<<<<<<<<<<<<<
@@ -15431,7 +15449,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_dtype(PyArra
 */
   __pyx_v_db = PyArray_DESCR(__pyx_v_b);
 
-  /* "clumsygrad/_graph/native.pyx":654
+  /* "clumsygrad/_graph/native.pyx":663
  *     cdef cnp.PyArray_Descr* da = cnp.PyArray_DESCR(a)
  *     cdef cnp.PyArray_Descr* db = cnp.PyArray_DESCR(b)
  *     return da == db or cnp.PyArray_EquivTypes(<cnp.dtype> da, <cnp.dtype> db)             # <<<<<<<<<<<<<<
@@ -15459,7 +15477,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_dtype(PyArra
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":651
+  /* "clumsygrad/_graph/native.pyx":660
  * 
  * 
  * cdef inline bint _same_dtype(cnp.ndarray a, cnp.ndarray b):             # <<<<<<<<<<<<<<
@@ -15475,7 +15493,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_dtype(PyArra
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":657
+/* "clumsygrad/_graph/native.pyx":666
  * 
  * 
  * cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b):             # <<<<<<<<<<<<<<
@@ -15492,7 +15510,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_shape(PyArra
   int __pyx_t_3;
   int __pyx_t_4;
 
-  /* "clumsygrad/_graph/native.pyx":658
+  /* "clumsygrad/_graph/native.pyx":667
  * 
  * cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b):
  *     cdef int k, nd = cnp.PyArray_NDIM(a)             # <<<<<<<<<<<<<<
@@ -15501,7 +15519,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_shape(PyArra
 */
   __pyx_v_nd = PyArray_NDIM(__pyx_v_a);
 
-  /* "clumsygrad/_graph/native.pyx":659
+  /* "clumsygrad/_graph/native.pyx":668
  * cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b):
  *     cdef int k, nd = cnp.PyArray_NDIM(a)
  *     if nd != cnp.PyArray_NDIM(b):             # <<<<<<<<<<<<<<
@@ -15513,7 +15531,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_shape(PyArra
   if (__pyx_t_1) {
 
 
-    /* "clumsygrad/_graph/native.pyx":660
+    /* "clumsygrad/_graph/native.pyx":669
  *     cdef int k, nd = cnp.PyArray_NDIM(a)
  *     if nd != cnp.PyArray_NDIM(b):
  *         return False             # <<<<<<<<<<<<<<
@@ -15526,7 +15544,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_shape(PyArra
     }
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":659
+    /* "clumsygrad/_graph/native.pyx":668
  * cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b):
  *     cdef int k, nd = cnp.PyArray_NDIM(a)
  *     if nd != cnp.PyArray_NDIM(b):             # <<<<<<<<<<<<<<
@@ -15535,7 +15553,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_shape(PyArra
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":661
+  /* "clumsygrad/_graph/native.pyx":670
  *     if nd != cnp.PyArray_NDIM(b):
  *         return False
  *     for k in range(nd):             # <<<<<<<<<<<<<<
@@ -15549,7 +15567,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_shape(PyArra
   for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
     __pyx_v_k = __pyx_t_4;
 
-    /* "clumsygrad/_graph/native.pyx":662
+    /* "clumsygrad/_graph/native.pyx":671
  *         return False
  *     for k in range(nd):
  *         if cnp.PyArray_DIMS(a)[k] != cnp.PyArray_DIMS(b)[k]:             # <<<<<<<<<<<<<<
@@ -15561,7 +15579,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_shape(PyArra
     if (__pyx_t_1) {
 
 
-      /* "clumsygrad/_graph/native.pyx":663
+      /* "clumsygrad/_graph/native.pyx":672
  *     for k in range(nd):
  *         if cnp.PyArray_DIMS(a)[k] != cnp.PyArray_DIMS(b)[k]:
  *             return False             # <<<<<<<<<<<<<<
@@ -15574,7 +15592,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_shape(PyArra
       }
       goto __pyx_L0;
 
-      /* "clumsygrad/_graph/native.pyx":662
+      /* "clumsygrad/_graph/native.pyx":671
  *         return False
  *     for k in range(nd):
  *         if cnp.PyArray_DIMS(a)[k] != cnp.PyArray_DIMS(b)[k]:             # <<<<<<<<<<<<<<
@@ -15585,7 +15603,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_shape(PyArra
   }
 
 
-  /* "clumsygrad/_graph/native.pyx":664
+  /* "clumsygrad/_graph/native.pyx":673
  *         if cnp.PyArray_DIMS(a)[k] != cnp.PyArray_DIMS(b)[k]:
  *             return False
  *     return True             # <<<<<<<<<<<<<<
@@ -15598,7 +15616,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_shape(PyArra
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":657
+  /* "clumsygrad/_graph/native.pyx":666
  * 
  * 
  * cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b):             # <<<<<<<<<<<<<<
@@ -15614,7 +15632,7 @@ static CYTHON_INLINE int __pyx_f_10clumsygrad_6_graph_6native__same_shape(PyArra
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":668
+/* "clumsygrad/_graph/native.pyx":677
  * 
  * # ----------------------------------------------------------------------------- typed VJPs
  * cdef bint _typed_vjp(Node node) except -1:             # <<<<<<<<<<<<<<
@@ -15642,7 +15660,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_typed_vjp", 0);
 
-  /* "clumsygrad/_graph/native.pyx":675
+  /* "clumsygrad/_graph/native.pyx":684
  *     The results equal the Python functions' (same operations, same order, same precision).
  *     """
  *     cdef int op = node.op_             # <<<<<<<<<<<<<<
@@ -15653,7 +15671,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 
   __pyx_v_op = __pyx_t_1;
 
-  /* "clumsygrad/_graph/native.pyx":676
+  /* "clumsygrad/_graph/native.pyx":685
  *     """
  *     cdef int op = node.op_
  *     cdef object g = node.pending_             # <<<<<<<<<<<<<<
@@ -15665,7 +15683,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
   __pyx_v_g = __pyx_t_2;
   __pyx_t_2 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":677
+  /* "clumsygrad/_graph/native.pyx":686
  *     cdef int op = node.op_
  *     cdef object g = node.pending_
  *     cdef Node x = <Node> node.parents_[0]             # <<<<<<<<<<<<<<
@@ -15674,14 +15692,14 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
   if (unlikely(__pyx_v_node->parents_ == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(0, 677, __pyx_L1_error)
+    __PYX_ERR(0, 686, __pyx_L1_error)
   }
   __pyx_t_2 = __Pyx_PyTuple_GET_ITEM(__pyx_v_node->parents_, 0);
   __Pyx_INCREF(__pyx_t_2);
   __pyx_v_x = ((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__pyx_t_2);
   __pyx_t_2 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":678
+  /* "clumsygrad/_graph/native.pyx":687
  *     cdef object g = node.pending_
  *     cdef Node x = <Node> node.parents_[0]
  *     cdef Node y = None             # <<<<<<<<<<<<<<
@@ -15691,21 +15709,21 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
   __Pyx_INCREF(Py_None);
   __pyx_v_y = ((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)Py_None);
 
-  /* "clumsygrad/_graph/native.pyx":679
+  /* "clumsygrad/_graph/native.pyx":688
  *     cdef Node x = <Node> node.parents_[0]
  *     cdef Node y = None
  *     if not _fast_operand(g):             # <<<<<<<<<<<<<<
  *         return False
  *     if op == RESHAPE or op == TRANSPOSE:  # a view of the gradient, copied if ever written
 */
-  __pyx_t_3 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_v_g); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 679, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_v_g); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 688, __pyx_L1_error)
   __pyx_t_4 = (!__pyx_t_3);
 
 
   if (__pyx_t_4) {
 
 
-    /* "clumsygrad/_graph/native.pyx":680
+    /* "clumsygrad/_graph/native.pyx":689
  *     cdef Node y = None
  *     if not _fast_operand(g):
  *         return False             # <<<<<<<<<<<<<<
@@ -15718,7 +15736,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     }
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":679
+    /* "clumsygrad/_graph/native.pyx":688
  *     cdef Node x = <Node> node.parents_[0]
  *     cdef Node y = None
  *     if not _fast_operand(g):             # <<<<<<<<<<<<<<
@@ -15727,7 +15745,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":681
+  /* "clumsygrad/_graph/native.pyx":690
  *     if not _fast_operand(g):
  *         return False
  *     if op == RESHAPE or op == TRANSPOSE:  # a view of the gradient, copied if ever written             # <<<<<<<<<<<<<<
@@ -15738,7 +15756,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     case __pyx_e_10clumsygrad_6_graph_6native_RESHAPE:
     case __pyx_e_10clumsygrad_6_graph_6native_TRANSPOSE:
 
-    /* "clumsygrad/_graph/native.pyx":682
+    /* "clumsygrad/_graph/native.pyx":691
  *         return False
  *     if op == RESHAPE or op == TRANSPOSE:  # a view of the gradient, copied if ever written
  *         if op == RESHAPE:             # <<<<<<<<<<<<<<
@@ -15750,22 +15768,22 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     if (__pyx_t_4) {
 
 
-      /* "clumsygrad/_graph/native.pyx":683
+      /* "clumsygrad/_graph/native.pyx":692
  *     if op == RESHAPE or op == TRANSPOSE:  # a view of the gradient, copied if ever written
  *         if op == RESHAPE:
  *             g = cnp.PyArray_Reshape(<cnp.ndarray> g, x.data_.shape)             # <<<<<<<<<<<<<<
  *         else:
  *             g = cnp.PyArray_Transpose(<cnp.ndarray> g, NULL)
 */
-      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_x->data_, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 683, __pyx_L1_error)
+      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_x->data_, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 692, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
-      __pyx_t_5 = PyArray_Reshape(((PyArrayObject *)__pyx_v_g), __pyx_t_2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 683, __pyx_L1_error)
+      __pyx_t_5 = PyArray_Reshape(((PyArrayObject *)__pyx_v_g), __pyx_t_2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 692, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
       __Pyx_DECREF_SET(__pyx_v_g, __pyx_t_5);
       __pyx_t_5 = 0;
 
-      /* "clumsygrad/_graph/native.pyx":682
+      /* "clumsygrad/_graph/native.pyx":691
  *         return False
  *     if op == RESHAPE or op == TRANSPOSE:  # a view of the gradient, copied if ever written
  *         if op == RESHAPE:             # <<<<<<<<<<<<<<
@@ -15775,7 +15793,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
       goto __pyx_L4;
     }
 
-    /* "clumsygrad/_graph/native.pyx":685
+    /* "clumsygrad/_graph/native.pyx":694
  *             g = cnp.PyArray_Reshape(<cnp.ndarray> g, x.data_.shape)
  *         else:
  *             g = cnp.PyArray_Transpose(<cnp.ndarray> g, NULL)             # <<<<<<<<<<<<<<
@@ -15783,14 +15801,14 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
  *             return False
 */
     /*else*/ {
-      __pyx_t_5 = PyArray_Transpose(((PyArrayObject *)__pyx_v_g), NULL); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 685, __pyx_L1_error)
+      __pyx_t_5 = PyArray_Transpose(((PyArrayObject *)__pyx_v_g), NULL); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 694, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF_SET(__pyx_v_g, __pyx_t_5);
       __pyx_t_5 = 0;
     }
     __pyx_L4:;
 
-    /* "clumsygrad/_graph/native.pyx":686
+    /* "clumsygrad/_graph/native.pyx":695
  *         else:
  *             g = cnp.PyArray_Transpose(<cnp.ndarray> g, NULL)
  *         if not _same_shape(<cnp.ndarray> g, x.data_) or not _same_dtype(<cnp.ndarray> g, x.data_):             # <<<<<<<<<<<<<<
@@ -15799,8 +15817,8 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
     __pyx_t_5 = __pyx_v_x->data_;
     __Pyx_INCREF(__pyx_t_5);
-    if (!(likely(((__pyx_t_5) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 686, __pyx_L1_error)
-    __pyx_t_3 = __pyx_f_10clumsygrad_6_graph_6native__same_shape(((PyArrayObject *)__pyx_v_g), ((PyArrayObject *)__pyx_t_5)); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 686, __pyx_L1_error)
+    if (!(likely(((__pyx_t_5) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 695, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_10clumsygrad_6_graph_6native__same_shape(((PyArrayObject *)__pyx_v_g), ((PyArrayObject *)__pyx_t_5)); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 695, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_t_6 = (!__pyx_t_3);
 
@@ -15815,8 +15833,8 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     }
     __pyx_t_5 = __pyx_v_x->data_;
     __Pyx_INCREF(__pyx_t_5);
-    if (!(likely(((__pyx_t_5) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 686, __pyx_L1_error)
-    __pyx_t_6 = __pyx_f_10clumsygrad_6_graph_6native__same_dtype(((PyArrayObject *)__pyx_v_g), ((PyArrayObject *)__pyx_t_5)); if (unlikely(__pyx_t_6 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 686, __pyx_L1_error)
+    if (!(likely(((__pyx_t_5) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 695, __pyx_L1_error)
+    __pyx_t_6 = __pyx_f_10clumsygrad_6_graph_6native__same_dtype(((PyArrayObject *)__pyx_v_g), ((PyArrayObject *)__pyx_t_5)); if (unlikely(__pyx_t_6 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 695, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_t_3 = (!__pyx_t_6);
 
@@ -15828,7 +15846,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     if (__pyx_t_4) {
 
 
-      /* "clumsygrad/_graph/native.pyx":687
+      /* "clumsygrad/_graph/native.pyx":696
  *             g = cnp.PyArray_Transpose(<cnp.ndarray> g, NULL)
  *         if not _same_shape(<cnp.ndarray> g, x.data_) or not _same_dtype(<cnp.ndarray> g, x.data_):
  *             return False             # <<<<<<<<<<<<<<
@@ -15841,7 +15859,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
       }
       goto __pyx_L0;
 
-      /* "clumsygrad/_graph/native.pyx":686
+      /* "clumsygrad/_graph/native.pyx":695
  *         else:
  *             g = cnp.PyArray_Transpose(<cnp.ndarray> g, NULL)
  *         if not _same_shape(<cnp.ndarray> g, x.data_) or not _same_dtype(<cnp.ndarray> g, x.data_):             # <<<<<<<<<<<<<<
@@ -15850,7 +15868,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
     }
 
-    /* "clumsygrad/_graph/native.pyx":688
+    /* "clumsygrad/_graph/native.pyx":697
  *         if not _same_shape(<cnp.ndarray> g, x.data_) or not _same_dtype(<cnp.ndarray> g, x.data_):
  *             return False
  *         if x.requires_grad_:             # <<<<<<<<<<<<<<
@@ -15859,17 +15877,17 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
     if (__pyx_v_x->requires_grad_) {
 
-      /* "clumsygrad/_graph/native.pyx":689
+      /* "clumsygrad/_graph/native.pyx":698
  *             return False
  *         if x.requires_grad_:
  *             _accumulate(x, g, False)             # <<<<<<<<<<<<<<
  *         return True
  *     if not (_fast_operand(node.data_) and _same_layout(g, node.data_)):
 */
-      __pyx_t_7 = __pyx_f_10clumsygrad_6_graph_6native__accumulate(__pyx_v_x, __pyx_v_g, 0); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 689, __pyx_L1_error)
+      __pyx_t_7 = __pyx_f_10clumsygrad_6_graph_6native__accumulate(__pyx_v_x, __pyx_v_g, 0); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 698, __pyx_L1_error)
 
 
-      /* "clumsygrad/_graph/native.pyx":688
+      /* "clumsygrad/_graph/native.pyx":697
  *         if not _same_shape(<cnp.ndarray> g, x.data_) or not _same_dtype(<cnp.ndarray> g, x.data_):
  *             return False
  *         if x.requires_grad_:             # <<<<<<<<<<<<<<
@@ -15878,7 +15896,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
     }
 
-    /* "clumsygrad/_graph/native.pyx":690
+    /* "clumsygrad/_graph/native.pyx":699
  *         if x.requires_grad_:
  *             _accumulate(x, g, False)
  *         return True             # <<<<<<<<<<<<<<
@@ -15891,7 +15909,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     }
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":681
+    /* "clumsygrad/_graph/native.pyx":690
  *     if not _fast_operand(g):
  *         return False
  *     if op == RESHAPE or op == TRANSPOSE:  # a view of the gradient, copied if ever written             # <<<<<<<<<<<<<<
@@ -15902,7 +15920,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     default: break;
   }
 
-  /* "clumsygrad/_graph/native.pyx":691
+  /* "clumsygrad/_graph/native.pyx":700
  *             _accumulate(x, g, False)
  *         return True
  *     if not (_fast_operand(node.data_) and _same_layout(g, node.data_)):             # <<<<<<<<<<<<<<
@@ -15911,7 +15929,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
   __pyx_t_5 = __pyx_v_node->data_;
   __Pyx_INCREF(__pyx_t_5);
-  __pyx_t_3 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_t_5); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 691, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_t_5); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 700, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   if (__pyx_t_3) {
 
@@ -15921,11 +15939,11 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 
     goto __pyx_L10_bool_binop_done;
   }
-  if (!(likely(((__pyx_v_g) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_g, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 691, __pyx_L1_error)
+  if (!(likely(((__pyx_v_g) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_g, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 700, __pyx_L1_error)
   __pyx_t_5 = __pyx_v_node->data_;
   __Pyx_INCREF(__pyx_t_5);
-  if (!(likely(((__pyx_t_5) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 691, __pyx_L1_error)
-  __pyx_t_3 = __pyx_f_10clumsygrad_6_graph_6native__same_layout(((PyArrayObject *)__pyx_v_g), ((PyArrayObject *)__pyx_t_5)); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 691, __pyx_L1_error)
+  if (!(likely(((__pyx_t_5) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 700, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_10clumsygrad_6_graph_6native__same_layout(((PyArrayObject *)__pyx_v_g), ((PyArrayObject *)__pyx_t_5)); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 700, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
   __pyx_t_4 = __pyx_t_3;
@@ -15937,7 +15955,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
   if (__pyx_t_3) {
 
 
-    /* "clumsygrad/_graph/native.pyx":692
+    /* "clumsygrad/_graph/native.pyx":701
  *         return True
  *     if not (_fast_operand(node.data_) and _same_layout(g, node.data_)):
  *         return False             # <<<<<<<<<<<<<<
@@ -15950,7 +15968,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     }
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":691
+    /* "clumsygrad/_graph/native.pyx":700
  *             _accumulate(x, g, False)
  *         return True
  *     if not (_fast_operand(node.data_) and _same_layout(g, node.data_)):             # <<<<<<<<<<<<<<
@@ -15959,7 +15977,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":693
+  /* "clumsygrad/_graph/native.pyx":702
  *     if not (_fast_operand(node.data_) and _same_layout(g, node.data_)):
  *         return False
  *     if op == ADD or op == SUB or op == MUL:             # <<<<<<<<<<<<<<
@@ -15971,7 +15989,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     case __pyx_e_10clumsygrad_6_graph_6native_SUB:
     case __pyx_e_10clumsygrad_6_graph_6native_MUL:
 
-    /* "clumsygrad/_graph/native.pyx":694
+    /* "clumsygrad/_graph/native.pyx":703
  *         return False
  *     if op == ADD or op == SUB or op == MUL:
  *         if len(node.parents_) != 2:             # <<<<<<<<<<<<<<
@@ -15982,9 +16000,9 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     __Pyx_INCREF(__pyx_t_5);
     if (unlikely(__pyx_t_5 == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 694, __pyx_L1_error)
+      __PYX_ERR(0, 703, __pyx_L1_error)
     }
-    __pyx_t_8 = __Pyx_PyTuple_GET_SIZE(__pyx_t_5); if (unlikely(__pyx_t_8 == ((Py_ssize_t)-1))) __PYX_ERR(0, 694, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyTuple_GET_SIZE(__pyx_t_5); if (unlikely(__pyx_t_8 == ((Py_ssize_t)-1))) __PYX_ERR(0, 703, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_t_3 = (__pyx_t_8 != 2);
 
@@ -15992,7 +16010,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     if (__pyx_t_3) {
 
 
-      /* "clumsygrad/_graph/native.pyx":695
+      /* "clumsygrad/_graph/native.pyx":704
  *     if op == ADD or op == SUB or op == MUL:
  *         if len(node.parents_) != 2:
  *             return False             # <<<<<<<<<<<<<<
@@ -16005,7 +16023,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
       }
       goto __pyx_L0;
 
-      /* "clumsygrad/_graph/native.pyx":694
+      /* "clumsygrad/_graph/native.pyx":703
  *         return False
  *     if op == ADD or op == SUB or op == MUL:
  *         if len(node.parents_) != 2:             # <<<<<<<<<<<<<<
@@ -16014,7 +16032,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
     }
 
-    /* "clumsygrad/_graph/native.pyx":696
+    /* "clumsygrad/_graph/native.pyx":705
  *         if len(node.parents_) != 2:
  *             return False
  *         y = <Node> node.parents_[1]             # <<<<<<<<<<<<<<
@@ -16023,14 +16041,14 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
     if (unlikely(__pyx_v_node->parents_ == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 696, __pyx_L1_error)
+      __PYX_ERR(0, 705, __pyx_L1_error)
     }
     __pyx_t_5 = __Pyx_PyTuple_GET_ITEM(__pyx_v_node->parents_, 1);
     __Pyx_INCREF(__pyx_t_5);
     __Pyx_DECREF_SET(__pyx_v_y, ((struct __pyx_obj_10clumsygrad_6_graph_6native_Node *)__pyx_t_5));
     __pyx_t_5 = 0;
 
-    /* "clumsygrad/_graph/native.pyx":697
+    /* "clumsygrad/_graph/native.pyx":706
  *             return False
  *         y = <Node> node.parents_[1]
  *         if not (_fast_operand(x.data_) and _fast_operand(y.data_)             # <<<<<<<<<<<<<<
@@ -16039,7 +16057,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
     __pyx_t_5 = __pyx_v_x->data_;
     __Pyx_INCREF(__pyx_t_5);
-    __pyx_t_4 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_t_5); if (unlikely(__pyx_t_4 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 697, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_t_5); if (unlikely(__pyx_t_4 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 706, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     if (__pyx_t_4) {
 
@@ -16050,7 +16068,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
       goto __pyx_L14_bool_binop_done;
     }
 
-    /* "clumsygrad/_graph/native.pyx":698
+    /* "clumsygrad/_graph/native.pyx":707
  *         y = <Node> node.parents_[1]
  *         if not (_fast_operand(x.data_) and _fast_operand(y.data_)
  *                 and _same_layout(g, x.data_) and _same_layout(g, y.data_)):             # <<<<<<<<<<<<<<
@@ -16060,14 +16078,14 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     __pyx_t_5 = __pyx_v_y->data_;
     __Pyx_INCREF(__pyx_t_5);
 
-    /* "clumsygrad/_graph/native.pyx":697
+    /* "clumsygrad/_graph/native.pyx":706
  *             return False
  *         y = <Node> node.parents_[1]
  *         if not (_fast_operand(x.data_) and _fast_operand(y.data_)             # <<<<<<<<<<<<<<
  *                 and _same_layout(g, x.data_) and _same_layout(g, y.data_)):
  *             return False
 */
-    __pyx_t_4 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_t_5); if (unlikely(__pyx_t_4 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 697, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_t_5); if (unlikely(__pyx_t_4 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 706, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     if (__pyx_t_4) {
 
@@ -16078,18 +16096,18 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
       goto __pyx_L14_bool_binop_done;
     }
 
-    /* "clumsygrad/_graph/native.pyx":698
+    /* "clumsygrad/_graph/native.pyx":707
  *         y = <Node> node.parents_[1]
  *         if not (_fast_operand(x.data_) and _fast_operand(y.data_)
  *                 and _same_layout(g, x.data_) and _same_layout(g, y.data_)):             # <<<<<<<<<<<<<<
  *             return False
  *         if op == MUL:
 */
-    if (!(likely(((__pyx_v_g) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_g, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 698, __pyx_L1_error)
+    if (!(likely(((__pyx_v_g) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_g, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 707, __pyx_L1_error)
     __pyx_t_5 = __pyx_v_x->data_;
     __Pyx_INCREF(__pyx_t_5);
-    if (!(likely(((__pyx_t_5) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 698, __pyx_L1_error)
-    __pyx_t_4 = __pyx_f_10clumsygrad_6_graph_6native__same_layout(((PyArrayObject *)__pyx_v_g), ((PyArrayObject *)__pyx_t_5)); if (unlikely(__pyx_t_4 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 698, __pyx_L1_error)
+    if (!(likely(((__pyx_t_5) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 707, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_10clumsygrad_6_graph_6native__same_layout(((PyArrayObject *)__pyx_v_g), ((PyArrayObject *)__pyx_t_5)); if (unlikely(__pyx_t_4 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 707, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     if (__pyx_t_4) {
 
@@ -16099,18 +16117,18 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 
       goto __pyx_L14_bool_binop_done;
     }
-    if (!(likely(((__pyx_v_g) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_g, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 698, __pyx_L1_error)
+    if (!(likely(((__pyx_v_g) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_g, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 707, __pyx_L1_error)
     __pyx_t_5 = __pyx_v_y->data_;
     __Pyx_INCREF(__pyx_t_5);
-    if (!(likely(((__pyx_t_5) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 698, __pyx_L1_error)
-    __pyx_t_4 = __pyx_f_10clumsygrad_6_graph_6native__same_layout(((PyArrayObject *)__pyx_v_g), ((PyArrayObject *)__pyx_t_5)); if (unlikely(__pyx_t_4 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 698, __pyx_L1_error)
+    if (!(likely(((__pyx_t_5) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 707, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_10clumsygrad_6_graph_6native__same_layout(((PyArrayObject *)__pyx_v_g), ((PyArrayObject *)__pyx_t_5)); if (unlikely(__pyx_t_4 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 707, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
     __pyx_t_3 = __pyx_t_4;
 
     __pyx_L14_bool_binop_done:;
 
-    /* "clumsygrad/_graph/native.pyx":697
+    /* "clumsygrad/_graph/native.pyx":706
  *             return False
  *         y = <Node> node.parents_[1]
  *         if not (_fast_operand(x.data_) and _fast_operand(y.data_)             # <<<<<<<<<<<<<<
@@ -16123,7 +16141,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     if (__pyx_t_4) {
 
 
-      /* "clumsygrad/_graph/native.pyx":699
+      /* "clumsygrad/_graph/native.pyx":708
  *         if not (_fast_operand(x.data_) and _fast_operand(y.data_)
  *                 and _same_layout(g, x.data_) and _same_layout(g, y.data_)):
  *             return False             # <<<<<<<<<<<<<<
@@ -16136,7 +16154,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
       }
       goto __pyx_L0;
 
-      /* "clumsygrad/_graph/native.pyx":697
+      /* "clumsygrad/_graph/native.pyx":706
  *             return False
  *         y = <Node> node.parents_[1]
  *         if not (_fast_operand(x.data_) and _fast_operand(y.data_)             # <<<<<<<<<<<<<<
@@ -16145,7 +16163,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
     }
 
-    /* "clumsygrad/_graph/native.pyx":700
+    /* "clumsygrad/_graph/native.pyx":709
  *                 and _same_layout(g, x.data_) and _same_layout(g, y.data_)):
  *             return False
  *         if op == MUL:             # <<<<<<<<<<<<<<
@@ -16157,7 +16175,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     if (__pyx_t_4) {
 
 
-      /* "clumsygrad/_graph/native.pyx":701
+      /* "clumsygrad/_graph/native.pyx":710
  *             return False
  *         if op == MUL:
  *             if x.requires_grad_:             # <<<<<<<<<<<<<<
@@ -16166,7 +16184,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
       if (__pyx_v_x->requires_grad_) {
 
-        /* "clumsygrad/_graph/native.pyx":702
+        /* "clumsygrad/_graph/native.pyx":711
  *         if op == MUL:
  *             if x.requires_grad_:
  *                 _accumulate(x, _apply(MUL, g, y.data_, 0.0), True)             # <<<<<<<<<<<<<<
@@ -16175,14 +16193,14 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
         __pyx_t_5 = __pyx_v_y->data_;
         __Pyx_INCREF(__pyx_t_5);
-        __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__apply(__pyx_e_10clumsygrad_6_graph_6native_MUL, __pyx_v_g, __pyx_t_5, 0.0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 702, __pyx_L1_error)
+        __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__apply(__pyx_e_10clumsygrad_6_graph_6native_MUL, __pyx_v_g, __pyx_t_5, 0.0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 711, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_2);
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-        __pyx_t_7 = __pyx_f_10clumsygrad_6_graph_6native__accumulate(__pyx_v_x, __pyx_t_2, 1); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 702, __pyx_L1_error)
+        __pyx_t_7 = __pyx_f_10clumsygrad_6_graph_6native__accumulate(__pyx_v_x, __pyx_t_2, 1); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 711, __pyx_L1_error)
         __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
 
-        /* "clumsygrad/_graph/native.pyx":701
+        /* "clumsygrad/_graph/native.pyx":710
  *             return False
  *         if op == MUL:
  *             if x.requires_grad_:             # <<<<<<<<<<<<<<
@@ -16191,7 +16209,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
       }
 
-      /* "clumsygrad/_graph/native.pyx":703
+      /* "clumsygrad/_graph/native.pyx":712
  *             if x.requires_grad_:
  *                 _accumulate(x, _apply(MUL, g, y.data_, 0.0), True)
  *             if y.requires_grad_:             # <<<<<<<<<<<<<<
@@ -16200,7 +16218,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
       if (__pyx_v_y->requires_grad_) {
 
-        /* "clumsygrad/_graph/native.pyx":704
+        /* "clumsygrad/_graph/native.pyx":713
  *                 _accumulate(x, _apply(MUL, g, y.data_, 0.0), True)
  *             if y.requires_grad_:
  *                 _accumulate(y, _apply(MUL, g, x.data_, 0.0), True)             # <<<<<<<<<<<<<<
@@ -16209,14 +16227,14 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
         __pyx_t_2 = __pyx_v_x->data_;
         __Pyx_INCREF(__pyx_t_2);
-        __pyx_t_5 = __pyx_f_10clumsygrad_6_graph_6native__apply(__pyx_e_10clumsygrad_6_graph_6native_MUL, __pyx_v_g, __pyx_t_2, 0.0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 704, __pyx_L1_error)
+        __pyx_t_5 = __pyx_f_10clumsygrad_6_graph_6native__apply(__pyx_e_10clumsygrad_6_graph_6native_MUL, __pyx_v_g, __pyx_t_2, 0.0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 713, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-        __pyx_t_7 = __pyx_f_10clumsygrad_6_graph_6native__accumulate(__pyx_v_y, __pyx_t_5, 1); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 704, __pyx_L1_error)
+        __pyx_t_7 = __pyx_f_10clumsygrad_6_graph_6native__accumulate(__pyx_v_y, __pyx_t_5, 1); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 713, __pyx_L1_error)
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
 
-        /* "clumsygrad/_graph/native.pyx":703
+        /* "clumsygrad/_graph/native.pyx":712
  *             if x.requires_grad_:
  *                 _accumulate(x, _apply(MUL, g, y.data_, 0.0), True)
  *             if y.requires_grad_:             # <<<<<<<<<<<<<<
@@ -16225,7 +16243,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
       }
 
-      /* "clumsygrad/_graph/native.pyx":705
+      /* "clumsygrad/_graph/native.pyx":714
  *             if y.requires_grad_:
  *                 _accumulate(y, _apply(MUL, g, x.data_, 0.0), True)
  *             return True             # <<<<<<<<<<<<<<
@@ -16238,7 +16256,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
       }
       goto __pyx_L0;
 
-      /* "clumsygrad/_graph/native.pyx":700
+      /* "clumsygrad/_graph/native.pyx":709
  *                 and _same_layout(g, x.data_) and _same_layout(g, y.data_)):
  *             return False
  *         if op == MUL:             # <<<<<<<<<<<<<<
@@ -16247,7 +16265,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
     }
 
-    /* "clumsygrad/_graph/native.pyx":706
+    /* "clumsygrad/_graph/native.pyx":715
  *                 _accumulate(y, _apply(MUL, g, x.data_, 0.0), True)
  *             return True
  *         if x.requires_grad_:             # <<<<<<<<<<<<<<
@@ -16256,17 +16274,17 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
     if (__pyx_v_x->requires_grad_) {
 
-      /* "clumsygrad/_graph/native.pyx":707
+      /* "clumsygrad/_graph/native.pyx":716
  *             return True
  *         if x.requires_grad_:
  *             _accumulate(x, g, False)             # <<<<<<<<<<<<<<
  *         if y.requires_grad_:
  *             _accumulate(y, _apply(NEGATE, g, None, 0.0) if op == SUB else g, op == SUB)
 */
-      __pyx_t_7 = __pyx_f_10clumsygrad_6_graph_6native__accumulate(__pyx_v_x, __pyx_v_g, 0); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 707, __pyx_L1_error)
+      __pyx_t_7 = __pyx_f_10clumsygrad_6_graph_6native__accumulate(__pyx_v_x, __pyx_v_g, 0); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 716, __pyx_L1_error)
 
 
-      /* "clumsygrad/_graph/native.pyx":706
+      /* "clumsygrad/_graph/native.pyx":715
  *                 _accumulate(y, _apply(MUL, g, x.data_, 0.0), True)
  *             return True
  *         if x.requires_grad_:             # <<<<<<<<<<<<<<
@@ -16275,7 +16293,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
     }
 
-    /* "clumsygrad/_graph/native.pyx":708
+    /* "clumsygrad/_graph/native.pyx":717
  *         if x.requires_grad_:
  *             _accumulate(x, g, False)
  *         if y.requires_grad_:             # <<<<<<<<<<<<<<
@@ -16284,7 +16302,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
     if (__pyx_v_y->requires_grad_) {
 
-      /* "clumsygrad/_graph/native.pyx":709
+      /* "clumsygrad/_graph/native.pyx":718
  *             _accumulate(x, g, False)
  *         if y.requires_grad_:
  *             _accumulate(y, _apply(NEGATE, g, None, 0.0) if op == SUB else g, op == SUB)             # <<<<<<<<<<<<<<
@@ -16294,7 +16312,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
       __pyx_t_4 = (__pyx_v_op == __pyx_e_10clumsygrad_6_graph_6native_SUB);
 
       if (__pyx_t_4) {
-        __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__apply(__pyx_e_10clumsygrad_6_graph_6native_NEGATE, __pyx_v_g, Py_None, 0.0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 709, __pyx_L1_error)
+        __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__apply(__pyx_e_10clumsygrad_6_graph_6native_NEGATE, __pyx_v_g, Py_None, 0.0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 718, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_2);
         __pyx_t_5 = __pyx_t_2;
         __pyx_t_2 = 0;
@@ -16303,11 +16321,11 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
         __pyx_t_5 = __pyx_v_g;
       }
 
-      __pyx_t_7 = __pyx_f_10clumsygrad_6_graph_6native__accumulate(__pyx_v_y, __pyx_t_5, (__pyx_v_op == __pyx_e_10clumsygrad_6_graph_6native_SUB)); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 709, __pyx_L1_error)
+      __pyx_t_7 = __pyx_f_10clumsygrad_6_graph_6native__accumulate(__pyx_v_y, __pyx_t_5, (__pyx_v_op == __pyx_e_10clumsygrad_6_graph_6native_SUB)); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 718, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
 
-      /* "clumsygrad/_graph/native.pyx":708
+      /* "clumsygrad/_graph/native.pyx":717
  *         if x.requires_grad_:
  *             _accumulate(x, g, False)
  *         if y.requires_grad_:             # <<<<<<<<<<<<<<
@@ -16316,7 +16334,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
     }
 
-    /* "clumsygrad/_graph/native.pyx":710
+    /* "clumsygrad/_graph/native.pyx":719
  *         if y.requires_grad_:
  *             _accumulate(y, _apply(NEGATE, g, None, 0.0) if op == SUB else g, op == SUB)
  *         return True             # <<<<<<<<<<<<<<
@@ -16329,7 +16347,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     }
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":693
+    /* "clumsygrad/_graph/native.pyx":702
  *     if not (_fast_operand(node.data_) and _same_layout(g, node.data_)):
  *         return False
  *     if op == ADD or op == SUB or op == MUL:             # <<<<<<<<<<<<<<
@@ -16340,7 +16358,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     default: break;
   }
 
-  /* "clumsygrad/_graph/native.pyx":711
+  /* "clumsygrad/_graph/native.pyx":720
  *             _accumulate(y, _apply(NEGATE, g, None, 0.0) if op == SUB else g, op == SUB)
  *         return True
  *     if len(node.parents_) != 1 or not _fast_operand(x.data_) or not _same_layout(g, x.data_):             # <<<<<<<<<<<<<<
@@ -16351,9 +16369,9 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
   __Pyx_INCREF(__pyx_t_5);
   if (unlikely(__pyx_t_5 == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 711, __pyx_L1_error)
+    __PYX_ERR(0, 720, __pyx_L1_error)
   }
-  __pyx_t_8 = __Pyx_PyTuple_GET_SIZE(__pyx_t_5); if (unlikely(__pyx_t_8 == ((Py_ssize_t)-1))) __PYX_ERR(0, 711, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyTuple_GET_SIZE(__pyx_t_5); if (unlikely(__pyx_t_8 == ((Py_ssize_t)-1))) __PYX_ERR(0, 720, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_t_3 = (__pyx_t_8 != 1);
 
@@ -16368,7 +16386,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
   }
   __pyx_t_5 = __pyx_v_x->data_;
   __Pyx_INCREF(__pyx_t_5);
-  __pyx_t_3 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_t_5); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 711, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_10clumsygrad_6_graph_6native__fast_operand(__pyx_t_5); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 720, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_t_6 = (!__pyx_t_3);
 
@@ -16381,11 +16399,11 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 
     goto __pyx_L24_bool_binop_done;
   }
-  if (!(likely(((__pyx_v_g) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_g, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 711, __pyx_L1_error)
+  if (!(likely(((__pyx_v_g) == Py_None) || likely(__Pyx_TypeTest(__pyx_v_g, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 720, __pyx_L1_error)
   __pyx_t_5 = __pyx_v_x->data_;
   __Pyx_INCREF(__pyx_t_5);
-  if (!(likely(((__pyx_t_5) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 711, __pyx_L1_error)
-  __pyx_t_6 = __pyx_f_10clumsygrad_6_graph_6native__same_layout(((PyArrayObject *)__pyx_v_g), ((PyArrayObject *)__pyx_t_5)); if (unlikely(__pyx_t_6 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 711, __pyx_L1_error)
+  if (!(likely(((__pyx_t_5) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 720, __pyx_L1_error)
+  __pyx_t_6 = __pyx_f_10clumsygrad_6_graph_6native__same_layout(((PyArrayObject *)__pyx_v_g), ((PyArrayObject *)__pyx_t_5)); if (unlikely(__pyx_t_6 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 720, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_t_3 = (!__pyx_t_6);
 
@@ -16397,7 +16415,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
   if (__pyx_t_4) {
 
 
-    /* "clumsygrad/_graph/native.pyx":712
+    /* "clumsygrad/_graph/native.pyx":721
  *         return True
  *     if len(node.parents_) != 1 or not _fast_operand(x.data_) or not _same_layout(g, x.data_):
  *         return False             # <<<<<<<<<<<<<<
@@ -16410,7 +16428,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     }
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":711
+    /* "clumsygrad/_graph/native.pyx":720
  *             _accumulate(y, _apply(NEGATE, g, None, 0.0) if op == SUB else g, op == SUB)
  *         return True
  *     if len(node.parents_) != 1 or not _fast_operand(x.data_) or not _same_layout(g, x.data_):             # <<<<<<<<<<<<<<
@@ -16419,7 +16437,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":713
+  /* "clumsygrad/_graph/native.pyx":722
  *     if len(node.parents_) != 1 or not _fast_operand(x.data_) or not _same_layout(g, x.data_):
  *         return False
  *     if not x.requires_grad_:             # <<<<<<<<<<<<<<
@@ -16431,7 +16449,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
   if (__pyx_t_4) {
 
 
-    /* "clumsygrad/_graph/native.pyx":714
+    /* "clumsygrad/_graph/native.pyx":723
  *         return False
  *     if not x.requires_grad_:
  *         return True             # <<<<<<<<<<<<<<
@@ -16444,7 +16462,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     }
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":713
+    /* "clumsygrad/_graph/native.pyx":722
  *     if len(node.parents_) != 1 or not _fast_operand(x.data_) or not _same_layout(g, x.data_):
  *         return False
  *     if not x.requires_grad_:             # <<<<<<<<<<<<<<
@@ -16453,7 +16471,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":715
+  /* "clumsygrad/_graph/native.pyx":724
  *     if not x.requires_grad_:
  *         return True
  *     if op == ADD_SCALAR or op == SUB_SCALAR:             # <<<<<<<<<<<<<<
@@ -16464,14 +16482,14 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     case __pyx_e_10clumsygrad_6_graph_6native_ADD_SCALAR:
     case __pyx_e_10clumsygrad_6_graph_6native_SUB_SCALAR:
 
-    /* "clumsygrad/_graph/native.pyx":716
+    /* "clumsygrad/_graph/native.pyx":725
  *         return True
  *     if op == ADD_SCALAR or op == SUB_SCALAR:
  *         return _accumulate(x, g, False) == 0             # <<<<<<<<<<<<<<
  *     if op == EXP or op == SQRT or op == TANH or op == SIGMOID:
  *         return _accumulate(x, _apply(op, g, node.data_, 0.0), True) == 0  # reads the output
 */
-    __pyx_t_7 = __pyx_f_10clumsygrad_6_graph_6native__accumulate(__pyx_v_x, __pyx_v_g, 0); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 716, __pyx_L1_error)
+    __pyx_t_7 = __pyx_f_10clumsygrad_6_graph_6native__accumulate(__pyx_v_x, __pyx_v_g, 0); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 725, __pyx_L1_error)
     {
 
       __pyx_r = (__pyx_t_7 == 0);
@@ -16479,7 +16497,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":715
+    /* "clumsygrad/_graph/native.pyx":724
  *     if not x.requires_grad_:
  *         return True
  *     if op == ADD_SCALAR or op == SUB_SCALAR:             # <<<<<<<<<<<<<<
@@ -16490,7 +16508,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     default: break;
   }
 
-  /* "clumsygrad/_graph/native.pyx":717
+  /* "clumsygrad/_graph/native.pyx":726
  *     if op == ADD_SCALAR or op == SUB_SCALAR:
  *         return _accumulate(x, g, False) == 0
  *     if op == EXP or op == SQRT or op == TANH or op == SIGMOID:             # <<<<<<<<<<<<<<
@@ -16503,7 +16521,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     case __pyx_e_10clumsygrad_6_graph_6native_TANH:
     case __pyx_e_10clumsygrad_6_graph_6native_SIGMOID:
 
-    /* "clumsygrad/_graph/native.pyx":718
+    /* "clumsygrad/_graph/native.pyx":727
  *         return _accumulate(x, g, False) == 0
  *     if op == EXP or op == SQRT or op == TANH or op == SIGMOID:
  *         return _accumulate(x, _apply(op, g, node.data_, 0.0), True) == 0  # reads the output             # <<<<<<<<<<<<<<
@@ -16512,10 +16530,10 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
     __pyx_t_5 = __pyx_v_node->data_;
     __Pyx_INCREF(__pyx_t_5);
-    __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__apply(__pyx_v_op, __pyx_v_g, __pyx_t_5, 0.0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 718, __pyx_L1_error)
+    __pyx_t_2 = __pyx_f_10clumsygrad_6_graph_6native__apply(__pyx_v_op, __pyx_v_g, __pyx_t_5, 0.0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 727, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_7 = __pyx_f_10clumsygrad_6_graph_6native__accumulate(__pyx_v_x, __pyx_t_2, 1); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 718, __pyx_L1_error)
+    __pyx_t_7 = __pyx_f_10clumsygrad_6_graph_6native__accumulate(__pyx_v_x, __pyx_t_2, 1); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 727, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
     {
 
@@ -16524,7 +16542,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":717
+    /* "clumsygrad/_graph/native.pyx":726
  *     if op == ADD_SCALAR or op == SUB_SCALAR:
  *         return _accumulate(x, g, False) == 0
  *     if op == EXP or op == SQRT or op == TANH or op == SIGMOID:             # <<<<<<<<<<<<<<
@@ -16535,7 +16553,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
     default: break;
   }
 
-  /* "clumsygrad/_graph/native.pyx":719
+  /* "clumsygrad/_graph/native.pyx":728
  *     if op == EXP or op == SQRT or op == TANH or op == SIGMOID:
  *         return _accumulate(x, _apply(op, g, node.data_, 0.0), True) == 0  # reads the output
  *     return _accumulate(x, _apply(op, g, x.data_, node.scalar_), True) == 0  # reads the input             # <<<<<<<<<<<<<<
@@ -16544,10 +16562,10 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 */
   __pyx_t_2 = __pyx_v_x->data_;
   __Pyx_INCREF(__pyx_t_2);
-  __pyx_t_5 = __pyx_f_10clumsygrad_6_graph_6native__apply(__pyx_v_op, __pyx_v_g, __pyx_t_2, __pyx_v_node->scalar_); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 719, __pyx_L1_error)
+  __pyx_t_5 = __pyx_f_10clumsygrad_6_graph_6native__apply(__pyx_v_op, __pyx_v_g, __pyx_t_2, __pyx_v_node->scalar_); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 728, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_7 = __pyx_f_10clumsygrad_6_graph_6native__accumulate(__pyx_v_x, __pyx_t_5, 1); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 719, __pyx_L1_error)
+  __pyx_t_7 = __pyx_f_10clumsygrad_6_graph_6native__accumulate(__pyx_v_x, __pyx_t_5, 1); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 728, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   {
 
@@ -16556,7 +16574,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
 
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":668
+  /* "clumsygrad/_graph/native.pyx":677
  * 
  * # ----------------------------------------------------------------------------- typed VJPs
  * cdef bint _typed_vjp(Node node) except -1:             # <<<<<<<<<<<<<<
@@ -16580,7 +16598,7 @@ static int __pyx_f_10clumsygrad_6_graph_6native__typed_vjp(struct __pyx_obj_10cl
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":722
+/* "clumsygrad/_graph/native.pyx":731
  * 
  * 
  * cdef object _apply(int op, object a, object b, double c):             # <<<<<<<<<<<<<<
@@ -16604,7 +16622,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__apply(int __pyx_v_op, PyO
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_apply", 0);
 
-  /* "clumsygrad/_graph/native.pyx":728
+  /* "clumsygrad/_graph/native.pyx":737
  *     computed without the GIL.
  *     """
  *     cdef cnp.ndarray x = <cnp.ndarray> a             # <<<<<<<<<<<<<<
@@ -16616,20 +16634,20 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__apply(int __pyx_v_op, PyO
   __pyx_v_x = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":729
+  /* "clumsygrad/_graph/native.pyx":738
  *     """
  *     cdef cnp.ndarray x = <cnp.ndarray> a
  *     cdef cnp.ndarray out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x),             # <<<<<<<<<<<<<<
  *                                              cnp.PyArray_TYPE(x), 0)
  *     cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
 */
-  __pyx_t_1 = PyArray_EMPTY(PyArray_NDIM(__pyx_v_x), PyArray_DIMS(__pyx_v_x), PyArray_TYPE(__pyx_v_x), 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 729, __pyx_L1_error)
+  __pyx_t_1 = PyArray_EMPTY(PyArray_NDIM(__pyx_v_x), PyArray_DIMS(__pyx_v_x), PyArray_TYPE(__pyx_v_x), 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 738, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 729, __pyx_L1_error)
+  if (!(likely(((__pyx_t_1) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_1, __pyx_mstate_global->__pyx_ptype_5numpy_ndarray))))) __PYX_ERR(0, 738, __pyx_L1_error)
   __pyx_v_out = ((PyArrayObject *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":731
+  /* "clumsygrad/_graph/native.pyx":740
  *     cdef cnp.ndarray out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x),
  *                                              cnp.PyArray_TYPE(x), 0)
  *     cdef Py_ssize_t n = cnp.PyArray_SIZE(x)             # <<<<<<<<<<<<<<
@@ -16638,7 +16656,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__apply(int __pyx_v_op, PyO
 */
   __pyx_v_n = PyArray_SIZE(__pyx_v_x);
 
-  /* "clumsygrad/_graph/native.pyx":732
+  /* "clumsygrad/_graph/native.pyx":741
  *                                              cnp.PyArray_TYPE(x), 0)
  *     cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
  *     cdef void* y = cnp.PyArray_DATA(<cnp.ndarray> b) if b is not None else NULL             # <<<<<<<<<<<<<<
@@ -16656,7 +16674,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__apply(int __pyx_v_op, PyO
 
   __pyx_v_y = __pyx_t_2;
 
-  /* "clumsygrad/_graph/native.pyx":733
+  /* "clumsygrad/_graph/native.pyx":742
  *     cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
  *     cdef void* y = cnp.PyArray_DATA(<cnp.ndarray> b) if b is not None else NULL
  *     cdef bint single = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT             # <<<<<<<<<<<<<<
@@ -16665,7 +16683,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__apply(int __pyx_v_op, PyO
 */
   __pyx_v_single = (PyArray_TYPE(__pyx_v_x) == NPY_FLOAT);
 
-  /* "clumsygrad/_graph/native.pyx":734
+  /* "clumsygrad/_graph/native.pyx":743
  *     cdef void* y = cnp.PyArray_DATA(<cnp.ndarray> b) if b is not None else NULL
  *     cdef bint single = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT
  *     if n > 4096:             # <<<<<<<<<<<<<<
@@ -16677,7 +16695,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__apply(int __pyx_v_op, PyO
   if (__pyx_t_3) {
 
 
-    /* "clumsygrad/_graph/native.pyx":735
+    /* "clumsygrad/_graph/native.pyx":744
  *     cdef bint single = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT
  *     if n > 4096:
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -16690,7 +16708,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__apply(int __pyx_v_op, PyO
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "clumsygrad/_graph/native.pyx":736
+          /* "clumsygrad/_graph/native.pyx":745
  *     if n > 4096:
  *         with nogil:
  *             _dispatch(single, op, cnp.PyArray_DATA(out), cnp.PyArray_DATA(x), y, c, n)             # <<<<<<<<<<<<<<
@@ -16700,7 +16718,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__apply(int __pyx_v_op, PyO
           __pyx_f_10clumsygrad_6_graph_6native__dispatch(__pyx_v_single, __pyx_v_op, PyArray_DATA(__pyx_v_out), PyArray_DATA(__pyx_v_x), __pyx_v_y, __pyx_v_c, __pyx_v_n);
         }
 
-        /* "clumsygrad/_graph/native.pyx":735
+        /* "clumsygrad/_graph/native.pyx":744
  *     cdef bint single = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT
  *     if n > 4096:
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -16717,7 +16735,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__apply(int __pyx_v_op, PyO
         }
     }
 
-    /* "clumsygrad/_graph/native.pyx":734
+    /* "clumsygrad/_graph/native.pyx":743
  *     cdef void* y = cnp.PyArray_DATA(<cnp.ndarray> b) if b is not None else NULL
  *     cdef bint single = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT
  *     if n > 4096:             # <<<<<<<<<<<<<<
@@ -16727,7 +16745,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__apply(int __pyx_v_op, PyO
     goto __pyx_L3;
   }
 
-  /* "clumsygrad/_graph/native.pyx":738
+  /* "clumsygrad/_graph/native.pyx":747
  *             _dispatch(single, op, cnp.PyArray_DATA(out), cnp.PyArray_DATA(x), y, c, n)
  *     else:
  *         _dispatch(single, op, cnp.PyArray_DATA(out), cnp.PyArray_DATA(x), y, c, n)             # <<<<<<<<<<<<<<
@@ -16739,7 +16757,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__apply(int __pyx_v_op, PyO
   }
   __pyx_L3:;
 
-  /* "clumsygrad/_graph/native.pyx":739
+  /* "clumsygrad/_graph/native.pyx":748
  *     else:
  *         _dispatch(single, op, cnp.PyArray_DATA(out), cnp.PyArray_DATA(x), y, c, n)
  *     return out             # <<<<<<<<<<<<<<
@@ -16757,7 +16775,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__apply(int __pyx_v_op, PyO
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":722
+  /* "clumsygrad/_graph/native.pyx":731
  * 
  * 
  * cdef object _apply(int op, object a, object b, double c):             # <<<<<<<<<<<<<<
@@ -16781,7 +16799,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__apply(int __pyx_v_op, PyO
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":742
+/* "clumsygrad/_graph/native.pyx":751
  * 
  * 
  * cdef inline void _dispatch(bint single, int op, void* out, const void* x, const void* y, double c,             # <<<<<<<<<<<<<<
@@ -16791,7 +16809,7 @@ static PyObject *__pyx_f_10clumsygrad_6_graph_6native__apply(int __pyx_v_op, PyO
 
 static CYTHON_INLINE void __pyx_f_10clumsygrad_6_graph_6native__dispatch(int __pyx_v_single, int __pyx_v_op, void *__pyx_v_out, void const *__pyx_v_x, void const *__pyx_v_y, double __pyx_v_c, Py_ssize_t __pyx_v_n) {
 
-  /* "clumsygrad/_graph/native.pyx":746
+  /* "clumsygrad/_graph/native.pyx":755
  *     # The constant in the array's precision, as NumPy casts a Python scalar (c - 1 for POWER
  *     # is taken in double first, as Python computes it).
  *     if single:             # <<<<<<<<<<<<<<
@@ -16800,7 +16818,7 @@ static CYTHON_INLINE void __pyx_f_10clumsygrad_6_graph_6native__dispatch(int __p
 */
   if (__pyx_v_single) {
 
-    /* "clumsygrad/_graph/native.pyx":747
+    /* "clumsygrad/_graph/native.pyx":756
  *     # is taken in double first, as Python computes it).
  *     if single:
  *         _loop(op, <float*> out, <const float*> x, <const float*> y, <float> c, <float> (c - 1), n)             # <<<<<<<<<<<<<<
@@ -16809,7 +16827,7 @@ static CYTHON_INLINE void __pyx_f_10clumsygrad_6_graph_6native__dispatch(int __p
 */
     __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(__pyx_v_op, ((float *)__pyx_v_out), ((float const *)__pyx_v_x), ((float const *)__pyx_v_y), ((float)__pyx_v_c), ((float)(__pyx_v_c - 1.0)), __pyx_v_n);
 
-    /* "clumsygrad/_graph/native.pyx":746
+    /* "clumsygrad/_graph/native.pyx":755
  *     # The constant in the array's precision, as NumPy casts a Python scalar (c - 1 for POWER
  *     # is taken in double first, as Python computes it).
  *     if single:             # <<<<<<<<<<<<<<
@@ -16819,7 +16837,7 @@ static CYTHON_INLINE void __pyx_f_10clumsygrad_6_graph_6native__dispatch(int __p
     goto __pyx_L3;
   }
 
-  /* "clumsygrad/_graph/native.pyx":749
+  /* "clumsygrad/_graph/native.pyx":758
  *         _loop(op, <float*> out, <const float*> x, <const float*> y, <float> c, <float> (c - 1), n)
  *     else:
  *         _loop(op, <double*> out, <const double*> x, <const double*> y, c, c - 1, n)             # <<<<<<<<<<<<<<
@@ -16831,7 +16849,7 @@ static CYTHON_INLINE void __pyx_f_10clumsygrad_6_graph_6native__dispatch(int __p
   }
   __pyx_L3:;
 
-  /* "clumsygrad/_graph/native.pyx":742
+  /* "clumsygrad/_graph/native.pyx":751
  * 
  * 
  * cdef inline void _dispatch(bint single, int op, void* out, const void* x, const void* y, double c,             # <<<<<<<<<<<<<<
@@ -16842,7 +16860,7 @@ static CYTHON_INLINE void __pyx_f_10clumsygrad_6_graph_6native__dispatch(int __p
   /* function exit code */
 }
 
-/* "clumsygrad/_graph/native.pyx":752
+/* "clumsygrad/_graph/native.pyx":761
  * 
  * 
  * cdef void _loop(int op, floating* out, const floating* x, const floating* y, floating c,             # <<<<<<<<<<<<<<
@@ -16858,7 +16876,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
 
-  /* "clumsygrad/_graph/native.pyx":760
+  /* "clumsygrad/_graph/native.pyx":769
  *     """
  *     cdef Py_ssize_t i
  *     cdef floating one = 1, two = 2             # <<<<<<<<<<<<<<
@@ -16868,7 +16886,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
   __pyx_v_one = 1.0;
   __pyx_v_two = 2.0;
 
-  /* "clumsygrad/_graph/native.pyx":761
+  /* "clumsygrad/_graph/native.pyx":770
  *     cdef Py_ssize_t i
  *     cdef floating one = 1, two = 2
  *     if op == ADD:             # <<<<<<<<<<<<<<
@@ -16878,7 +16896,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
   switch (__pyx_v_op) {
     case __pyx_e_10clumsygrad_6_graph_6native_ADD:
 
-    /* "clumsygrad/_graph/native.pyx":762
+    /* "clumsygrad/_graph/native.pyx":771
  *     cdef floating one = 1, two = 2
  *     if op == ADD:
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -16892,7 +16910,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":763
+      /* "clumsygrad/_graph/native.pyx":772
  *     if op == ADD:
  *         for i in range(n):
  *             out[i] = x[i] + y[i]             # <<<<<<<<<<<<<<
@@ -16903,7 +16921,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":761
+    /* "clumsygrad/_graph/native.pyx":770
  *     cdef Py_ssize_t i
  *     cdef floating one = 1, two = 2
  *     if op == ADD:             # <<<<<<<<<<<<<<
@@ -16913,7 +16931,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_SUB:
 
-    /* "clumsygrad/_graph/native.pyx":765
+    /* "clumsygrad/_graph/native.pyx":774
  *             out[i] = x[i] + y[i]
  *     elif op == SUB:
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -16927,7 +16945,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":766
+      /* "clumsygrad/_graph/native.pyx":775
  *     elif op == SUB:
  *         for i in range(n):
  *             out[i] = x[i] - y[i]             # <<<<<<<<<<<<<<
@@ -16938,7 +16956,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":764
+    /* "clumsygrad/_graph/native.pyx":773
  *         for i in range(n):
  *             out[i] = x[i] + y[i]
  *     elif op == SUB:             # <<<<<<<<<<<<<<
@@ -16948,7 +16966,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_MUL:
 
-    /* "clumsygrad/_graph/native.pyx":767
+    /* "clumsygrad/_graph/native.pyx":776
  *         for i in range(n):
  *             out[i] = x[i] - y[i]
  *     elif op == MUL or op == EXP:  # exp: grad * output             # <<<<<<<<<<<<<<
@@ -16957,7 +16975,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
 */
     case __pyx_e_10clumsygrad_6_graph_6native_EXP:
 
-    /* "clumsygrad/_graph/native.pyx":768
+    /* "clumsygrad/_graph/native.pyx":777
  *             out[i] = x[i] - y[i]
  *     elif op == MUL or op == EXP:  # exp: grad * output
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -16971,7 +16989,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":769
+      /* "clumsygrad/_graph/native.pyx":778
  *     elif op == MUL or op == EXP:  # exp: grad * output
  *         for i in range(n):
  *             out[i] = x[i] * y[i]             # <<<<<<<<<<<<<<
@@ -16982,7 +17000,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":767
+    /* "clumsygrad/_graph/native.pyx":776
  *         for i in range(n):
  *             out[i] = x[i] - y[i]
  *     elif op == MUL or op == EXP:  # exp: grad * output             # <<<<<<<<<<<<<<
@@ -16992,7 +17010,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_LOG:
 
-    /* "clumsygrad/_graph/native.pyx":771
+    /* "clumsygrad/_graph/native.pyx":780
  *             out[i] = x[i] * y[i]
  *     elif op == LOG:  # grad / input
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17006,7 +17024,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":772
+      /* "clumsygrad/_graph/native.pyx":781
  *     elif op == LOG:  # grad / input
  *         for i in range(n):
  *             out[i] = x[i] / y[i]             # <<<<<<<<<<<<<<
@@ -17017,7 +17035,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":770
+    /* "clumsygrad/_graph/native.pyx":779
  *         for i in range(n):
  *             out[i] = x[i] * y[i]
  *     elif op == LOG:  # grad / input             # <<<<<<<<<<<<<<
@@ -17027,7 +17045,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_ADD_SCALAR:
 
-    /* "clumsygrad/_graph/native.pyx":774
+    /* "clumsygrad/_graph/native.pyx":783
  *             out[i] = x[i] / y[i]
  *     elif op == ADD_SCALAR:
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17041,7 +17059,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":775
+      /* "clumsygrad/_graph/native.pyx":784
  *     elif op == ADD_SCALAR:
  *         for i in range(n):
  *             out[i] = x[i] + c             # <<<<<<<<<<<<<<
@@ -17052,7 +17070,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":773
+    /* "clumsygrad/_graph/native.pyx":782
  *         for i in range(n):
  *             out[i] = x[i] / y[i]
  *     elif op == ADD_SCALAR:             # <<<<<<<<<<<<<<
@@ -17062,7 +17080,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_SUB_SCALAR:
 
-    /* "clumsygrad/_graph/native.pyx":777
+    /* "clumsygrad/_graph/native.pyx":786
  *             out[i] = x[i] + c
  *     elif op == SUB_SCALAR:
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17076,7 +17094,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":778
+      /* "clumsygrad/_graph/native.pyx":787
  *     elif op == SUB_SCALAR:
  *         for i in range(n):
  *             out[i] = x[i] - c             # <<<<<<<<<<<<<<
@@ -17087,7 +17105,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":776
+    /* "clumsygrad/_graph/native.pyx":785
  *         for i in range(n):
  *             out[i] = x[i] + c
  *     elif op == SUB_SCALAR:             # <<<<<<<<<<<<<<
@@ -17097,7 +17115,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_MUL_SCALAR:
 
-    /* "clumsygrad/_graph/native.pyx":780
+    /* "clumsygrad/_graph/native.pyx":789
  *             out[i] = x[i] - c
  *     elif op == MUL_SCALAR:
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17111,7 +17129,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":781
+      /* "clumsygrad/_graph/native.pyx":790
  *     elif op == MUL_SCALAR:
  *         for i in range(n):
  *             out[i] = x[i] * c             # <<<<<<<<<<<<<<
@@ -17122,7 +17140,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":779
+    /* "clumsygrad/_graph/native.pyx":788
  *         for i in range(n):
  *             out[i] = x[i] - c
  *     elif op == MUL_SCALAR:             # <<<<<<<<<<<<<<
@@ -17132,7 +17150,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_DIVIDE_BY:
 
-    /* "clumsygrad/_graph/native.pyx":783
+    /* "clumsygrad/_graph/native.pyx":792
  *             out[i] = x[i] * c
  *     elif op == DIVIDE_BY:
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17146,7 +17164,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":784
+      /* "clumsygrad/_graph/native.pyx":793
  *     elif op == DIVIDE_BY:
  *         for i in range(n):
  *             out[i] = x[i] / c             # <<<<<<<<<<<<<<
@@ -17157,7 +17175,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":782
+    /* "clumsygrad/_graph/native.pyx":791
  *         for i in range(n):
  *             out[i] = x[i] * c
  *     elif op == DIVIDE_BY:             # <<<<<<<<<<<<<<
@@ -17167,7 +17185,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_NEGATE:
 
-    /* "clumsygrad/_graph/native.pyx":786
+    /* "clumsygrad/_graph/native.pyx":795
  *             out[i] = x[i] / c
  *     elif op == NEGATE:
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17181,7 +17199,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":787
+      /* "clumsygrad/_graph/native.pyx":796
  *     elif op == NEGATE:
  *         for i in range(n):
  *             out[i] = -x[i]             # <<<<<<<<<<<<<<
@@ -17192,7 +17210,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":785
+    /* "clumsygrad/_graph/native.pyx":794
  *         for i in range(n):
  *             out[i] = x[i] / c
  *     elif op == NEGATE:             # <<<<<<<<<<<<<<
@@ -17202,7 +17220,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_POWER:
 
-    /* "clumsygrad/_graph/native.pyx":789
+    /* "clumsygrad/_graph/native.pyx":798
  *             out[i] = -x[i]
  *     elif op == POWER:  # grad * (p * input ** (p - 1)), with NumPy's exact special powers
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17216,7 +17234,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":790
+      /* "clumsygrad/_graph/native.pyx":799
  *     elif op == POWER:  # grad * (p * input ** (p - 1)), with NumPy's exact special powers
  *         for i in range(n):
  *             out[i] = x[i] * (c * _power(y[i], c_minus_1))             # <<<<<<<<<<<<<<
@@ -17227,7 +17245,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":788
+    /* "clumsygrad/_graph/native.pyx":797
  *         for i in range(n):
  *             out[i] = -x[i]
  *     elif op == POWER:  # grad * (p * input ** (p - 1)), with NumPy's exact special powers             # <<<<<<<<<<<<<<
@@ -17237,7 +17255,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_SQRT:
 
-    /* "clumsygrad/_graph/native.pyx":792
+    /* "clumsygrad/_graph/native.pyx":801
  *             out[i] = x[i] * (c * _power(y[i], c_minus_1))
  *     elif op == SQRT:  # grad / (2 * output)
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17251,7 +17269,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":793
+      /* "clumsygrad/_graph/native.pyx":802
  *     elif op == SQRT:  # grad / (2 * output)
  *         for i in range(n):
  *             out[i] = x[i] / (two * y[i])             # <<<<<<<<<<<<<<
@@ -17262,7 +17280,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":791
+    /* "clumsygrad/_graph/native.pyx":800
  *         for i in range(n):
  *             out[i] = x[i] * (c * _power(y[i], c_minus_1))
  *     elif op == SQRT:  # grad / (2 * output)             # <<<<<<<<<<<<<<
@@ -17272,7 +17290,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_SIN:
 
-    /* "clumsygrad/_graph/native.pyx":795
+    /* "clumsygrad/_graph/native.pyx":804
  *             out[i] = x[i] / (two * y[i])
  *     elif op == SIN:  # grad * cos(input)
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17286,7 +17304,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":796
+      /* "clumsygrad/_graph/native.pyx":805
  *     elif op == SIN:  # grad * cos(input)
  *         for i in range(n):
  *             out[i] = x[i] * _cos(y[i])             # <<<<<<<<<<<<<<
@@ -17297,7 +17315,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":794
+    /* "clumsygrad/_graph/native.pyx":803
  *         for i in range(n):
  *             out[i] = x[i] / (two * y[i])
  *     elif op == SIN:  # grad * cos(input)             # <<<<<<<<<<<<<<
@@ -17307,7 +17325,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_COS:
 
-    /* "clumsygrad/_graph/native.pyx":798
+    /* "clumsygrad/_graph/native.pyx":807
  *             out[i] = x[i] * _cos(y[i])
  *     elif op == COS:  # grad * -sin(input)
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17321,7 +17339,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":799
+      /* "clumsygrad/_graph/native.pyx":808
  *     elif op == COS:  # grad * -sin(input)
  *         for i in range(n):
  *             out[i] = x[i] * -_sin(y[i])             # <<<<<<<<<<<<<<
@@ -17332,7 +17350,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":797
+    /* "clumsygrad/_graph/native.pyx":806
  *         for i in range(n):
  *             out[i] = x[i] * _cos(y[i])
  *     elif op == COS:  # grad * -sin(input)             # <<<<<<<<<<<<<<
@@ -17342,7 +17360,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_TANH:
 
-    /* "clumsygrad/_graph/native.pyx":801
+    /* "clumsygrad/_graph/native.pyx":810
  *             out[i] = x[i] * -_sin(y[i])
  *     elif op == TANH:  # grad * (1 - output^2)
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17356,7 +17374,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":802
+      /* "clumsygrad/_graph/native.pyx":811
  *     elif op == TANH:  # grad * (1 - output^2)
  *         for i in range(n):
  *             out[i] = x[i] * (one - y[i] * y[i])             # <<<<<<<<<<<<<<
@@ -17367,7 +17385,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":800
+    /* "clumsygrad/_graph/native.pyx":809
  *         for i in range(n):
  *             out[i] = x[i] * -_sin(y[i])
  *     elif op == TANH:  # grad * (1 - output^2)             # <<<<<<<<<<<<<<
@@ -17377,7 +17395,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_SIGMOID:
 
-    /* "clumsygrad/_graph/native.pyx":804
+    /* "clumsygrad/_graph/native.pyx":813
  *             out[i] = x[i] * (one - y[i] * y[i])
  *     elif op == SIGMOID:  # grad * (output * (1 - output))
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17391,7 +17409,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":805
+      /* "clumsygrad/_graph/native.pyx":814
  *     elif op == SIGMOID:  # grad * (output * (1 - output))
  *         for i in range(n):
  *             out[i] = x[i] * (y[i] * (one - y[i]))             # <<<<<<<<<<<<<<
@@ -17402,7 +17420,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":803
+    /* "clumsygrad/_graph/native.pyx":812
  *         for i in range(n):
  *             out[i] = x[i] * (one - y[i] * y[i])
  *     elif op == SIGMOID:  # grad * (output * (1 - output))             # <<<<<<<<<<<<<<
@@ -17413,7 +17431,7 @@ static void __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     default: break;
   }
 
-  /* "clumsygrad/_graph/native.pyx":752
+  /* "clumsygrad/_graph/native.pyx":761
  * 
  * 
  * cdef void _loop(int op, floating* out, const floating* x, const floating* y, floating c,             # <<<<<<<<<<<<<<
@@ -17435,7 +17453,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
 
-  /* "clumsygrad/_graph/native.pyx":760
+  /* "clumsygrad/_graph/native.pyx":769
  *     """
  *     cdef Py_ssize_t i
  *     cdef floating one = 1, two = 2             # <<<<<<<<<<<<<<
@@ -17445,7 +17463,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
   __pyx_v_one = 1.0;
   __pyx_v_two = 2.0;
 
-  /* "clumsygrad/_graph/native.pyx":761
+  /* "clumsygrad/_graph/native.pyx":770
  *     cdef Py_ssize_t i
  *     cdef floating one = 1, two = 2
  *     if op == ADD:             # <<<<<<<<<<<<<<
@@ -17455,7 +17473,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
   switch (__pyx_v_op) {
     case __pyx_e_10clumsygrad_6_graph_6native_ADD:
 
-    /* "clumsygrad/_graph/native.pyx":762
+    /* "clumsygrad/_graph/native.pyx":771
  *     cdef floating one = 1, two = 2
  *     if op == ADD:
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17469,7 +17487,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":763
+      /* "clumsygrad/_graph/native.pyx":772
  *     if op == ADD:
  *         for i in range(n):
  *             out[i] = x[i] + y[i]             # <<<<<<<<<<<<<<
@@ -17480,7 +17498,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":761
+    /* "clumsygrad/_graph/native.pyx":770
  *     cdef Py_ssize_t i
  *     cdef floating one = 1, two = 2
  *     if op == ADD:             # <<<<<<<<<<<<<<
@@ -17490,7 +17508,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_SUB:
 
-    /* "clumsygrad/_graph/native.pyx":765
+    /* "clumsygrad/_graph/native.pyx":774
  *             out[i] = x[i] + y[i]
  *     elif op == SUB:
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17504,7 +17522,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":766
+      /* "clumsygrad/_graph/native.pyx":775
  *     elif op == SUB:
  *         for i in range(n):
  *             out[i] = x[i] - y[i]             # <<<<<<<<<<<<<<
@@ -17515,7 +17533,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":764
+    /* "clumsygrad/_graph/native.pyx":773
  *         for i in range(n):
  *             out[i] = x[i] + y[i]
  *     elif op == SUB:             # <<<<<<<<<<<<<<
@@ -17525,7 +17543,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_MUL:
 
-    /* "clumsygrad/_graph/native.pyx":767
+    /* "clumsygrad/_graph/native.pyx":776
  *         for i in range(n):
  *             out[i] = x[i] - y[i]
  *     elif op == MUL or op == EXP:  # exp: grad * output             # <<<<<<<<<<<<<<
@@ -17534,7 +17552,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
 */
     case __pyx_e_10clumsygrad_6_graph_6native_EXP:
 
-    /* "clumsygrad/_graph/native.pyx":768
+    /* "clumsygrad/_graph/native.pyx":777
  *             out[i] = x[i] - y[i]
  *     elif op == MUL or op == EXP:  # exp: grad * output
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17548,7 +17566,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":769
+      /* "clumsygrad/_graph/native.pyx":778
  *     elif op == MUL or op == EXP:  # exp: grad * output
  *         for i in range(n):
  *             out[i] = x[i] * y[i]             # <<<<<<<<<<<<<<
@@ -17559,7 +17577,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":767
+    /* "clumsygrad/_graph/native.pyx":776
  *         for i in range(n):
  *             out[i] = x[i] - y[i]
  *     elif op == MUL or op == EXP:  # exp: grad * output             # <<<<<<<<<<<<<<
@@ -17569,7 +17587,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_LOG:
 
-    /* "clumsygrad/_graph/native.pyx":771
+    /* "clumsygrad/_graph/native.pyx":780
  *             out[i] = x[i] * y[i]
  *     elif op == LOG:  # grad / input
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17583,7 +17601,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":772
+      /* "clumsygrad/_graph/native.pyx":781
  *     elif op == LOG:  # grad / input
  *         for i in range(n):
  *             out[i] = x[i] / y[i]             # <<<<<<<<<<<<<<
@@ -17594,7 +17612,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":770
+    /* "clumsygrad/_graph/native.pyx":779
  *         for i in range(n):
  *             out[i] = x[i] * y[i]
  *     elif op == LOG:  # grad / input             # <<<<<<<<<<<<<<
@@ -17604,7 +17622,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_ADD_SCALAR:
 
-    /* "clumsygrad/_graph/native.pyx":774
+    /* "clumsygrad/_graph/native.pyx":783
  *             out[i] = x[i] / y[i]
  *     elif op == ADD_SCALAR:
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17618,7 +17636,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":775
+      /* "clumsygrad/_graph/native.pyx":784
  *     elif op == ADD_SCALAR:
  *         for i in range(n):
  *             out[i] = x[i] + c             # <<<<<<<<<<<<<<
@@ -17629,7 +17647,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":773
+    /* "clumsygrad/_graph/native.pyx":782
  *         for i in range(n):
  *             out[i] = x[i] / y[i]
  *     elif op == ADD_SCALAR:             # <<<<<<<<<<<<<<
@@ -17639,7 +17657,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_SUB_SCALAR:
 
-    /* "clumsygrad/_graph/native.pyx":777
+    /* "clumsygrad/_graph/native.pyx":786
  *             out[i] = x[i] + c
  *     elif op == SUB_SCALAR:
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17653,7 +17671,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":778
+      /* "clumsygrad/_graph/native.pyx":787
  *     elif op == SUB_SCALAR:
  *         for i in range(n):
  *             out[i] = x[i] - c             # <<<<<<<<<<<<<<
@@ -17664,7 +17682,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":776
+    /* "clumsygrad/_graph/native.pyx":785
  *         for i in range(n):
  *             out[i] = x[i] + c
  *     elif op == SUB_SCALAR:             # <<<<<<<<<<<<<<
@@ -17674,7 +17692,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_MUL_SCALAR:
 
-    /* "clumsygrad/_graph/native.pyx":780
+    /* "clumsygrad/_graph/native.pyx":789
  *             out[i] = x[i] - c
  *     elif op == MUL_SCALAR:
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17688,7 +17706,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":781
+      /* "clumsygrad/_graph/native.pyx":790
  *     elif op == MUL_SCALAR:
  *         for i in range(n):
  *             out[i] = x[i] * c             # <<<<<<<<<<<<<<
@@ -17699,7 +17717,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":779
+    /* "clumsygrad/_graph/native.pyx":788
  *         for i in range(n):
  *             out[i] = x[i] - c
  *     elif op == MUL_SCALAR:             # <<<<<<<<<<<<<<
@@ -17709,7 +17727,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_DIVIDE_BY:
 
-    /* "clumsygrad/_graph/native.pyx":783
+    /* "clumsygrad/_graph/native.pyx":792
  *             out[i] = x[i] * c
  *     elif op == DIVIDE_BY:
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17723,7 +17741,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":784
+      /* "clumsygrad/_graph/native.pyx":793
  *     elif op == DIVIDE_BY:
  *         for i in range(n):
  *             out[i] = x[i] / c             # <<<<<<<<<<<<<<
@@ -17734,7 +17752,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":782
+    /* "clumsygrad/_graph/native.pyx":791
  *         for i in range(n):
  *             out[i] = x[i] * c
  *     elif op == DIVIDE_BY:             # <<<<<<<<<<<<<<
@@ -17744,7 +17762,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_NEGATE:
 
-    /* "clumsygrad/_graph/native.pyx":786
+    /* "clumsygrad/_graph/native.pyx":795
  *             out[i] = x[i] / c
  *     elif op == NEGATE:
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17758,7 +17776,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":787
+      /* "clumsygrad/_graph/native.pyx":796
  *     elif op == NEGATE:
  *         for i in range(n):
  *             out[i] = -x[i]             # <<<<<<<<<<<<<<
@@ -17769,7 +17787,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":785
+    /* "clumsygrad/_graph/native.pyx":794
  *         for i in range(n):
  *             out[i] = x[i] / c
  *     elif op == NEGATE:             # <<<<<<<<<<<<<<
@@ -17779,7 +17797,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_POWER:
 
-    /* "clumsygrad/_graph/native.pyx":789
+    /* "clumsygrad/_graph/native.pyx":798
  *             out[i] = -x[i]
  *     elif op == POWER:  # grad * (p * input ** (p - 1)), with NumPy's exact special powers
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17793,7 +17811,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":790
+      /* "clumsygrad/_graph/native.pyx":799
  *     elif op == POWER:  # grad * (p * input ** (p - 1)), with NumPy's exact special powers
  *         for i in range(n):
  *             out[i] = x[i] * (c * _power(y[i], c_minus_1))             # <<<<<<<<<<<<<<
@@ -17804,7 +17822,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":788
+    /* "clumsygrad/_graph/native.pyx":797
  *         for i in range(n):
  *             out[i] = -x[i]
  *     elif op == POWER:  # grad * (p * input ** (p - 1)), with NumPy's exact special powers             # <<<<<<<<<<<<<<
@@ -17814,7 +17832,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_SQRT:
 
-    /* "clumsygrad/_graph/native.pyx":792
+    /* "clumsygrad/_graph/native.pyx":801
  *             out[i] = x[i] * (c * _power(y[i], c_minus_1))
  *     elif op == SQRT:  # grad / (2 * output)
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17828,7 +17846,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":793
+      /* "clumsygrad/_graph/native.pyx":802
  *     elif op == SQRT:  # grad / (2 * output)
  *         for i in range(n):
  *             out[i] = x[i] / (two * y[i])             # <<<<<<<<<<<<<<
@@ -17839,7 +17857,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":791
+    /* "clumsygrad/_graph/native.pyx":800
  *         for i in range(n):
  *             out[i] = x[i] * (c * _power(y[i], c_minus_1))
  *     elif op == SQRT:  # grad / (2 * output)             # <<<<<<<<<<<<<<
@@ -17849,7 +17867,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_SIN:
 
-    /* "clumsygrad/_graph/native.pyx":795
+    /* "clumsygrad/_graph/native.pyx":804
  *             out[i] = x[i] / (two * y[i])
  *     elif op == SIN:  # grad * cos(input)
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17863,7 +17881,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":796
+      /* "clumsygrad/_graph/native.pyx":805
  *     elif op == SIN:  # grad * cos(input)
  *         for i in range(n):
  *             out[i] = x[i] * _cos(y[i])             # <<<<<<<<<<<<<<
@@ -17874,7 +17892,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":794
+    /* "clumsygrad/_graph/native.pyx":803
  *         for i in range(n):
  *             out[i] = x[i] / (two * y[i])
  *     elif op == SIN:  # grad * cos(input)             # <<<<<<<<<<<<<<
@@ -17884,7 +17902,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_COS:
 
-    /* "clumsygrad/_graph/native.pyx":798
+    /* "clumsygrad/_graph/native.pyx":807
  *             out[i] = x[i] * _cos(y[i])
  *     elif op == COS:  # grad * -sin(input)
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17898,7 +17916,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":799
+      /* "clumsygrad/_graph/native.pyx":808
  *     elif op == COS:  # grad * -sin(input)
  *         for i in range(n):
  *             out[i] = x[i] * -_sin(y[i])             # <<<<<<<<<<<<<<
@@ -17909,7 +17927,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":797
+    /* "clumsygrad/_graph/native.pyx":806
  *         for i in range(n):
  *             out[i] = x[i] * _cos(y[i])
  *     elif op == COS:  # grad * -sin(input)             # <<<<<<<<<<<<<<
@@ -17919,7 +17937,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_TANH:
 
-    /* "clumsygrad/_graph/native.pyx":801
+    /* "clumsygrad/_graph/native.pyx":810
  *             out[i] = x[i] * -_sin(y[i])
  *     elif op == TANH:  # grad * (1 - output^2)
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17933,7 +17951,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":802
+      /* "clumsygrad/_graph/native.pyx":811
  *     elif op == TANH:  # grad * (1 - output^2)
  *         for i in range(n):
  *             out[i] = x[i] * (one - y[i] * y[i])             # <<<<<<<<<<<<<<
@@ -17944,7 +17962,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":800
+    /* "clumsygrad/_graph/native.pyx":809
  *         for i in range(n):
  *             out[i] = x[i] * -_sin(y[i])
  *     elif op == TANH:  # grad * (1 - output^2)             # <<<<<<<<<<<<<<
@@ -17954,7 +17972,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     break;
     case __pyx_e_10clumsygrad_6_graph_6native_SIGMOID:
 
-    /* "clumsygrad/_graph/native.pyx":804
+    /* "clumsygrad/_graph/native.pyx":813
  *             out[i] = x[i] * (one - y[i] * y[i])
  *     elif op == SIGMOID:  # grad * (output * (1 - output))
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17968,7 +17986,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "clumsygrad/_graph/native.pyx":805
+      /* "clumsygrad/_graph/native.pyx":814
  *     elif op == SIGMOID:  # grad * (output * (1 - output))
  *         for i in range(n):
  *             out[i] = x[i] * (y[i] * (one - y[i]))             # <<<<<<<<<<<<<<
@@ -17979,7 +17997,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     }
 
 
-    /* "clumsygrad/_graph/native.pyx":803
+    /* "clumsygrad/_graph/native.pyx":812
  *         for i in range(n):
  *             out[i] = x[i] * (one - y[i] * y[i])
  *     elif op == SIGMOID:  # grad * (output * (1 - output))             # <<<<<<<<<<<<<<
@@ -17990,7 +18008,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
     default: break;
   }
 
-  /* "clumsygrad/_graph/native.pyx":752
+  /* "clumsygrad/_graph/native.pyx":761
  * 
  * 
  * cdef void _loop(int op, floating* out, const floating* x, const floating* y, floating c,             # <<<<<<<<<<<<<<
@@ -18004,7 +18022,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
 
 }
 
-/* "clumsygrad/_graph/native.pyx":808
+/* "clumsygrad/_graph/native.pyx":817
  * 
  * 
  * cdef inline floating _cos(floating x) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -18015,7 +18033,7 @@ static void __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__loop(int __pyx_v_o
 static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__cos(float __pyx_v_x) {
   float __pyx_r;
 
-  /* "clumsygrad/_graph/native.pyx":810
+  /* "clumsygrad/_graph/native.pyx":819
  * cdef inline floating _cos(floating x) noexcept nogil:
  *     if floating is float:
  *         return cosf(x)             # <<<<<<<<<<<<<<
@@ -18028,7 +18046,7 @@ static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__cos
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":808
+  /* "clumsygrad/_graph/native.pyx":817
  * 
  * 
  * cdef inline floating _cos(floating x) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -18044,7 +18062,7 @@ static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__cos
 static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__cos(double __pyx_v_x) {
   double __pyx_r;
 
-  /* "clumsygrad/_graph/native.pyx":812
+  /* "clumsygrad/_graph/native.pyx":821
  *         return cosf(x)
  *     else:
  *         return cos(x)             # <<<<<<<<<<<<<<
@@ -18057,7 +18075,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__co
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":808
+  /* "clumsygrad/_graph/native.pyx":817
  * 
  * 
  * cdef inline floating _cos(floating x) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -18070,7 +18088,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__co
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":815
+/* "clumsygrad/_graph/native.pyx":824
  * 
  * 
  * cdef inline floating _sin(floating x) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -18081,7 +18099,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__co
 static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__sin(float __pyx_v_x) {
   float __pyx_r;
 
-  /* "clumsygrad/_graph/native.pyx":817
+  /* "clumsygrad/_graph/native.pyx":826
  * cdef inline floating _sin(floating x) noexcept nogil:
  *     if floating is float:
  *         return sinf(x)             # <<<<<<<<<<<<<<
@@ -18094,7 +18112,7 @@ static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__sin
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":815
+  /* "clumsygrad/_graph/native.pyx":824
  * 
  * 
  * cdef inline floating _sin(floating x) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -18110,7 +18128,7 @@ static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__sin
 static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__sin(double __pyx_v_x) {
   double __pyx_r;
 
-  /* "clumsygrad/_graph/native.pyx":819
+  /* "clumsygrad/_graph/native.pyx":828
  *         return sinf(x)
  *     else:
  *         return sin(x)             # <<<<<<<<<<<<<<
@@ -18123,7 +18141,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__si
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":815
+  /* "clumsygrad/_graph/native.pyx":824
  * 
  * 
  * cdef inline floating _sin(floating x) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -18136,7 +18154,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__si
   return __pyx_r;
 }
 
-/* "clumsygrad/_graph/native.pyx":822
+/* "clumsygrad/_graph/native.pyx":831
  * 
  * 
  * cdef inline floating _power(floating x, floating e) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -18148,7 +18166,7 @@ static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__pow
   float __pyx_r;
   int __pyx_t_1;
 
-  /* "clumsygrad/_graph/native.pyx":823
+  /* "clumsygrad/_graph/native.pyx":832
  * 
  * cdef inline floating _power(floating x, floating e) noexcept nogil:
  *     if e == 1:             # <<<<<<<<<<<<<<
@@ -18160,7 +18178,7 @@ static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__pow
   if (__pyx_t_1) {
 
 
-    /* "clumsygrad/_graph/native.pyx":824
+    /* "clumsygrad/_graph/native.pyx":833
  * cdef inline floating _power(floating x, floating e) noexcept nogil:
  *     if e == 1:
  *         return x             # <<<<<<<<<<<<<<
@@ -18173,7 +18191,7 @@ static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__pow
     }
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":823
+    /* "clumsygrad/_graph/native.pyx":832
  * 
  * cdef inline floating _power(floating x, floating e) noexcept nogil:
  *     if e == 1:             # <<<<<<<<<<<<<<
@@ -18182,7 +18200,7 @@ static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__pow
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":825
+  /* "clumsygrad/_graph/native.pyx":834
  *     if e == 1:
  *         return x
  *     if e == 2:             # <<<<<<<<<<<<<<
@@ -18194,7 +18212,7 @@ static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__pow
   if (__pyx_t_1) {
 
 
-    /* "clumsygrad/_graph/native.pyx":826
+    /* "clumsygrad/_graph/native.pyx":835
  *         return x
  *     if e == 2:
  *         return x * x             # <<<<<<<<<<<<<<
@@ -18207,7 +18225,7 @@ static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__pow
     }
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":825
+    /* "clumsygrad/_graph/native.pyx":834
  *     if e == 1:
  *         return x
  *     if e == 2:             # <<<<<<<<<<<<<<
@@ -18216,7 +18234,7 @@ static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__pow
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":827
+  /* "clumsygrad/_graph/native.pyx":836
  *     if e == 2:
  *         return x * x
  *     if e == 0:             # <<<<<<<<<<<<<<
@@ -18228,7 +18246,7 @@ static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__pow
   if (__pyx_t_1) {
 
 
-    /* "clumsygrad/_graph/native.pyx":828
+    /* "clumsygrad/_graph/native.pyx":837
  *         return x * x
  *     if e == 0:
  *         return 1             # <<<<<<<<<<<<<<
@@ -18241,7 +18259,7 @@ static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__pow
     }
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":827
+    /* "clumsygrad/_graph/native.pyx":836
  *     if e == 2:
  *         return x * x
  *     if e == 0:             # <<<<<<<<<<<<<<
@@ -18250,7 +18268,7 @@ static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__pow
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":829
+  /* "clumsygrad/_graph/native.pyx":838
  *     if e == 0:
  *         return 1
  *     if e == -1:             # <<<<<<<<<<<<<<
@@ -18262,7 +18280,7 @@ static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__pow
   if (__pyx_t_1) {
 
 
-    /* "clumsygrad/_graph/native.pyx":830
+    /* "clumsygrad/_graph/native.pyx":839
  *         return 1
  *     if e == -1:
  *         return 1 / x             # <<<<<<<<<<<<<<
@@ -18275,7 +18293,7 @@ static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__pow
     }
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":829
+    /* "clumsygrad/_graph/native.pyx":838
  *     if e == 0:
  *         return 1
  *     if e == -1:             # <<<<<<<<<<<<<<
@@ -18284,7 +18302,7 @@ static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__pow
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":831
+  /* "clumsygrad/_graph/native.pyx":840
  *     if e == -1:
  *         return 1 / x
  *     if e == 0.5:             # <<<<<<<<<<<<<<
@@ -18296,7 +18314,7 @@ static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__pow
   if (__pyx_t_1) {
 
 
-    /* "clumsygrad/_graph/native.pyx":833
+    /* "clumsygrad/_graph/native.pyx":842
  *     if e == 0.5:
  *         if floating is float:
  *             return sqrtf(x)             # <<<<<<<<<<<<<<
@@ -18309,7 +18327,7 @@ static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__pow
     }
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":831
+    /* "clumsygrad/_graph/native.pyx":840
  *     if e == -1:
  *         return 1 / x
  *     if e == 0.5:             # <<<<<<<<<<<<<<
@@ -18318,7 +18336,7 @@ static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__pow
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":837
+  /* "clumsygrad/_graph/native.pyx":846
  *             return sqrt(x)
  *     if floating is float:
  *         return powf(x, e)             # <<<<<<<<<<<<<<
@@ -18331,7 +18349,7 @@ static CYTHON_INLINE float __pyx_fuse_0__pyx_f_10clumsygrad_6_graph_6native__pow
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":822
+  /* "clumsygrad/_graph/native.pyx":831
  * 
  * 
  * cdef inline floating _power(floating x, floating e) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -18348,7 +18366,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__po
   double __pyx_r;
   int __pyx_t_1;
 
-  /* "clumsygrad/_graph/native.pyx":823
+  /* "clumsygrad/_graph/native.pyx":832
  * 
  * cdef inline floating _power(floating x, floating e) noexcept nogil:
  *     if e == 1:             # <<<<<<<<<<<<<<
@@ -18360,7 +18378,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__po
   if (__pyx_t_1) {
 
 
-    /* "clumsygrad/_graph/native.pyx":824
+    /* "clumsygrad/_graph/native.pyx":833
  * cdef inline floating _power(floating x, floating e) noexcept nogil:
  *     if e == 1:
  *         return x             # <<<<<<<<<<<<<<
@@ -18373,7 +18391,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__po
     }
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":823
+    /* "clumsygrad/_graph/native.pyx":832
  * 
  * cdef inline floating _power(floating x, floating e) noexcept nogil:
  *     if e == 1:             # <<<<<<<<<<<<<<
@@ -18382,7 +18400,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__po
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":825
+  /* "clumsygrad/_graph/native.pyx":834
  *     if e == 1:
  *         return x
  *     if e == 2:             # <<<<<<<<<<<<<<
@@ -18394,7 +18412,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__po
   if (__pyx_t_1) {
 
 
-    /* "clumsygrad/_graph/native.pyx":826
+    /* "clumsygrad/_graph/native.pyx":835
  *         return x
  *     if e == 2:
  *         return x * x             # <<<<<<<<<<<<<<
@@ -18407,7 +18425,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__po
     }
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":825
+    /* "clumsygrad/_graph/native.pyx":834
  *     if e == 1:
  *         return x
  *     if e == 2:             # <<<<<<<<<<<<<<
@@ -18416,7 +18434,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__po
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":827
+  /* "clumsygrad/_graph/native.pyx":836
  *     if e == 2:
  *         return x * x
  *     if e == 0:             # <<<<<<<<<<<<<<
@@ -18428,7 +18446,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__po
   if (__pyx_t_1) {
 
 
-    /* "clumsygrad/_graph/native.pyx":828
+    /* "clumsygrad/_graph/native.pyx":837
  *         return x * x
  *     if e == 0:
  *         return 1             # <<<<<<<<<<<<<<
@@ -18441,7 +18459,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__po
     }
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":827
+    /* "clumsygrad/_graph/native.pyx":836
  *     if e == 2:
  *         return x * x
  *     if e == 0:             # <<<<<<<<<<<<<<
@@ -18450,7 +18468,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__po
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":829
+  /* "clumsygrad/_graph/native.pyx":838
  *     if e == 0:
  *         return 1
  *     if e == -1:             # <<<<<<<<<<<<<<
@@ -18462,7 +18480,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__po
   if (__pyx_t_1) {
 
 
-    /* "clumsygrad/_graph/native.pyx":830
+    /* "clumsygrad/_graph/native.pyx":839
  *         return 1
  *     if e == -1:
  *         return 1 / x             # <<<<<<<<<<<<<<
@@ -18475,7 +18493,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__po
     }
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":829
+    /* "clumsygrad/_graph/native.pyx":838
  *     if e == 0:
  *         return 1
  *     if e == -1:             # <<<<<<<<<<<<<<
@@ -18484,7 +18502,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__po
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":831
+  /* "clumsygrad/_graph/native.pyx":840
  *     if e == -1:
  *         return 1 / x
  *     if e == 0.5:             # <<<<<<<<<<<<<<
@@ -18496,7 +18514,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__po
   if (__pyx_t_1) {
 
 
-    /* "clumsygrad/_graph/native.pyx":835
+    /* "clumsygrad/_graph/native.pyx":844
  *             return sqrtf(x)
  *         else:
  *             return sqrt(x)             # <<<<<<<<<<<<<<
@@ -18509,7 +18527,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__po
     }
     goto __pyx_L0;
 
-    /* "clumsygrad/_graph/native.pyx":831
+    /* "clumsygrad/_graph/native.pyx":840
  *     if e == -1:
  *         return 1 / x
  *     if e == 0.5:             # <<<<<<<<<<<<<<
@@ -18518,7 +18536,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__po
 */
   }
 
-  /* "clumsygrad/_graph/native.pyx":839
+  /* "clumsygrad/_graph/native.pyx":848
  *         return powf(x, e)
  *     else:
  *         return pow(x, e)             # <<<<<<<<<<<<<<
@@ -18529,7 +18547,7 @@ static CYTHON_INLINE double __pyx_fuse_1__pyx_f_10clumsygrad_6_graph_6native__po
   }
   goto __pyx_L0;
 
-  /* "clumsygrad/_graph/native.pyx":822
+  /* "clumsygrad/_graph/native.pyx":831
  * 
  * 
  * cdef inline floating _power(floating x, floating e) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -19201,14 +19219,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_10clumsygrad_6_graph_6native_Node(__p
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_10clumsygrad_6_graph_6native_Node", 0);
   /*--- Exttype __pyx_obj_10clumsygrad_6_graph_6native_Node ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_10clumsygrad_6_graph_6native_Node = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_10clumsygrad_6_graph_6native_Node_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_10clumsygrad_6_graph_6native_Node)) __PYX_ERR(0, 146, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_10clumsygrad_6_graph_6native_Node = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_10clumsygrad_6_graph_6native_Node_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_10clumsygrad_6_graph_6native_Node)) __PYX_ERR(0, 149, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_10clumsygrad_6_graph_6native_Node = &__pyx_type_10clumsygrad_6_graph_6native_Node;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_10clumsygrad_6_graph_6native_Node) < (0)) __PYX_ERR(0, 146, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_10clumsygrad_6_graph_6native_Node) < (0)) __PYX_ERR(0, 149, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_10clumsygrad_6_graph_6native_Node);
@@ -19218,7 +19236,7 @@ static int __Pyx_modinit_Exttype___pyx_obj_10clumsygrad_6_graph_6native_Node(__p
     __pyx_mstate->__pyx_ptype_10clumsygrad_6_graph_6native_Node->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_Node, (PyObject *) __pyx_mstate->__pyx_ptype_10clumsygrad_6_graph_6native_Node) < (0)) __PYX_ERR(0, 146, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_Node, (PyObject *) __pyx_mstate->__pyx_ptype_10clumsygrad_6_graph_6native_Node) < (0)) __PYX_ERR(0, 149, __pyx_L1_error)
   #if CYTHON_USE_TYPE_SLOTS
   if (__pyx_mstate->__pyx_ptype_10clumsygrad_6_graph_6native_Node->tp_weaklistoffset == 0) __pyx_mstate->__pyx_ptype_10clumsygrad_6_graph_6native_Node->tp_weaklistoffset = offsetof(struct __pyx_obj_10clumsygrad_6_graph_6native_Node, __weakref__);
   #endif
@@ -19770,148 +19788,148 @@ __Pyx_RefNannySetupContext("PyInit_native", 0);
  * 
  * cnp.import_array()             # <<<<<<<<<<<<<<
  * 
- * cdef extern from *:
+ * cdef extern from "Python.h":
 */
   __pyx_t_5 = __pyx_f_5numpy_import_array(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 25, __pyx_L1_error)
 
 
-  /* "clumsygrad/_graph/native.pyx":72
+  /* "clumsygrad/_graph/native.pyx":75
  * 
  * cdef dict _OP_NAMES = {
  *     "add_backward": ADD, "sub_backward": SUB, "mul_backward": MUL,             # <<<<<<<<<<<<<<
  *     "add_scalar_backward": ADD_SCALAR, "sub_scalar_backward": SUB_SCALAR,
  *     "mul_scalar_backward": MUL_SCALAR, "negate_backward": NEGATE, "power_backward": POWER,
 */
-  __pyx_t_2 = __Pyx_PyDict_NewPresized(17); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 72, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyDict_NewPresized(17); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_ADD); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 72, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_ADD); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_add_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 72, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_add_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_SUB); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 72, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_SUB); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_sub_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 72, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_sub_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_MUL); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 72, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_MUL); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_mul_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 72, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_mul_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":73
+  /* "clumsygrad/_graph/native.pyx":76
  * cdef dict _OP_NAMES = {
  *     "add_backward": ADD, "sub_backward": SUB, "mul_backward": MUL,
  *     "add_scalar_backward": ADD_SCALAR, "sub_scalar_backward": SUB_SCALAR,             # <<<<<<<<<<<<<<
  *     "mul_scalar_backward": MUL_SCALAR, "negate_backward": NEGATE, "power_backward": POWER,
  *     "exp_backward": EXP, "log_backward": LOG, "sqrt_backward": SQRT, "sin_backward": SIN,
 */
-  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_ADD_SCALAR); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 73, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_ADD_SCALAR); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 76, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_add_scalar_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 72, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_add_scalar_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_SUB_SCALAR); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 73, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_SUB_SCALAR); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 76, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_sub_scalar_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 72, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_sub_scalar_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":74
+  /* "clumsygrad/_graph/native.pyx":77
  *     "add_backward": ADD, "sub_backward": SUB, "mul_backward": MUL,
  *     "add_scalar_backward": ADD_SCALAR, "sub_scalar_backward": SUB_SCALAR,
  *     "mul_scalar_backward": MUL_SCALAR, "negate_backward": NEGATE, "power_backward": POWER,             # <<<<<<<<<<<<<<
  *     "exp_backward": EXP, "log_backward": LOG, "sqrt_backward": SQRT, "sin_backward": SIN,
  *     "cos_backward": COS, "tanh_backward": TANH, "sigmoid_backward": SIGMOID,
 */
-  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_MUL_SCALAR); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 74, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_MUL_SCALAR); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 77, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_mul_scalar_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 72, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_mul_scalar_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_NEGATE); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 74, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_NEGATE); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 77, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_negate_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 72, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_negate_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_POWER); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 74, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_POWER); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 77, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_power_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 72, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_power_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":75
+  /* "clumsygrad/_graph/native.pyx":78
  *     "add_scalar_backward": ADD_SCALAR, "sub_scalar_backward": SUB_SCALAR,
  *     "mul_scalar_backward": MUL_SCALAR, "negate_backward": NEGATE, "power_backward": POWER,
  *     "exp_backward": EXP, "log_backward": LOG, "sqrt_backward": SQRT, "sin_backward": SIN,             # <<<<<<<<<<<<<<
  *     "cos_backward": COS, "tanh_backward": TANH, "sigmoid_backward": SIGMOID,
  *     "reshape_backward": RESHAPE, "transpose_backward": TRANSPOSE,
 */
-  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_EXP); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 75, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_EXP); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 78, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_exp_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 72, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_exp_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_LOG); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 75, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_LOG); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 78, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_log_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 72, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_log_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_SQRT); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 75, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_SQRT); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 78, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_sqrt_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 72, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_sqrt_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_SIN); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 75, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_SIN); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 78, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_sin_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 72, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_sin_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":76
+  /* "clumsygrad/_graph/native.pyx":79
  *     "mul_scalar_backward": MUL_SCALAR, "negate_backward": NEGATE, "power_backward": POWER,
  *     "exp_backward": EXP, "log_backward": LOG, "sqrt_backward": SQRT, "sin_backward": SIN,
  *     "cos_backward": COS, "tanh_backward": TANH, "sigmoid_backward": SIGMOID,             # <<<<<<<<<<<<<<
  *     "reshape_backward": RESHAPE, "transpose_backward": TRANSPOSE,
  * }
 */
-  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_COS); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 76, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_COS); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 79, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_cos_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 72, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_cos_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_TANH); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 76, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_TANH); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 79, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_tanh_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 72, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_tanh_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_SIGMOID); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 76, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_SIGMOID); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 79, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_sigmoid_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 72, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_sigmoid_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":77
+  /* "clumsygrad/_graph/native.pyx":80
  *     "exp_backward": EXP, "log_backward": LOG, "sqrt_backward": SQRT, "sin_backward": SIN,
  *     "cos_backward": COS, "tanh_backward": TANH, "sigmoid_backward": SIGMOID,
  *     "reshape_backward": RESHAPE, "transpose_backward": TRANSPOSE,             # <<<<<<<<<<<<<<
  * }
  * 
 */
-  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_RESHAPE); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 77, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_RESHAPE); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 80, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_reshape_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 72, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_reshape_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_TRANSPOSE); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 77, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_enum____pyx_t_10clumsygrad_6_graph_6native_Op(__pyx_e_10clumsygrad_6_graph_6native_TRANSPOSE); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 80, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_transpose_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 72, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_transpose_backward, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_XGOTREF(__pyx_v_10clumsygrad_6_graph_6native__OP_NAMES);
   __Pyx_DECREF_SET(__pyx_v_10clumsygrad_6_graph_6native__OP_NAMES, ((PyObject*)__pyx_t_2));
   __Pyx_GIVEREF(__pyx_t_2);
   __pyx_t_2 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":80
+  /* "clumsygrad/_graph/native.pyx":83
  * }
  * 
  * cdef dict _op_of = {}          # backward function -> Op             # <<<<<<<<<<<<<<
  * cdef list _fn_of = [None] * (TRANSPOSE + 1)  # Op -> backward function
  * cdef object _tensor_class = None
 */
-  __pyx_t_2 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 80, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 83, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_XGOTREF(__pyx_v_10clumsygrad_6_graph_6native__op_of);
   __Pyx_DECREF_SET(__pyx_v_10clumsygrad_6_graph_6native__op_of, ((PyObject*)__pyx_t_2));
   __Pyx_GIVEREF(__pyx_t_2);
   __pyx_t_2 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":81
+  /* "clumsygrad/_graph/native.pyx":84
  * 
  * cdef dict _op_of = {}          # backward function -> Op
  * cdef list _fn_of = [None] * (TRANSPOSE + 1)  # Op -> backward function             # <<<<<<<<<<<<<<
@@ -19920,13 +19938,13 @@ __Pyx_RefNannySetupContext("PyInit_native", 0);
 */
   __pyx_t_6 = (__pyx_e_10clumsygrad_6_graph_6native_TRANSPOSE + 1);
 
-  __pyx_t_2 = PyList_New(1 * ((__pyx_t_6<0) ? 0:__pyx_t_6)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 81, __pyx_L1_error)
+  __pyx_t_2 = PyList_New(1 * ((__pyx_t_6<0) ? 0:__pyx_t_6)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 84, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   { Py_ssize_t __pyx_temp;
     for (__pyx_temp=0; __pyx_temp < __pyx_t_6; __pyx_temp++) {
       __Pyx_INCREF(Py_None);
       __Pyx_GIVEREF(Py_None);
-      if (__Pyx_PyList_SET_ITEM(__pyx_t_2, __pyx_temp, Py_None) != (0)) __PYX_ERR(0, 81, __pyx_L1_error);
+      if (__Pyx_PyList_SET_ITEM(__pyx_t_2, __pyx_temp, Py_None) != (0)) __PYX_ERR(0, 84, __pyx_L1_error);
     }
   }
 
@@ -19935,7 +19953,7 @@ __Pyx_RefNannySetupContext("PyInit_native", 0);
   __Pyx_GIVEREF(__pyx_t_2);
   __pyx_t_2 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":82
+  /* "clumsygrad/_graph/native.pyx":85
  * cdef dict _op_of = {}          # backward function -> Op
  * cdef list _fn_of = [None] * (TRANSPOSE + 1)  # Op -> backward function
  * cdef object _tensor_class = None             # <<<<<<<<<<<<<<
@@ -19947,7 +19965,7 @@ __Pyx_RefNannySetupContext("PyInit_native", 0);
   __Pyx_DECREF_SET(__pyx_v_10clumsygrad_6_graph_6native__tensor_class, Py_None);
   __Pyx_GIVEREF(Py_None);
 
-  /* "clumsygrad/_graph/native.pyx":83
+  /* "clumsygrad/_graph/native.pyx":86
  * cdef list _fn_of = [None] * (TRANSPOSE + 1)  # Op -> backward function
  * cdef object _tensor_class = None
  * cdef tuple _types = None       # (INPUT, PARAMETER, INTERMEDIATE) members             # <<<<<<<<<<<<<<
@@ -19959,7 +19977,7 @@ __Pyx_RefNannySetupContext("PyInit_native", 0);
   __Pyx_DECREF_SET(__pyx_v_10clumsygrad_6_graph_6native__types, ((PyObject*)Py_None));
   __Pyx_GIVEREF(Py_None);
 
-  /* "clumsygrad/_graph/native.pyx":86
+  /* "clumsygrad/_graph/native.pyx":89
  * cdef object _generic_add, _generic_radd, _generic_sub, _generic_rsub, _generic_mul, _generic_rmul
  * cdef object _generic_truediv, _generic_rtruediv, _generic_neg
  * cdef long long _next_id = 0             # <<<<<<<<<<<<<<
@@ -19968,7 +19986,7 @@ __Pyx_RefNannySetupContext("PyInit_native", 0);
 */
   __pyx_v_10clumsygrad_6_graph_6native__next_id = 0;
 
-  /* "clumsygrad/_graph/native.pyx":87
+  /* "clumsygrad/_graph/native.pyx":90
  * cdef object _generic_truediv, _generic_rtruediv, _generic_neg
  * cdef long long _next_id = 0
  * cdef unsigned int _pass_mark = 0             # <<<<<<<<<<<<<<
@@ -19977,7 +19995,7 @@ __Pyx_RefNannySetupContext("PyInit_native", 0);
 */
   __pyx_v_10clumsygrad_6_graph_6native__pass_mark = 0;
 
-  /* "clumsygrad/_graph/native.pyx":88
+  /* "clumsygrad/_graph/native.pyx":91
  * cdef long long _next_id = 0
  * cdef unsigned int _pass_mark = 0
  * cdef int _engine_depth = 0     # > 0 while a compiled pass runs (a nested one goes to the pure engine)             # <<<<<<<<<<<<<<
@@ -19986,170 +20004,170 @@ __Pyx_RefNannySetupContext("PyInit_native", 0);
 */
   __pyx_v_10clumsygrad_6_graph_6native__engine_depth = 0;
 
-  /* "clumsygrad/_graph/native.pyx":91
+  /* "clumsygrad/_graph/native.pyx":94
  * 
  * 
  * def install(tensor_class, tensor_types, generic_operators, vjps):             # <<<<<<<<<<<<<<
  *     """Called once by ``clumsygrad.tensor``: the class to build, the enum members, the generic
  *     operators the fast paths fall back to, and the backward functions by name."""
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_1install, 0, __pyx_mstate_global->__pyx_n_u_install, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 91, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_1install, 0, __pyx_mstate_global->__pyx_n_u_install, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 94, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_install, __pyx_t_2) < (0)) __PYX_ERR(0, 91, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_install, __pyx_t_2) < (0)) __PYX_ERR(0, 94, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":116
+  /* "clumsygrad/_graph/native.pyx":119
  * 
  * # ----------------------------------------------------------------------------- grad mode, ids
  * def is_grad_enabled():             # <<<<<<<<<<<<<<
  *     """Whether operations in this thread record a graph."""
  *     return not cg_grad_disabled
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_3is_grad_enabled, 0, __pyx_mstate_global->__pyx_n_u_is_grad_enabled, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 116, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_3is_grad_enabled, 0, __pyx_mstate_global->__pyx_n_u_is_grad_enabled, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 119, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_is_grad_enabled, __pyx_t_2) < (0)) __PYX_ERR(0, 116, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_is_grad_enabled, __pyx_t_2) < (0)) __PYX_ERR(0, 119, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":121
+  /* "clumsygrad/_graph/native.pyx":124
  * 
  * 
  * def set_grad_enabled(enabled):             # <<<<<<<<<<<<<<
  *     """Turn graph recording in this thread on or off; returns the previous setting."""
  *     global cg_grad_disabled
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_5set_grad_enabled, 0, __pyx_mstate_global->__pyx_n_u_set_grad_enabled, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 121, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_5set_grad_enabled, 0, __pyx_mstate_global->__pyx_n_u_set_grad_enabled, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 124, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_set_grad_enabled, __pyx_t_2) < (0)) __PYX_ERR(0, 121, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_set_grad_enabled, __pyx_t_2) < (0)) __PYX_ERR(0, 124, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":129
+  /* "clumsygrad/_graph/native.pyx":132
  * 
  * 
  * def get_id_counter():             # <<<<<<<<<<<<<<
  *     return _next_id
  * 
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_7get_id_counter, 0, __pyx_mstate_global->__pyx_n_u_get_id_counter, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 129, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_7get_id_counter, 0, __pyx_mstate_global->__pyx_n_u_get_id_counter, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 132, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_get_id_counter, __pyx_t_2) < (0)) __PYX_ERR(0, 129, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_get_id_counter, __pyx_t_2) < (0)) __PYX_ERR(0, 132, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":133
+  /* "clumsygrad/_graph/native.pyx":136
  * 
  * 
  * def set_id_counter(long long value):             # <<<<<<<<<<<<<<
  *     global _next_id
  *     _next_id = value
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_9set_id_counter, 0, __pyx_mstate_global->__pyx_n_u_set_id_counter, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 133, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_9set_id_counter, 0, __pyx_mstate_global->__pyx_n_u_set_id_counter, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 136, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_set_id_counter, __pyx_t_2) < (0)) __PYX_ERR(0, 133, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_set_id_counter, __pyx_t_2) < (0)) __PYX_ERR(0, 136, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":138
+  /* "clumsygrad/_graph/native.pyx":141
  * 
  * 
  * def take_id():             # <<<<<<<<<<<<<<
  *     """A new tensor id (ids are unique for the life of the process)."""
  *     global _next_id
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_11take_id, 0, __pyx_mstate_global->__pyx_n_u_take_id, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 138, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_11take_id, 0, __pyx_mstate_global->__pyx_n_u_take_id, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 141, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_take_id, __pyx_t_2) < (0)) __PYX_ERR(0, 138, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_take_id, __pyx_t_2) < (0)) __PYX_ERR(0, 141, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":263
+  /* "clumsygrad/_graph/native.pyx":266
  *         self.version_ = value
  * 
  *     def _bump_version(self):             # <<<<<<<<<<<<<<
  *         """Record an in-place change of ``_data`` (optimizer steps call this)."""
  *         self.version_ += 1
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_4Node_1_bump_version, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Node__bump_version, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 263, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_4Node_1_bump_version, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Node__bump_version, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 266, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node, __pyx_mstate_global->__pyx_n_u_bump_version, __pyx_t_2) < (0)) __PYX_ERR(0, 263, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node, __pyx_mstate_global->__pyx_n_u_bump_version, __pyx_t_2) < (0)) __PYX_ERR(0, 266, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":267
+  /* "clumsygrad/_graph/native.pyx":270
  *         self.version_ += 1
  * 
  *     def _cleanup_references(self):             # <<<<<<<<<<<<<<
  *         """Drop the links to the parents, freeing the graph behind this node."""
  *         self.parents_ = ()
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_4Node_3_cleanup_references, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Node__cleanup_references, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 267, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_4Node_3_cleanup_references, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Node__cleanup_references, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 270, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node, __pyx_mstate_global->__pyx_n_u_cleanup_references, __pyx_t_2) < (0)) __PYX_ERR(0, 267, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node, __pyx_mstate_global->__pyx_n_u_cleanup_references, __pyx_t_2) < (0)) __PYX_ERR(0, 270, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":271
+  /* "clumsygrad/_graph/native.pyx":274
  *         self.parents_ = ()
  * 
  *     def _check_versions(self):             # <<<<<<<<<<<<<<
  *         """``RuntimeError`` if this node or a parent changed in place since the node was recorded."""
  *         _check_versions(self)
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_4Node_5_check_versions, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Node__check_versions, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 271, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_4Node_5_check_versions, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Node__check_versions, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 274, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node, __pyx_mstate_global->__pyx_n_u_check_versions, __pyx_t_2) < (0)) __PYX_ERR(0, 271, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_10clumsygrad_6_graph_6native_Node, __pyx_mstate_global->__pyx_n_u_check_versions, __pyx_t_2) < (0)) __PYX_ERR(0, 274, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":392
+  /* "clumsygrad/_graph/native.pyx":401
  * 
  * 
  * def new_node(data, grad_fn, parents, extra=None):             # <<<<<<<<<<<<<<
  *     """A result tensor of an operation on ``parents``; the same contract as ``pure.new_node``."""
  *     cdef tuple ps = parents if type(parents) is tuple else tuple(parents)
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_13new_node, 0, __pyx_mstate_global->__pyx_n_u_new_node, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 392, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_13new_node, 0, __pyx_mstate_global->__pyx_n_u_new_node, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 401, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_2, __pyx_mstate_global->__pyx_tuple[4]);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_new_node, __pyx_t_2) < (0)) __PYX_ERR(0, 392, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_new_node, __pyx_t_2) < (0)) __PYX_ERR(0, 401, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "clumsygrad/_graph/native.pyx":437
+  /* "clumsygrad/_graph/native.pyx":446
  * 
  * # ----------------------------------------------------------------------------- the engine
  * def backward_pass(Node root, cnp.ndarray seed, bint seed_owned, bint keep_graph):             # <<<<<<<<<<<<<<
  *     """Backpropagate ``seed`` from ``root`` into ``.grad`` of every tensor that requires it.
  * 
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_15backward_pass, 0, __pyx_mstate_global->__pyx_n_u_backward_pass, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[10])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 437, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_10clumsygrad_6_graph_6native_15backward_pass, 0, __pyx_mstate_global->__pyx_n_u_backward_pass, NULL, __pyx_mstate_global->__pyx_n_u_clumsygrad__graph_native, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[10])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 446, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_backward_pass, __pyx_t_2) < (0)) __PYX_ERR(0, 437, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_backward_pass, __pyx_t_2) < (0)) __PYX_ERR(0, 446, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
   /* "clumsygrad/_graph/native.pyx":1
@@ -20223,7 +20241,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_InitCachedConstants", 0);
 
-  /* "clumsygrad/_graph/native.pyx":410
+  /* "clumsygrad/_graph/native.pyx":419
  *             dtype = np.dtype(np.float64)
  *     if type(data) is not cnp.ndarray or (data.dtype is not dtype and data.dtype != dtype):
  *         data = np.asarray(data, dtype=dtype)             # <<<<<<<<<<<<<<
@@ -20232,12 +20250,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 410, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 419, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
 
-  /* "clumsygrad/_graph/native.pyx":447
+  /* "clumsygrad/_graph/native.pyx":456
  *     cdef list order
  *     cdef Node node
  *     with ENGINE_LOCK:             # <<<<<<<<<<<<<<
@@ -20246,12 +20264,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[3] = {Py_None, Py_None, Py_None};
-    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 447, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 456, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[1]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "clumsygrad/_graph/native.pyx":601
+  /* "clumsygrad/_graph/native.pyx":610
  *         _add_into(parent.pending_, g)
  *     else:  # into a new array (a plain `+` of 0-d arrays gives a NumPy scalar)
  *         parent.pending_ = np.add(parent.pending_, g, out=np.empty_like(g))             # <<<<<<<<<<<<<<
@@ -20260,12 +20278,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_out};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 601, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 610, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
 
-  /* "clumsygrad/_graph/native.pyx":618
+  /* "clumsygrad/_graph/native.pyx":627
  *             all_needed = False
  *     if not all_needed and getattr(grad_fn, "skips_unneeded", False):
  *         parent_grads = grad_fn(node, node.pending_, needs=tuple([(<Node> p).requires_grad_ for p in parents]))             # <<<<<<<<<<<<<<
@@ -20274,12 +20292,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_needs};
-    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 618, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 627, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[3]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[3]);
 
-  /* "clumsygrad/_graph/native.pyx":392
+  /* "clumsygrad/_graph/native.pyx":401
  * 
  * 
  * def new_node(data, grad_fn, parents, extra=None):             # <<<<<<<<<<<<<<
@@ -20288,7 +20306,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {Py_None};
-    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 392, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 401, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[4]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[4]);
@@ -20476,57 +20494,57 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 91};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 94};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_tensor_class, __pyx_mstate->__pyx_n_u_tensor_types, __pyx_mstate->__pyx_n_u_generic_operators, __pyx_mstate->__pyx_n_u_vjps, __pyx_mstate->__pyx_n_u_name_2, __pyx_mstate->__pyx_n_u_op};
     __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_clumsygrad__graph_native_pyx, __pyx_mstate->__pyx_n_u_install, __pyx_mstate->__pyx_kp_b_iso88591_t_QnA_iq_1_A_U_1_AQ_Qa_AQ_Qa_AQ, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 116};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 119};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_clumsygrad__graph_native_pyx, __pyx_mstate->__pyx_n_u_is_grad_enabled, __pyx_mstate->__pyx_kp_b_iso88591_4q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 121};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 124};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_enabled, __pyx_mstate->__pyx_n_u_previous};
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_clumsygrad__graph_native_pyx, __pyx_mstate->__pyx_n_u_set_grad_enabled, __pyx_mstate->__pyx_kp_b_iso88591_t1_t1_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 129};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 132};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_clumsygrad__graph_native_pyx, __pyx_mstate->__pyx_n_u_get_id_counter, __pyx_mstate->__pyx_kp_b_iso88591_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 133};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 136};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_value};
     __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_clumsygrad__graph_native_pyx, __pyx_mstate->__pyx_n_u_set_id_counter, __pyx_mstate->__pyx_kp_b_iso88591_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 138};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 141};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_clumsygrad__graph_native_pyx, __pyx_mstate->__pyx_n_u_take_id, __pyx_mstate->__pyx_kp_b_iso88591_9Ba, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 263};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 266};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
     __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_clumsygrad__graph_native_pyx, __pyx_mstate->__pyx_n_u_bump_version, __pyx_mstate->__pyx_kp_b_iso88591_A_M, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 267};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 270};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
     __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_clumsygrad__graph_native_pyx, __pyx_mstate->__pyx_n_u_cleanup_references, __pyx_mstate->__pyx_kp_b_iso88591_A_L, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 271};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 274};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
     __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_clumsygrad__graph_native_pyx, __pyx_mstate->__pyx_n_u_check_versions, __pyx_mstate->__pyx_kp_b_iso88591_A_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 11, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 392};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 11, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 401};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_data, __pyx_mstate->__pyx_n_u_grad_fn, __pyx_mstate->__pyx_n_u_parents, __pyx_mstate->__pyx_n_u_extra, __pyx_mstate->__pyx_n_u_ps, __pyx_mstate->__pyx_n_u_first, __pyx_mstate->__pyx_n_u_parent, __pyx_mstate->__pyx_n_u_dtype, __pyx_mstate->__pyx_n_u_op, __pyx_mstate->__pyx_n_u_scalar, __pyx_mstate->__pyx_n_u_p};
     __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_clumsygrad__graph_native_pyx, __pyx_mstate->__pyx_n_u_new_node, __pyx_mstate->__pyx_kp_b_iso88591_Q_Kt1IS_5_t1_j_Q_4z_Q_1_K1DPQQS, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 437};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 446};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_root, __pyx_mstate->__pyx_n_u_seed, __pyx_mstate->__pyx_n_u_seed_owned, __pyx_mstate->__pyx_n_u_keep_graph, __pyx_mstate->__pyx_n_u_order, __pyx_mstate->__pyx_n_u_node};
     __pyx_mstate_global->__pyx_codeobj_tab[10] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_clumsygrad__graph_native_pyx, __pyx_mstate->__pyx_n_u_backward_pass, __pyx_mstate->__pyx_kp_b_iso88591_1_5_avV_q_aq_L_a_1_q_HA_A_t1_HA, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[10])) goto bad;
   }
