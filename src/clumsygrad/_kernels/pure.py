@@ -367,7 +367,7 @@ def cross_entropy_targets(logits: np.ndarray, target) -> tuple:
         if len(fractional):
             i = int(fractional[0])
             raise ValueError(
-                f"cross_entropy labels must be integer class indices, got {target[i]!r} at position {i}"
+                f"cross_entropy labels must be integer class indices, got {target[i].item()!r} at position {i}"
             )
     elif kind not in "iu":
         raise ValueError(f"cross_entropy labels must be integer class indices, got dtype {target.dtype}")
