@@ -325,3 +325,17 @@ def test_clip_needs_a_bound():
                                   "flatten", "reshape", "max", "min", "maximum", "minimum", "where", "clip"])
 def test_every_op_is_reachable_from_the_package(name):
     assert callable(getattr(clumsygrad, name)) and name in clumsygrad.__all__
+
+
+@pytest.mark.parametrize("key", [np.array([2, 0, 2]), [1, 1], (np.array([0, 2]),)], ids=["array", "list", "tuple"])
+def test_row_lookups_go_through_the_active_scatter_add_kernel(key, monkeypatch, backend):
+    from clumsygrad import _backend
+
+    calls = []
+    kernel = _backend.active.scatter_add
+    monkeypatch.setattr(_backend.active, "scatter_add", lambda *args: calls.append(args) or kernel(*args))
+    x = parameter(np.arange(12.0).reshape(3, 4))
+    (dx,) = grad_module.getitem_backward(x[key], np.ones_like(x.data[key]))
+    expected = np.zeros((3, 4))
+    np.add.at(expected, key, 1.0)
+    assert len(calls) == 1 and np.array_equal(dx, expected)
