@@ -339,3 +339,16 @@ def test_row_lookups_go_through_the_active_scatter_add_kernel(key, monkeypatch, 
     expected = np.zeros((3, 4))
     np.add.at(expected, key, 1.0)
     assert len(calls) == 1 and np.array_equal(dx, expected)
+
+
+def test_ops_inside_no_grad_record_no_graph(rng):
+    from clumsygrad.tensor import no_grad
+
+    x = parameter(rng.standard_normal((3, 4)))
+    with no_grad():
+        results = [x[[0, 0]], clumsygrad.concatenate([x, x]), clumsygrad.stack([x, x]), clumsygrad.max(x, axis=0),
+                   clumsygrad.maximum(x, 0.0), clumsygrad.where(x.data > 0, x, 0.0), clumsygrad.split(x, 3, axis=0)[1],
+                   clumsygrad.cross_entropy(x, [0, 1, 2]), clumsygrad.log_softmax(x)]
+    for out in results:
+        assert out._tensor_type == TensorType.INPUT and not out.requires_grad and out._grad_fn is None
+    assert x[[0, 0]]._tensor_type == TensorType.INTERMEDIATE
