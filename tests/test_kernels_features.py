@@ -122,6 +122,17 @@ def test_scatter_add_errors_are_the_same_on_both_twins(args, error, message):
     assert messages[0] == messages[1]
 
 
+def test_kernels_read_broadcast_read_only_views():
+    grad = np.broadcast_to(np.arange(3, dtype=np.float32), (4, 3))
+    indices = np.broadcast_to(np.array([1]), (4,))
+    np.testing.assert_array_equal(native.scatter_add(grad, indices, (2, 3)), pure.scatter_add(grad, indices, (2, 3)))
+    logits = np.broadcast_to(np.array([0.5, -1.0, 2.0]), (4, 3))
+    per_row = np.broadcast_to(np.float32(2.0), (4,))
+    for target in (np.broadcast_to(np.array([2]), (4,)), np.broadcast_to(np.full(3, 1 / 3), (4, 3))):
+        np.testing.assert_allclose(native.cross_entropy_backward(logits, target, per_row, "none"),
+                                   pure.cross_entropy_backward(logits, target, per_row, "none"), rtol=1e-12)
+
+
 def test_scatter_add_of_uint64_indices_in_range_matches():
     grad, indices = np.arange(6.0).reshape(3, 2), np.array([2, 0, 2], np.uint64)
     np.testing.assert_array_equal(native.scatter_add(grad, indices, (3, 2)), pure.scatter_add(grad, indices, (3, 2)))

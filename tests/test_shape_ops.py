@@ -322,9 +322,16 @@ def test_clip_needs_a_bound():
 
 # --------------------------------------------------------------------------- names
 @pytest.mark.parametrize("name", ["getitem", "concatenate", "stack", "split", "expand_dims", "squeeze",
-                                  "flatten", "reshape", "max", "min", "maximum", "minimum", "where", "clip"])
+                                  "flatten", "reshape", "maximum", "minimum", "where", "clip"])
 def test_every_op_is_reachable_from_the_package(name):
     assert callable(getattr(clumsygrad, name)) and name in clumsygrad.__all__
+
+
+def test_max_and_min_are_reachable_but_a_star_import_keeps_the_builtins():
+    assert clumsygrad.max is clumsygrad.selection.max and clumsygrad.min is clumsygrad.selection.min
+    namespace = {}
+    exec("from clumsygrad import *", namespace)
+    assert "max" not in namespace and "min" not in namespace
 
 
 @pytest.mark.parametrize("key", [np.array([2, 0, 2]), [1, 1], (np.array([0, 2]),)], ids=["array", "list", "tuple"])

@@ -26,6 +26,8 @@ __all__ = [
 ]
 
 # Shape, selection and classification ops (issue 9), also reachable as clumsygrad.NAME.
+# clumsygrad.max and clumsygrad.min stay out of __all__ (as np.max does): a star import must not
+# shadow the builtins.
 from . import selection, shape  # noqa: E402
 from .activation import log_softmax  # noqa: E402
 from .gradcheck import check_gradient  # noqa: E402
@@ -44,8 +46,6 @@ __all__ += [
     "squeeze",
     "flatten",
     "reshape",
-    "max",
-    "min",
     "maximum",
     "minimum",
     "where",
