@@ -30,3 +30,19 @@ def softmax(tensor: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x), axis), computed after subtracting the max along ``axis`` (no overflow)."""
     data = _backend.active.softmax_forward(tensor._data, axis)
     return _new_node(data, softmax_backward, (tensor,), {"axis": axis})
+
+
+def log_softmax(tensor: Tensor, axis: int = -1) -> Tensor:
+    """``x - logsumexp(x, axis)``, computed as ``(x - max) - log(sum(exp(x - max)))``: no overflow,
+    and no ``log(0)`` where the softmax underflows."""
+    from .grad import log_softmax_backward
+
+    x = tensor._data
+    if x.ndim and x.shape[axis] == 0:
+        raise ValueError(f"log_softmax over axis {axis} of shape {x.shape}, which has no elements")
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    data = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    return _new_node(data, log_softmax_backward, (tensor,), {"axis": axis})
+
+
+__all__ += ["log_softmax"]

@@ -274,3 +274,196 @@ def mul_broadcast_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, Tru
 def _reduce_gradient_to_shape(grad: np.ndarray, target_shape: tuple) -> np.ndarray:
     """Sum ``grad`` over the axes broadcasting added or stretched so that it has ``target_shape``."""
     return _backend.active.reduce_to_shape(grad, target_shape)
+
+
+# --------------------------------------------------------------------------- indexing, joins, selection, classification
+# The ops live in clumsygrad.shape, clumsygrad.selection, clumsygrad.activation and clumsygrad.loss.
+def _row_indices(key, ndim: int):
+    """The key as a 1-D integer array when it selects rows along axis 0 (``x[[3, 1, 3]]``), else None."""
+    if type(key) is tuple and len(key) == 1:
+        key = key[0]
+    if ndim == 0 or not isinstance(key, (np.ndarray, list)):
+        return None
+    rows = np.asarray(key)
+    if rows.ndim != 1:
+        return None
+    if rows.size == 0 and isinstance(key, list):
+        return np.zeros(0, dtype=np.intp)  # NumPy reads [] as an empty integer index
+    return rows if rows.dtype.kind in "iu" else None
+
+
+def _may_repeat(key) -> bool:
+    """True when ``key`` holds an integer array (or list), which may name an element twice."""
+    for part in key if type(key) is tuple else (key,):
+        if isinstance(part, (list, np.ndarray)) and np.asarray(part).dtype.kind != "b":
+            return True
+    return False
+
+
+def getitem_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
+    r"""z = x[key]: dx = zeros of x's shape with grad added in at ``key``.
+
+    ``tensor._extra`` holds ``key`` and ``original_shape`` (as in clumsygrad 1.0.0).  An element
+    selected several times receives the sum of its gradients: a 1-D integer-array key (the
+    backward pass of an embedding lookup) goes through the ``scatter_add`` kernel, other keys
+    with integer arrays through ``np.add.at``; keys without them select each element once.
+    """
+    extra = tensor._extra
+    key = extra["key"]
+    shape = tuple(extra["original_shape"])
+    grad = np.asarray(grad)
+    rows = _row_indices(key, len(shape))
+    if rows is not None:
+        return (_backend.active.scatter_add(grad, rows, shape),)
+    out = np.zeros(shape, dtype=np.result_type(grad, np.float32))
+    if _may_repeat(key):
+        np.add.at(out, key, grad)
+    else:
+        out[key] = grad
+    return (out,)
+
+
+def concatenate_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
+    r"""z = concatenate(x_1 .. x_n, axis): dx_i = the slice of grad that x_i filled."""
+    extra = tensor._extra
+    bounds = np.cumsum(extra["sizes"])[:-1]
+    return tuple(np.split(np.asarray(grad), bounds, axis=extra["axis"]))
+
+
+def stack_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
+    r"""z = stack(x_1 .. x_n, axis): dx_i = grad[..., i, ...] (index i along ``axis``)."""
+    return tuple(np.moveaxis(np.asarray(grad), tensor._extra["axis"], 0))
+
+
+def _extreme_backward(tensor: Tensor, grad: np.ndarray, first_index) -> GradientTuple:
+    """Route ``grad`` to the element ``first_index`` (np.argmax or np.argmin) picks in each reduced block."""
+    from ._kernels.pure import normalize_axes
+
+    x = tensor._parents[0]._data
+    axes = normalize_axes(tensor._extra.get("axis"), x.ndim)
+    grad = np.asarray(grad)
+    kept = tuple(d for i, d in enumerate(x.shape) if i not in axes)
+    reduced = tuple(x.shape[a] for a in axes)
+    block = int(np.prod(reduced, dtype=np.int64))
+    if grad.size != int(np.prod(kept, dtype=np.int64)):
+        raise ValueError(
+            f"gradient of shape {grad.shape} does not fit a reduction of {x.shape} over axes {axes}"
+        )
+    moved_axes = tuple(range(x.ndim - len(axes), x.ndim))
+    blocks = np.moveaxis(x, axes, moved_axes).reshape(kept + (block,))
+    winners = first_index(blocks, axis=-1)[..., None]
+    out = np.zeros(kept + (block,), dtype=np.result_type(grad, np.float32))
+    np.put_along_axis(out, winners, grad.reshape(kept + (1,)), axis=-1)
+    return (np.moveaxis(out.reshape(kept + reduced), moved_axes, axes),)
+
+
+def max_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
+    r"""z = max(x, axis, keepdims): dx = grad at the first maximal element of each reduced block, else 0.
+
+    "First" is in C order over the reduced axes (``np.argmax``); ties are not split.
+    """
+    return _extreme_backward(tensor, grad, np.argmax)
+
+
+def min_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
+    r"""z = min(x, axis, keepdims): dx = grad at the first minimal element of each reduced block, else 0."""
+    return _extreme_backward(tensor, grad, np.argmin)
+
+
+def _pick_backward(tensor: Tensor, grad: np.ndarray, first: np.ndarray, needs) -> GradientTuple:
+    """Gradients of an elementwise choice: ``grad`` to the first parent where ``first``, else to the second."""
+    a, b = tensor._parents
+    grad = np.asarray(grad)
+    reduce = _backend.active.reduce_to_shape
+    return (
+        reduce(np.where(first, grad, 0), a._shape) if needs[0] else None,
+        reduce(np.where(first, 0, grad), b._shape) if needs[1] else None,
+    )
+
+
+@skips_unneeded
+def maximum_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
+    r"""z = maximum(a, b), broadcast: da = grad where a >= b, db = grad where a < b (ties go to a)."""
+    a, b = tensor._parents
+    return _pick_backward(tensor, grad, np.greater_equal(a._data, b._data), needs)
+
+
+@skips_unneeded
+def minimum_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
+    r"""z = minimum(a, b), broadcast: da = grad where a <= b, db = grad where a > b (ties go to a)."""
+    a, b = tensor._parents
+    return _pick_backward(tensor, grad, np.less_equal(a._data, b._data), needs)
+
+
+@skips_unneeded
+def where_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
+    r"""z = where(cond, a, b), broadcast: da = grad where cond, db = grad where not cond."""
+    return _pick_backward(tensor, grad, tensor._extra["condition"], needs)
+
+
+def log_softmax_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
+    r"""z = x - logsumexp(x, axis): dx = grad - exp(z) * sum(grad, axis, keepdims=True)."""
+    axis = tensor._extra.get("axis", -1)
+    grad = np.asarray(grad)
+    return (grad - np.exp(tensor._data) * np.sum(grad, axis=axis, keepdims=True),)
+
+
+@skips_unneeded
+def cross_entropy_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
+    r"""L_i = -sum_c t_ic log softmax(z_i)_c, reduced by mean/sum/none: dz_i = (softmax(z_i) sum_c t_ic - t_i) s_i.
+
+    ``s_i`` is ``grad / N`` (mean), ``grad`` (sum) or ``grad[i]`` (none); class labels ``y`` stand
+    for one-hot ``t``, giving ``softmax(z) - onehot(y)``.  A target tensor that requires
+    gradients (the second parent, when there is one) gets ``dt_i = -log softmax(z_i) s_i``.
+    """
+    from ._kernels.pure import cross_entropy_scale
+
+    parents = tensor._parents
+    logits = parents[0]._data
+    reduction = tensor._extra["reduction"]
+    target = parents[1]._data if len(parents) == 2 else tensor._extra["target"]
+    d_logits = _backend.active.cross_entropy_backward(logits, target, grad, reduction) if needs[0] else None
+    if len(parents) == 1:
+        return (d_logits,)
+    d_target = None
+    if needs[1]:
+        scale = cross_entropy_scale(np.asarray(grad), logits.shape[0], reduction, np.result_type(logits, grad))
+        shifted = logits - np.max(logits, axis=1, keepdims=True)
+        log_p = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+        d_target = -log_p * scale
+    return (d_logits, d_target)
+
+
+@skips_unneeded
+def binary_cross_entropy_with_logits_backward(tensor: Tensor, grad: np.ndarray, *,
+                                               needs=(True, True)) -> GradientTuple:
+    r"""L = max(z, 0) - z t + log(1 + e^-|z|), reduced: dz = (sigmoid(z) - t) s, dt = -z s.
+
+    ``s`` is ``grad / n`` (mean over the n elements), ``grad`` (sum) or ``grad`` elementwise (none).
+    """
+    z_tensor, t_tensor = tensor._parents
+    z, t = z_tensor._data, t_tensor._data
+    grad = np.asarray(grad)
+    reduction = tensor._extra["reduction"]
+    scale = grad / max(z.size, 1) if reduction == "mean" else grad
+    d_z = None
+    if needs[0]:
+        e = np.exp(-np.abs(z))
+        sig = np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+        d_z = (sig - t) * scale
+    return (d_z, -z * scale if needs[1] else None)
+
+
+__all__ += [
+    "getitem_backward",
+    "concatenate_backward",
+    "stack_backward",
+    "max_backward",
+    "min_backward",
+    "maximum_backward",
+    "minimum_backward",
+    "where_backward",
+    "log_softmax_backward",
+    "cross_entropy_backward",
+    "binary_cross_entropy_with_logits_backward",
+]

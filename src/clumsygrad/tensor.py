@@ -349,6 +349,10 @@ class Tensor(_graph.Node, _Operators, metaclass=_TensorMeta):
         memo[id(self)] = new
         return new
 
+    def __getitem__(self, key) -> "Tensor":
+        """``self[key]`` for any NumPy index, with gradients (``clumsygrad.shape.getitem``)."""
+        return _shape_ops.getitem(self, key)
+
     # ------------------------------------------------------------------ backward
     def backward(self, gradient=None, keep_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) * ``gradient`` into ``.grad`` of every tensor that requires it.
@@ -473,3 +477,7 @@ class TensorUtils:
         for t in TensorUtils._reachable(tensor):
             counts[t._tensor_type] += 1
         return counts
+
+
+# Imported last: clumsygrad.shape builds on this module (Tensor.__getitem__ looks it up per call).
+from . import shape as _shape_ops  # noqa: E402

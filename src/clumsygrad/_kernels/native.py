@@ -37,3 +37,9 @@ __all__ = [
     "relu_backward",
     "sgd_update",
 ]
+
+# Issue 9: the embedding-lookup backward and the cross-entropy backward.
+from ._cross_entropy import cross_entropy_backward  # noqa: E402
+from ._scatter import scatter_add  # noqa: E402
+
+__all__ += ["scatter_add", "cross_entropy_backward"]

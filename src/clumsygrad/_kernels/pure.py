@@ -286,3 +286,144 @@ def sgd_update(data, grad, lr) -> None:
     grad = np.asarray(grad)
     _same_shape("sgd_update", "the parameter and gradient", data, grad)
     data -= lr * grad
+
+
+# --------------------------------------------------------------------------- scatter-add and cross-entropy (issue 9)
+def scatter_add(grad, indices, shape) -> np.ndarray:
+    """Zeros of ``shape`` with ``out[indices[i]] += grad[i]`` for every ``i``, in order.
+
+    The backward pass of ``x[indices]`` along axis 0 (an embedding lookup): ``indices`` is a 1-D
+    integer array (negatives count from the end, repeats add up), ``grad`` has shape
+    ``(len(indices),) + shape[1:]``.  The result dtype is ``result_dtype(grad)``.
+    """
+    grad = np.asarray(grad)
+    indices = np.asarray(indices)
+    shape = as_shape(shape)
+    dtype = result_dtype(grad)
+    check_scatter(grad.shape, indices, shape)
+    out = np.zeros(shape, dtype=dtype)
+    np.add.at(out, indices, grad)
+    return out
+
+
+def check_scatter(grad_shape: tuple, indices: np.ndarray, shape: tuple) -> None:
+    """Validate ``scatter_add``'s inputs (both twins): one message per mistake."""
+    if not shape:
+        raise ValueError("scatter_add needs a shape of at least one dimension, got ()")
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"scatter_add needs integer indices, got dtype {indices.dtype}")
+    if indices.ndim != 1:
+        raise ValueError(f"scatter_add needs 1-D indices, got shape {indices.shape}")
+    expected = (indices.shape[0],) + tuple(shape[1:])
+    if tuple(grad_shape) != expected:
+        raise ValueError(
+            f"scatter_add needs a gradient of shape {expected} for {indices.shape[0]} indices into "
+            f"shape {shape}, got {tuple(grad_shape)}"
+        )
+    size = shape[0]
+    bad = np.flatnonzero((indices >= size) | (indices < -size)) if indices.size else ()
+    if len(bad):
+        raise IndexError(
+            f"index {int(indices[bad[0]])} is out of bounds for axis 0 with size {size}"
+        )
+
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction) -> str:
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return reduction
+
+
+def cross_entropy_targets(logits: np.ndarray, target) -> tuple:
+    """``(labels, None)`` for class labels or ``(None, target)`` for per-class targets, validated.
+
+    ``logits`` has shape (N, C).  Labels have shape (N,), integer values in ``[0, C)`` (floats
+    holding integers are accepted) and come back as an intp array; targets have shape (N, C).
+    """
+    target = np.asarray(target)
+    if logits.ndim != 2:
+        raise ValueError(f"cross_entropy needs logits of shape (N, C), got shape {logits.shape}")
+    n, c = logits.shape
+    if c == 0:
+        raise ValueError(f"cross_entropy needs at least one class, got logits of shape {logits.shape}")
+    if target.ndim == 2:
+        if target.shape != logits.shape:
+            raise ValueError(
+                f"cross_entropy needs targets of the logits' shape {logits.shape}, got {target.shape}"
+            )
+        result_dtype(target)
+        return None, target
+    if target.shape != (n,):
+        raise ValueError(
+            f"cross_entropy needs class labels of shape ({n},) or targets of shape {logits.shape}, "
+            f"got shape {target.shape}"
+        )
+    kind = target.dtype.kind
+    if kind == "f":
+        fractional = np.flatnonzero(~(np.floor(target) == target)) if n else ()
+        if len(fractional):
+            i = int(fractional[0])
+            raise ValueError(
+                f"cross_entropy labels must be integer class indices, got {target[i].item()!r} at position {i}"
+            )
+    elif kind not in "iu":
+        raise ValueError(f"cross_entropy labels must be integer class indices, got dtype {target.dtype}")
+    bad = np.flatnonzero((target < 0) | (target >= c)) if n else ()
+    if len(bad):
+        i = int(bad[0])
+        label = target[i].item()
+        raise ValueError(
+            f"cross_entropy label {label!r} at position {i} is out of range for {c} classes"
+        )
+    return target.astype(np.intp), None
+
+
+def cross_entropy_scale(grad: np.ndarray, n: int, reduction: str, dtype) -> np.ndarray:
+    """The (N, 1) factor each row's ``softmax - target`` is multiplied by, from the incoming gradient."""
+    check_reduction(reduction)
+    if reduction == "none":
+        if grad.shape != (n,):
+            raise ValueError(
+                f"cross_entropy_backward needs a gradient of shape ({n},) for reduction='none', "
+                f"got {grad.shape}"
+            )
+        return grad.astype(dtype, copy=False).reshape(n, 1)
+    if grad.size != 1:
+        raise ValueError(
+            f"cross_entropy_backward needs a one-element gradient for reduction={reduction!r}, "
+            f"got shape {grad.shape}"
+        )
+    g = grad.astype(dtype).reshape(())
+    if reduction == "mean":
+        g = g / dtype.type(max(n, 1))
+    return np.full((n, 1), g, dtype=dtype)
+
+
+def cross_entropy_backward(logits, target, grad, reduction) -> np.ndarray:
+    """Gradient of cross-entropy with respect to (N, C) ``logits``: ``(softmax(z) sum(t) - t) * s``.
+
+    ``target`` is class labels (N,) (read as one-hot rows) or targets (N, C); ``s`` per row is
+    ``grad / N`` (``reduction="mean"``), ``grad`` ("sum") or ``grad[i]`` ("none", ``grad`` of
+    shape (N,)).  Returns a new (N, C) array in ``result_dtype(logits, grad[, targets])``.
+    """
+    logits = np.asarray(logits)
+    grad = np.asarray(grad)
+    labels, dense = cross_entropy_targets(logits, target)
+    dtype = result_dtype(logits, grad) if dense is None else result_dtype(logits, grad, dense)
+    n = logits.shape[0]
+    scale = cross_entropy_scale(grad, n, reduction, dtype)
+    z = logits.astype(dtype, copy=False)
+    e = np.exp(z - np.max(z, axis=1, keepdims=True))
+    p = e / np.sum(e, axis=1, keepdims=True)
+    if labels is not None:
+        out = p * scale
+        out[np.arange(n), labels] -= scale[:, 0]
+        return out
+    t = dense.astype(dtype, copy=False)
+    return (p * np.sum(t, axis=1, keepdims=True) - t) * scale
+
+
+__all__ += ["scatter_add", "cross_entropy_backward"]

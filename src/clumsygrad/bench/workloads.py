@@ -44,6 +44,9 @@ KERNELS = (
     "reduce_to_shape", "mul_reduce_to_shape", "expand_to_shape", "softmax_backward", "matmul_backward",
     "softmax_forward", "mse_forward", "mse_backward", "relu_backward", "sgd_update",
 )
+# Issue 9: the embedding-lookup backward (m row lookups into a table of m/4 rows) and the fused
+# cross-entropy backward (m rows of n logits, class labels, mean reduction).
+KERNELS += ("scatter_add", "cross_entropy_backward")
 KERNEL_SHAPES = ((8, 8), (64, 10), (256, 256), (2048, 2048))
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
@@ -169,6 +172,10 @@ def kernel_args(kernel: str, m: int, n: int, seed: int = 0) -> tuple:
         return np.maximum(a, 0), g
     if kernel == "sgd_update":  # W -= lr * grad in place (a tiny rate: the timing loop repeats it)
         return a, g, 1e-6
+    if kernel == "scatter_add":  # d table[ids] / d table: m int64 ids, repeats included
+        return g, rng.integers(0, max(m // 4, 1), size=m), (max(m // 4, 1), n)
+    if kernel == "cross_entropy_backward":  # d cross_entropy(logits, labels) / d logits
+        return a, rng.integers(0, n, size=m), np.asarray(np.float32(1.0)), "mean"
     raise ValueError(f"unknown kernel {kernel!r}; choose one of {KERNELS}")
 
 
