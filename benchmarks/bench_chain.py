@@ -1,7 +1,8 @@
 """A PARAMETER scalar through a chain of 10k and 1M ops: graph build and backward, per backend.
 
 Each backward consumes its graph, so every round builds a fresh chain in an untimed setup
-(pedantic mode).  Divide by ``extra_info["nodes"]`` for the time per node.
+(pedantic mode).  Divide by ``extra_info["nodes"]`` for the time per node; the build
+benchmarks also record ``extra_info["bytes_per_node"]`` (RSS growth in a fresh interpreter).
 """
 import pytest
 
@@ -34,4 +35,5 @@ def test_chain_build(benchmark, use_backend, n, backend):
     use_backend(backend)
     benchmark.group = f"chain-{label(n)}-build"
     benchmark.extra_info["nodes"] = n
+    benchmark.extra_info["bytes_per_node"] = workloads.chain_bytes_per_node(n, backend)
     benchmark.pedantic(workloads.build_chain, args=(n,), rounds=ROUNDS[n], iterations=1)

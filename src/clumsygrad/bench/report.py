@@ -110,8 +110,13 @@ def mlp_table(results: dict) -> List[str]:
     ]
 
 
+def fmt_bytes(value) -> str:
+    return "-" if value is None else f"{value:.0f} B"
+
+
 def chain_table(results: dict) -> List[str]:
-    head = ["workload", "build cy", "build py", "backward cy", "backward py", "backward py/cy", "backward total cy"]
+    head = ["workload", "build cy", "build py", "backward cy", "backward py", "backward py/cy",
+            "backward total cy", "bytes/node cy", "bytes/node py"]
     rows = []
     for n, t in results["chain"].items():
         cy, py = t.get("cython", {}), t.get("python", {})
@@ -123,6 +128,8 @@ def chain_table(results: dict) -> List[str]:
             fmt_time(py.get("backward")),
             fmt_ratio(ratio(py.get("backward"), cy.get("backward"))),
             fmt_time(cy["backward"] * int(n) if cy else None),
+            fmt_bytes(cy.get("bytes")),
+            fmt_bytes(py.get("bytes")),
         ])
     return ["Scalar chain (x * -1, x + 0.5 alternating from one PARAMETER), median per node", *table(head, rows)]
 

@@ -126,6 +126,8 @@ def run_suite(
             results["chain"][str(n)] = run_interleaved(
                 chain_contenders(n, backends), rounds, settings.target, progress, f"chain-{n:,}"
             )
+            for backend in backends:
+                results["chain"][str(n)][backend]["bytes"] = workloads.chain_bytes_per_node(n, backend)
         modules = {"cython": native, "python": pure} if native is not None else {"python": pure}
         for kernel in workloads.KERNELS:
             results["kernels"][kernel] = {}

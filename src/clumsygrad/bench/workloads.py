@@ -13,7 +13,7 @@ relative, so ``compare021`` runs this very file under clumsygrad 0.2.1 in anothe
 """
 from __future__ import annotations
 
-from typing import Dict, NamedTuple
+from typing import Dict, NamedTuple, Optional
 
 import numpy as np
 
@@ -190,6 +190,40 @@ def build_chain(n: int):
     for i in range(n):
         out = out * -1.0 if i % 2 == 0 else out + 0.5
     return x, out
+
+
+_CHAIN_MEMORY_CHILD = """
+import sys
+import clumsygrad
+from clumsygrad.bench.workloads import build_chain
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * {page}
+clumsygrad.set_backend(sys.argv[1])
+build_chain(1000)  # warm up: imports, caches
+before = rss()
+x, out = build_chain(int(sys.argv[2]))
+print((rss() - before) / int(sys.argv[2]))
+"""
+
+
+def chain_bytes_per_node(n: int, backend: str) -> Optional[float]:
+    """Resident memory one chain node costs: RSS growth over building ``n`` nodes, per node.
+
+    Measured in a fresh interpreter, so no memory freed by earlier work is reused; None where
+    ``/proc`` is missing (not Linux).
+    """
+    import os
+    import subprocess
+    import sys
+
+    if not os.path.exists("/proc/self/statm"):
+        return None
+    child = _CHAIN_MEMORY_CHILD.format(page=os.sysconf("SC_PAGE_SIZE"))
+    done = subprocess.run(
+        [sys.executable, "-c", child, backend, str(n)], capture_output=True, text=True, check=True
+    )
+    return float(done.stdout)
 
 
 class TorchMLP:
