@@ -6,7 +6,9 @@
   attribute lookup.  ``Tensor`` is a Python subclass with empty ``__slots__``.
 * The common operators (``+ - * /`` and unary ``-`` between same-shape contiguous float arrays,
   or with a Python ``float``/``int``) compute and record in C; everything else calls the
-  generic Python operators that ``clumsygrad.tensor`` installs.
+  generic Python operators that ``clumsygrad.tensor`` installs.  A 0-d result of a fast path
+  keeps its value as a C double (``value_``): its ndarray is made only when ``_data`` is read,
+  which saves the array object and its buffer (~140 bytes) on every node of a scalar graph.
 * The engine orders the graph with the visit mark (no ``set``), collects gradients in the
   nodes' pending slots (no ``dict``), runs the elementwise backward functions as typed loops,
   and writes ``.grad`` only when the whole pass succeeded.
@@ -151,7 +153,7 @@ def take_id():
 cdef class Node:
     """What the graph keeps of a tensor, as C fields (see the module docstring)."""
 
-    cdef object data_
+    cdef object data_            # the ndarray; None while a 0-d value lives in value_
     cdef object grad_
     cdef tuple parents_
     cdef object grad_fn_
@@ -159,6 +161,7 @@ cdef class Node:
     cdef object pending_         # this pass's gradient, or None
     cdef object __weakref__
     cdef double scalar_          # the constant of a scalar op recorded by a fast path
+    cdef double value_           # the value of a 0-d result while data_ is None
     cdef long long id_
     cdef unsigned int version_   # bumped by every in-place change made through the library
     cdef unsigned int saved0_    # parents_[0]'s version when recorded
@@ -168,18 +171,20 @@ cdef class Node:
     cdef bint requires_grad_
     cdef unsigned char op_
     cdef bint pending_owned_     # the engine may add into pending_ in place
+    cdef unsigned char value_type_  # NPY_FLOAT or NPY_DOUBLE: value_ is the data; 0: data_ is
 
     @property
     def _data(self):
-        return self.data_
+        return _data_of(self)
 
     @_data.setter
     def _data(self, value):
         self.data_ = value
+        self.value_type_ = 0
 
     @property
     def _shape(self):
-        return self.data_.shape
+        return () if self.data_ is None and self.value_type_ else self.data_.shape
 
     @property
     def _grad(self):
@@ -296,20 +301,20 @@ cdef class Node:
 
     def __truediv__(self, other):
         cdef double c
-        if (type(other) is float or type(other) is int) and _fast_operand(self.data_):
+        if type(other) is float or type(other) is int:
             c = other
-            if c != 0.0 and c == c:
-                return _record(_apply(DIVIDE_BY, self.data_, None, c), MUL_SCALAR,
-                               (self,), 1.0 / c)
+            if c != 0.0 and c == c:  # x / c records x * (1 / c); the forward value is the quotient
+                result = _fast_unary(self, DIVIDE_BY, c, MUL_SCALAR, 1.0 / c)
+                if result is not None:
+                    return result
         return _generic_truediv(self, other)
 
     def __rtruediv__(self, other):
         return _generic_rtruediv(self, other)
 
     def __neg__(self):
-        if _fast_operand(self.data_):
-            return _record(_apply(NEGATE, self.data_, None, 0.0), NEGATE, (self,), 0.0)
-        return _generic_neg(self)
+        result = _fast_unary(self, NEGATE, 0.0, NEGATE, 0.0)
+        return result if result is not None else _generic_neg(self)
 
 
 cdef inline bint _fast_operand(object data):
@@ -333,24 +338,104 @@ cdef inline bint _same_layout(cnp.ndarray a, cnp.ndarray b):
 
 cdef object _scalar_or_same_shape(Node self, object other, int tensor_op, int scalar_op, object generic):
     """``self (op) other`` on the fast path when it applies, else ``generic(self, other)``."""
-    cdef double c
+    cdef double c, a, b
+    cdef int ta, tb
     cdef Node right
-    if _fast_operand(self.data_):
-        if type(other) is float or type(other) is int:
-            c = other
-            if c == c and -3.4e38 < c < 3.4e38:  # finite in float32 too: no overflow warnings to mimic
-                return _record(_apply(scalar_op, self.data_, None, c), scalar_op, (self,), c)
-        elif tensor_op != GENERIC and isinstance(other, Node):
-            right = <Node> other
-            if _fast_operand(right.data_) and _same_layout(self.data_, right.data_):
-                return _record(_apply(tensor_op, self.data_, right.data_, 0.0), tensor_op,
-                               (self, right), 0.0)
+    if type(other) is float or type(other) is int:
+        c = other
+        if c == c and -3.4e38 < c < 3.4e38:  # finite in float32 too: no overflow warnings to mimic
+            result = _fast_unary(self, scalar_op, c, scalar_op, c)
+            if result is not None:
+                return result
+    elif tensor_op != GENERIC and isinstance(other, Node):
+        right = <Node> other
+        if _value_of(self, &a, &ta) and _value_of(right, &b, &tb):
+            if ta == tb:
+                return _record_value(_compute(tensor_op, a, b, ta), ta, tensor_op, (self, right), 0.0)
+        elif (_fast_operand(self.data_) and _fast_operand(right.data_)
+              and _same_layout(self.data_, right.data_)):
+            return _make_node(_apply(tensor_op, self.data_, right.data_, 0.0), _fn_of[tensor_op],
+                              (self, right), None, tensor_op, 0.0)
     return generic(self, other)
 
 
-cdef object _record(object data, int op, tuple parents, double scalar):
-    """The result node of a fast-path op (``data`` already has the result dtype)."""
-    return _make_node(data, _fn_of[op], parents, None, op, scalar)
+cdef object _fast_unary(Node self, int compute_op, double c, int op, double scalar):
+    """``compute_op`` of ``self`` and the constant ``c``, recorded as ``op``; None off the fast path."""
+    cdef double a
+    cdef int t
+    if _value_of(self, &a, &t):
+        return _record_value(_compute(compute_op, a, c, t), t, op, (self,), scalar)
+    if _fast_operand(self.data_):
+        return _make_node(_apply(compute_op, self.data_, None, c), _fn_of[op], (self,), None, op, scalar)
+    return None
+
+
+cdef bint _value_of(Node n, double* value, int* typenum):
+    """The value of a 0-d float tensor (kept as a double, or in a 0-d array); False otherwise."""
+    cdef cnp.ndarray a
+    if n.data_ is None:
+        if not n.value_type_:
+            return False
+        value[0] = n.value_
+        typenum[0] = n.value_type_
+        return True
+    if type(n.data_) is not cnp.ndarray:
+        return False
+    a = <cnp.ndarray> n.data_
+    if cnp.PyArray_NDIM(a) != 0 or not cnp.PyArray_ISALIGNED(a):
+        return False
+    typenum[0] = cnp.PyArray_TYPE(a)
+    if typenum[0] == cnp.NPY_FLOAT:
+        value[0] = (<float*> cnp.PyArray_DATA(a))[0]
+    elif typenum[0] == cnp.NPY_DOUBLE:
+        value[0] = (<double*> cnp.PyArray_DATA(a))[0]
+    else:
+        return False
+    return True
+
+
+cdef double _compute(int op, double a, double b, int typenum) noexcept:
+    """One element of ``_loop``, in the precision of ``typenum`` (the same arithmetic as arrays)."""
+    cdef float fa = <float> a, fb = <float> b, fout
+    cdef double out
+    if typenum == cnp.NPY_FLOAT:
+        _loop(op, &fout, &fa, &fb, fb, fb, 1)
+        return fout
+    _loop(op, &out, &a, &b, b, b, 1)
+    return out
+
+
+cdef object _record_value(double value, int typenum, int op, tuple parents, double scalar):
+    """A 0-d result node whose value stays a C double until ``_data`` is read."""
+    cdef Node node = _make_node(None, _fn_of[op], parents, None, op, scalar)
+    node.value_ = value
+    node.value_type_ = typenum
+    return node
+
+
+cdef object _data_of(Node n):
+    """``n``'s data array, made from ``value_`` on first use."""
+    cdef cnp.ndarray a
+    if n.data_ is None and n.value_type_:
+        a = cnp.PyArray_EMPTY(0, NULL, n.value_type_, 0)
+        if n.value_type_ == cnp.NPY_FLOAT:
+            (<float*> cnp.PyArray_DATA(a))[0] = <float> n.value_
+        else:
+            (<double*> cnp.PyArray_DATA(a))[0] = n.value_
+        n.data_ = a
+    return n.data_
+
+
+cdef bint _fits(object g, Node n):
+    """``g`` is a fast operand with ``n``'s dtype and shape (without making ``n``'s array)."""
+    if not _fast_operand(g):
+        return False
+    if n.data_ is None:
+        return (n.value_type_ != 0 and cnp.PyArray_NDIM(<cnp.ndarray> g) == 0
+                and cnp.PyArray_TYPE(<cnp.ndarray> g) == n.value_type_)
+    return (type(n.data_) is cnp.ndarray
+            and cnp.PyArray_TYPE(<cnp.ndarray> g) == cnp.PyArray_TYPE(<cnp.ndarray> n.data_)
+            and _same_shape(<cnp.ndarray> g, <cnp.ndarray> n.data_))
 
 
 cdef Node _make_node(object data, object grad_fn, tuple parents, object extra, int op, double scalar):
@@ -411,9 +496,9 @@ def new_node(data, grad_fn, parents, extra=None):
         if not isinstance(p, Node):
             raise TypeError(f"the parents of a tensor must be tensors, got {type(p).__name__}")
     first = <Node> ps[0]
-    dtype = first.data_.dtype
+    dtype = _data_of(first).dtype
     for parent in ps:
-        if parent.data_.dtype is not dtype and parent.data_.dtype != dtype:
+        if _data_of(parent).dtype is not dtype and _data_of(parent).dtype != dtype:
             dtype = np.dtype(np.float64)
     if type(data) is not cnp.ndarray or (data.dtype is not dtype and data.dtype != dtype):
         data = np.asarray(data, dtype=dtype)
@@ -567,7 +652,7 @@ cdef int _commit(list order) except -1:
     cdef Node node
     for node in order:
         if node.pending_ is not None and node.grad_ is None and not node.pending_owned_:
-            node.pending_ = node.pending_.copy()
+            node.pending_ = cnp.PyArray_NewCopy(<cnp.ndarray?> node.pending_, cnp.NPY_CORDER)
     for node in order:
         if node.pending_ is None:
             continue
@@ -643,7 +728,7 @@ cdef int _python_vjp(Node node) except -1:
         )
         if result is None or not parent.requires_grad_:
             continue
-        data = <cnp.ndarray?> parent.data_
+        data = <cnp.ndarray?> _data_of(parent)
         if type(result) is not cnp.ndarray or not _same_dtype(<cnp.ndarray> result, data):
             g = np.array(result, dtype=data.dtype)  # one conversion, into a fresh array
             owned = True
@@ -651,7 +736,7 @@ cdef int _python_vjp(Node node) except -1:
             g = <cnp.ndarray> result
         if not _same_shape(g, data):
             raise ValueError(
-                f"gradient for tensor {parent.id_} has shape {(<object> g).shape}, expected {parent.data_.shape}"
+                f"gradient for tensor {parent.id_} has shape {(<object> g).shape}, expected {(<object> data).shape}"
             )
         _accumulate(parent, g, owned)
     return 0
@@ -677,36 +762,36 @@ cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b):
 cdef bint _typed_vjp(Node node) except -1:
     """Run the node's elementwise backward function as a typed loop; False if it does not apply.
 
-    It applies when the pending gradient, the node's data and the parents' data it reads are
-    contiguous arrays of one float dtype and one shape; the Python function handles the rest.
+    It applies when the pending gradient has the node's float dtype and shape, and the operands
+    it reads are contiguous arrays of that dtype and shape; the Python function handles the rest.
     The results equal the Python functions' (same operations, same order, same precision).
+    Ops that need only the gradient never make a 0-d node's array.
     """
     cdef int op = node.op_
     cdef object g = node.pending_
+    cdef Py_ssize_t n = len(node.parents_)
     cdef Node x = <Node> node.parents_[0]
-    cdef Node y = None
-    if not _fast_operand(g):
-        return False
+    cdef Node y = <Node> node.parents_[1] if n == 2 else None
     if op == RESHAPE or op == TRANSPOSE:  # a view of the gradient, copied if ever written
+        if not _fast_operand(g) or n != 1:
+            return False
         if op == RESHAPE:
-            g = cnp.PyArray_Reshape(<cnp.ndarray> g, x.data_.shape)
+            g = cnp.PyArray_Reshape(<cnp.ndarray> g, x._shape)
         else:
             g = cnp.PyArray_Transpose(<cnp.ndarray> g, NULL)
-        if not _same_shape(<cnp.ndarray> g, x.data_) or not _same_dtype(<cnp.ndarray> g, x.data_):
+        if not _fits(g, x):
             return False
         if x.requires_grad_:
             _accumulate(x, g, False)
         return True
-    if not (_fast_operand(node.data_) and _same_layout(g, node.data_)):
+    if not _fits(g, node):
         return False
     if op == ADD or op == SUB or op == MUL:
-        if len(node.parents_) != 2:
-            return False
-        y = <Node> node.parents_[1]
-        if not (_fast_operand(x.data_) and _fast_operand(y.data_)
-                and _same_layout(g, x.data_) and _same_layout(g, y.data_)):
+        if n != 2 or not (_fits(g, x) and _fits(g, y)):
             return False
         if op == MUL:
+            if not (_fast_operand(_data_of(x)) and _fast_operand(_data_of(y))):
+                return False
             if x.requires_grad_:
                 _accumulate(x, _apply(MUL, g, y.data_, 0.0), True)
             if y.requires_grad_:
@@ -717,15 +802,21 @@ cdef bint _typed_vjp(Node node) except -1:
         if y.requires_grad_:
             _accumulate(y, _apply(NEGATE, g, None, 0.0) if op == SUB else g, op == SUB)
         return True
-    if len(node.parents_) != 1 or not _fast_operand(x.data_) or not _same_layout(g, x.data_):
+    if n != 1 or not _fits(g, x):
         return False
     if not x.requires_grad_:
         return True
     if op == ADD_SCALAR or op == SUB_SCALAR:
         return _accumulate(x, g, False) == 0
-    if op == EXP or op == SQRT or op == TANH or op == SIGMOID:
-        return _accumulate(x, _apply(op, g, node.data_, 0.0), True) == 0  # reads the output
-    return _accumulate(x, _apply(op, g, x.data_, node.scalar_), True) == 0  # reads the input
+    if op == NEGATE or op == MUL_SCALAR:
+        return _accumulate(x, _apply(op, g, None, node.scalar_), True) == 0
+    if op == EXP or op == SQRT or op == TANH or op == SIGMOID:  # they read the output
+        if not _fast_operand(_data_of(node)):
+            return False
+        return _accumulate(x, _apply(op, g, node.data_, 0.0), True) == 0
+    if not _fast_operand(_data_of(x)):  # the rest read the input
+        return False
+    return _accumulate(x, _apply(op, g, x.data_, node.scalar_), True) == 0
 
 
 cdef object _apply(int op, object a, object b, double c):
