@@ -22,6 +22,7 @@ is written, no backward pass runs, and the walk is iterative, so graphs of any d
 """
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 from typing import Dict, List, Mapping, Optional, Tuple
@@ -343,6 +344,18 @@ def _collapse(nodes, parents, order, named) -> Tuple[List[int], List[_Chain]]:
 
 def _build(tensor, params, max_nodes) -> _Graph:
     """What to draw for the graph behind ``tensor``."""
+    # The walk makes a list per tensor and no cycles: cyclic GC passes over a large graph would
+    # cost more than the walk (a million-node chain: 5.9 s with them, see the notes).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _build_graph(tensor, params, max_nodes)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _build_graph(tensor, params, max_nodes) -> _Graph:
     if not isinstance(tensor, Tensor):
         raise TypeError(f"Expected a Tensor to draw, got {type(tensor).__name__}")
     if max_nodes is not None and (
@@ -551,20 +564,20 @@ _GAP_NODE = 0.18
 
 
 def _layout(graph: _Graph, rankdir: str):
-    """Centre and size (inches) of every box: networkx's topological generations as layers."""
+    """Where to draw: centre and size (inches) of every box, and each edge's route.
+
+    Layers are networkx's topological generations counted back from the output, so every box
+    sits just before its first use.  An edge across several layers passes through a point in
+    each layer in between, and a few barycentre sweeps order each layer to cut crossings.
+    Returns ``pos``, ``size`` and, per edge of ``graph.edges``, the inner points of its route.
+    """
     import networkx as nx
 
     g = nx.DiGraph()
     g.add_nodes_from(node.key for node in graph.nodes)
     g.add_edges_from((a, b) for a, b, _ in graph.edges)
-    layer = {}
-    for k, generation in enumerate(nx.topological_generations(g)):
-        for key in generation:
-            layer[key] = k
-    # Leaves (parameters, constants) sit just before their first use, not all in the first layer.
-    for key in g.nodes:
-        if g.in_degree(key) == 0 and g.out_degree(key):
-            layer[key] = min(layer[s] for s in g.successors(key)) - 1
+    generations = list(nx.topological_generations(g.reverse(copy=False)))
+    layer = {key: len(generations) - 1 - k for k, generation in enumerate(generations) for key in generation}
     size = {}
     for node in graph.nodes:
         width = max(len(line) for line in node.lines) * _CHAR_W + 2 * _PAD
@@ -572,18 +585,32 @@ def _layout(graph: _Graph, rankdir: str):
         if node.kind == "op":
             width, height = width * 1.25 + 0.05, height * 1.5
         size[node.key] = (width, height)
-    n_layers = max(layer.values()) + 1
-    layers: List[List[str]] = [[] for _ in range(n_layers)]
+    layers: List[list] = [[] for _ in generations]
     for node in graph.nodes:  # emission order: data flow
         layers[layer[node.key]].append(node.key)
-    # A few barycentre sweeps to cut crossings: order each layer by its neighbours' mean rank.
+    # Long edges get a waypoint per layer crossed; waypoints are laid out like small boxes.
+    before: Dict[object, list] = {key: [] for key in size}
+    after: Dict[object, list] = {key: [] for key in size}
+    routes: Dict[Tuple[str, str], list] = {}
+    for a, b in g.edges:
+        chain = [a]
+        for k in range(layer[a] + 1, layer[b]):
+            point = ("via", a, b, k)
+            size[point] = (0.0, 0.12)
+            layers[k].append(point)
+            before[point], after[point] = [], []
+            chain.append(point)
+        chain.append(b)
+        for u, v in zip(chain, chain[1:]):
+            after[u].append(v)
+            before[v].append(u)
+        routes[(a, b)] = chain[1:-1]
     rank = {key: r for members in layers for r, key in enumerate(members)}
     for sweep in range(4):
         forward = sweep % 2 == 0
         for members in (layers[1:] if forward else layers[-2::-1]):
-            def centre(key, forward=forward):
-                near = list(g.predecessors(key) if forward else g.successors(key))
-                return sum(rank[v] for v in near) / len(near) if near else rank[key]
+            def centre(key, near=before if forward else after):
+                return sum(rank[v] for v in near[key]) / len(near[key]) if near[key] else rank[key]
             members.sort(key=centre)
             for r, key in enumerate(members):
                 rank[key] = r
@@ -603,14 +630,15 @@ def _layout(graph: _Graph, rankdir: str):
             pos[key] = (centre_along, span - centre_across) if lr else (centre_across, -centre_along)
             cursor += extent + _GAP_NODE
         offset += along[k] + _GAP_LAYER
-    return pos, size
+    return pos, size, {edge: [pos[point] for point in points] for edge, points in routes.items()}
 
 
 def _matplotlib_figure(graph: _Graph, rankdir: str):
     from matplotlib.figure import Figure
     from matplotlib.patches import Ellipse, FancyArrowPatch, FancyBboxPatch
+    from matplotlib.path import Path
 
-    pos, size = _layout(graph, rankdir)
+    pos, size, routes = _layout(graph, rankdir)
     margin = 0.2
     xs = [pos[k][0] - size[k][0] / 2 for k in pos] + [pos[k][0] + size[k][0] / 2 for k in pos]
     ys = [pos[k][1] - size[k][1] / 2 for k in pos] + [pos[k][1] + size[k][1] / 2 for k in pos]
@@ -646,10 +674,13 @@ def _matplotlib_figure(graph: _Graph, rankdir: str):
         (xb, yb), (wb, hb) = pos[target], size[target]
         start = (xa + wa / 2, ya) if lr else (xa, ya - ha / 2)
         end = (xb - wb / 2, yb) if lr else (xb, yb + hb / 2)
-        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=9, shrinkA=0,
-                                     shrinkB=0, color="#444444", linewidth=0.8))
+        points = [start] + routes[(source, target)] + [end]
+        route = Path(points, [Path.MOVETO] + [Path.LINETO] * (len(points) - 1))
+        ax.add_patch(FancyArrowPatch(path=route, arrowstyle="-|>", mutation_scale=9, color="#444444",
+                                     linewidth=0.8))
         if count > 1:
-            ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2, f"×{count:,}", fontsize=_FONT_PT - 1,
+            (xc, yc), (xd, yd) = points[-2], points[-1]
+            ax.text((xc + xd) / 2, (yc + yd) / 2, f"×{count:,}", fontsize=_FONT_PT - 1,
                     ha="center", va="bottom", family="DejaVu Sans Mono", color="#444444")
     if graph.caption:
         ax.text(x0 + width / 2, y0 + 0.15, graph.caption, ha="center", va="center",
