@@ -252,6 +252,10 @@ def test_bad_arguments_are_explained():
         viz.to_dot(w * 2.0, params=[w])
     with pytest.raises(ValueError, match="max_nodes must be a positive integer or None, got 0"):
         viz.to_dot(w * 2.0, max_nodes=0)
+    with pytest.raises(ValueError, match="max_nodes must be a positive integer or None, got True"):
+        viz.to_dot(w * 2.0, max_nodes=True)
+    y = w * 2.0
+    assert viz.to_dot(y, max_nodes=np.int64(5)) == viz.to_dot(y, max_nodes=5)
     with pytest.raises(ValueError, match="engine must be 'auto', 'graphviz' or 'matplotlib', got 'tikz'"):
         viz.draw(w * 2.0, engine="tikz")
     with pytest.raises(ValueError, match=r"use a \.png, \.svg, \.pdf or \.dot file"):

@@ -1,7 +1,6 @@
 """Pictures of the computational graph behind a tensor.
 
-``to_dot(tensor)`` returns the graph as Graphviz DOT text and needs nothing but the standard
-library.  ``draw(tensor, path)`` renders it: with Graphviz (the ``graphviz`` package and its
+``to_dot(tensor)`` returns the graph as Graphviz DOT text and needs no optional package.  ``draw(tensor, path)`` renders it: with Graphviz (the ``graphviz`` package and its
 ``dot`` executable) when both are installed, otherwise as a layered layout (networkx's
 topological generations) drawn by matplotlib, which ``pip install "clumsygrad[plot]"``
 provides.  The object ``draw`` returns shows itself inline in Jupyter.
@@ -23,6 +22,7 @@ is written, no backward pass runs, and the walk is iterative, so graphs of any d
 from __future__ import annotations
 
 import gc
+import operator
 import os
 import shutil
 from typing import Dict, List, Mapping, Optional, Tuple
@@ -358,10 +358,14 @@ def _build(tensor, params, max_nodes) -> _Graph:
 def _build_graph(tensor, params, max_nodes) -> _Graph:
     if not isinstance(tensor, Tensor):
         raise TypeError(f"Expected a Tensor to draw, got {type(tensor).__name__}")
-    if max_nodes is not None and (
-        isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or max_nodes < 1
-    ):
-        raise ValueError(f"max_nodes must be a positive integer or None, got {max_nodes!r}")
+    if max_nodes is not None:
+        try:
+            valid = not isinstance(max_nodes, bool) and operator.index(max_nodes) >= 1
+        except TypeError:
+            valid = False
+        if not valid:
+            raise ValueError(f"max_nodes must be a positive integer or None, got {max_nodes!r}")
+        max_nodes = operator.index(max_nodes)
     if int(tensor._tensor_type) == _INTERMEDIATE and not tensor._parents:
         raise RuntimeError(
             f"The graph behind tensor {tensor._id} was freed by backward(): call "
