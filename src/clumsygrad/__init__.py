@@ -8,6 +8,7 @@ from . import activation, grad, loss, math, optimizer, random, tensor
 from ._backend import get_backend, set_backend
 from . import gradcheck
 from .gradcheck import GradcheckError
+from . import viz  # to_dot / draw; imports nothing optional until it draws
 
 __version__ = "0.3.0"
 
@@ -23,6 +24,7 @@ __all__ = [
     "set_backend",
     "gradcheck",
     "GradcheckError",
+    "viz",
 ]
 
 # Shape, selection and classification ops (issue 9), also reachable as clumsygrad.NAME.
