@@ -21,7 +21,6 @@ is written, no backward pass runs, and the walk is iterative, so graphs of any d
 """
 from __future__ import annotations
 
-import gc
 import operator
 import os
 import shutil
@@ -343,19 +342,11 @@ def _collapse(nodes, parents, order, named) -> Tuple[List[int], List[_Chain]]:
 
 
 def _build(tensor, params, max_nodes) -> _Graph:
-    """What to draw for the graph behind ``tensor``."""
-    # The walk makes a list per tensor and no cycles: cyclic GC passes over a large graph would
-    # cost more than the walk (a million-node chain: 5.9 s with them, see the notes).
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _build_graph(tensor, params, max_nodes)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    """What to draw for the graph behind ``tensor``.
 
-
-def _build_graph(tensor, params, max_nodes) -> _Graph:
+    The collector's state is left alone (a library must not switch it off: an interrupt or
+    another thread could leave it off); compiled result nodes are not GC-tracked anyway.
+    """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"Expected a Tensor to draw, got {type(tensor).__name__}")
     if max_nodes is not None:
