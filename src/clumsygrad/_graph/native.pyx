@@ -22,6 +22,7 @@ from libc.stdlib cimport free, malloc, realloc
 import numpy as np
 
 from . import ENGINE_LOCK
+from . import guard as _guard
 from . import pure as _pure
 
 cnp.import_array()
@@ -91,6 +92,16 @@ cdef object _generic_truediv, _generic_rtruediv, _generic_neg
 cdef long long _next_id = 0
 cdef unsigned int _pass_mark = 0
 cdef int _engine_depth = 0     # > 0 while a compiled pass runs (a nested one goes to the pure engine)
+cdef bint _guard_on = False    # guard.is_enabled(), kept in C for _make_node
+
+
+def _set_guard(bint enabled):
+    global _guard_on
+    _guard_on = enabled
+
+
+_guard._listeners.append(_set_guard)
+_set_guard(_guard.is_enabled())
 
 
 def install(tensor_class, tensor_types, generic_operators, vjps):
@@ -172,6 +183,7 @@ cdef class Node:
     cdef unsigned char op_
     cdef bint pending_owned_     # the engine may add into pending_ in place
     cdef unsigned char value_type_  # NPY_FLOAT or NPY_DOUBLE: value_ is the data; 0: data_ is
+    cdef bint guarded_           # the memory guard holds arrays for this node
 
     @property
     def _data(self):
@@ -274,7 +286,7 @@ cdef class Node:
 
     def _cleanup_references(self):
         """Drop the links to the parents, freeing the graph behind this node."""
-        self.parents_ = ()
+        _free(self)
 
     def _check_versions(self):
         """``RuntimeError`` if this node or a parent changed in place since the node was recorded."""
@@ -466,6 +478,8 @@ cdef Node _make_node(object data, object grad_fn, tuple parents, object extra, i
         node.scalar_ = scalar
         node.saved0_ = (<Node> parents[0]).version_
         node.saved_rest_ = rest
+        if _guard_on:
+            node.guarded_ = _guard.protect(node, (data,) + tuple([_data_of(<Node> p) for p in parents]))
     else:
         node.type_ = INPUT
         node.parents_ = ()
@@ -476,6 +490,15 @@ cdef Node _make_node(object data, object grad_fn, tuple parents, object extra, i
     PyObject_GC_UnTrack(<void*> node)
     PyObject_GC_UnTrack(<void*> node.parents_)
     return node
+
+
+cdef inline int _free(Node node) except -1:
+    """Drop the node's parents (its graph) and give back what the memory guard holds for it."""
+    node.parents_ = ()
+    if node.guarded_:
+        node.guarded_ = False
+        _guard.release(node)
+    return 0
 
 
 cdef inline void _inc_id() noexcept:
@@ -555,7 +578,7 @@ def backward_pass(Node root, cnp.ndarray seed, bint seed_owned, bint keep_graph)
             if not keep_graph:
                 for node in order:
                     if node.type_ == INTERMEDIATE:
-                        node.parents_ = ()
+                        _free(node)
         finally:
             _engine_depth -= 1
 

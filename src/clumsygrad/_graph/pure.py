@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-from . import ENGINE_LOCK
+from . import ENGINE_LOCK, guard
 
 _FLOAT64 = np.dtype(np.float64)
 _INPUT, _PARAMETER, _INTERMEDIATE = 0, 1, 2  # TensorType values; the members come from install()
@@ -94,6 +94,7 @@ class Node:
     def _cleanup_references(self) -> None:
         """Drop the links to the parents, freeing the graph behind this node."""
         self._parents = ()
+        guard.release(self)
 
     def _check_versions(self) -> None:
         """``RuntimeError`` if this node or a parent changed in place since the node was recorded."""
@@ -144,6 +145,8 @@ def new_node(data, grad_fn, parents: tuple, extra=None):
         node._parents = tuple(parents)
         node._extra = dict(extra) if extra else {}
         node._saved_versions = tuple(p._version for p in parents)
+        if guard.is_enabled():
+            guard.protect(node, (data,) + tuple(p._data for p in parents))
     else:
         node._tensor_type = _types[_INPUT]
         node._requires_grad = False
