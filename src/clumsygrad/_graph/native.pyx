@@ -9,6 +9,8 @@
   generic Python operators that ``clumsygrad.tensor`` installs.  A 0-d result of a fast path
   keeps its value as a C double (``value_``): its ndarray is made only when ``_data`` is read,
   which saves the array object and its buffer (~140 bytes) on every node of a scalar graph.
+  Likewise a 0-d node's gradient stays a double during backward (``pending_value_``) and in
+  ``.grad`` (``grad_value_``) until read, so a scalar graph backpropagates without arrays.
 * The engine orders the graph with the visit mark (no ``set``), collects gradients in the
   nodes' pending slots (no ``dict``), runs the elementwise backward functions as typed loops,
   and writes ``.grad`` only when the whole pass succeeded.
@@ -173,6 +175,8 @@ cdef class Node:
     cdef object __weakref__
     cdef double scalar_          # the constant of a scalar op recorded by a fast path
     cdef double value_           # the value of a 0-d result while data_ is None
+    cdef double pending_value_   # this pass's gradient of a 0-d node, while pending_type_ is set
+    cdef double grad_value_      # the gradient of a 0-d node, while grad_type_ is set
     cdef long long id_
     cdef unsigned int version_   # bumped by every in-place change made through the library
     cdef unsigned int saved0_    # parents_[0]'s version when recorded
@@ -184,6 +188,8 @@ cdef class Node:
     cdef bint pending_owned_     # the engine may add into pending_ in place
     cdef unsigned char value_type_  # NPY_FLOAT or NPY_DOUBLE: value_ is the data; 0: data_ is
     cdef bint guarded_           # the memory guard holds arrays for this node
+    cdef unsigned char pending_type_  # NPY_FLOAT/NPY_DOUBLE: the pending gradient is pending_value_
+    cdef unsigned char grad_type_     # NPY_FLOAT/NPY_DOUBLE: .grad is grad_value_ (array made on read)
 
     @property
     def _data(self):
@@ -200,11 +206,15 @@ cdef class Node:
 
     @property
     def _grad(self):
+        if self.grad_type_:
+            self.grad_ = _scalar_array(self.grad_value_, self.grad_type_)
+            self.grad_type_ = 0
         return self.grad_
 
     @_grad.setter
     def _grad(self, value):
         self.grad_ = value
+        self.grad_type_ = 0
 
     @property
     def _parents(self):
@@ -427,15 +437,32 @@ cdef object _record_value(double value, int typenum, int op, tuple parents, doub
 
 cdef object _data_of(Node n):
     """``n``'s data array, made from ``value_`` on first use."""
-    cdef cnp.ndarray a
     if n.data_ is None and n.value_type_:
-        a = cnp.PyArray_EMPTY(0, NULL, n.value_type_, 0)
-        if n.value_type_ == cnp.NPY_FLOAT:
-            (<float*> cnp.PyArray_DATA(a))[0] = <float> n.value_
-        else:
-            (<double*> cnp.PyArray_DATA(a))[0] = n.value_
-        n.data_ = a
+        n.data_ = _scalar_array(n.value_, n.value_type_)
     return n.data_
+
+
+cdef object _scalar_array(double value, int typenum):
+    """A new 0-d array of ``typenum`` (float32 or float64) holding ``value``."""
+    cdef cnp.ndarray a = cnp.PyArray_EMPTY(0, NULL, typenum, 0)
+    if typenum == cnp.NPY_FLOAT:
+        (<float*> cnp.PyArray_DATA(a))[0] = <float> value
+    else:
+        (<double*> cnp.PyArray_DATA(a))[0] = value
+    return a
+
+
+cdef int _scalar_type(Node n):
+    """NPY_FLOAT or NPY_DOUBLE for a 0-d float node (its gradient can be a double), else 0."""
+    cdef cnp.ndarray a
+    if n.data_ is None:
+        return n.value_type_
+    if type(n.data_) is not cnp.ndarray:
+        return 0
+    a = <cnp.ndarray> n.data_
+    if cnp.PyArray_NDIM(a) == 0 and (cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT or cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE):
+        return cnp.PyArray_TYPE(a)
+    return 0
 
 
 cdef bint _fits(object g, Node n):
@@ -568,13 +595,13 @@ def backward_pass(Node root, cnp.ndarray seed, bint seed_owned, bint keep_graph)
         try:
             order = _reverse_topological_order(root)
             try:
-                root.pending_ = seed
-                root.pending_owned_ = seed_owned
+                _accumulate(root, seed, seed_owned)
                 _propagate(order)
                 _commit(order)
             finally:
                 for node in order:
                     node.pending_ = None
+                    node.pending_type_ = 0
             if not keep_graph:
                 for node in order:
                     if node.type_ == INTERMEDIATE:
@@ -654,7 +681,7 @@ cdef int _propagate(list order) except -1:
     """Push each node's pending gradient to its parents' pending slots, root first."""
     cdef Node node
     for node in order:
-        if node.pending_ is None or node.grad_fn_ is None:
+        if (node.pending_ is None and not node.pending_type_) or node.grad_fn_ is None:
             continue
         try:
             if not node.parents_:
@@ -663,6 +690,9 @@ cdef int _propagate(list order) except -1:
                     "pass keep_graph=True to keep it)"
                 )
             _check_versions(node)
+            if node.pending_type_ and _value_vjp(node):
+                continue
+            _pending_as_array(node)
             if node.op_ == GENERIC or not _typed_vjp(node):
                 _python_vjp(node)
         except Exception as exc:
@@ -674,15 +704,26 @@ cdef int _commit(list order) except -1:
     """Add each node's pending gradient into its ``.grad``: copies first, so a failure writes nothing."""
     cdef Node node
     for node in order:
-        if node.pending_ is not None and node.grad_ is None and not node.pending_owned_:
+        if node.pending_ is not None and node.grad_ is None and not node.grad_type_ and not node.pending_owned_:
             node.pending_ = cnp.PyArray_NewCopy(<cnp.ndarray?> node.pending_, cnp.NPY_CORDER)
     for node in order:
-        if node.pending_ is None:
-            continue
-        if node.grad_ is None:
-            node.grad_ = node.pending_
-        else:
-            _add_into(node.grad_, node.pending_)
+        if node.pending_type_:
+            if node.grad_type_:
+                node.grad_value_ = _compute(ADD, node.grad_value_, node.pending_value_, node.grad_type_)
+            elif node.grad_ is None:
+                node.grad_value_ = node.pending_value_
+                node.grad_type_ = node.pending_type_
+            else:  # an array the user assigned: NumPy adds the double as it would a Python float
+                node.grad_ += node.pending_value_
+        elif node.pending_ is not None:
+            if node.grad_type_:
+                node.grad_ = _scalar_array(node.grad_value_, node.grad_type_)
+                node.grad_type_ = 0
+                node.grad_ += node.pending_
+            elif node.grad_ is None:
+                node.grad_ = node.pending_
+            else:
+                _add_into(node.grad_, node.pending_)
     return 0
 
 
@@ -709,6 +750,12 @@ cdef int _add_into(object acc, object g) except -1:
 
 cdef int _accumulate(Node parent, object g, bint owned) except -1:
     """Add ``g`` (the parent's dtype and shape) into ``parent``'s pending gradient."""
+    cdef double v
+    cdef int t
+    if parent.pending_type_ or (parent.pending_ is None and _scalar_type(parent)):
+        if _array_value(g, &v, &t) and t == _scalar_type(parent):
+            return _accumulate_value(parent, v, t)
+        _pending_as_array(parent)
     if parent.pending_ is None:
         parent.pending_ = g
         parent.pending_owned_ = owned
@@ -718,6 +765,85 @@ cdef int _accumulate(Node parent, object g, bint owned) except -1:
         parent.pending_ = np.add(parent.pending_, g, out=np.empty_like(g))
         parent.pending_owned_ = True
     return 0
+
+
+cdef int _accumulate_value(Node parent, double v, int t) except -1:
+    """Add ``v`` into the pending gradient of a 0-d ``parent`` of float type ``t``."""
+    if parent.pending_type_:
+        parent.pending_value_ = _compute(ADD, parent.pending_value_, v, t)
+    elif parent.pending_ is None:
+        parent.pending_value_ = v
+        parent.pending_type_ = t
+    else:
+        _accumulate(parent, _scalar_array(v, t), True)
+    return 0
+
+
+cdef bint _array_value(object g, double* v, int* t):
+    """The value of a 0-d float32/float64 array; False for anything else."""
+    cdef cnp.ndarray a
+    if type(g) is not cnp.ndarray:
+        return False
+    a = <cnp.ndarray> g
+    if cnp.PyArray_NDIM(a) != 0 or not cnp.PyArray_ISALIGNED(a):
+        return False
+    t[0] = cnp.PyArray_TYPE(a)
+    if t[0] == cnp.NPY_FLOAT:
+        v[0] = (<float*> cnp.PyArray_DATA(a))[0]
+    elif t[0] == cnp.NPY_DOUBLE:
+        v[0] = (<double*> cnp.PyArray_DATA(a))[0]
+    else:
+        return False
+    return True
+
+
+cdef int _pending_as_array(Node node) except -1:
+    """Turn a pending double into a 0-d array the engine owns (for array-level backward code)."""
+    if node.pending_type_:
+        node.pending_ = _scalar_array(node.pending_value_, node.pending_type_)
+        node.pending_owned_ = True
+        node.pending_type_ = 0
+    return 0
+
+
+cdef bint _value_vjp(Node node) except -1:
+    """The elementwise backward functions on a double gradient, for 0-d nodes and parents.
+
+    Same arithmetic and precision as ``_loop``; False (nothing done) when it does not apply.
+    """
+    cdef int op = node.op_, t = node.pending_type_
+    cdef double g = node.pending_value_, a, b
+    cdef int ta, tb
+    cdef Py_ssize_t n = len(node.parents_)
+    cdef Node x = <Node> node.parents_[0]
+    cdef Node y
+    if _scalar_type(x) != t:
+        return False
+    if op == ADD_SCALAR or op == SUB_SCALAR or op == MUL_SCALAR or op == NEGATE:
+        if n != 1:
+            return False
+        if x.requires_grad_:
+            _accumulate_value(x, g if op == ADD_SCALAR or op == SUB_SCALAR
+                              else _compute(op, g, node.scalar_, t), t)
+        return True
+    if (op == ADD or op == SUB or op == MUL) and n == 2:
+        y = <Node> node.parents_[1]
+        if _scalar_type(y) != t:
+            return False
+        if op == MUL:
+            if not (_value_of(x, &a, &ta) and _value_of(y, &b, &tb)):
+                return False
+            if x.requires_grad_:
+                _accumulate_value(x, _compute(MUL, g, b, t), t)
+            if y.requires_grad_:
+                _accumulate_value(y, _compute(MUL, g, a, t), t)
+            return True
+        if x.requires_grad_:
+            _accumulate_value(x, g, t)
+        if y.requires_grad_:
+            _accumulate_value(y, _compute(NEGATE, g, 0.0, t) if op == SUB else g, t)
+        return True
+    return False
 
 
 cdef int _python_vjp(Node node) except -1:
