@@ -361,3 +361,30 @@ def test_pure_and_compiled_nodes_give_identical_results():
         np.testing.assert_allclose(r["loss"], results[0]["loss"], rtol=1e-14)
         np.testing.assert_allclose(r["w"], results[0]["w"], rtol=1e-12)
         np.testing.assert_allclose(r["b"], results[0]["b"], rtol=1e-12)
+
+
+@pytest.mark.both_backends
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scalar_graphs_give_the_pure_engines_gradients_bit_for_bit(dtype):
+    """0-d nodes keep values and gradients as C doubles; every .grad must equal the reference."""
+
+    def run(engine):
+        clumsygrad.set_backend(engine)
+        x = Tensor(0.7, tensor_type=TensorType.PARAMETER, dtype=dtype)
+        w = Tensor(-1.3, tensor_type=TensorType.PARAMETER, dtype=dtype)
+        x.grad = np.array(0.25)  # stored as given, then accumulated into
+        a = x * w + 0.5
+        b = a * a - x / 3.0
+        c = -b * 2.0 + w
+        d = c * x - 1.0 + a * 1e-3
+        d.backward(keep_graph=True)
+        d.backward()
+        return [t.grad for t in (x, w, a, b, c, d)], d.data
+
+    compiled, reference = run("cython"), run("python")
+    assert compiled[1].dtype == reference[1].dtype == dtype
+    np.testing.assert_array_equal(compiled[1], reference[1])
+    for got, want in zip(compiled[0], reference[0]):
+        assert got.shape == want.shape == () and got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    assert compiled[0][0].dtype == np.float64  # the assigned float64 array kept its dtype
