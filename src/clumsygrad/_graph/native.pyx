@@ -205,6 +205,12 @@ cdef class Node:
         return () if self.data_ is None and self.value_type_ else self.data_.shape
 
     @property
+    def _dtype(self):
+        if self.data_ is None and self.value_type_:
+            return cnp.PyArray_DescrFromType(self.value_type_)
+        return self.data_.dtype
+
+    @property
     def _grad(self):
         if self.grad_type_:
             self.grad_ = _scalar_array(self.grad_value_, self.grad_type_)

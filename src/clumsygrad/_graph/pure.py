@@ -87,6 +87,10 @@ class Node:
     def _shape(self) -> tuple:
         return self._data.shape
 
+    @property
+    def _dtype(self) -> np.dtype:
+        return self._data.dtype
+
     def _bump_version(self) -> None:
         """Record an in-place change of ``_data`` (optimizer steps call this)."""
         self._version += 1
@@ -194,20 +198,30 @@ def backward_pass(root, seed: np.ndarray, seed_owned: bool, keep_graph: bool) ->
 def _reverse_topological_order(root) -> list:
     """Nodes that require gradients reachable from ``root``, each before all of its parents.
 
-    Iterative depth-first search, so graph depth is limited only by memory.
+    Iterative depth-first search, so graph depth is limited only by memory.  The path is kept
+    as a list of nodes and a list of next-parent indices (no per-node tuples or iterators for
+    the cyclic garbage collector to scan).
     """
     postorder: list = []
     visited = {root}
-    stack = [(root, iter(root._parents))]
-    while stack:
-        node, parents = stack[-1]
-        for parent in parents:
+    path = [root]
+    next_parent = [0]
+    while path:
+        node = path[-1]
+        parents = node._parents
+        i = next_parent[-1]
+        while i < len(parents):
+            parent = parents[i]
+            i += 1
             if parent._requires_grad and parent not in visited:
                 visited.add(parent)
-                stack.append((parent, iter(parent._parents)))
+                next_parent[-1] = i
+                path.append(parent)
+                next_parent.append(0)
                 break
         else:
-            stack.pop()
+            path.pop()
+            next_parent.pop()
             postorder.append(node)
     postorder.reverse()
     return postorder
@@ -254,7 +268,7 @@ def _push_to_parents(node, grad: np.ndarray, pending: dict) -> None:
         g = parent_grads[i]
         if g is None or not parent._requires_grad:
             continue
-        dtype = parent._data.dtype
+        dtype = parent._dtype
         if type(g) is not np.ndarray or (g.dtype is not dtype and g.dtype != dtype):
             g, owned = np.array(g, dtype=dtype), True  # one conversion, into a fresh array
         else:
