@@ -14,6 +14,7 @@ no Python wrapper sits between a caller and the compiled code.
 ``relu_backward``           ``_elementwise.pyx``
 ``sgd_update``              ``_elementwise.pyx`` (in place)
 ``matmul_backward``         ``_matmul.pyx``
+``adam_update``             ``_optim.pyx`` (in place)
 ==========================  ===============================
 
 Importing this module raises ``ImportError`` when the extensions were never built; the
@@ -22,6 +23,7 @@ backend switch (``clumsygrad._backend``) then falls back to ``pure``.
 from ._elementwise import relu_backward, sgd_update
 from ._loss import mse_backward, mse_forward
 from ._matmul import matmul_backward
+from ._optim import adam_update
 from ._reduce import expand_to_shape, mul_reduce_to_shape, reduce_to_shape
 from ._softmax import softmax_backward, softmax_forward
 
@@ -36,6 +38,7 @@ __all__ = [
     "mse_backward",
     "relu_backward",
     "sgd_update",
+    "adam_update",
 ]
 
 # Issue 9: the embedding-lookup backward and the cross-entropy backward.

@@ -30,6 +30,7 @@ __all__ = [
     "mse_backward",
     "relu_backward",
     "sgd_update",
+    "adam_update",
 ]
 
 
@@ -427,3 +428,92 @@ def cross_entropy_backward(logits, target, grad, reduction) -> np.ndarray:
 
 
 __all__ += ["scatter_add", "cross_entropy_backward"]
+
+
+# --------------------------------------------------------------------------- fused optimizer steps
+def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    return np.may_share_memory(a, b)
+
+
+def adam_coefficients(lr, beta1, beta2, eps, weight_decay, decoupled, step) -> tuple:
+    """Validated scalars of one Adam step, as Python floats (double precision).
+
+    Returns ``(decay, l2, beta1, 1 - beta1, beta2, 1 - beta2, step_size, sqrt_bc2, eps)``
+    where ``decay`` multiplies the parameter first (AdamW), ``l2`` times the parameter is
+    added to the gradient (Adam), ``step_size = lr / (1 - beta1**step)`` and
+    ``sqrt_bc2 = sqrt(1 - beta2**step)``.  ``ValueError`` for ``step < 1``.
+    """
+    step = operator.index(step)
+    if step < 1:
+        raise ValueError(f"adam_update needs step >= 1 (the step count after this update), got {step}")
+    lr, beta1, beta2, eps, weight_decay = (float(x) for x in (lr, beta1, beta2, eps, weight_decay))
+    decay = 1.0 - lr * weight_decay if decoupled else 1.0
+    l2 = 0.0 if decoupled else weight_decay
+    step_size = lr / (1.0 - beta1 ** step)
+    sqrt_bc2 = (1.0 - beta2 ** step) ** 0.5
+    return decay, l2, beta1, 1.0 - beta1, beta2, 1.0 - beta2, step_size, sqrt_bc2, eps
+
+
+def check_adam_arrays(param, grad, m, v) -> np.dtype:
+    """Shared validation of ``adam_update``'s arrays; returns the parameter's dtype.
+
+    ``param``, ``m`` and ``v`` are writeable float32/float64 ndarrays of one dtype and shape
+    that do not overlap; ``grad`` is any real array of that shape.
+    """
+    for name, a in (("param", param), ("m", m), ("v", v)):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"adam_update updates ndarrays in place, got {type(a).__name__} for {name}")
+    dtype = param.dtype
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"adam_update needs a float32 or float64 parameter, got dtype {dtype}")
+    if m.dtype != dtype or v.dtype != dtype:
+        raise TypeError(
+            f"adam_update needs the moments in the parameter's dtype {dtype}, got {m.dtype} and {v.dtype}"
+        )
+    grad = np.asarray(grad)
+    result_dtype(grad)
+    if not (param.shape == grad.shape == m.shape == v.shape):
+        raise ValueError(
+            f"adam_update needs the parameter, gradient and moments in one shape, got "
+            f"{param.shape}, {grad.shape}, {m.shape} and {v.shape}"
+        )
+    for name, a in (("param", param), ("m", m), ("v", v)):
+        if not a.flags.writeable:
+            raise ValueError(f"adam_update updates {name} in place, but it is read-only")
+    if _overlap(param, m) or _overlap(param, v) or _overlap(m, v):
+        raise ValueError("adam_update needs separate arrays for the parameter and its two moments")
+    return dtype
+
+
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step) -> None:
+    """One Adam/AdamW step, in place on ``param``, ``m`` (first moment) and ``v`` (second).
+
+    With ``T`` the parameter's dtype (float32 or float64), every product below is rounded
+    to ``T``; the scalars are computed in double and then rounded to ``T``::
+
+        if decoupled: p = p * (1 - lr * weight_decay)        # AdamW
+        else:         g = g + weight_decay * p               # Adam: L2 added to the gradient
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * (g * g)
+        p = p - (lr / (1 - beta1**step)) * (m / (sqrt(v) / sqrt(1 - beta2**step) + eps))
+
+    ``step`` (>= 1) counts this update.  ``grad`` may have any real dtype (cast to ``T``)
+    and may alias the other arrays: every input is read before anything is written.
+    """
+    dtype = check_adam_arrays(param, grad, m, v)
+    decay, l2, b1, c1, b2, c2, step_size, sqrt_bc2, eps_ = (
+        dtype.type(x) for x in adam_coefficients(lr, beta1, beta2, eps, weight_decay, decoupled, step)
+    )
+    g = np.asarray(grad).astype(dtype, copy=False)
+    p = param
+    if decoupled and decay != 1:
+        p = p * decay
+    elif not decoupled and l2 != 0:
+        g = g + l2 * p
+    new_m = m * b1 + c1 * g
+    new_v = v * b2 + c2 * (g * g)
+    denom = np.sqrt(new_v) / sqrt_bc2 + eps_
+    new_p = p - step_size * (new_m / denom)
+    m[...] = new_m
+    v[...] = new_v
+    param[...] = new_p
