@@ -188,7 +188,7 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decouple
     _scalars(&s, lr, beta1, beta2, eps, weight_decay, decoupled, step)
     # the gradient as a contiguous array in the parameter's dtype and layout, never
     # overlapping what the loop writes (an aliasing gradient is copied: read before written)
-    flags = cnp.NPY_ARRAY_ALIGNED | cnp.NPY_ARRAY_NOTSWAPPED | (
+    flags = cnp.NPY_ARRAY_ALIGNED | cnp.NPY_ARRAY_NOTSWAPPED | cnp.NPY_ARRAY_FORCECAST | (
         cnp.NPY_ARRAY_C_CONTIGUOUS if _layout(pa) == 1 else cnp.NPY_ARRAY_F_CONTIGUOUS)
     ga = cnp.PyArray_FROMANY(ga, tn, 0, 0, flags)
     if not (_disjoint(ga, pa) and _disjoint(ga, ma) and _disjoint(ga, va)):

@@ -512,8 +512,9 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decouple
         g = g + l2 * p
     new_m = m * b1 + c1 * g
     new_v = v * b2 + c2 * (g * g)
-    denom = np.sqrt(new_v) / sqrt_bc2 + eps_
-    new_p = p - step_size * (new_m / denom)
+    with np.errstate(all="ignore"):  # silent like the compiled loop (0/0 when eps = 0 and v = 0)
+        denom = np.sqrt(new_v) / sqrt_bc2 + eps_
+        new_p = p - step_size * (new_m / denom)
     m[...] = new_m
     v[...] = new_v
     param[...] = new_p
