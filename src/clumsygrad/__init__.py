@@ -17,6 +17,7 @@ from .activation import log_softmax
 from .gradcheck import GradcheckError, check_gradient
 from .loss import binary_cross_entropy_with_logits, cross_entropy
 from .selection import clip, max, maximum, min, minimum, where
+from .serialization import load, save
 from .shape import concatenate, expand_dims, flatten, getitem, reshape, split, squeeze, stack
 from .tensor import enable_grad, no_grad
 
@@ -35,4 +36,6 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     # checking
     "check_gradient", "GradcheckError",
+    # checkpoints
+    "save", "load",
 ]
