@@ -18,6 +18,11 @@ The last merged axis is run as a contiguous inner loop; the others by an odomete
 cimport numpy as cnp
 from cython cimport floating
 
+cdef extern from "Python.h":
+    # with a NULL ``exc`` an out-of-range int is clipped to PY_SSIZE_T_MIN/MAX instead of raising
+    Py_ssize_t PyNumber_AsSsize_t(object o, void* exc) except? -1
+    const Py_ssize_t PY_SSIZE_T_MAX
+
 cdef enum:
     MAXDIMS = 64   # NPY_MAXDIMS of NumPy 2
 
@@ -76,8 +81,8 @@ cdef inline int parse_shape(object shape, Py_ssize_t* dims) except -1:
                 item = (<tuple>shape)[i]
                 if type(item) is not int:
                     return slow_parse_shape(shape, dims)
-                d = <Py_ssize_t>item
-                if d < 0:
+                d = PyNumber_AsSsize_t(item, NULL)
+                if d < 0 or d == PY_SSIZE_T_MAX:   # the slow path raises the errors
                     return slow_parse_shape(shape, dims)
                 dims[i] = d
             return <int>n

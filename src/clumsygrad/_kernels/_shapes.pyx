@@ -45,6 +45,9 @@ cdef int slow_parse_shape(object shape, Py_ssize_t* dims) except -1:
     for d in items:
         if d < 0:
             raise ValueError(f"shape {items} has a negative dimension")
+    for d in items:
+        if d >= PY_SSIZE_T_MAX:   # as pure.as_shape: a ValueError, not an OverflowError
+            raise ValueError(f"shape {items} has a dimension too large for an array")
     n = len(items)
     if n > MAXDIMS:
         raise ValueError(f"shape {items} has more than {MAXDIMS} dimensions")

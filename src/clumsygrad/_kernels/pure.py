@@ -53,7 +53,38 @@ def as_shape(shape) -> tuple:
         dims = tuple(operator.index(d) for d in shape)
     if any(d < 0 for d in dims):
         raise ValueError(f"shape {dims} has a negative dimension")
+    if any(d >= sys.maxsize for d in dims):  # what the compiled kernels' C sizes can hold
+        raise ValueError(f"shape {dims} has a dimension too large for an array")
     return dims
+
+
+def as_double(value) -> float:
+    """``value`` as a Python float the way a compiled kernel's C ``double`` argument takes it
+    (``__float__``, else ``__index__``); ``TypeError`` "must be real number" otherwise."""
+    if type(value) is float:
+        return value
+    kind = type(value)
+    if hasattr(kind, "__float__"):
+        return kind.__float__(value)
+    if hasattr(kind, "__index__"):
+        return float(kind.__index__(value))
+    raise TypeError(f"must be real number, not {kind.__name__}")
+
+
+def sum_without_overflow(values: np.ndarray, axes: tuple, dtype: np.dtype) -> np.ndarray:
+    """``np.sum(values, axes, keepdims=True)`` in ``dtype``, redone with float64 accumulators
+    when a float32 sum comes out non-finite.
+
+    The compiled reductions add in double where it matters, so a float32 sum whose partial
+    sums leave float32's range but whose total does not (``[3e38, 3e38, -3e38, -3e38]``) is
+    right there; this gives the same answer without paying for a float64 pass on every call
+    (NumPy's float32 -> float64 reduction over axis 0 is 12x slower at 256x256).
+    """
+    total = np.sum(values, axis=axes, dtype=dtype, keepdims=True)
+    if dtype == np.float32 and not np.isfinite(total).all():
+        with np.errstate(over="ignore"):  # a total beyond float32 becomes inf, quietly
+            total = np.sum(values, axis=axes, dtype=np.float64, keepdims=True).astype(dtype)
+    return total
 
 
 def normalize_axes(axis, ndim: int) -> tuple:
@@ -132,7 +163,7 @@ def reduce_to_shape(grad, shape) -> np.ndarray:
     axes = reduction_axes(grad.shape, shape)
     if not axes:
         return grad.astype(dtype, copy=False).reshape(shape)
-    return np.sum(grad, axis=axes, dtype=dtype, keepdims=True).reshape(shape)
+    return sum_without_overflow(grad, axes, dtype).reshape(shape)
 
 
 def mul_reduce_to_shape(grad, other, shape) -> np.ndarray:
@@ -146,7 +177,7 @@ def mul_reduce_to_shape(grad, other, shape) -> np.ndarray:
     product = np.multiply(grad, other, dtype=dtype)
     if not axes:
         return np.asarray(product).reshape(shape)  # a 0-d product is a NumPy scalar
-    return np.sum(product, axis=axes, keepdims=True).reshape(shape)
+    return sum_without_overflow(product, axes, dtype).reshape(shape)
 
 
 def expand_to_shape(grad, input_shape, axis, keepdims, scale) -> np.ndarray:
@@ -165,6 +196,7 @@ def expand_to_shape(grad, input_shape, axis, keepdims, scale) -> np.ndarray:
             f"gradient of shape {grad.shape} does not fit a reduction of {input_shape} "
             f"over axis {axis} (keepdims={bool(keepdims)}), which has shape {expected}"
         )
+    scale = as_double(scale)  # None or a string is a TypeError, as in the compiled twin
     kept = reduced_shape(input_shape, axes, True)
     out = np.empty(input_shape, dtype=dtype)
     np.multiply(grad.reshape(kept), dtype.type(scale), out=out)
