@@ -157,6 +157,11 @@ ERRORS = {
                             "updates ndarrays in place, got list for param"),
     "step 0": ((_f(3), _f(3), _f(3), _f(3)), {"step": 0}, ValueError, "step >= 1"),
     "float step": ((_f(3), _f(3), _f(3), _f(3)), {"step": 1.5}, TypeError, "integer"),
+    "beta1 of 1": ((_f(3), _f(3), _f(3), _f(3)), {"beta1": 1.0}, ValueError,
+                   "0 <= beta1, beta2 < 1, got 1.0 and 0.99"),
+    "negative beta2": ((_f(3), _f(3), _f(3), _f(3)), {"beta2": -0.5}, ValueError,
+                       "got 0.9 and -0.5"),
+    "NaN beta2": ((_f(3), _f(3), _f(3), _f(3)), {"beta2": float("nan")}, ValueError, "and nan"),
 }
 
 

@@ -39,7 +39,7 @@ ctypedef struct AdamScalars:
     double b1, c1       # beta1, 1 - beta1
     double b2, c2       # beta2, 1 - beta2
     double step_size    # lr / (1 - beta1**step)
-    double sqrt_bc2     # sqrt(1 - beta2**step)
+    double inv_sqrt_bc2  # 1 / sqrt(1 - beta2**step)
     double eps
 
 
@@ -61,7 +61,7 @@ cdef void _adam_core(floating* p, const floating* g, floating* m, floating* v,
         floating decay = <floating>s.decay, l2 = <floating>s.l2
         floating b1 = <floating>s.b1, c1 = <floating>s.c1
         floating b2 = <floating>s.b2, c2 = <floating>s.c2
-        floating step_size = <floating>s.step_size, sqrt_bc2 = <floating>s.sqrt_bc2
+        floating step_size = <floating>s.step_size, inv_sqrt_bc2 = <floating>s.inv_sqrt_bc2
         floating eps = <floating>s.eps
         floating pi, gi, mi, vi, denom
     # three copies of the loop so that none of them tests a flag per element
@@ -71,7 +71,7 @@ cdef void _adam_core(floating* p, const floating* g, floating* m, floating* v,
             gi = g[i]
             mi = m[i] * b1 + c1 * gi
             vi = v[i] * b2 + c2 * (gi * gi)
-            denom = _sqrt(vi) / sqrt_bc2 + eps
+            denom = _sqrt(vi) * inv_sqrt_bc2 + eps
             m[i] = mi
             v[i] = vi
             p[i] = pi - step_size * (mi / denom)
@@ -81,7 +81,7 @@ cdef void _adam_core(floating* p, const floating* g, floating* m, floating* v,
             gi = g[i] + l2 * pi
             mi = m[i] * b1 + c1 * gi
             vi = v[i] * b2 + c2 * (gi * gi)
-            denom = _sqrt(vi) / sqrt_bc2 + eps
+            denom = _sqrt(vi) * inv_sqrt_bc2 + eps
             m[i] = mi
             v[i] = vi
             p[i] = pi - step_size * (mi / denom)
@@ -91,7 +91,7 @@ cdef void _adam_core(floating* p, const floating* g, floating* m, floating* v,
             gi = g[i]
             mi = m[i] * b1 + c1 * gi
             vi = v[i] * b2 + c2 * (gi * gi)
-            denom = _sqrt(vi) / sqrt_bc2 + eps
+            denom = _sqrt(vi) * inv_sqrt_bc2 + eps
             m[i] = mi
             v[i] = vi
             p[i] = pi - step_size * (mi / denom)
@@ -150,6 +150,8 @@ cdef int _scalars(AdamScalars* s, object lr, object beta1, object beta2, object 
         raise ValueError(f"adam_update needs step >= 1 (the step count after this update), got {k}")
     s.b1 = beta1
     s.b2 = beta2
+    if not (0.0 <= s.b1 < 1.0 and 0.0 <= s.b2 < 1.0):
+        raise ValueError(f"adam_update needs 0 <= beta1, beta2 < 1, got {s.b1!r} and {s.b2!r}")
     s.eps = eps
     if decoupled:
         s.decay = 1.0 - lr_ * wd
@@ -160,7 +162,7 @@ cdef int _scalars(AdamScalars* s, object lr, object beta1, object beta2, object 
     s.c1 = 1.0 - s.b1
     s.c2 = 1.0 - s.b2
     s.step_size = lr_ / (1.0 - pow(s.b1, <double>k))
-    s.sqrt_bc2 = sqrt(1.0 - pow(s.b2, <double>k))
+    s.inv_sqrt_bc2 = 1.0 / sqrt(1.0 - pow(s.b2, <double>k))
     return 0
 
 

@@ -15,6 +15,7 @@ Rules shared by all kernels (see KERNELS.md):
 """
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
@@ -470,20 +471,23 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
 def adam_coefficients(lr, beta1, beta2, eps, weight_decay, decoupled, step) -> tuple:
     """Validated scalars of one Adam step, as Python floats (double precision).
 
-    Returns ``(decay, l2, beta1, 1 - beta1, beta2, 1 - beta2, step_size, sqrt_bc2, eps)``
+    Returns ``(decay, l2, beta1, 1 - beta1, beta2, 1 - beta2, step_size, inv_sqrt_bc2, eps)``
     where ``decay`` multiplies the parameter first (AdamW), ``l2`` times the parameter is
     added to the gradient (Adam), ``step_size = lr / (1 - beta1**step)`` and
-    ``sqrt_bc2 = sqrt(1 - beta2**step)``.  ``ValueError`` for ``step < 1``.
+    ``inv_sqrt_bc2 = 1 / sqrt(1 - beta2**step)``.  ``ValueError`` for ``step < 1`` or a beta
+    outside ``[0, 1)``.
     """
     step = operator.index(step)
     if step < 1:
         raise ValueError(f"adam_update needs step >= 1 (the step count after this update), got {step}")
     lr, beta1, beta2, eps, weight_decay = (float(x) for x in (lr, beta1, beta2, eps, weight_decay))
+    if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):  # else a bias correction divides by <= 0
+        raise ValueError(f"adam_update needs 0 <= beta1, beta2 < 1, got {beta1!r} and {beta2!r}")
     decay = 1.0 - lr * weight_decay if decoupled else 1.0
     l2 = 0.0 if decoupled else weight_decay
     step_size = lr / (1.0 - beta1 ** step)
-    sqrt_bc2 = (1.0 - beta2 ** step) ** 0.5
-    return decay, l2, beta1, 1.0 - beta1, beta2, 1.0 - beta2, step_size, sqrt_bc2, eps
+    inv_sqrt_bc2 = 1.0 / math.sqrt(1.0 - beta2 ** step)
+    return decay, l2, beta1, 1.0 - beta1, beta2, 1.0 - beta2, step_size, inv_sqrt_bc2, eps
 
 
 def check_adam_arrays(param, grad, m, v) -> np.dtype:
@@ -527,13 +531,13 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decouple
         else:         g = g + weight_decay * p               # Adam: L2 added to the gradient
         m = beta1 * m + (1 - beta1) * g
         v = beta2 * v + (1 - beta2) * (g * g)
-        p = p - (lr / (1 - beta1**step)) * (m / (sqrt(v) / sqrt(1 - beta2**step) + eps))
+        p = p - (lr / (1 - beta1**step)) * (m / (sqrt(v) * (1 / sqrt(1 - beta2**step)) + eps))
 
     ``step`` (>= 1) counts this update.  ``grad`` may have any real dtype (cast to ``T``)
     and may alias the other arrays: every input is read before anything is written.
     """
     dtype = check_adam_arrays(param, grad, m, v)
-    decay, l2, b1, c1, b2, c2, step_size, sqrt_bc2, eps_ = (
+    decay, l2, b1, c1, b2, c2, step_size, inv_sqrt_bc2, eps_ = (
         dtype.type(x) for x in adam_coefficients(lr, beta1, beta2, eps, weight_decay, decoupled, step)
     )
     g = np.asarray(grad).astype(dtype, copy=False)
@@ -545,7 +549,7 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decouple
     new_m = m * b1 + c1 * g
     new_v = v * b2 + c2 * (g * g)
     with np.errstate(all="ignore"):  # silent like the compiled loop (0/0 when eps = 0 and v = 0)
-        denom = np.sqrt(new_v) / sqrt_bc2 + eps_
+        denom = np.sqrt(new_v) * inv_sqrt_bc2 + eps_
         new_p = p - step_size * (new_m / denom)
     m[...] = new_m
     v[...] = new_v

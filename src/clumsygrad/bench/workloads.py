@@ -47,6 +47,8 @@ KERNELS = (
 # Issue 9: the embedding-lookup backward (m row lookups into a table of m/4 rows) and the fused
 # cross-entropy backward (m rows of n logits, class labels, mean reduction).
 KERNELS += ("scatter_add", "cross_entropy_backward")
+# The fused Adam/AdamW step of an (m, n) parameter (issue 9, optimizers).
+KERNELS += ("adam_update",)
 KERNEL_SHAPES = ((8, 8), (64, 10), (256, 256), (2048, 2048))
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
@@ -176,6 +178,9 @@ def kernel_args(kernel: str, m: int, n: int, seed: int = 0) -> tuple:
         return g, rng.integers(0, max(m // 4, 1), size=m), (max(m // 4, 1), n)
     if kernel == "cross_entropy_backward":  # d cross_entropy(logits, labels) / d logits
         return a, rng.integers(0, n, size=m), np.asarray(np.float32(1.0)), "mean"
+    if kernel == "adam_update":  # one Adam step of an (m, n) parameter in place (tiny rate, as above)
+        moment = (0.1 * rng.standard_normal((m, n))).astype(np.float32)
+        return a, g, moment, moment * moment, 1e-6, 0.9, 0.999, 1e-8, 0.0, False, 10
     raise ValueError(f"unknown kernel {kernel!r}; choose one of {KERNELS}")
 
 
