@@ -512,7 +512,8 @@ def clip_grad_norm(parameters, max_norm: float, *, error_if_nonfinite: bool = Fa
     coefficient = max_norm / (total + 1e-6)
     if coefficient >= 1.0:  # (a NaN coefficient goes on to scale, as in PyTorch)
         return total
-    for t, g in grads:
-        g = np.asarray(g)
-        t._grad = (g * g.dtype.type(coefficient)) if g.dtype.kind == "f" else g * coefficient
+    with np.errstate(invalid="ignore"):  # an infinite norm: inf * 0 is the NaN PyTorch gives too
+        for t, g in grads:
+            g = np.asarray(g)
+            t._grad = (g * g.dtype.type(coefficient)) if g.dtype.kind == "f" else g * coefficient
     return total

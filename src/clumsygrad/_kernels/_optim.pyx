@@ -119,6 +119,12 @@ cdef inline bint _disjoint(cnp.ndarray a, cnp.ndarray b) noexcept:
     return ap + cnp.PyArray_NBYTES(a) <= bp or bp + cnp.PyArray_NBYTES(b) <= ap
 
 
+cdef inline bint _same_kind(cnp.ndarray a, cnp.ndarray like, int t, int lay) noexcept:
+    """``a`` is a writeable, aligned, native ``t`` array of ``like``'s shape and layout ``lay``."""
+    return (cnp.PyArray_TYPE(a) == t and cnp.PyArray_ISNOTSWAPPED(a) and cnp.PyArray_ISALIGNED(a)
+            and cnp.PyArray_ISWRITEABLE(a) and _layout(a) == lay and same_shape(like, a))
+
+
 cdef bint _state_fits(object param, object m, object v) noexcept:
     """``param``, ``m``, ``v`` are exact, writeable, aligned float32/float64 ndarrays of one
     dtype, shape and contiguous layout that do not overlap: the arrays the loop walks flat."""
@@ -130,14 +136,10 @@ cdef bint _state_fits(object param, object m, object v) noexcept:
     ma = <cnp.ndarray>m
     va = <cnp.ndarray>v
     t = cnp.PyArray_TYPE(pa)
-    if not ((t == cnp.NPY_FLOAT or t == cnp.NPY_DOUBLE) and cnp.PyArray_ISNOTSWAPPED(pa)):
-        return False
     lay = _layout(pa)
-    for a in (pa, ma, va):
-        if not (cnp.PyArray_TYPE(<cnp.ndarray>a) == t and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a)
-                and cnp.PyArray_ISALIGNED(<cnp.ndarray>a) and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>a)
-                and lay != 0 and _layout(<cnp.ndarray>a) == lay and same_shape(pa, <cnp.ndarray>a)):
-            return False
+    if not ((t == cnp.NPY_FLOAT or t == cnp.NPY_DOUBLE) and lay != 0
+            and _same_kind(pa, pa, t, lay) and _same_kind(ma, pa, t, lay) and _same_kind(va, pa, t, lay)):
+        return False
     return _disjoint(pa, ma) and _disjoint(pa, va) and _disjoint(ma, va)
 
 
@@ -185,7 +187,8 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decouple
     va = <cnp.ndarray>v
     tn = cnp.PyArray_TYPE(pa)
     ga = grad if cnp.PyArray_Check(grad) else np.asarray(grad)
-    if ga.dtype.kind not in "biuf" or not same_shape(pa, ga):
+    if not ((cnp.PyArray_ISFLOAT(ga) or cnp.PyArray_ISINTEGER(ga) or cnp.PyArray_ISBOOL(ga))
+            and same_shape(pa, ga)):
         pure.check_adam_arrays(param, grad, m, v)   # raises the reference's error
     _scalars(&s, lr, beta1, beta2, eps, weight_decay, decoupled, step)
     # the gradient as a contiguous array in the parameter's dtype and layout, never
