@@ -197,3 +197,33 @@ def test_read_only_and_overlapping_state_is_rejected_before_any_write(module):
         module.adam_update(p, g, both[:6], both[3:9], 0.1, 0.9, 0.99, 1e-8, 0.0, False, 1)
     np.testing.assert_array_equal(p, np.arange(6))
     assert not m.any() and not both.any()
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("grad_dtype", [np.float32, np.float64])
+def test_native_runs_the_compiled_loop_for_the_optimizers_arrays(monkeypatch, order, grad_dtype):
+    # the layout the optimizer makes (moments zeros_like the parameter): no fallback to pure
+    def no_fallback(*args):
+        raise AssertionError("fell back to pure.adam_update")
+
+    monkeypatch.setattr(pure, "adam_update", no_fallback)
+    p = np.asarray(np.random.default_rng(0).standard_normal((5, 3)), np.float32, order=order)
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    native.adam_update(p, p.T.T.astype(grad_dtype), m, v, 0.1, 0.9, 0.99, 1e-8, 0.01, True, 1)
+    assert m.any() and v.any()
+
+
+def test_native_keeps_no_reference_to_its_inputs():
+    import sys
+
+    p, g, m, v = (np.ones((4, 3), np.float32) for _ in range(4))
+    odd = np.ones((4, 3), np.float64)[:, ::-1]  # converted copy on the fast path
+    arrays = (p, g, m, v, odd)
+    native.adam_update(p, g, m, v, 0.1, 0.9, 0.99, 1e-8, 0.0, False, 1)
+    before = [sys.getrefcount(a) for a in arrays]
+    for step in range(2, 22):
+        native.adam_update(p, g, m, v, 0.1, 0.9, 0.99, 1e-8, 0.0, False, step)
+        native.adam_update(p, odd, m, v, 0.1, 0.9, 0.99, 1e-8, 0.0, False, step)
+        with pytest.raises(ValueError):
+            native.adam_update(p, g[:1], m, v, 0.1, 0.9, 0.99, 1e-8, 0.0, False, step)
+    assert [sys.getrefcount(a) for a in arrays] == before
