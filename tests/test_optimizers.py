@@ -360,3 +360,35 @@ def test_base_optimizer_still_raises_on_step():
     with pytest.raises(NotImplementedError):
         Optimizer([Tensor([1.0], tensor_type=P)]).step()
     assert clumsygrad.optimizer.__all__ == ["Optimizer", "SGD", "Adam", "AdamW", "clip_grad_norm"]
+
+
+# --------------------------------------------------------------------------- version counters
+@pytest.mark.parametrize("make", [
+    lambda ps: SGD(ps, lr=0.1), lambda ps: SGD(ps, lr=0.1, momentum=0.9),
+    lambda ps: Adam(ps), lambda ps: AdamW(ps),
+], ids=["SGD", "SGD-momentum", "Adam", "AdamW"])
+def test_a_step_between_forward_and_backward_is_caught(make):
+    # the step changes w in place; the graph recorded w's old values: backward must refuse
+    x = Tensor([1.0, 2.0])
+    w = Tensor([0.5, -0.5], tensor_type=P)
+    skipped = Tensor([3.0], tensor_type=P)  # no gradient: not stepped, version unchanged
+    y = clumsygrad.math.sum(x * w)
+    y.backward(keep_graph=True)
+    opt = make([w, skipped])
+    before = (w._version, skipped._version)
+    opt.step()
+    assert w._version == before[0] + 1 and skipped._version == before[1]
+    with pytest.raises(RuntimeError, match="modified in place after the forward pass"):
+        y.backward()
+
+
+def test_the_training_pattern_forward_backward_step_is_unaffected():
+    x = Tensor([1.0, 2.0])
+    w = Tensor([0.5, -0.5], tensor_type=P)
+    opt = Adam([w], lr=0.1)
+    for _ in range(3):
+        loss = clumsygrad.math.sum(x * w)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert w._version == 3

@@ -123,13 +123,10 @@ def _collect_parameters(parameters, owner: str) -> List[Tensor]:
 
 
 def _updated_in_place(param: Tensor) -> None:
-    """Called after every in-place update of a parameter's data: the one place to tell the
-    graph core about it.
-
-    VERSION COUNTER HOOK: when ``Tensor`` gets a version counter (issue 10, defect 2), bump
-    it here, e.g. ``param._bump_version()``, so that a backward pass through a graph saved
-    before this step raises instead of using the new values.
-    """
+    """Called after every in-place update of a parameter's data: the one place that tells
+    the graph core about it.  Bumping the version counter makes a backward pass through a
+    graph recorded before this step raise instead of using the new values."""
+    param._bump_version()
 
 
 def _grad_array(param: Tensor) -> Optional[np.ndarray]:

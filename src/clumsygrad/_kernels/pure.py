@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import operator
+import sys
 
 import numpy as np
 
