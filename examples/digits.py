@@ -25,7 +25,7 @@ import clumsygrad
 from clumsygrad.activation import relu
 from clumsygrad.loss import cross_entropy
 from clumsygrad.optimizer import Adam
-from clumsygrad.tensor import Tensor, TensorType
+from clumsygrad.tensor import Tensor, TensorType, no_grad
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 
@@ -62,7 +62,8 @@ def forward(params: Dict[str, Tensor], x: np.ndarray) -> Tensor:
 
 
 def accuracy(params: Dict[str, Tensor], x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(forward(params, x).data.argmax(axis=1) == y))
+    with no_grad():  # evaluation records no graph
+        return float(np.mean(forward(params, x).data.argmax(axis=1) == y))
 
 
 def progress_line(epoch: int, epochs: int, loss: float, train_acc: float, test_acc: float,
