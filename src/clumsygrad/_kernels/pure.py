@@ -83,8 +83,7 @@ def sum_without_overflow(values: np.ndarray, axes: tuple, dtype: np.dtype) -> np
     (NumPy's float32 -> float64 reduction over axis 0 is 12x slower at 256x256).
     """
     total = np.sum(values, axis=axes, dtype=dtype, keepdims=True)
-    # (one reduction of the small result: any inf or NaN in it makes its sum non-finite)
-    if dtype == np.float32 and not math.isfinite(np.add.reduce(total, axis=None)):
+    if dtype == np.float32 and not np.isfinite(total).all():
         with np.errstate(over="ignore"):  # a total beyond float32 becomes inf, quietly
             total = np.sum(values, axis=axes, dtype=np.float64, keepdims=True).astype(dtype)
     return total
