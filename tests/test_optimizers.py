@@ -351,6 +351,10 @@ def test_load_state_dict_rejects_mismatches_and_changes_nothing():
     bad = dict(state, hyperparameters=dict(state["hyperparameters"], beta2=1.5))
     with pytest.raises(ValueError, match="Invalid beta2 parameter: 1.5"):
         fresh.load_state_dict(bad)
+    with pytest.raises(ValueError, match="t must be an integer >= 0, got 'x'"):
+        fresh.load_state_dict(dict(state, t="x"))
+    with pytest.raises(ValueError, match="step of parameter 1 must be an integer >= 0, got -1"):
+        fresh.load_state_dict(dict(state, state=[state["state"][0], dict(state["state"][1], step=-1)]))
     with pytest.raises(ValueError, match="has no 'state' entry"):
         fresh.load_state_dict({"optimizer": "Adam", "hyperparameters": {}})
     assert fresh.lr == 0.001 and fresh.t == 0

@@ -168,6 +168,9 @@ class Optimizer(ABC):
     def _extra_state(self) -> Dict[str, object]:
         return {}
 
+    def _check_extra_state(self, state: Dict[str, object]) -> Dict[str, object]:
+        return state
+
     def _load_extra_state(self, state: Dict[str, object]) -> None:
         pass
 
@@ -221,7 +224,9 @@ class Optimizer(ABC):
         # Check everything first, so that a bad entry leaves the optimizer as it was.
         self._validate_hyperparameters(hyper)
         converted = [self._check_param_state(i, s) for i, s in enumerate(states)]
-        extra = {k: v for k, v in state_dict.items() if k not in ("optimizer", "hyperparameters", "state")}
+        extra = self._check_extra_state(
+            {k: v for k, v in state_dict.items() if k not in ("optimizer", "hyperparameters", "state")}
+        )
         for key, value in hyper.items():
             setattr(self, key, value)
         self._load_extra_state(extra)
@@ -442,9 +447,14 @@ class Adam(Optimizer):
     def _extra_state(self) -> Dict[str, object]:
         return {"t": self.t}
 
+    def _check_extra_state(self, state: Dict[str, object]) -> Dict[str, object]:
+        t = state.get("t", self.t)
+        if not isinstance(t, (int, np.integer)) or isinstance(t, (bool, np.bool_)) or t < 0:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: t must be an integer >= 0, got {t!r}")
+        return {"t": int(t)}
+
     def _load_extra_state(self, state: Dict[str, object]) -> None:
-        if "t" in state:
-            self.t = int(state["t"])
+        self.t = state["t"]
 
 
 class AdamW(Adam):
