@@ -1,7 +1,7 @@
 """Train a 2-layer MLP on scikit-learn's handwritten digits with cross-entropy and Adam.
 
     pip install "clumsygrad[examples]"      # scikit-learn, for the data set (it ships inside it)
-    python examples/digits.py               # about 97% test accuracy in 20 epochs, a few seconds
+    python examples/digits.py               # about 98% test accuracy in 20 epochs, a few seconds
     python examples/digits.py --epochs 5 --checkpoint /tmp/digits.npz
 
 The 1,797 8x8 images (pixel values 0..16) are split 80/20 into training and test sets with a
