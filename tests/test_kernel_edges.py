@@ -1,7 +1,8 @@
 """The kernel twins agree at the edges (issue 10, defect 8).
 
-* float32 sums whose partial sums leave float32's range but whose total does not: the
-  compiled reductions add in double there, and the reference now gets the same answer;
+* float32 sums whose partial sums leave float32's range but whose total does not: both
+  sides now redo such a sum with double accumulators (the reference summed in float32, the
+  compiled kernels in double only for short horizontal sums);
 * ``expand_to_shape`` with a scale that is not a real number (None, a string) raises the
   same ``TypeError`` on both sides (the reference used to return NaN);
 * shape entries too large for an array raise the same ``ValueError`` on both sides (the
@@ -32,6 +33,33 @@ def test_reduce_to_shape_survives_partial_sums_beyond_float32(module):
     out = module.reduce_to_shape(rows, (2, 1))
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, [[0.0], [0.0]])
+
+
+@pytest.mark.both_backends
+@MODULES
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("n", [2, 16, 256, 3000])
+def test_kept_axes_and_long_rows_survive_partial_sums_beyond_float32(module, n):
+    # rows added into a kept output axis ((4, n) -> (n,)), and long horizontal sums whose
+    # float32 lane sums overflow ((n * 4,) -> ()): the compiled paths that add in float32
+    columns = np.tile(CANCELLING[:, None], (1, n))
+    np.testing.assert_array_equal(module.reduce_to_shape(columns, (n,)), np.zeros(n, np.float32))
+    np.testing.assert_array_equal(module.reduce_to_shape(columns, (1, n)), np.zeros((1, n), np.float32))
+    long_row = np.repeat(CANCELLING, n)  # n * 3e38, then n * -3e38
+    assert module.reduce_to_shape(long_row, ()) == 0.0
+    halves = np.full(columns.shape, 0.5, np.float32)
+    np.testing.assert_array_equal(module.mul_reduce_to_shape(columns, halves, (n,)), np.zeros(n))
+
+
+@pytest.mark.both_backends
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_overflowing_float32_products_stay_non_finite_on_both_sides():
+    # the product g * other is rounded to float32 first on both sides: inf - inf is NaN
+    g = np.array([1e20, 1e20], np.float32)
+    other = np.array([1e20, -1e20], np.float32)
+    assert np.isnan(native.mul_reduce_to_shape(g, other, ()))
+    assert np.isnan(pure.mul_reduce_to_shape(g, other, ()))
 
 
 @pytest.mark.both_backends

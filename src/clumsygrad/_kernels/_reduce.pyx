@@ -15,6 +15,8 @@ strides, so ``grad * other`` is never materialised.
 """
 cimport numpy as cnp
 from cython cimport floating
+from libc.math cimport copysign, fabs, INFINITY
+from libc.stdint cimport uint32_t
 from libc.string cimport memcpy
 
 from ._shapes cimport (
@@ -280,6 +282,53 @@ cdef cnp.ndarray reduce_typed(cnp.ndarray g, cnp.ndarray t, int tnd, Py_ssize_t*
     return out
 
 
+# --------------------------------------------------------------------------- float32 range
+# A float32 reduction accumulates partly in float32 (rows added into the output, lane sums
+# within a block), so partial sums can leave float32's range although the total does not
+# ([3e38, 3e38, -3e38, -3e38] over axis 0).  As in ``pure.sum_without_overflow``, a float32
+# result with an inf or NaN is computed again with double accumulators and narrowed; the
+# check is one vectorised pass over the (small) output.
+cdef bint _all_finite(const float* x, Py_ssize_t n) noexcept nogil:
+    """No inf or NaN in ``x[0:n]`` (exponent bits all ones), as an OR over integers (vectorised)."""
+    cdef const uint32_t* bits = <const uint32_t*>x
+    cdef uint32_t bad = 0
+    cdef Py_ssize_t i
+    for i in range(n):
+        bad |= (bits[i] & 0x7f800000u) == 0x7f800000u
+    return bad == 0
+
+
+cdef void _narrow(float* out, const double* x, Py_ssize_t n) noexcept nogil:
+    """``out = float32(x)`` with IEEE rounding, overflow to +-inf made explicit (C leaves an
+    out-of-range conversion undefined): from 2**128 - 2**103 up, the nearest float is inf."""
+    cdef Py_ssize_t i
+    cdef double d
+    for i in range(n):
+        d = x[i]
+        if fabs(d) >= 3.4028235677973366e38:
+            out[i] = <float>copysign(INFINITY, d)
+        else:
+            out[i] = <float>d
+
+
+cdef cnp.ndarray _fit_float32(cnp.ndarray out, cnp.ndarray g, cnp.ndarray t, int tnd, Py_ssize_t* tdims):
+    """``out`` (a fresh C float32 result of ``reduce_typed(g, t, ...)``) itself when finite, else
+    the same sum with double accumulators (of the float32 products ``g * t``, as ``pure``)."""
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(out)
+    cdef cnp.ndarray wide
+    cdef bint finite
+    with nogil:
+        finite = _all_finite(<const float*>cnp.PyArray_DATA(out), n)
+    if finite:
+        return out
+    if t is not None:
+        g = np.multiply(g, t, dtype=np.float32)
+    wide = reduce_typed(as_typed(g, cnp.NPY_DOUBLE), None, tnd, tdims, cnp.NPY_DOUBLE)
+    with nogil:
+        _narrow(<float*>cnp.PyArray_DATA(out), <const double*>cnp.PyArray_DATA(wide), n)
+    return out
+
+
 # --------------------------------------------------------------------------- kernels
 def reduce_to_shape(grad, shape):
     """Sum ``grad`` over the axes broadcasting added or stretched so it has ``shape``.
@@ -321,6 +370,8 @@ def reduce_to_shape(grad, shape):
         return g.reshape(dims_tuple(tnd, tdims))
     if tn != cnp.PyArray_TYPE(g) or not cnp.PyArray_ISNOTSWAPPED(g) or not all_strides_ok(g):
         g = as_typed(g, tn)
+    if tn == cnp.NPY_FLOAT:
+        return _fit_float32(reduce_typed(g, None, tnd, tdims, tn), g, None, tnd, tdims)
     return reduce_typed(g, None, tnd, tdims, tn)
 
 
@@ -349,6 +400,8 @@ def mul_reduce_to_shape(grad, other, shape):
         g = as_typed(g, tn)
     if tn != cnp.PyArray_TYPE(o) or not cnp.PyArray_ISNOTSWAPPED(o) or not all_strides_ok(o):
         o = as_typed(o, tn)
+    if tn == cnp.NPY_FLOAT:
+        return _fit_float32(reduce_typed(g, o, tnd, tdims, tn), g, o, tnd, tdims)
     return reduce_typed(g, o, tnd, tdims, tn)
 
 
