@@ -162,6 +162,11 @@ ERRORS = {
     "negative beta2": ((_f(3), _f(3), _f(3), _f(3)), {"beta2": -0.5}, ValueError,
                        "got 0.9 and -0.5"),
     "NaN beta2": ((_f(3), _f(3), _f(3), _f(3)), {"beta2": float("nan")}, ValueError, "and nan"),
+    "string rate": ((_f(3), _f(3), _f(3), _f(3)), {"lr": "0.1"}, TypeError, "must be real number, not str"),
+    "None eps before a bad beta": ((_f(3), _f(3), _f(3), _f(3)), {"eps": None, "beta1": 2.0}, TypeError,
+                                   "must be real number, not NoneType"),
+    "step checked before the rates": ((_f(3), _f(3), _f(3), _f(3)), {"step": 0, "lr": "x"}, ValueError,
+                                      "step >= 1"),
 }
 
 

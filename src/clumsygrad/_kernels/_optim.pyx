@@ -147,14 +147,17 @@ cdef int _scalars(AdamScalars* s, object lr, object beta1, object beta2, object 
                   object weight_decay, object decoupled, object step) except -1:
     """``pure.adam_coefficients`` in C doubles (the same formulas, so the same roundings)."""
     cdef Py_ssize_t k = step   # TypeError for a non-integer, as operator.index
-    cdef double lr_ = lr, wd = weight_decay
+    cdef double lr_, wd
     if k < 1:
         raise ValueError(f"adam_update needs step >= 1 (the step count after this update), got {k}")
+    # converted in the reference's order, so the first bad value raises the same error
+    lr_ = lr
     s.b1 = beta1
     s.b2 = beta2
+    s.eps = eps
+    wd = weight_decay
     if not (0.0 <= s.b1 < 1.0 and 0.0 <= s.b2 < 1.0):
         raise ValueError(f"adam_update needs 0 <= beta1, beta2 < 1, got {s.b1!r} and {s.b2!r}")
-    s.eps = eps
     if decoupled:
         s.decay = 1.0 - lr_ * wd
         s.l2 = 0.0

@@ -481,7 +481,8 @@ def adam_coefficients(lr, beta1, beta2, eps, weight_decay, decoupled, step) -> t
     step = operator.index(step)
     if step < 1:
         raise ValueError(f"adam_update needs step >= 1 (the step count after this update), got {step}")
-    lr, beta1, beta2, eps, weight_decay = (float(x) for x in (lr, beta1, beta2, eps, weight_decay))
+    # as_double: a C double's conversion, as in the compiled twin (a string is a TypeError)
+    lr, beta1, beta2, eps, weight_decay = (as_double(x) for x in (lr, beta1, beta2, eps, weight_decay))
     if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):  # else a bias correction divides by <= 0
         raise ValueError(f"adam_update needs 0 <= beta1, beta2 < 1, got {beta1!r} and {beta2!r}")
     decay = 1.0 - lr * weight_decay if decoupled else 1.0
