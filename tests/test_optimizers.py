@@ -396,3 +396,44 @@ def test_the_training_pattern_forward_backward_step_is_unaffected():
         loss.backward()
         opt.step()
     assert w._version == 3
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: SGD(ps, lr=0.1), lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
+    lambda ps: Adam(ps, lr=0.1), lambda ps: AdamW(ps, lr=0.1),
+], ids=["SGD", "SGD-momentum", "Adam", "AdamW"])
+def test_steps_go_through_the_memory_guard(make):
+    # an evaluation graph kept alive guards w (read-only): the library's own step still
+    # updates it, w stays guarded afterwards, and the stale graph refuses to backpropagate
+    x = Tensor(np.arange(6.0).reshape(2, 3), dtype=np.float64)
+    w = Tensor(np.ones((3, 1)), tensor_type=P, dtype=np.float64)
+    opt = make([w])
+    with clumsygrad.memory_guard():
+        evaluation = clumsygrad.math.sum(x @ w)
+        assert not w.data.flags.writeable
+        before = w.data.copy()
+        for _ in range(2):
+            loss = clumsygrad.math.sum((x @ w) * (x @ w))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    assert not np.array_equal(w.data, before)
+    assert not w.data.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        w.data[0, 0] = 5.0  # a raw write is still refused
+    with pytest.raises(RuntimeError, match="modified in place"):
+        evaluation.backward()
+    del evaluation
+    import gc
+    gc.collect()
+    assert w.data.flags.writeable
+
+
+def test_a_read_only_parameter_outside_the_guard_is_reported():
+    w = Tensor([1.0, 2.0], tensor_type=P)
+    w.data.flags.writeable = False  # the user's own choice: the step must not override it
+    w.grad = np.ones(2)
+    with pytest.raises(ValueError, match="read-only"):
+        Adam([w]).step()
+    with pytest.raises(ValueError, match="read-only"):
+        SGD([w]).step()

@@ -30,6 +30,7 @@ backend.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import sys
@@ -40,6 +41,7 @@ from typing import Dict, Iterable, List, Optional
 import numpy as np
 
 from . import _backend
+from ._graph import guard as _guard
 from .tensor import Tensor, TensorType
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "clip_grad_norm"]
@@ -120,6 +122,15 @@ def _collect_parameters(parameters, owner: str) -> List[Tensor]:
             stacklevel=_user_stacklevel(),
         )
     return kept
+
+
+_NOT_GUARDED = contextlib.nullcontext()
+
+
+def _writable(data: np.ndarray):
+    """A context in which the step may write into ``data``: the memory guard (opt-in) keeps
+    arrays that live graphs read read-only, and lets the library's own updates through."""
+    return _NOT_GUARDED if data.flags.writeable else _guard.writable(data)
 
 
 def _updated_in_place(param: Tensor) -> None:
@@ -332,7 +343,8 @@ class SGD(Optimizer):
                     else:
                         g = buf
                 grad = g
-            sgd_update(param._data, grad, lr)
+            with _writable(param._data):
+                sgd_update(param._data, grad, lr)
             _updated_in_place(param)
 
     def _param_state(self, index: int) -> Dict[str, object]:
@@ -409,8 +421,9 @@ class Adam(Optimizer):
             if grad is None:
                 continue
             counts[i] += 1
-            adam_update(param._data, grad, m_list[i], v_list[i], lr, beta1, beta2, eps, wd,
-                        decoupled, counts[i])
+            with _writable(param._data):
+                adam_update(param._data, grad, m_list[i], v_list[i], lr, beta1, beta2, eps, wd,
+                            decoupled, counts[i])
             _updated_in_place(param)
 
     def _param_state(self, index: int) -> Dict[str, object]:
