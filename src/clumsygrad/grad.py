@@ -315,7 +315,7 @@ def getitem_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
     rows = _row_indices(key, len(shape))
     if rows is not None:
         return (_backend.active.scatter_add(grad, rows, shape),)
-    out = np.zeros(shape, dtype=np.result_type(grad, np.float32))
+    out = np.zeros(shape, dtype=np.result_type(np.asarray(grad).dtype, np.float32))
     if _may_repeat(key):
         np.add.at(out, key, grad)
     else:
@@ -352,7 +352,7 @@ def _extreme_backward(tensor: Tensor, grad: np.ndarray, first_index) -> Gradient
     moved_axes = tuple(range(x.ndim - len(axes), x.ndim))
     blocks = np.moveaxis(x, axes, moved_axes).reshape(kept + (block,))
     winners = first_index(blocks, axis=-1)[..., None]
-    out = np.zeros(kept + (block,), dtype=np.result_type(grad, np.float32))
+    out = np.zeros(kept + (block,), dtype=np.result_type(np.asarray(grad).dtype, np.float32))
     np.put_along_axis(out, winners, grad.reshape(kept + (1,)), axis=-1)
     return (np.moveaxis(out.reshape(kept + reduced), moved_axes, axes),)
 
@@ -427,7 +427,7 @@ def cross_entropy_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, Tru
         return (d_logits,)
     d_target = None
     if needs[1]:
-        scale = cross_entropy_scale(np.asarray(grad), logits.shape[0], reduction, np.result_type(logits, grad))
+        scale = cross_entropy_scale(np.asarray(grad), logits.shape[0], reduction, np.result_type(logits.dtype, np.asarray(grad).dtype))
         shifted = logits - np.max(logits, axis=1, keepdims=True)
         log_p = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
         d_target = -log_p * scale

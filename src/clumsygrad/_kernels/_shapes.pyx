@@ -28,7 +28,7 @@ cdef object slow_result_dtype(tuple arrays):
             raise TypeError(
                 f"clumsygrad kernels need real numeric arrays, got dtype {(<cnp.ndarray>a).dtype}"
             )
-    return np.result_type(*arrays, np.float32)
+    return np.result_type(*[a.dtype for a in arrays], np.float32)  # dtypes: no NumPy 1.x value-based casting
 
 
 cdef tuple dims_tuple(int nd, const Py_ssize_t* dims):

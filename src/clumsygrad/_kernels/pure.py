@@ -44,7 +44,8 @@ def result_dtype(*arrays: np.ndarray) -> np.dtype:
             raise TypeError(
                 f"clumsygrad kernels need real numeric arrays, got dtype {a.dtype}"
             )
-    return np.result_type(*arrays, np.float32)
+    # Dtypes, not arrays: NumPy 1.x would treat a 0-d array like a Python scalar (value-based).
+    return np.result_type(*(a.dtype for a in arrays), np.float32)
 
 
 def as_shape(shape) -> tuple:
