@@ -232,7 +232,10 @@ def mae_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> Gra
     r"""L = mean(|p - t|): dp = sign(p - t) grad / n, dt = -dp, n = number of elements."""
     pred, target = tensor._parents
     sign = np.sign(pred._data - target._data)
-    d_pred = sign * (1.0 / max(sign.size, 1) * np.asarray(grad))
+    grad = np.asarray(grad)
+    # The dtype spelled out: NumPy 1.x would let a 0-d float64 grad take float32 from `sign`.
+    dtype = np.result_type(sign.dtype, grad.dtype)
+    d_pred = np.multiply(sign, np.multiply(1.0 / max(sign.size, 1), grad, dtype=dtype), dtype=dtype)
     return (d_pred if needs[0] else None, -d_pred if needs[1] else None)
 
 

@@ -202,7 +202,7 @@ def expand_to_shape(grad, input_shape, axis, keepdims, scale) -> np.ndarray:
     scale = as_double(scale)  # None or a string is a TypeError, as in the compiled twin
     kept = reduced_shape(input_shape, axes, True)
     out = np.empty(input_shape, dtype=dtype)
-    np.multiply(grad.reshape(kept), dtype.type(scale), out=out)
+    np.multiply(grad.reshape(kept), dtype.type(scale), out=out, dtype=dtype)  # in dtype on NumPy 1.x too
     return out
 
 
