@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections import deque
+from itertools import chain, starmap
+from operator import iadd
 
 import numpy as np
 
@@ -72,7 +75,7 @@ class Node:
     __slots__ = (
         "_data",
         "_grad",
-        "_parents",
+        "_parent_nodes",
         "_grad_fn",
         "_extra",
         "_tensor_type",
@@ -91,13 +94,27 @@ class Node:
     def _dtype(self) -> np.dtype:
         return self._data.dtype
 
+    @property
+    def _parents(self) -> tuple:
+        return self._parent_nodes
+
+    @_parents.setter
+    def _parents(self, value) -> None:
+        # Assigning the parents records the graph by hand: their versions count from now on.
+        parents = tuple(value)
+        for parent in parents:
+            if not isinstance(parent, Node):
+                raise TypeError(f"a parent must be a Tensor, got {type(parent).__name__}")
+        self._parent_nodes = parents
+        self._saved_versions = tuple(p._version for p in parents)
+
     def _bump_version(self) -> None:
         """Record an in-place change of ``_data`` (optimizer steps call this)."""
         self._version += 1
 
     def _cleanup_references(self) -> None:
         """Drop the links to the parents, freeing the graph behind this node."""
-        self._parents = ()
+        self._parent_nodes = ()
         guard.release(self)
 
     def _check_versions(self) -> None:
@@ -127,11 +144,17 @@ def new_node(data, grad_fn, parents: tuple, extra=None):
     INPUT with no graph.  Its dtype is float64 if any parent is float64, else float32.
     ``data`` is not copied when it already has that dtype.
     """
-    dtype = parents[0]._data.dtype
+    if not parents:
+        raise ValueError("an operation needs at least one parent tensor")
+    dtype = None
     track = False
     requires_grad = False
     for parent in parents:
-        if parent._data.dtype is not dtype and parent._data.dtype != dtype:
+        if not isinstance(parent, Node):
+            raise TypeError(f"the parents of a tensor must be tensors, got {type(parent).__name__}")
+        if dtype is None:
+            dtype = parent._data.dtype
+        elif parent._data.dtype is not dtype and parent._data.dtype != dtype:
             dtype = _FLOAT64
         track = track or parent._tensor_type != _INPUT
         requires_grad = requires_grad or parent._requires_grad
@@ -146,7 +169,7 @@ def new_node(data, grad_fn, parents: tuple, extra=None):
         node._tensor_type = _types[_INTERMEDIATE]
         node._requires_grad = requires_grad
         node._grad_fn = grad_fn
-        node._parents = tuple(parents)
+        node._parent_nodes = tuple(parents)
         node._extra = dict(extra) if extra else {}
         node._saved_versions = tuple(p._version for p in parents)
         if guard.is_enabled():
@@ -155,7 +178,7 @@ def new_node(data, grad_fn, parents: tuple, extra=None):
         node._tensor_type = _types[_INPUT]
         node._requires_grad = False
         node._grad_fn = None
-        node._parents = ()
+        node._parent_nodes = ()
         node._extra = {}
         node._saved_versions = ()
     return node
@@ -287,15 +310,19 @@ def _push_to_parents(node, grad: np.ndarray, pending: dict) -> None:
 
 
 def _commit(order: list, totals: dict) -> None:
-    """Add each node's total into its ``.grad``: copies first, so nothing is written if one fails."""
-    updates = []
+    """Add each node's total into its ``.grad``: copies first, so nothing is written if one fails.
+
+    The writes themselves are one call into C (no line of Python runs between two of them), so
+    an asynchronous exception such as a ``KeyboardInterrupt`` from a signal handler, which
+    Python raises only between bytecodes, lands before all of them or after all of them.
+    """
+    fresh, added = [], []
     for node in order:
         entry = totals.get(node)
         if entry is not None:
             grad, owned = entry
-            updates.append((node, grad if owned or node._grad is not None else grad.copy()))
-    for node, grad in updates:
-        if node._grad is None:
-            node._grad = grad
-        else:
-            node._grad += grad
+            if node._grad is None:
+                fresh.append((node, "_grad", grad if owned else grad.copy()))
+            else:
+                added.append((node._grad, grad))
+    deque(chain(starmap(setattr, fresh), starmap(iadd, added)), maxlen=0)
