@@ -172,6 +172,7 @@ cdef class Node:
     cdef object grad_fn_
     cdef object extra_           # dict, or None until first read (scalar ops keep scalar_ instead)
     cdef object pending_         # this pass's gradient, or None
+    cdef tuple saved_many_       # every parent's version when recorded, if it has more than two
     cdef object __weakref__
     cdef double scalar_          # the constant of a scalar op recorded by a fast path
     cdef double value_           # the value of a 0-d result while data_ is None
@@ -229,10 +230,18 @@ cdef class Node:
     @_parents.setter
     def _parents(self, value):
         cdef tuple parents = tuple(value)
+        cdef unsigned int rest = 0
+        cdef Py_ssize_t i
         for parent in parents:
             if not isinstance(parent, Node):
                 raise TypeError(f"a parent must be a Tensor, got {type(parent).__name__}")
+        # Assigning the parents records the graph by hand: their versions count from now on.
         self.parents_ = parents
+        self.saved0_ = (<Node> parents[0]).version_ if parents else 0
+        for i in range(1, len(parents)):
+            rest += (<Node> parents[i]).version_
+        self.saved_rest_ = rest
+        self.saved_many_ = tuple([(<Node> p).version_ for p in parents]) if len(parents) > 2 else None
 
     @property
     def _grad_fn(self):
@@ -511,6 +520,8 @@ cdef Node _make_node(object data, object grad_fn, tuple parents, object extra, i
         node.scalar_ = scalar
         node.saved0_ = (<Node> parents[0]).version_
         node.saved_rest_ = rest
+        if len(parents) > 2:  # a sum of versions cannot tell which of them changed
+            node.saved_many_ = tuple([(<Node> p).version_ for p in parents])
         if _guard_on:
             node.guarded_ = _guard.protect(node, (data,) + tuple([_data_of(<Node> p) for p in parents]))
     else:
@@ -571,6 +582,12 @@ cdef int _check_versions(Node node) except -1:
     cdef Py_ssize_t i, n = len(node.parents_)
     if node.version_:
         _pure._raise_modified(node, node, 0)
+    if node.saved_many_ is not None and len(node.saved_many_) == n:
+        for i in range(n):
+            parent = <Node> node.parents_[i]
+            if parent.version_ != <unsigned int> node.saved_many_[i]:
+                _pure._raise_modified(node, parent, node.saved_many_[i])
+        return 0
     if n and (<Node> node.parents_[0]).version_ != node.saved0_:
         _pure._raise_modified(node, node.parents_[0], node.saved0_)
     for i in range(1, n):
