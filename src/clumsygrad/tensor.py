@@ -89,7 +89,9 @@ def _real_array(value, what: str) -> np.ndarray:
     except (ValueError, TypeError) as exc:  # ragged nesting
         raise TypeError(f"{what} must be real numbers, got {type(value).__name__}: {exc}") from None
     if array.dtype.kind not in "biuf":
-        given = type(value).__name__ if array.dtype.kind == "O" else f"dtype {array.dtype}"
+        given = type(value).__name__  # and the dtype NumPy read it as, unless that says nothing
+        if array.dtype.kind != "O" or isinstance(value, np.ndarray):
+            given += f" of dtype {array.dtype}"
         raise TypeError(f"{what} must be real numbers (bool, int or float), got {given}")
     return array
 
