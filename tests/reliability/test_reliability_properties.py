@@ -202,9 +202,9 @@ JUNK_DTYPES = st.sampled_from(["complex64", "complex128", "U3", "S3", "datetime6
 @given(REAL_DTYPES.flatmap(lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=0, max_dims=2, max_side=4))),
        FLOAT_DTYPES)
 def test_real_arrays_of_every_dtype_are_accepted_as_numpy_would_convert_them(array, dtype):
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # float64 beyond float32: inf, as NumPy
         expected = np.array(array, dtype=dtype)
-    t = Tensor(array, dtype=dtype)
+        t = Tensor(array, dtype=dtype)
     np.testing.assert_array_equal(t.data, expected)
     assert t.dtype == dtype and t.data is not array
 
