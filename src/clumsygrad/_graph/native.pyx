@@ -183,12 +183,13 @@ cdef class Node:
     cdef unsigned int saved0_    # parents_[0]'s version when recorded
     cdef unsigned int saved_rest_  # the sum of the other parents' versions when recorded
     cdef unsigned int mark_      # the number of the last pass that reached this node
-    cdef unsigned char type_
+    # The 4-byte flags, then the 1-byte fields: no padding between them (node size 176 bytes).
     cdef bint requires_grad_
-    cdef unsigned char op_
     cdef bint pending_owned_     # the engine may add into pending_ in place
-    cdef unsigned char value_type_  # NPY_FLOAT or NPY_DOUBLE: value_ is the data; 0: data_ is
     cdef bint guarded_           # the memory guard holds arrays for this node
+    cdef unsigned char type_
+    cdef unsigned char op_
+    cdef unsigned char value_type_  # NPY_FLOAT or NPY_DOUBLE: value_ is the data; 0: data_ is
     cdef unsigned char pending_type_  # NPY_FLOAT/NPY_DOUBLE: the pending gradient is pending_value_
     cdef unsigned char grad_type_     # NPY_FLOAT/NPY_DOUBLE: .grad is grad_value_ (array made on read)
 
