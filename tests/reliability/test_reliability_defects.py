@@ -269,6 +269,21 @@ def test_a_kept_graph_is_checked_again_at_every_backward(changed):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("make_optimizer", ["SGD", "Adam"])
+def test_an_optimizer_step_between_forward_and_a_kept_backward_stops_it(make_optimizer):
+    from clumsygrad import optimizer
+
+    w, b = param([1.0, 2.0]), param([0.5])
+    loss = sum(tanh(w * 2.0) * b)
+    loss.backward(keep_graph=True)
+    before = grads_of([w, b])
+    getattr(optimizer, make_optimizer)([w, b], lr=0.1).step()  # changes w and b in place
+    with pytest.raises(RuntimeError, match=r"tensor (%d|%d) of shape .*modified in place" % (w._id, b._id)):
+        loss.backward()
+    for got, want in zip(grads_of([w, b]), before):
+        np.testing.assert_array_equal(got, want)
+
+
 OWN_OUTPUT_OPS = {
     "exp": exp,
     "sigmoid": sigmoid,
