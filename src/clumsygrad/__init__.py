@@ -8,6 +8,8 @@ Every op is also reachable here (``clumsygrad.concatenate``, ``clumsygrad.cross_
 ``clumsygrad.max`` and ``clumsygrad.min`` stay out of ``__all__`` (as NumPy's do), so a star
 import does not shadow the builtins.
 """
+from importlib import metadata as _metadata
+
 from . import activation, grad, gradcheck, loss, math, optimizer, random, selection, shape, tensor, viz
 from ._backend import get_backend, set_backend
 from ._graph.guard import is_enabled as is_memory_guard_enabled
@@ -21,7 +23,10 @@ from .serialization import load, save
 from .shape import concatenate, expand_dims, flatten, getitem, reshape, split, squeeze, stack
 from .tensor import enable_grad, no_grad
 
-__version__ = "0.3.0"
+try:  # the installed distribution's version, as 1.0.0 does; one number to keep (pyproject.toml)
+    __version__ = _metadata.version("clumsygrad")
+except _metadata.PackageNotFoundError:  # a source tree on sys.path, never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     # modules
