@@ -98,6 +98,7 @@ def test_quick_run_shows_progress_on_stderr(quick_run):
 
 def test_plot_writes_a_png(quick_run):
     # matplotlib is in the "test" extra, so this runs wherever the suite is installed as documented.
+    pytest.importorskip("matplotlib")  # the optional "plot" extra; without it --plot is not passed
     proc, png = quick_run
     assert proc.returncode == 0, proc.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -26,7 +26,7 @@ BUILD_HINT = (
 try:
     from ._graph import native as native_graph
     from ._kernels import native
-except ImportError as exc:  # a source checkout that was never built, or a broken install
+except Exception as exc:  # never built, or built for another ABI (e.g. "numpy.dtype size changed")
     native = native_graph = None
     _native_error = f"{type(exc).__name__}: {exc}"
 else:

@@ -32,7 +32,7 @@ def native_kernels():
     """``(module, None)`` for the compiled kernels, or ``(None, reason)`` when they do not import."""
     try:
         from clumsygrad._kernels import native
-    except ImportError as exc:
+    except Exception as exc:  # as _backend: any failure to load them means python only
         return None, f"{type(exc).__name__}: {exc}"
     return native, None
 
