@@ -70,6 +70,34 @@ def blas_info() -> str:
         return "unknown"
 
 
+def blas_runtime() -> str:
+    """The BLAS that is loaded, its core type and thread count: what the timings depend on.
+
+    threadpoolctl (``pip install threadpoolctl``, in the ``bench`` extra) asks the loaded
+    library itself; without it NumPy's build configuration names the library, and the
+    environment says what it can.
+    """
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        coretype = os.environ.get("OPENBLAS_CORETYPE")
+        core = f"OPENBLAS_CORETYPE={coretype}" if coretype else "core type unknown"
+        return (
+            f"{blas_info()} per NumPy's build config; {core}; threads per the variables below "
+            "(pip install threadpoolctl to ask the loaded library)"
+        )
+    libraries = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    if not libraries:
+        return f"{blas_info()} per NumPy's build config; threadpoolctl finds no BLAS loaded"
+    return "; ".join(
+        f"{i.get('internal_api', '?')} {i.get('version') or ''}".rstrip()
+        + f" (core {i.get('architecture') or 'unknown'}, {i.get('num_threads')} thread"
+        + ("s" if i.get("num_threads") != 1 else "")
+        + f", {os.path.basename(i.get('filepath') or '?')})"
+        for i in libraries
+    )
+
+
 def header(results: dict, quick: bool) -> List[str]:
     cores = os.cpu_count()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
@@ -80,6 +108,7 @@ def header(results: dict, quick: bool) -> List[str]:
         f"machine : {cpu_model()}, {cores} cores ({usable} usable), {platform.system()} {platform.machine()}",
         f"python  : {platform.python_version()}, numpy {np.__version__}, BLAS {blas_info()}",
         f"threads : BLAS pinned to 1 thread ({pinned})",
+        f"blas    : {blas_runtime()}",
         f"backends: {', '.join(results['backends'])}"
         + ("" if results["torch"] else "; PyTorch not installed (no torch column)"),
         f"method  : medians of interleaved rounds (MLP {s['mlp_rounds']}, kernels {s['kernel_rounds']}, "

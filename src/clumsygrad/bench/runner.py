@@ -39,29 +39,35 @@ def loop_sample(fn: Callable[[], object], metric: str = "step") -> Callable[[int
 
 
 class Progress:
-    """``[#####.....] 12/40  mlp-medium python`` on stderr; one line per update when not a TTY."""
+    """A live ``[#####.....] 12/40  mlp-medium python`` bar on a terminal's stderr.
+
+    In a log (stderr not a terminal) it writes one line per finished workload instead of a
+    line per sample: :func:`run_interleaved` calls :meth:`finished` once per workload.
+    """
 
     def __init__(self, total: int, stream=None, width: int = 30):
         self.total, self.done, self.width = max(total, 1), 0, width
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.started = time.perf_counter()
-        self._last_label = None
 
-    def advance(self, label: str, steps: int = 1) -> None:
-        self.done = min(self.done + steps, self.total)
+    def _line(self, label: str) -> str:
         filled = self.width * self.done // self.total
         elapsed = time.perf_counter() - self.started
-        line = (
-            f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} "
-            f"{elapsed:5.0f}s  {label}"
-        )
+        return f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} {elapsed:5.0f}s  {label}"
+
+    def advance(self, label: str, steps: int = 1) -> None:
+        """One more sample taken (``label``: workload and contender)."""
+        self.done = min(self.done + steps, self.total)
         if self.tty:
-            self.stream.write("\r" + line.ljust(100)[:100])
-        elif label != self._last_label:  # in a log: a line per workload, not per sample
-            self.stream.write(line + "\n")
-        self._last_label = label
-        self.stream.flush()
+            self.stream.write("\r" + self._line(label).ljust(100)[:100])
+            self.stream.flush()
+
+    def finished(self, label: str) -> None:
+        """Every sample of workload ``label`` is taken: its line in a log."""
+        if not self.tty:
+            self.stream.write(self._line(label) + "\n")
+            self.stream.flush()
 
     def close(self) -> None:
         if self.tty:
@@ -106,6 +112,8 @@ def run_interleaved(
                 samples[c.name].setdefault(metric, []).append(value)
             if progress:
                 progress.advance(f"{label} {c.name}".strip())
+    if progress:
+        progress.finished(label)
     return {
         name: {metric: statistics.median(values) for metric, values in metrics.items()}
         for name, metrics in samples.items()
