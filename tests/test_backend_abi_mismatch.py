@@ -68,7 +68,7 @@ def run_probe(module, error, message):
     [
         ("clumsygrad._kernels._reduce", "ValueError", ABI_MESSAGE),
         ("clumsygrad._kernels._matmul", "RuntimeError", "module compiled against ABI version 0x2000000"),
-        ("clumsygrad._kernels._engine", "OSError", "undefined symbol: PyUnicode_AsUTF8"),
+        ("clumsygrad._graph.native", "OSError", "undefined symbol: PyUnicode_AsUTF8"),
         ("clumsygrad._kernels._loss", "ImportError", "DLL load failed"),
     ],
 )
