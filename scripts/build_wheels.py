@@ -226,7 +226,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         logfile = work / f"{tag}.log"
         logfile.unlink(missing_ok=True)
         started = time.perf_counter()
-        row = [f"{version} ({platform.python_implementation()})", "-", "-", "-", "-", "-"]
+        full = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
+                              capture_output=True, text=True).stdout.strip()
+        row = [f"CPython {full}", "-", "-", "-", "-", "-"]
         try:
             if version not in wheels:
                 shutil.rmtree(here, ignore_errors=True)

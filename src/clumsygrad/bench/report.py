@@ -83,7 +83,7 @@ def blas_runtime() -> str:
         coretype = os.environ.get("OPENBLAS_CORETYPE")
         core = f"OPENBLAS_CORETYPE={coretype}" if coretype else "core type unknown"
         return (
-            f"{blas_info()} per NumPy's build config; {core}; threads per the variables below "
+            f"{blas_info()} per NumPy's build config; {core}; threads per the variables above "
             "(pip install threadpoolctl to ask the loaded library)"
         )
     libraries = [i for i in threadpool_info() if i.get("user_api") == "blas"]
