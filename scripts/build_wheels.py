@@ -180,6 +180,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="an interpreter to build for (repeatable; default: every CPython 3.9-3.14 found)")
     p.add_argument("--numpy-abi", nargs="?", const="3.11", metavar="X.Y",
                    help="also test the X.Y wheel under the lowest NumPy in `dependencies` (default X.Y: 3.11)")
+    p.add_argument("--numpy-version", metavar="V",
+                   help="with --numpy-abi: test under numpy==V instead of the floor of `dependencies`")
     p.add_argument("--work", type=Path, default=ROOT / "build" / "wheels", help="work directory (default build/wheels)")
     p.add_argument("--wheelhouse", type=Path, default=ROOT / "dist" / "wheelhouse",
                    help="where the repaired wheels go (default dist/wheelhouse)")
@@ -218,7 +220,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.numpy_abi:
         if args.numpy_abi not in pythons:
             p.error(f"--numpy-abi {args.numpy_abi}: no such interpreter among {sorted(pythons)}")
-        jobs.append((args.numpy_abi, pythons[args.numpy_abi], numpy_floor()))
+        jobs.append((args.numpy_abi, pythons[args.numpy_abi], args.numpy_version or numpy_floor()))
     wheels = {}
     for version, python, numpy_pin in jobs:
         tag = f"{version}" + (f"-numpy{numpy_pin}" if numpy_pin else "")
