@@ -3,7 +3,7 @@
 
     python3 scripts/build_wheels.py                 # every CPython 3.9-3.14 found
     python3 scripts/build_wheels.py --python python3.12 --python /opt/py313/bin/python3
-    python3 scripts/build_wheels.py --numpy-abi 3.11  # also test the 3.11 wheel under NumPy 1.25
+    python3 scripts/build_wheels.py --numpy-abi 3.11  # also test the 3.11 wheel under NumPy 1.25.2
 
 For each interpreter: build the wheel from the sdist (an isolated build from the .pyx
 sources), ``auditwheel repair`` it to ``manylinux_2_17`` (stripping symbols), check that
@@ -92,7 +92,7 @@ def find_pythons() -> dict:
 
 
 def numpy_floor() -> str:
-    """The lowest NumPy ``dependencies`` in pyproject.toml accepts, as an exact pin: ``"1.25.0"``."""
+    """The lowest NumPy ``dependencies`` in pyproject.toml accepts, as an exact pin: ``"1.25.2"``."""
     text = (ROOT / "pyproject.toml").read_text()
     deps = re.search(r"^dependencies\s*=\s*\[(.*?)\]", text, re.S | re.M).group(1)
     floor = re.search(r"[\"']numpy\s*>=\s*([0-9][0-9.]*)", deps).group(1)
