@@ -2,7 +2,7 @@
 # Build the compiled modules with AddressSanitizer + UndefinedBehaviorSanitizer (gcc) into a venv of
 # their own, and run the kernel and engine tests under them:
 #
-#     bash scripts/sanitize.sh                # tests/test_kernel*.py, test_*_kernel.py, test_engine_equivalence.py, test_graph*.py
+#     bash scripts/sanitize.sh                # kernel, engine, graph-core and tests/reliability/ tests
 #     bash scripts/sanitize.sh -k reduce      # extra arguments go to pytest
 #
 # Python itself is not instrumented, so the ASan runtime is preloaded (LD_PRELOAD) and leak detection
@@ -43,9 +43,11 @@ for so in "${MODULES[@]}"; do
 done
 echo "${#MODULES[@]} compiled modules, each linked against libasan"
 
-# The compiled code's tests: kernels (test_kernels_*, test_kernel_*, test_*_kernel), engine, graph core.
+# The compiled code's tests: kernels (test_kernels_*, test_kernel_*, test_*_kernel), engine, graph core,
+# and the reliability suite (regressions and random programs on both backends).
 TESTS=()
-for t in tests/test_kernel*.py tests/test_*_kernel.py tests/test_engine_equivalence.py tests/test_graph*.py; do
+for t in tests/test_kernel*.py tests/test_*_kernel.py tests/test_engine_equivalence.py tests/test_graph*.py \
+         tests/reliability/test_*.py; do
   [ -e "$t" ] && TESTS+=("$t")
 done
 echo "=== pytest ${TESTS[*]} $* under ASan + UBSan"
