@@ -21,7 +21,7 @@ PACKAGE_DIR = Path(clumsygrad.__file__).parent
 # The compiled kernel modules whose stubs must exist (issue 8); any other stub is checked too.
 REQUIRED = [
     "_kernels/_reduce", "_kernels/_softmax", "_kernels/_matmul", "_kernels/_loss", "_kernels/_elementwise",
-    "_kernels/_scatter", "_kernels/_cross_entropy", "_kernels/_optim",
+    "_kernels/_scatter", "_kernels/_cross_entropy", "_kernels/_optim", "_graph/native",
 ]
 STUBS = sorted(PACKAGE_DIR.rglob("*.pyi"))
 
