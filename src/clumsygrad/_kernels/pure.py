@@ -39,13 +39,12 @@ __all__ = [
 # --------------------------------------------------------------------------- helpers
 def result_dtype(*arrays: np.ndarray) -> np.dtype:
     """The kernels' output dtype for these inputs; ``TypeError`` for unsupported ones."""
-    for a in arrays:
-        if a.dtype.kind not in "biuf":
-            raise TypeError(
-                f"clumsygrad kernels need real numeric arrays, got dtype {a.dtype}"
-            )
+    dtypes = [a.dtype for a in arrays]
+    for dt in dtypes:
+        if dt.kind not in "biuf":
+            raise TypeError(f"clumsygrad kernels need real numeric arrays, got dtype {dt}")
     # Dtypes, not arrays: NumPy 1.x would treat a 0-d array like a Python scalar (value-based).
-    return np.result_type(*(a.dtype for a in arrays), np.float32)
+    return np.result_type(*dtypes, np.float32)
 
 
 def as_shape(shape) -> tuple:
