@@ -410,26 +410,13 @@ cdef object _fast_unary(Node self, int compute_op, double c, int op, double scal
 
 cdef bint _value_of(Node n, double* value, int* typenum):
     """The value of a 0-d float tensor (kept as a double, or in a 0-d array); False otherwise."""
-    cdef cnp.ndarray a
     if n.data_ is None:
         if not n.value_type_:
             return False
         value[0] = n.value_
         typenum[0] = n.value_type_
         return True
-    if type(n.data_) is not cnp.ndarray:
-        return False
-    a = <cnp.ndarray> n.data_
-    if cnp.PyArray_NDIM(a) != 0 or not cnp.PyArray_ISALIGNED(a):
-        return False
-    typenum[0] = cnp.PyArray_TYPE(a)
-    if typenum[0] == cnp.NPY_FLOAT:
-        value[0] = (<float*> cnp.PyArray_DATA(a))[0]
-    elif typenum[0] == cnp.NPY_DOUBLE:
-        value[0] = (<double*> cnp.PyArray_DATA(a))[0]
-    else:
-        return False
-    return True
+    return _array_value(n.data_, value, typenum)
 
 
 cdef double _compute(int op, double a, double b, int typenum) noexcept:
