@@ -252,15 +252,9 @@ class Tensor(_graph.Node, _Operators, metaclass=_TensorMeta):
         PARAMETER tensors require gradients; INPUT tensors do not.  ``dtype`` is float32
         (the default) or float64.  Non-numeric, complex or object data is a ``TypeError``.
         """
-        self._data = np.array(_real_array(data, "Tensor data"), dtype=_float_dtype(dtype))
-        self._tensor_type = TensorType(tensor_type)
-        self._requires_grad = self._tensor_type is _PARAMETER
-        self._grad_fn = None
-        self._grad = None
-        self._parents = ()
-        self._extra = {}
-        self._version = 0
-        self._id = _graph.take_id()
+        tensor_type = TensorType(tensor_type)
+        data = np.array(_real_array(data, "Tensor data"), dtype=_float_dtype(dtype))
+        _set_leaf(self, data, tensor_type, tensor_type is _PARAMETER, None)
 
     def __repr__(self) -> str:
         grad_fn = self._grad_fn.__name__ if self._grad_fn is not None else None
@@ -391,16 +385,22 @@ def _rebuild(cls, data, grad, tensor_type):
     A copied INTERMEDIATE stays INTERMEDIATE but has no graph, like one whose graph was freed.
     """
     tensor = cls.__new__(cls)
+    tensor_type = TensorType(tensor_type)
+    _set_leaf(tensor, data, tensor_type, tensor_type != TensorType.INPUT, grad)
+    return tensor
+
+
+def _set_leaf(tensor, data, tensor_type, requires_grad, grad) -> None:
+    """Fill every field of a tensor with no graph, under a new id."""
     tensor._data = data
-    tensor._tensor_type = TensorType(tensor_type)
-    tensor._requires_grad = tensor._tensor_type != TensorType.INPUT
+    tensor._tensor_type = tensor_type
+    tensor._requires_grad = requires_grad
     tensor._grad_fn = None
     tensor._grad = grad
     tensor._parents = ()
     tensor._extra = {}
     tensor._version = 0
     tensor._id = _graph.take_id()
-    return tensor
 
 
 _graph.install(
