@@ -11,6 +11,7 @@ import does not shadow the builtins.
 from importlib import metadata as _metadata
 
 from . import activation, grad, gradcheck, loss, math, optimizer, random, selection, shape, tensor, viz
+from . import data, lr_scheduler, nn, optim  # issue 16: layers, schedulers, mini-batches
 from ._backend import get_backend, set_backend
 from ._graph.guard import is_enabled as is_memory_guard_enabled
 from ._graph.guard import memory_guard
@@ -31,7 +32,7 @@ except _metadata.PackageNotFoundError:  # a source tree on sys.path, never insta
 __all__ = [
     # modules
     "tensor", "random", "activation", "grad", "loss", "math", "optimizer", "gradcheck", "viz",
-    "shape", "selection",
+    "shape", "selection", "nn", "data", "lr_scheduler", "optim",
     # backend, graph control, guarantees
     "get_backend", "set_backend", "no_grad", "enable_grad",
     "memory_guard", "set_memory_guard", "is_memory_guard_enabled",
