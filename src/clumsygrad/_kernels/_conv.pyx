@@ -181,8 +181,5 @@ def conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation, gro
     k = (c // g) * kh * kw
     cols = _im2col_batch(np.ascontiguousarray(x, dtype), geo).reshape(n, g, k, oh * ow)
     gm = grad.astype(dtype, copy=False).reshape(n, g, f // g, oh * ow)
-    if n == 1:
-        return np.matmul(gm[0], cols[0].transpose(0, 2, 1)).reshape(f, c // g, kh, kw)
-    gm = gm.transpose(1, 2, 0, 3).reshape(g, f // g, n * oh * ow)
-    cols = cols.transpose(1, 0, 3, 2).reshape(g, n * oh * ow, k)
-    return np.matmul(gm, cols).reshape(f, c // g, kh, kw)
+    # per image and group, then summed over the images (see the pure twin)
+    return np.matmul(gm, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(f, c // g, kh, kw)
