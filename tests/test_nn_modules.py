@@ -233,3 +233,13 @@ def test_recurrent_cells_match_numpy_and_finite_differences(cell_type, rng):
             return float(np.sum(reference(x, h, {**p, name: v}) * g))
         np.testing.assert_allclose(param.grad, numeric_gradient(f, p[name]), rtol=1e-5, atol=1e-7, err_msg=name)
     assert cell(Tensor(x)).shape == (2, 4)  # zero initial state
+
+
+def test_requires_grad_freezes_and_unfreezes_parameters():
+    model = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 1))
+    model[0].requires_grad_(False)
+    clumsygrad.math.sum(model(Tensor(np.ones((4, 3))))).backward()
+    assert model[0].weight.grad is None and model[1].weight.grad is not None
+    model.requires_grad_(True)
+    clumsygrad.math.sum(model(Tensor(np.ones((4, 3))))).backward()
+    assert model[0].weight.grad.shape == (2, 3)
