@@ -320,3 +320,20 @@ def test_norm_backward_bad_shapes(kernels):
         kernels.batch_norm_backward(np.ones((2, 3, 4)), np.ones((2, 3, 4)), np.ones(2), None)
     with pytest.raises(ValueError, match="differ"):
         kernels.layer_norm_backward(np.ones((2, 3)), np.ones((3, 2)), np.ones(2), None)
+
+
+@pytest.mark.parametrize("kernels", [native, pure], ids=["cython", "python"])
+def test_empty_batches(kernels, recwarn):
+    args = ((1, 1), (1, 1, 1, 1), (1, 1), 1)
+    x, w = np.zeros((0, 2, 5, 5), np.float32), np.ones((3, 2, 3, 3), np.float32)
+    y = kernels.conv2d_forward(x, w, *args)
+    assert y.shape == (0, 3, 5, 5)
+    assert kernels.conv2d_backward_input(y, w, x.shape, *args).shape == x.shape
+    dw = kernels.conv2d_backward_weight(y, x, w.shape, *args)
+    assert dw.shape == w.shape and not dw.any()
+    out, idx = kernels.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), (1, 1))
+    assert kernels.max_pool2d_backward(out, idx, x.shape).shape == x.shape
+    assert kernels.avg_pool2d_backward(out, x.shape, (2, 2), (2, 2), (0, 0), True).shape == x.shape
+    dx, dweight, dbias = kernels.batch_norm_backward(np.zeros((0, 3, 4)), np.zeros((0, 3, 4)), np.ones(3), np.ones(3))
+    assert dx.shape == (0, 3, 4) and not dweight.any() and not dbias.any()
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

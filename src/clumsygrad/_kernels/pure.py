@@ -859,7 +859,7 @@ def batch_norm_backward(grad, xhat, rstd, weight) -> tuple:
     dbias = grad.sum(axis=(0, 2))
     dweight = (grad * xhat).sum(axis=(0, 2))
     scale = rstd if weight is None else rstd * weight.astype(dtype, copy=False)
-    m = n * l
+    m = max(n * l, 1)  # an empty batch has an empty dx
     dx = scale[None, :, None] * (grad - (dbias / m)[None, :, None] - xhat * (dweight / m)[None, :, None])
     if weight is None:
         return dx.astype(dtype, copy=False), None, None
