@@ -250,6 +250,18 @@ def test_max_pool_nan_wins_and_ties_go_to_the_first():
         assert out[0, 0, 0, 0] == 3.0 and idx[0, 0, 0, 0] == 1
 
 
+def test_max_pool_of_minus_infinity_points_inside_the_image():
+    x = np.full((1, 1, 3, 3), -np.inf)
+    x[0, 0, 2, 2] = 1.0
+    for kernels in (native, pure):
+        out, idx = kernels.max_pool2d_forward(x, (3, 3), (1, 1), (1, 1), (1, 1))
+        assert out[0, 0, 0, 0] == -np.inf and idx[0, 0, 0, 0] == 0  # cell (0, 0), not the padding
+        assert idx[0, 0, 2, 2] == 8 and out[0, 0, 2, 2] == 1.0
+        assert (idx >= 0).all() and (idx < 9).all()
+    np.testing.assert_array_equal(native.max_pool2d_forward(x, (3, 3), (1, 1), (1, 1), (1, 1))[1],
+                                  pure.max_pool2d_forward(x, (3, 3), (1, 1), (1, 1), (1, 1))[1])
+
+
 @pytest.mark.parametrize("kernels", [native, pure], ids=["cython", "python"])
 def test_pooling_bad_arguments(kernels):
     with pytest.raises(ValueError, match="at most half"):

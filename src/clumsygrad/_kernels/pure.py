@@ -753,6 +753,13 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation) -> tuple:
     flat = win.transpose(0, 1, 4, 5, 2, 3).reshape(n, c, oh, ow, kh * kw)
     arg = np.argmax(flat, axis=-1)
     out = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+    if out.size and (out == -np.inf).any():
+        # a window whose values are all -inf: its first cell inside the image (not the padding)
+        k = np.arange(kh * kw)
+        r = (np.arange(oh) * sh - ph)[:, None, None] + (k // kw) * dh
+        q = (np.arange(ow) * sw - pw)[None, :, None] + (k % kw) * dw
+        first_inside = np.argmax((r >= 0) & (r < h) & (q >= 0) & (q < w), axis=-1)
+        arg = np.where(out == -np.inf, first_inside, arg)
     rows = (np.arange(oh) * sh - ph)[:, None] + (arg // kw) * dh
     cols = (np.arange(ow) * sw - pw)[None, :] + (arg % kw) * dw
     return np.ascontiguousarray(out), (rows * w + cols).astype(np.int64)
