@@ -128,7 +128,7 @@ def negate_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
 
 
 def abs_backward(tensor: Tensor, grad: np.ndarray) -> GradientTuple:
-    r"""z = |x|: dx = grad * sign(x) (0 at x = 0)."""
+    r"""``z = |x|``: ``dx = grad * sign(x)`` (0 at x = 0)."""
     return (grad * np.sign(tensor._parents[0]._data),)
 
 
@@ -229,7 +229,7 @@ def mse_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> Gra
 
 @skips_unneeded
 def mae_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
-    r"""L = mean(|p - t|): dp = sign(p - t) grad / n, dt = -dp, n = number of elements."""
+    r"""``L = mean(|p - t|)``: ``dp = sign(p - t) grad / n``, ``dt = -dp``, n = number of elements."""
     pred, target = tensor._parents
     sign = np.sign(pred._data - target._data)
     grad = np.asarray(grad)
@@ -440,7 +440,7 @@ def cross_entropy_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, Tru
 @skips_unneeded
 def binary_cross_entropy_with_logits_backward(tensor: Tensor, grad: np.ndarray, *,
                                                needs=(True, True)) -> GradientTuple:
-    r"""L = max(z, 0) - z t + log(1 + e^-|z|), reduced: dz = (sigmoid(z) - t) s, dt = -z s.
+    r"""``L = max(z, 0) - z t + log(1 + e^-|z|)``, reduced: dz = (sigmoid(z) - t) s, dt = -z s.
 
     ``s`` is ``grad / n`` (mean over the n elements), ``grad`` (sum) or ``grad`` elementwise (none).
     """

@@ -22,7 +22,7 @@ def mse_loss(pred: Tensor, target: Tensor) -> Tensor:
 
 
 def mae_loss(pred: Tensor, target: Tensor) -> Tensor:
-    """mean(|pred - target|)."""
+    """``mean(|pred - target|)``."""
     if pred._shape != target._shape:
         raise ValueError(
             "Predicted and target tensors must have the same shape for MAE loss, "

@@ -1,0 +1,132 @@
+"""The table of operations of the API reference, rendered from the op registry.
+
+As a Sphinx extension (``gen_ops_table`` in ``conf.py``) it adds the ``ops-table`` directive,
+which the API page uses; ``python docs/gen_ops_table.py`` prints the same table as Markdown.
+
+The rows come from ``clumsygrad._registry.OPS`` (name -> OpDef with ``name``, ``module``,
+``numpy``, ``method``, ``compiled`` and ``doc``).  While that registry does not exist, a
+stand-in is built from the public functions of the op modules and their docstrings' first
+lines; its "compiled" column then says that it is not known.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+from types import SimpleNamespace
+from typing import Any, List, Mapping, Tuple
+
+OP_MODULES = ("math", "activation", "loss", "shape", "selection")
+
+
+def _first_line(doc: str | None) -> str:
+    text = inspect.cleandoc(doc or "").strip()
+    return text.split("\n\n", 1)[0].replace("\n", " ") if text else ""
+
+
+def standin_ops() -> Mapping[str, Any]:
+    """OpDef-like rows from the modules: the registry's fields, read off the functions."""
+    import numpy as np
+
+    from clumsygrad.tensor import Tensor
+
+    ops = {}
+    for module_name in OP_MODULES:
+        module = importlib.import_module(f"clumsygrad.{module_name}")
+        for name in module.__all__:
+            fn = getattr(module, name)
+            numpy_fn = getattr(np, name, None)
+            ops[name] = SimpleNamespace(
+                name=name,
+                module=module_name,
+                numpy=(numpy_fn,) if callable(numpy_fn) else (),
+                method=name if callable(getattr(Tensor, name, None)) else None,
+                compiled=None,  # unknown without the registry
+                doc=_first_line(fn.__doc__),
+            )
+    return ops
+
+
+def load_ops() -> Tuple[Mapping[str, Any], bool]:
+    """``(ops, from_registry)``: the registry when it exists, else the stand-in."""
+    try:
+        from clumsygrad._registry import OPS
+    except ModuleNotFoundError as exc:
+        if exc.name != "clumsygrad._registry":  # a registry that exists but fails is an error
+            raise
+        return standin_ops(), False
+    return OPS, True
+
+
+def _numpy_names(op: Any) -> str:
+    names = []
+    for fn in op.numpy or ():
+        name = getattr(fn, "__name__", None) or repr(fn)
+        names.append(f"np.{name}")
+    return ", ".join(names)
+
+
+def rows(ops: Mapping[str, Any], from_registry: bool) -> List[List[str]]:
+    """One row per op: name, NumPy, method, compiled, description; sorted by module then name."""
+    out = []
+    for op in sorted(ops.values(), key=lambda op: (op.module, op.name)):
+        if from_registry:
+            compiled = op.compiled or "no"
+        else:
+            compiled = "see the performance guide"
+        out.append([
+            f"clumsygrad.{op.module}.{op.name}",
+            _numpy_names(op) or "-",
+            f"Tensor.{op.method}" if op.method else "-",
+            compiled,
+            (op.doc or "").replace("|", "\\|"),
+        ])
+    return out
+
+
+HEADER = ["operation", "NumPy", "method", "compiled", "what it computes"]
+
+
+def markdown() -> str:
+    ops, from_registry = load_ops()
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    for row in rows(ops, from_registry):
+        lines.append("| " + " | ".join(f"`{row[0]}`" if i == 0 else cell for i, cell in enumerate(row)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def setup(app):  # the Sphinx extension
+    from docutils import nodes
+    from docutils.statemachine import StringList
+    from sphinx.util.docutils import SphinxDirective
+
+    class OpsTable(SphinxDirective):
+        """``ops-table``: the operations, one row each, linked to their API entries."""
+
+        has_content = False
+
+        def run(self):
+            ops, from_registry = load_ops()
+            rst = [".. list-table::", "   :header-rows: 1", "   :widths: 28 16 14 12 30", ""]
+            rst.append("   * - " + "\n     - ".join(HEADER))
+            for row in rows(ops, from_registry):
+                name, rest = row[0], row[1:]
+                cells = [f":func:`{name}`"] + [cell if cell == "-" else f"``{cell}``" if i < 2 else cell
+                                                  for i, cell in enumerate(rest)]
+                rst.append("   * - " + "\n     - ".join(c if c else "-" for c in cells))
+            source = "(op registry: clumsygrad._registry.OPS)" if from_registry else "(stand-in from the op modules)"
+            container = nodes.container()
+            self.state.nested_parse(StringList(rst, source=source), self.content_offset, container)
+            note = ("Generated at build time from ``clumsygrad._registry.OPS``." if from_registry else
+                    "Generated at build time from the public functions of the op modules "
+                    "(the op registry is not part of this build); whether an operation's backward "
+                    "is compiled is listed in :doc:`performance`.")
+            para = nodes.container()
+            self.state.nested_parse(StringList([note], source=source), self.content_offset, para)
+            return container.children + para.children
+
+    app.add_directive("ops-table", OpsTable)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
