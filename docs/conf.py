@@ -36,7 +36,7 @@ myst_enable_extensions = ["colon_fence"]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
-autodoc_default_options = {"members": True}
+autodoc_default_options = {"members": True, "undoc-members": True}
 napoleon_numpy_docstring = True
 napoleon_google_docstring = False
 
@@ -53,7 +53,8 @@ nitpick_ignore_regex = [
 
 html_theme = "alabaster"
 html_title = f"clumsygrad {release}"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 html_theme_options = {
     "description": "Reverse-mode autograd on NumPy, with a compiled graph core",
     "fixed_sidebar": True,
@@ -62,3 +63,4 @@ html_theme_options = {
 }
 html_sidebars = {"**": ["about.html", "navigation.html", "searchbox.html"]}
 html_show_sourcelink = False
+html_favicon = "favicon.svg"  # also keeps browsers from asking for a missing /favicon.ico

@@ -65,32 +65,36 @@ def _numpy_names(op: Any) -> str:
     return ", ".join(names)
 
 
+def header(from_registry: bool) -> List[str]:
+    """The columns; the stand-in cannot tell what is compiled, so it leaves that column out."""
+    if from_registry:
+        return ["operation", "NumPy", "method", "compiled", "what it computes"]
+    return ["operation", "NumPy", "method", "what it computes"]
+
+
 def rows(ops: Mapping[str, Any], from_registry: bool) -> List[List[str]]:
-    """One row per op: name, NumPy, method, compiled, description; sorted by module then name."""
+    """One row per op (the columns of :func:`header`), sorted by module then name."""
     out = []
     for op in sorted(ops.values(), key=lambda op: (op.module, op.name)):
-        if from_registry:
-            compiled = op.compiled or "no"
-        else:
-            compiled = "see the performance guide"
-        out.append([
+        row = [
             f"clumsygrad.{op.module}.{op.name}",
             _numpy_names(op) or "-",
             f"Tensor.{op.method}" if op.method else "-",
-            compiled,
-            (op.doc or "").replace("|", "\\|"),
-        ])
+        ]
+        if from_registry:
+            row.append(op.compiled or "no")
+        row.append(op.doc or "")
+        out.append(row)
     return out
-
-
-HEADER = ["operation", "NumPy", "method", "compiled", "what it computes"]
 
 
 def markdown() -> str:
     ops, from_registry = load_ops()
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    columns = header(from_registry)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows(ops, from_registry):
-        lines.append("| " + " | ".join(f"`{row[0]}`" if i == 0 else cell for i, cell in enumerate(row)) + " |")
+        cells = [f"`{row[0]}`"] + [cell.replace("|", "\\|") for cell in row[1:]]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -106,20 +110,36 @@ def setup(app):  # the Sphinx extension
 
         def run(self):
             ops, from_registry = load_ops()
-            rst = [".. list-table::", "   :header-rows: 1", "   :widths: 28 16 14 12 30", ""]
-            rst.append("   * - " + "\n     - ".join(HEADER))
+            # Rebuild the page when the generator or any op's module changes.
+            self.env.note_dependency(__file__)
+            for module_name in sorted({op.module for op in ops.values()}):
+                module = importlib.import_module(f"clumsygrad.{module_name}")
+                if getattr(module, "__file__", None):
+                    self.env.note_dependency(module.__file__)
+            columns = header(from_registry)
+            widths = "18 14 12 10 46" if from_registry else "20 15 13 52"
+            rst = [".. list-table::", "   :header-rows: 1", "   :class: ops-table", f"   :widths: {widths}", ""]
+            rst.append("   * - " + "\n     - ".join(columns))
             for row in rows(ops, from_registry):
-                name, rest = row[0], row[1:]
-                cells = [f":func:`{name}`"] + [cell if cell == "-" else f"``{cell}``" if i < 2 else cell
-                                                  for i, cell in enumerate(rest)]
-                rst.append("   * - " + "\n     - ".join(c if c else "-" for c in cells))
+                full = row[0]
+                short = full[len("clumsygrad."):]
+                cells = [f":func:`{short} <{full}>`"]
+                for i, cell in enumerate(row[1:], 1):
+                    if cell == "-" or not cell:
+                        cells.append("\\-")
+                    elif i < 3:  # NumPy names and the method: code
+                        cells.append(", ".join(f"``{part}``" for part in cell.split(", ")))
+                    else:
+                        cells.append(cell)
+                rst.append("   * - " + "\n     - ".join(cells))
+            rst = "\n".join(rst).split("\n")  # one StringList entry per line
             source = "(op registry: clumsygrad._registry.OPS)" if from_registry else "(stand-in from the op modules)"
             container = nodes.container()
             self.state.nested_parse(StringList(rst, source=source), self.content_offset, container)
-            note = ("Generated at build time from ``clumsygrad._registry.OPS``." if from_registry else
-                    "Generated at build time from the public functions of the op modules "
-                    "(the op registry is not part of this build); whether an operation's backward "
-                    "is compiled is listed in :doc:`performance`.")
+            note = ("Generated at build time from the op registry, ``clumsygrad._registry.OPS``." if from_registry else
+                    "Generated at build time from the public functions of the op modules and their "
+                    "docstrings (this build has no op registry); which backward functions run compiled "
+                    "code is listed in :doc:`performance`.")
             para = nodes.container()
             self.state.nested_parse(StringList([note], source=source), self.content_offset, para)
             return container.children + para.children
