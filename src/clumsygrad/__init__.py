@@ -18,7 +18,8 @@ from ._graph.guard import set_enabled as set_memory_guard
 from .activation import log_softmax
 from .gradcheck import GradcheckError, check_gradient
 from .loss import binary_cross_entropy_with_logits, cross_entropy
-from .selection import clip, max, maximum, min, minimum, where
+from .selection import clip, maximum, minimum, where
+from .selection import max as max, min as min  # exported (type checkers too), though not in __all__
 from .serialization import load, save
 from .shape import concatenate, expand_dims, flatten, getitem, reshape, split, squeeze, stack
 from .tensor import enable_grad, no_grad

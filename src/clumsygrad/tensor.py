@@ -12,7 +12,7 @@ import functools
 import numbers
 import operator
 from enum import IntEnum
-from typing import Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Union
 
 import numpy as np
 
@@ -37,6 +37,11 @@ from .grad import (
 __all__ = ["TensorType", "Tensor", "TensorUtils", "no_grad", "enable_grad"]
 
 _graph = _backend.graph
+
+# What the arithmetic operators take besides a Tensor: a real scalar (Python or NumPy, or a
+# 0-d array).  For type checkers; at run time anything else returns NotImplemented.
+_Scalar = Union[float, "np.floating[Any]", "np.integer[Any]", "np.bool_"]
+_Operand = Union["Tensor", _Scalar]
 _FLOAT32 = np.dtype(np.float32)
 _FLOAT64 = np.dtype(np.float64)
 
@@ -158,28 +163,28 @@ class _Operators:
             return NotImplemented
         return _new_node(ufunc(self._data, scalar), scalar_fn, (self,), {"scalar_value": scalar})
 
-    def __add__(self, other):
+    def __add__(self, other: _Operand) -> Tensor:
         return self._elementwise(other, np.add, add_backward, add_broadcast_backward, add_scalar_backward)
 
-    def __sub__(self, other):
+    def __sub__(self, other: _Operand) -> Tensor:
         return self._elementwise(other, np.subtract, sub_backward, sub_broadcast_backward, sub_scalar_backward)
 
-    def __mul__(self, other):
+    def __mul__(self, other: _Operand) -> Tensor:
         return self._elementwise(other, np.multiply, mul_backward, mul_broadcast_backward, mul_scalar_backward)
 
-    def __radd__(self, other):
+    def __radd__(self, other: _Operand) -> Tensor:
         return self.__add__(other)
 
-    def __rmul__(self, other):
+    def __rmul__(self, other: _Operand) -> Tensor:
         return self.__mul__(other)
 
-    def __rsub__(self, other):
+    def __rsub__(self, other: _Scalar) -> Tensor:
         # c - t is (-t) + c: exact in floating point, and no backward code of its own.
         if _scalar(other) is None:
             return NotImplemented
         return (-self).__add__(other)
 
-    def __truediv__(self, other):
+    def __truediv__(self, other: _Operand) -> Tensor:
         # t / u records t * u**-1 and t / c records t * (1/c); the forward value is the exact quotient.
         if isinstance(other, Tensor):
             quotient = _broadcasting(np.divide, self, other)
@@ -190,7 +195,7 @@ class _Operators:
         inverse = float(np.float64(1.0) / scalar)
         return _new_node(self._data / scalar, mul_scalar_backward, (self,), {"scalar_value": inverse})
 
-    def __rtruediv__(self, other):
+    def __rtruediv__(self, other: _Scalar) -> Tensor:
         # c / t records c * t**-1.
         scalar = _scalar(other)
         if scalar is None:
@@ -198,16 +203,16 @@ class _Operators:
         reciprocal = self ** -1
         return _new_node(scalar / self._data, mul_scalar_backward, (reciprocal,), {"scalar_value": scalar})
 
-    def __pow__(self, power):
+    def __pow__(self, power: _Scalar) -> Tensor:
         exponent = _scalar(power)
         if exponent is None:
             return NotImplemented
         return _new_node(self._data ** exponent, power_backward, (self,), {"power": exponent})
 
-    def __neg__(self):
+    def __neg__(self) -> Tensor:
         return _new_node(-self._data, negate_backward, (self,))
 
-    def __matmul__(self, other):
+    def __matmul__(self, other: Tensor) -> Tensor:
         if not isinstance(other, Tensor):
             raise TypeError(
                 f"Right operand must be a Tensor for matrix multiplication, got {type(other).__name__}."
@@ -246,7 +251,7 @@ class Tensor(_graph.Node, _Operators, metaclass=_TensorMeta):
             return False
         return True
 
-    def __init__(self, data, tensor_type: TensorType = TensorType.INPUT, dtype=np.float32):
+    def __init__(self, data: Any, tensor_type: TensorType = TensorType.INPUT, dtype: Any = np.float32) -> None:
         """Wrap ``data`` (scalar, nested list or array of real numbers; always copied) as a tensor.
 
         PARAMETER tensors require gradients; INPUT tensors do not.  ``dtype`` is float32
@@ -311,7 +316,7 @@ class Tensor(_graph.Node, _Operators, metaclass=_TensorMeta):
             return self._parents[0]
         return _new_node(self._data.T, transpose_backward, (self,))
 
-    def reshape(self, new_shape) -> "Tensor":
+    def reshape(self, new_shape: Any) -> "Tensor":
         """The same values in ``new_shape`` (one dimension may be -1)."""
         try:
             data = self._data.reshape(new_shape)
@@ -345,12 +350,12 @@ class Tensor(_graph.Node, _Operators, metaclass=_TensorMeta):
         memo[id(self)] = new
         return new
 
-    def __getitem__(self, key) -> "Tensor":
+    def __getitem__(self, key: Any) -> "Tensor":
         """``self[key]`` for any NumPy index, with gradients (``clumsygrad.shape.getitem``)."""
         return _shape_ops.getitem(self, key)
 
     # ------------------------------------------------------------------ backward
-    def backward(self, gradient=None, keep_graph: bool = False) -> None:
+    def backward(self, gradient: Any = None, keep_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) * ``gradient`` into ``.grad`` of every tensor that requires it.
 
         ``gradient`` defaults to ones for a one-element tensor and must otherwise have this
