@@ -355,7 +355,7 @@ def test_a_100000_operation_chain_is_one_box_with_its_count():
     assert dot.label[chain] == ["chain of 100,000 ops", "(mul_scalar) × 100,000", "99,999 tensors inside: () float32"]
     assert dot.edges == [(dot.named("x"), chain, 1), (chain, dot.root(), 1)]
     assert len(dot.tensors()) == 2 and dot.ops() == []
-    assert "100,001 tensors and 100,000 operations, summarised (more than max_nodes=500 tensors)" in text
+    assert "100,001 tensors and 100,000 operations, summarised (more than max_nodes=200 tensors)" in text
 
 
 def test_the_threshold_is_a_parameter():
@@ -363,12 +363,13 @@ def test_the_threshold_is_a_parameter():
     y = x
     for _ in range(40):
         y = y + 1.0
-    assert len(Dot(viz.to_dot(y)).tensors()) == 41  # under the default 500: drawn in full
+    assert len(Dot(viz.to_dot(y)).tensors()) == 41  # under the default 200: drawn in full
     assert len(Dot(viz.to_dot(y, max_nodes=41)).tensors()) == 41
     assert len(Dot(viz.to_dot(y, max_nodes=40)).tensors()) == 2
     for _ in range(600):
         y = y + 1.0
     assert len(Dot(viz.to_dot(y, max_nodes=None)).tensors()) == 641
+    assert viz.DEFAULT_MAX_NODES == 200  # a picture stays legible (and fast) by default
 
 
 def test_a_repeated_block_with_shared_parameters_is_one_box(rng):

@@ -32,7 +32,9 @@ from .tensor import Tensor, TensorType
 
 __all__ = ["to_dot", "draw", "GraphPicture"]
 
-DEFAULT_MAX_NODES = 500
+# Beyond about 200 tensors (and as many operations) a picture is no longer legible, and each
+# box costs rendering time: a 2,500-tensor graph drew about 3x faster than with the former 500.
+DEFAULT_MAX_NODES = 200
 _MIN_CHAIN = 3  # chains hiding fewer tensors than this are drawn in full
 _MAX_PERIOD = 8  # the longest repeated pattern of operations looked for in a chain
 _MAX_GROUPED_SHOWN = 2  # a chain's private constants beyond this many share one box
