@@ -58,7 +58,7 @@ html_css_files = ["custom.css"]
 html_theme_options = {
     "description": "Reverse-mode autograd on NumPy, with a compiled graph core",
     "fixed_sidebar": True,
-    "page_width": "1100px",
+    "page_width": "1200px",
     "sidebar_width": "230px",
 }
 html_sidebars = {"**": ["about.html", "navigation.html", "searchbox.html"]}
