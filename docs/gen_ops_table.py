@@ -117,7 +117,7 @@ def setup(app):  # the Sphinx extension
                 if getattr(module, "__file__", None):
                     self.env.note_dependency(module.__file__)
             columns = header(from_registry)
-            widths = "18 14 12 10 46" if from_registry else "20 15 13 52"
+            widths = "25 13 11 9 42" if from_registry else "27 13 11 49"
             rst = [".. list-table::", "   :header-rows: 1", "   :class: ops-table", f"   :widths: {widths}", ""]
             rst.append("   * - " + "\n     - ".join(columns))
             for row in rows(ops, from_registry):
