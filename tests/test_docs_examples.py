@@ -63,3 +63,27 @@ def test_the_standin_op_table_reads_the_modules():
     assert ops["sum"].module == "math" and ops["sum"].numpy == (np.sum,)
     assert ops["cross_entropy"].module == "loss" and ops["cross_entropy"].doc.startswith("Cross-entropy")
     assert ops["relu"].numpy == ()
+
+
+def test_the_op_table_reads_the_registry_when_there_is_one(monkeypatch):
+    import types
+
+    import numpy as np
+
+    generator = _generator()
+    fake = types.ModuleType("clumsygrad._registry")
+    fake.OPS = {
+        "exp": types.SimpleNamespace(name="exp", module="math", numpy=(np.exp,), method="exp",
+                                     compiled="typed loop", doc="e to the x | elementwise."),
+        "relu": types.SimpleNamespace(name="relu", module="activation", numpy=(), method=None,
+                                      compiled="", doc="max(0, x)."),
+    }
+    monkeypatch.setitem(sys.modules, "clumsygrad._registry", fake)
+    ops, from_registry = generator.load_ops()
+    assert from_registry and ops is fake.OPS
+    assert generator.header(True) == ["operation", "NumPy", "method", "compiled", "what it computes"]
+    assert generator.rows(ops, True) == [
+        ["clumsygrad.activation.relu", "-", "-", "no", "max(0, x)."],
+        ["clumsygrad.math.exp", "np.exp", "Tensor.exp", "typed loop", "e to the x | elementwise."],
+    ]
+    assert "| `clumsygrad.math.exp` | np.exp | Tensor.exp | typed loop | e to the x \\| elementwise. |" in generator.markdown()
