@@ -57,7 +57,11 @@ def test_getitem_records_the_1_0_0_extra_and_grad_fn():
     assert y._grad_fn is grad_module.getitem_backward
     assert y._grad_fn.__name__ == "getitem_backward"
     assert set(y._extra) == {"key", "original_shape"}
-    assert y._extra["key"] is key
+    # the graph owns its key: an equal, read-only copy (a later change to the caller's list or
+    # array cannot move the gradient)
+    recorded = y._extra["key"]
+    assert recorded[0] == key[0] and np.array_equal(recorded[1], key[1])
+    assert not recorded[1].flags.writeable
     assert y._extra["original_shape"] == (3, 4)
     assert "getitem_backward" in grad_module.__all__
 

@@ -4,87 +4,162 @@
 The gradient of a choice goes to the element chosen: for ``max``/``min`` to the *first*
 maximal (minimal) element of each reduced block, in C order over the reduced axes (what
 ``np.argmax`` picks), never split between ties; for ``maximum``/``minimum`` ties go to the
-first operand.  Operands may be tensors, arrays or scalars (constants become INPUT tensors);
-broadcasting follows NumPy and the gradients are summed back to each operand's shape.
+first operand, and so does a NaN in it (the NaN came from there).  Operands may be tensors,
+arrays or scalars (constants become INPUT tensors); broadcasting follows NumPy and the gradients
+are summed back to each operand's shape.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ._operands import as_operands
-from .grad import max_backward, maximum_backward, min_backward, minimum_backward, where_backward
-from .tensor import Tensor, _new_node
-
-__all__ = ["max", "min", "maximum", "minimum", "where", "clip"]
+from ._adjoint import expand, is_array, normalize_axes, owned_array, unbroadcast
+from ._registry import FUNCTIONS, UFUNCS, as_tensors, defop, export
 
 
-def _reduction(tensor, axis, keepdims, reduce, backward) -> Tensor:
-    (tensor,) = as_operands((tensor,))
-    axis = tuple(axis) if isinstance(axis, list) else axis
-    data = reduce(tensor._data, axis=axis, keepdims=keepdims)
-    extra = {"axis": axis, "keepdims": keepdims, "input_shape": tensor._shape}
-    return _new_node(data, backward, (tensor,), extra)
+def _values(x):
+    return x if is_array(x) else x._data
 
 
-def max(tensor: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+def _axis_arg(axis):
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+def _first_winner_mask(x: np.ndarray, axis, pick) -> np.ndarray:
+    """1 at the element ``pick`` (np.argmax/np.argmin) chooses in each reduced block, else 0."""
+    axes = normalize_axes(axis, x.ndim)
+    kept = tuple(d for i, d in enumerate(x.shape) if i not in axes)
+    reduced = tuple(x.shape[a] for a in axes)
+    block = int(np.prod(reduced, dtype=np.int64))
+    moved_axes = tuple(range(x.ndim - len(axes), x.ndim))
+    blocks = np.moveaxis(x, axes, moved_axes).reshape(kept + (block,))
+    mask = np.zeros(kept + (block,), dtype=x.dtype)
+    if block:
+        np.put_along_axis(mask, pick(blocks, axis=-1)[..., None], 1, axis=-1)
+    return np.moveaxis(mask.reshape(kept + reduced), moved_axes, axes)
+
+
+def _extreme_vjp(pick):
+    def vjp(g, out, x, axis=None, keepdims=False):
+        xv = _values(x)
+        axis = _axis_arg(axis)
+        return expand(g, xv.shape, axis, keepdims, 1.0) * _first_winner_mask(xv, axis, pick)
+
+    return vjp
+
+
+def _input_shape(out, x, **params):
+    return {"input_shape": np.shape(x)}
+
+
+def max(x, axis=None, keepdims: bool = False):
     """Largest value over ``axis`` (None, int or tuple); the gradient goes to the first maximal element."""
-    return _reduction(tensor, axis, keepdims, np.max, max_backward)
+    return np.max(x, axis=_axis_arg(axis), keepdims=keepdims)
 
 
-def min(tensor: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+def min(x, axis=None, keepdims: bool = False):
     """Smallest value over ``axis`` (None, int or tuple); the gradient goes to the first minimal element."""
-    return _reduction(tensor, axis, keepdims, np.min, min_backward)
+    return np.min(x, axis=_axis_arg(axis), keepdims=keepdims)
 
 
-def _choice(a, b, ufunc, backward) -> Tensor:
-    a, b = as_operands((a, b))
-    try:
-        data = ufunc(a._data, b._data)
-    except ValueError:
-        raise ValueError(f"Cannot broadcast shapes {a._shape} and {b._shape}") from None
-    return _new_node(data, backward, (a, b))
+defop("max", max, (_extreme_vjp(np.argmax),), module="selection", numpy=(np.max, np.amax),
+      method="max", save=_input_shape)
+defop("min", min, (_extreme_vjp(np.argmin),), module="selection", numpy=(np.min, np.amin),
+      method="min", save=_input_shape)
 
 
-def maximum(a, b) -> Tensor:
+def _choice_forward(ufunc):
+    def forward(a, b):
+        try:
+            return ufunc(a, b)
+        except ValueError:
+            raise ValueError(f"Cannot broadcast shapes {np.shape(a)} and {np.shape(b)}") from None
+
+    return forward
+
+
+def _to_first(a, b, prefer):
+    """Where the gradient of a choice goes to ``a``: where ``prefer(a, b)`` holds or ``a`` is NaN."""
+    av, bv = _values(a), _values(b)
+    return prefer(av, bv) | np.isnan(av)
+
+
+def _pick_vjps(prefer):
+    def to_a(g, out, a, b):
+        return unbroadcast(np.where(_to_first(a, b, prefer), g, 0), np.shape(a))
+
+    def to_b(g, out, a, b):
+        return unbroadcast(np.where(_to_first(a, b, prefer), 0, g), np.shape(b))
+
+    return (to_a, to_b)
+
+
+def maximum(a, b):
     """Elementwise larger of ``a`` and ``b`` (broadcast); where they are equal the gradient goes to ``a``."""
-    return _choice(a, b, np.maximum, maximum_backward)
+    return _choice_forward(np.maximum)(a, b)
 
 
-def minimum(a, b) -> Tensor:
+def minimum(a, b):
     """Elementwise smaller of ``a`` and ``b`` (broadcast); where they are equal the gradient goes to ``a``."""
-    return _choice(a, b, np.minimum, minimum_backward)
+    return _choice_forward(np.minimum)(a, b)
 
 
-def where(condition, a, b) -> Tensor:
-    """``a`` where ``condition`` is true, else ``b`` (all three broadcast, as ``np.where``).
+defop("maximum", maximum, _pick_vjps(np.greater_equal), module="selection", nin=2,
+      numpy=(np.maximum,))
+defop("minimum", minimum, _pick_vjps(np.less_equal), module="selection", nin=2,
+      numpy=(np.minimum,))
 
-    ``condition`` is a boolean array (a tensor's values are compared with 0); it receives no
-    gradient.
-    """
-    cond = condition._data if isinstance(condition, Tensor) else condition
-    cond = np.asarray(cond).astype(bool, copy=False)
-    a, b = as_operands((a, b))
+
+def _where_forward(a, b, condition):
     try:
-        data = np.where(cond, a._data, b._data)
+        return np.where(condition, a, b)
     except ValueError:
         raise ValueError(
-            f"Cannot broadcast shapes {cond.shape}, {a._shape} and {b._shape}"
+            f"Cannot broadcast shapes {np.shape(condition)}, {np.shape(a)} and {np.shape(b)}"
         ) from None
-    return _new_node(data, where_backward, (a, b), {"condition": cond})
 
 
-def clip(tensor, lo, hi) -> Tensor:
-    """``tensor`` limited to ``[lo, hi]`` (either bound may be None; scalars, arrays or tensors).
+defop(
+    "where", _where_forward,
+    (lambda g, out, a, b, condition: unbroadcast(np.where(condition, g, 0), np.shape(a)),
+     lambda g, out, a, b, condition: unbroadcast(np.where(condition, 0, g), np.shape(b))),
+    module="selection", nin=2, public=False,
+)
 
-    Recorded as ``minimum(maximum(tensor, lo), hi)``: the gradient passes where
-    ``lo <= tensor <= hi`` (bounds included) and goes to a tensor bound where it is active.
+
+def where(condition, a, b):
+    """``a`` where ``condition`` is true, else ``b`` (all three broadcast, as ``np.where``).
+
+    ``condition`` is a boolean array (a tensor's values are compared with 0), copied when
+    recorded; it receives no gradient.
+    """
+    from ._registry import OPS
+
+    cond = condition._data if hasattr(condition, "_data") else condition
+    cond = owned_array(np.asarray(cond).astype(bool, copy=False))
+    a, b = as_tensors((a, b))
+    data = _where_forward(a._data, b._data, cond)
+    return _new_node(data, OPS["where"].backward, (a, b), {"condition": cond})
+
+
+def clip(x, lo=None, hi=None):
+    """``x`` limited to ``[lo, hi]`` (either bound may be None; scalars, arrays or tensors).
+
+    Recorded as ``minimum(maximum(x, lo), hi)``: the gradient passes where ``lo <= x <= hi``
+    (bounds included) and goes to a tensor bound where it is active.
     """
     if lo is None and hi is None:
         raise ValueError("clip needs at least one of lo and hi")
-    out = tensor if isinstance(tensor, Tensor) else as_operands((tensor,))[0]
+    (out,) = as_tensors((x,))
     if lo is not None:
         out = maximum(out, lo)
     if hi is not None:
         out = minimum(out, hi)
     return out
 
+
+__all__ = export(globals(), "selection") + ["where", "clip"]
+
+from ._backend import graph as _graph  # noqa: E402
+
+_new_node = _graph.new_node
+FUNCTIONS.update({np.where: where, np.clip: clip})

@@ -11,12 +11,13 @@ from __future__ import annotations
 import functools
 import numbers
 import operator
-from enum import IntEnum
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Union
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from . import _backend, grad as _grad
+from . import _backend, _registry, grad as _grad
+from ._types import TensorType
+from . import math as _math, selection as _selection, shape as _shape_ops
 from .grad import (
     add_backward,
     add_broadcast_backward,
@@ -27,7 +28,7 @@ from .grad import (
     mul_scalar_backward,
     negate_backward,
     power_backward,
-    reshape_backward,
+    power_tensor_backward,
     sub_backward,
     sub_broadcast_backward,
     sub_scalar_backward,
@@ -37,25 +38,8 @@ from .grad import (
 __all__ = ["TensorType", "Tensor", "TensorUtils", "no_grad", "enable_grad"]
 
 _graph = _backend.graph
-
-# What the arithmetic operators take besides a Tensor: a real scalar (Python or NumPy, or a
-# 0-d array).  For type checkers; at run time anything else returns NotImplemented.
-_Scalar = Union[float, "np.floating[Any]", "np.integer[Any]", "np.bool_"]
-_Operand = Union["Tensor", _Scalar]
 _FLOAT32 = np.dtype(np.float32)
 _FLOAT64 = np.dtype(np.float64)
-
-
-class TensorType(IntEnum):
-    """The role of a tensor in the graph.
-
-    INPUT tensors are constants (no gradient), PARAMETER tensors are trained and receive
-    gradients, INTERMEDIATE tensors are results of operations on the other two.
-    """
-
-    INPUT = 0
-    PARAMETER = 1
-    INTERMEDIATE = 2
 
 
 _PARAMETER = TensorType.PARAMETER
@@ -145,100 +129,153 @@ def _binary_node(left, right, data, same_shape_fn: Callable, broadcast_fn: Calla
     return _new_node(data, broadcast_fn, (left, right), shapes)
 
 
+def _constant_like(value, tensor) -> Optional["Tensor"]:
+    """An array-like operand (ndarray, list) as an INPUT tensor beside ``tensor``, else None."""
+    if isinstance(value, (np.ndarray, list, tuple)) or (
+        hasattr(value, "__array__") and not isinstance(value, Tensor)
+    ):
+        return _registry.as_tensors((tensor, value))[1]
+    return None
+
+
 class _Operators:
     """The arithmetic operators, for every operand the API accepts.
 
     The compiled node answers the common cases itself and calls these for the rest; on the
-    pure node these are the operators.
+    pure node these are the operators.  Arrays and lists on either side become INPUT tensors.
     """
 
     __slots__ = ()
 
     def _elementwise(self, other, ufunc, same_shape_fn, broadcast_fn, scalar_fn):
-        """``ufunc(self, other)`` for a tensor or real scalar ``other``, with its backward function."""
+        """``ufunc(self, other)`` for a tensor, real scalar or array ``other``, with its backward function."""
         if isinstance(other, Tensor):
             return _binary_node(self, other, _broadcasting(ufunc, self, other), same_shape_fn, broadcast_fn)
         scalar = _scalar(other)
         if scalar is None:
-            return NotImplemented
+            other = _constant_like(other, self)
+            if other is None:
+                return NotImplemented
+            return _binary_node(self, other, _broadcasting(ufunc, self, other), same_shape_fn, broadcast_fn)
         return _new_node(ufunc(self._data, scalar), scalar_fn, (self,), {"scalar_value": scalar})
 
-    def __add__(self, other: _Operand) -> Tensor:
+    def __add__(self, other):
         return self._elementwise(other, np.add, add_backward, add_broadcast_backward, add_scalar_backward)
 
-    def __sub__(self, other: _Operand) -> Tensor:
+    def __sub__(self, other):
         return self._elementwise(other, np.subtract, sub_backward, sub_broadcast_backward, sub_scalar_backward)
 
-    def __mul__(self, other: _Operand) -> Tensor:
+    def __mul__(self, other):
         return self._elementwise(other, np.multiply, mul_backward, mul_broadcast_backward, mul_scalar_backward)
 
-    def __radd__(self, other: _Operand) -> Tensor:
+    def __radd__(self, other):
         return self.__add__(other)
 
-    def __rmul__(self, other: _Operand) -> Tensor:
+    def __rmul__(self, other):
         return self.__mul__(other)
 
-    def __rsub__(self, other: _Scalar) -> Tensor:
+    def __rsub__(self, other):
         # c - t is (-t) + c: exact in floating point, and no backward code of its own.
         if _scalar(other) is None:
-            return NotImplemented
+            other = _constant_like(other, self)
+            return NotImplemented if other is None else other.__sub__(self)
         return (-self).__add__(other)
 
-    def __truediv__(self, other: _Operand) -> Tensor:
+    def __truediv__(self, other):
         # t / u records t * u**-1 and t / c records t * (1/c); the forward value is the exact quotient.
+        if not isinstance(other, Tensor) and _scalar(other) is None:
+            other = _constant_like(other, self)
+            if other is None:
+                return NotImplemented
         if isinstance(other, Tensor):
             quotient = _broadcasting(np.divide, self, other)
             return _binary_node(self, other ** -1, quotient, mul_backward, mul_broadcast_backward)
         scalar = _scalar(other)
-        if scalar is None:
-            return NotImplemented
         inverse = float(np.float64(1.0) / scalar)
         return _new_node(self._data / scalar, mul_scalar_backward, (self,), {"scalar_value": inverse})
 
-    def __rtruediv__(self, other: _Scalar) -> Tensor:
+    def __rtruediv__(self, other):
         # c / t records c * t**-1.
         scalar = _scalar(other)
         if scalar is None:
-            return NotImplemented
+            other = _constant_like(other, self)
+            return NotImplemented if other is None else other.__truediv__(self)
         reciprocal = self ** -1
         return _new_node(scalar / self._data, mul_scalar_backward, (reciprocal,), {"scalar_value": scalar})
 
-    def __pow__(self, power: _Scalar) -> Tensor:
+    def __pow__(self, power):
         exponent = _scalar(power)
         if exponent is None:
-            return NotImplemented
+            if not isinstance(power, Tensor):
+                power = _constant_like(power, self)
+                if power is None:
+                    return NotImplemented
+            return _power_of_tensors(self, power)
         return _new_node(self._data ** exponent, power_backward, (self,), {"power": exponent})
 
-    def __neg__(self) -> Tensor:
+    def __rpow__(self, base):
+        if isinstance(base, Tensor):
+            return _power_of_tensors(base, self)
+        base = _registry.as_tensors((self, base))[1] if (_scalar(base) is not None or _constant_like(base, self) is not None) else None
+        return NotImplemented if base is None else _power_of_tensors(base, self)
+
+    def __neg__(self):
         return _new_node(-self._data, negate_backward, (self,))
 
-    def __matmul__(self, other: Tensor) -> Tensor:
+    def __matmul__(self, other):
         if not isinstance(other, Tensor):
-            raise TypeError(
-                f"Right operand must be a Tensor for matrix multiplication, got {type(other).__name__}."
-            )
-        if len(self._shape) < 2 or len(other._shape) < 2:
-            raise ValueError(
-                f"Matrix multiplication requires at least 2D tensors, got {self._shape} @ {other._shape}."
-            )
-        if self._shape[-1] != other._shape[-2]:
-            raise ValueError(f"Matrix shapes not aligned: {self._shape} @ {other._shape}")
-        try:
-            product = np.matmul(self._data, other._data)
-        except ValueError:  # the batch dimensions (the inner ones were checked above)
-            raise ValueError(
-                f"Cannot broadcast the batch dimensions of {self._shape} @ {other._shape}"
-            ) from None
-        return _new_node(product, matmul_backward, (self, other))
+            if not isinstance(other, np.ndarray):
+                raise TypeError(
+                    f"Right operand must be a Tensor, got {type(other).__name__} "
+                    "(for matrix multiplication; wrap it with Tensor(...) or np.asarray(...))"
+                )
+            other = _registry.as_tensors((self, other))[1]
+        return _matmul(self, other)
+
+    def __rmatmul__(self, other):
+        if not isinstance(other, np.ndarray):
+            return NotImplemented
+        return _matmul(_registry.as_tensors((self, other))[1], self)
+
+
+def _power_of_tensors(base, exponent):
+    """``base ** exponent`` with a tensor exponent (both may need gradients)."""
+    data = _broadcasting(np.power, base, exponent)
+    return _new_node(data, power_tensor_backward, (base, exponent))
+
+
+def _matmul(left, right):
+    """``left @ right`` under NumPy's rules (1-D operands, batches), with the 0.2.x messages."""
+    if len(left._shape) == 0 or len(right._shape) == 0:
+        raise ValueError(
+            f"Matrix multiplication requires at least 1-D tensors (0-d given), got {left._shape} @ {right._shape}."
+        )
+    inner_left = left._shape[-1]
+    inner_right = right._shape[-2] if len(right._shape) >= 2 else right._shape[0]
+    if inner_left != inner_right:
+        raise ValueError(f"Matrix shapes not aligned: {left._shape} @ {right._shape}")
+    try:
+        product = np.matmul(left._data, right._data)
+    except ValueError:  # the batch dimensions (the inner ones were checked above)
+        raise ValueError(
+            f"Cannot broadcast the batch dimensions of {left._shape} @ {right._shape}"
+        ) from None
+    return _new_node(product, matmul_backward, (left, right))
+
+
+def _plain(value):
+    """``value`` with every Tensor (also inside lists and tuples) replaced by its array."""
+    if isinstance(value, Tensor):
+        return value._data
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
 
 
 class Tensor(_graph.Node, _Operators, metaclass=_TensorMeta):
     """An n-dimensional float32 (or float64) array that records the operations applied to it."""
 
     __slots__ = ()
-
-    # NumPy scalars and arrays on the left of an operator defer to the Tensor's reflected method.
-    __array_ufunc__ = None
 
     _create_node = staticmethod(_new_node)
     _broadcast_shapes = staticmethod(_broadcast_shapes)
@@ -251,7 +288,7 @@ class Tensor(_graph.Node, _Operators, metaclass=_TensorMeta):
             return False
         return True
 
-    def __init__(self, data: Any, tensor_type: TensorType = TensorType.INPUT, dtype: Any = np.float32) -> None:
+    def __init__(self, data, tensor_type: TensorType = TensorType.INPUT, dtype=np.float32):
         """Wrap ``data`` (scalar, nested list or array of real numbers; always copied) as a tensor.
 
         PARAMETER tensors require gradients; INPUT tensors do not.  ``dtype`` is float32
@@ -316,21 +353,122 @@ class Tensor(_graph.Node, _Operators, metaclass=_TensorMeta):
             return self._parents[0]
         return _new_node(self._data.T, transpose_backward, (self,))
 
-    def reshape(self, new_shape: Any) -> "Tensor":
-        """The same values in ``new_shape`` (one dimension may be -1)."""
-        try:
-            data = self._data.reshape(new_shape)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(
-                f"New shape must have the same number of elements as the original shape: "
-                f"cannot reshape {self._shape} into {new_shape} ({exc})"
-            ) from None
-        return _new_node(data, reshape_backward, (self,), {"original_shape": self._shape})
+    def reshape(self, new_shape, *more) -> "Tensor":
+        """The same values in ``new_shape`` (one dimension may be -1): ``t.reshape((2, -1))`` or
+        ``t.reshape(2, -1)``."""
+        return _shape_ops.reshape(self, new_shape, *more)
 
     def detach(self) -> "Tensor":
         """The same data (no copy) as an INPUT tensor with no graph."""
         with no_grad():
             return _new_node(self._data, None, (self,))
+
+    # ------------------------------------------------------------------ NumPy and Python protocols
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """NumPy ufuncs on tensors: registered ops record (``np.exp(t)``, ``a * t``), comparisons
+        and other gradient-free ufuncs give plain arrays, anything else is a ``TypeError``."""
+        return _numpy_protocol.ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        """NumPy functions on tensors: registered ops record (``np.sum(t, axis=0)``), gradient-free
+        ones (``np.argmax``, ``np.shape``) give plain results, others are a ``TypeError``."""
+        return _numpy_protocol.function(func, args, kwargs)
+
+    def __array__(self, dtype=None, copy=None):
+        """The values, for ``np.asarray(t)``: a plain array that leaves the graph."""
+        data = self._data
+        if dtype is not None and np.dtype(dtype) != data.dtype:
+            return data.astype(dtype)
+        return data.copy() if copy else data
+
+    @property
+    def ndim(self) -> int:
+        return len(self._shape)
+
+    @property
+    def size(self) -> int:
+        return int(self._data.size)
+
+    def __len__(self) -> int:
+        if not self._shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self._shape[0]
+
+    def __iter__(self):
+        if not self._shape:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._shape[0]))
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def item(self):
+        """The value of a one-element tensor as a Python number."""
+        if self._data.size != 1:
+            raise ValueError(
+                f"item() needs a tensor of one element, got shape {self._shape} "
+                f"({self._data.size} elements)"
+            )
+        return self._data.item()
+
+    def tolist(self):
+        return self._data.tolist()
+
+    def numpy(self) -> np.ndarray:
+        """The values (the array itself, not a copy: it leaves the graph)."""
+        return self._data
+
+    def astype(self, dtype) -> "Tensor":
+        """This tensor in ``dtype`` (float32 or float64); the gradient flows back in the original dtype."""
+        dt = _float_dtype(dtype)
+        if dt == self._data.dtype:
+            return self
+        return _cast(self, dt)
+
+    def __abs__(self):
+        return _math.abs(self)
+
+    def __pos__(self):
+        return self
+
+    def __lt__(self, other):
+        return np.less(self._data, _plain(other))
+
+    def __le__(self, other):
+        return np.less_equal(self._data, _plain(other))
+
+    def __gt__(self, other):
+        return np.greater(self._data, _plain(other))
+
+    def __ge__(self, other):
+        return np.greater_equal(self._data, _plain(other))
+
+    # ``==``, ``!=`` and hashing keep their 0.2.x identity meaning (optimizers and user code keep
+    # tensors in sets and dicts); elementwise equality is ``np.equal(a, b)``.
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
+
+    def transpose(self, *axes) -> "Tensor":
+        """The axes reversed (no arguments) or permuted: ``t.transpose(1, 0)`` or ``t.transpose((1, 0))``."""
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = axes[0]
+        return _shape_ops.transpose(self, axes if axes else None)
+
+    def flatten(self) -> "Tensor":
+        return _shape_ops.flatten(self)
+
+    def squeeze(self, axis=None) -> "Tensor":
+        return _shape_ops.squeeze(self, axis)
+
+    def expand_dims(self, axis) -> "Tensor":
+        return _shape_ops.expand_dims(self, axis)
+
+    def clip(self, lo=None, hi=None) -> "Tensor":
+        return _selection.clip(self, lo, hi)
 
     # ------------------------------------------------------------------ copies
     def __reduce_ex__(self, protocol):
@@ -350,12 +488,12 @@ class Tensor(_graph.Node, _Operators, metaclass=_TensorMeta):
         memo[id(self)] = new
         return new
 
-    def __getitem__(self, key: Any) -> "Tensor":
+    def __getitem__(self, key) -> "Tensor":
         """``self[key]`` for any NumPy index, with gradients (``clumsygrad.shape.getitem``)."""
-        return _shape_ops.getitem(self, key)
+        return _getitem(self, key)
 
     # ------------------------------------------------------------------ backward
-    def backward(self, gradient: Any = None, keep_graph: bool = False) -> None:
+    def backward(self, gradient=None, keep_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) * ``gradient`` into ``.grad`` of every tensor that requires it.
 
         ``gradient`` defaults to ones for a one-element tensor and must otherwise have this
@@ -415,7 +553,7 @@ _graph.install(
         "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
         "__truediv__", "__rtruediv__", "__neg__",
     )},
-    {name: getattr(_grad, name) for name in _grad.__all__ if name.endswith("_backward")},
+    _registry.typed_vjps(),
 )
 
 
@@ -486,5 +624,24 @@ class TensorUtils:
         return counts
 
 
-# Imported last: clumsygrad.shape builds on this module (Tensor.__getitem__ looks it up per call).
-from . import shape as _shape_ops  # noqa: E402
+_registry.bind(Tensor)
+_getitem = _shape_ops.getitem
+
+
+def _cast(tensor: Tensor, dtype: np.dtype) -> Tensor:
+    # new_node gives a result its parents' dtype; a cast is the one op whose result differs.
+    node = _new_node(tensor._data, _registry.OPS["astype"].backward, (tensor,), {"dtype": dtype})
+    node._data = tensor._data.astype(dtype)
+    return node
+
+
+def _bind_methods() -> None:
+    """Tensor methods derived from the registry (``t.sum()``, ``t.exp()``...)."""
+    for op in _registry.OPS.values():
+        for name in op.methods:
+            if op.function is not None and name not in Tensor.__dict__:
+                setattr(Tensor, name, op.function)
+
+
+_bind_methods()
+from . import _numpy_protocol  # noqa: E402

@@ -54,8 +54,10 @@ cdef enum:
     INTERMEDIATE = 2
 
 # Backward functions the engine runs as typed loops; GENERIC calls the Python function (relu's
-# does too: it is the compiled kernel's cache-blocked loop, faster than a loop here).
-cdef enum Op:
+# does too: it is the compiled kernel's cache-blocked loop, faster than a loop here).  The op
+# registry names the typed loop of each backward function (``typed="EXP"``); install() reads
+# the member of that name.
+cpdef enum Op:
     GENERIC = 0
     ADD
     SUB
@@ -75,15 +77,6 @@ cdef enum Op:
     RESHAPE
     TRANSPOSE
     DIVIDE_BY  # a forward loop of the fast paths only (division by a constant)
-
-cdef dict _OP_NAMES = {
-    "add_backward": ADD, "sub_backward": SUB, "mul_backward": MUL,
-    "add_scalar_backward": ADD_SCALAR, "sub_scalar_backward": SUB_SCALAR,
-    "mul_scalar_backward": MUL_SCALAR, "negate_backward": NEGATE, "power_backward": POWER,
-    "exp_backward": EXP, "log_backward": LOG, "sqrt_backward": SQRT, "sin_backward": SIN,
-    "cos_backward": COS, "tanh_backward": TANH, "sigmoid_backward": SIGMOID,
-    "reshape_backward": RESHAPE, "transpose_backward": TRANSPOSE,
-}
 
 cdef dict _op_of = {}          # backward function -> Op
 cdef list _fn_of = [None] * (TRANSPOSE + 1)  # Op -> backward function
@@ -106,9 +99,10 @@ _guard._listeners.append(_set_guard)
 _set_guard(_guard.is_enabled())
 
 
-def install(tensor_class, tensor_types, generic_operators, vjps):
+def install(tensor_class, tensor_types, generic_operators, typed_vjps):
     """Called once by ``clumsygrad.tensor``: the class to build, the enum members, the generic
-    operators the fast paths fall back to, and the backward functions by name."""
+    operators the fast paths fall back to, and each backward function that has a typed loop
+    with the name of its ``Op`` member (from the op registry)."""
     global _tensor_class, _types, _generic_add, _generic_radd, _generic_sub, _generic_rsub
     global _generic_mul, _generic_rmul, _generic_truediv, _generic_rtruediv, _generic_neg
     if not issubclass(tensor_class, Node):
@@ -125,9 +119,10 @@ def install(tensor_class, tensor_types, generic_operators, vjps):
     _generic_rtruediv = generic_operators["__rtruediv__"]
     _generic_neg = generic_operators["__neg__"]
     _op_of.clear()
-    for name, op in _OP_NAMES.items():
-        _op_of[vjps[name]] = op
-        _fn_of[op] = vjps[name]
+    for fn, name in typed_vjps.items():
+        op = int(getattr(Op, name))
+        _op_of[fn] = op
+        _fn_of[op] = fn
 
 
 # ----------------------------------------------------------------------------- grad mode, ids

@@ -59,10 +59,10 @@ _tensor_class = None
 _types = None  # (INPUT, PARAMETER, INTERMEDIATE) TensorType members
 
 
-def install(tensor_class, tensor_types, generic_operators, vjps) -> None:
+def install(tensor_class, tensor_types, generic_operators, typed_vjps) -> None:
     """Called once by ``clumsygrad.tensor``: the class ``new_node`` builds and the enum members.
 
-    ``generic_operators`` and ``vjps`` serve the compiled twin's fast paths; this twin has none.
+    ``generic_operators`` and ``typed_vjps`` serve the compiled twin's fast paths; this twin has none.
     """
     global _tensor_class, _types
     _tensor_class = tensor_class
