@@ -58,11 +58,21 @@ def load_ops() -> Tuple[Mapping[str, Any], bool]:
 
 
 def _numpy_names(op: Any) -> str:
-    names = []
+    names: List[str] = []
     for fn in op.numpy or ():
-        name = getattr(fn, "__name__", None) or repr(fn)
-        names.append(f"np.{name}")
+        name = "np." + (getattr(fn, "__name__", None) or repr(fn))
+        if name not in names:  # one callable may be registered under two spellings
+            names.append(name)
     return ", ".join(names)
+
+
+def _methods(op: Any) -> Tuple[str, ...]:
+    """The Tensor method names of an op: ``.methods`` (a tuple) or ``.method`` (a str or None)."""
+    methods = getattr(op, "methods", None)
+    if methods is None:
+        method = getattr(op, "method", None)
+        methods = (method,) if method else ()
+    return tuple(methods)
 
 
 def header(from_registry: bool) -> List[str]:
@@ -72,20 +82,67 @@ def header(from_registry: bool) -> List[str]:
     return ["operation", "NumPy", "method", "what it computes"]
 
 
+def _listed(op: Any) -> bool:
+    """An op of a public module, not a named backward variant of another op."""
+    if getattr(op, "variant_of", None) is not None:
+        return False
+    try:
+        importlib.import_module(f"clumsygrad.{op.module}")
+    except ImportError:  # e.g. the registry's "internal" helpers
+        return False
+    return True
+
+
+def is_public_function(module: str, name: str) -> bool:
+    """Whether ``clumsygrad.<module>.<name>`` is a public function (the API page documents it)."""
+    try:
+        return name in getattr(importlib.import_module(f"clumsygrad.{module}"), "__all__", ())
+    except ImportError:
+        return False
+
+
 def rows(ops: Mapping[str, Any], from_registry: bool) -> List[List[str]]:
-    """One row per op (the columns of :func:`header`), sorted by module then name."""
+    """One row per op (the columns of :func:`header`), sorted by module then name.
+
+    With the registry, the public functions of the op modules that are not registry entries
+    (composed of other ops, e.g. ``split``) get a row too, read off the function, compiled "-".
+    """
+    entries = [op for op in ops.values() if _listed(op)]
+    if from_registry:
+        known = {(op.module, op.name) for op in entries}
+        for extra in standin_ops().values():
+            if (extra.module, extra.name) not in known:
+                extra.compiled = "-"  # composed of other ops; see theirs
+                entries.append(extra)
     out = []
-    for op in sorted(ops.values(), key=lambda op: (op.module, op.name)):
+    for op in sorted(entries, key=lambda op: (op.module, op.name)):
+        methods = _methods(op)
         row = [
             f"clumsygrad.{op.module}.{op.name}",
             _numpy_names(op) or "-",
-            f"Tensor.{op.method}" if op.method else "-",
+            ", ".join(f"Tensor.{m}" for m in methods) or "-",
         ]
         if from_registry:
             row.append(op.compiled or "no")
-        row.append(op.doc or "")
+        row.append(op.doc or _function_doc(op.module, op.name))
         out.append(row)
     return out
+
+
+def _function_doc(module: str, name: str) -> str:
+    """The first paragraph of the public function's docstring, for an entry without ``doc``."""
+    if not is_public_function(module, name):
+        return ""
+    return _first_line(getattr(importlib.import_module(f"clumsygrad.{module}"), name).__doc__)
+
+
+def rst_text(text: str) -> str:
+    """Docstring prose for a table cell: ``|`` and ``*`` outside ``literals`` escaped (RST would read
+    ``|x|`` as a substitution and ``*x*`` as emphasis)."""
+    parts = text.split("``")
+    for i in range(0, len(parts), 2):  # the even parts are outside literals
+        parts[i] = parts[i].replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*")
+    return "``".join(parts)
 
 
 def markdown() -> str:
@@ -112,7 +169,7 @@ def setup(app):  # the Sphinx extension
             ops, from_registry = load_ops()
             # Rebuild the page when the generator or any op's module changes.
             self.env.note_dependency(__file__)
-            for module_name in sorted({op.module for op in ops.values()}):
+            for module_name in sorted({op.module for op in ops.values() if _listed(op)}):
                 module = importlib.import_module(f"clumsygrad.{module_name}")
                 if getattr(module, "__file__", None):
                     self.env.note_dependency(module.__file__)
@@ -123,14 +180,16 @@ def setup(app):  # the Sphinx extension
             for row in rows(ops, from_registry):
                 full = row[0]
                 short = full[len("clumsygrad."):]
-                cells = [f":func:`{short} <{full}>`"]
+                module, name = short.split(".", 1)
+                # Ops recorded by an operator or a method (add, matmul, ...) have no function to link.
+                cells = [f":func:`{short} <{full}>`" if is_public_function(module, name) else f"``{short}``"]
                 for i, cell in enumerate(row[1:], 1):
                     if cell == "-" or not cell:
                         cells.append("\\-")
-                    elif i < 3:  # NumPy names and the method: code
+                    elif i < 3:  # NumPy names and the methods: code
                         cells.append(", ".join(f"``{part}``" for part in cell.split(", ")))
                     else:
-                        cells.append(cell)
+                        cells.append(rst_text(cell))
                 rst.append("   * - " + "\n     - ".join(cells))
             rst = "\n".join(rst).split("\n")  # one StringList entry per line
             source = "(op registry: clumsygrad._registry.OPS)" if from_registry else "(stand-in from the op modules)"

@@ -51,11 +51,14 @@ reveal_type(t.reshape((2, 1)))
 reveal_type(cg.math.sum(t))
 reveal_type(cg.cross_entropy(t @ w, [1]))
 reveal_type(cg.max(t, axis=0))
+reveal_type(cg.exp(t))
+reveal_type(cg.relu(t))
+reveal_type(cg.concatenate([t, t]))
+reveal_type(cg.split(t, 2, axis=1))
 reveal_type(t.grad)
 '''
-EXPECTED_REVEALED = ["clumsygrad.tensor.Tensor"] * 16 + ["numpy.ndarray[...] | None"]
-
-METHODS = ["sum", "mean", "max", "min", "exp", "log", "abs", "sqrt", "tanh", "relu", "sigmoid"]
+EXPECTED_REVEALED = (["clumsygrad.tensor.Tensor"] * 19 + ["list[clumsygrad.tensor.Tensor]"]
+                     + ["numpy.ndarray[...] | None"])
 
 NOT_A_TENSOR_OPERAND = '''\
 from clumsygrad.tensor import Tensor
@@ -64,6 +67,15 @@ t = Tensor([1.0])
 t + "1"
 t @ 2.0
 '''
+
+
+def _registry_methods():
+    """The Tensor methods bound from the op registry at import (not written in the class)."""
+    from clumsygrad._registry import OPS
+    from clumsygrad.tensor import Tensor
+
+    return sorted({name for op in OPS.values() for name in op.methods
+                   if op.function is not None and Tensor.__dict__.get(name) is op.function})
 
 
 def snippets():
@@ -77,9 +89,7 @@ def snippets():
 
 
 def _reveal_source():
-    from clumsygrad.tensor import Tensor
-
-    methods = [name for name in METHODS if callable(getattr(Tensor, name, None))]
+    methods = _registry_methods()
     return REVEAL + "".join(f"reveal_type(t.{name}())\n" for name in methods), methods
 
 
@@ -135,3 +145,52 @@ def test_tensor_expressions_are_typed_as_tensor(mypy_run):
 def test_operands_that_are_not_numbers_are_type_errors(mypy_run):
     errors = [line for line in _messages(mypy_run, "bad_operands.py") if ": error:" in line]
     assert len(errors) == 2 and all("[operator]" in e or "[arg-type]" in e for e in errors), errors
+
+
+def test_every_registry_method_is_declared_for_type_checkers():
+    # tensor.py declares them under TYPE_CHECKING; a new op's method must be added there.
+    import ast
+
+    import clumsygrad.tensor
+
+    tree = ast.parse(Path(clumsygrad.tensor.__file__).read_text())
+    (tensor_class,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Tensor"]
+    declared = {
+        f.name
+        for block in tensor_class.body
+        if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+        for f in block.body if isinstance(f, ast.FunctionDef)
+    }
+    assert declared == set(_registry_methods())
+
+
+def test_every_op_of_the_package_is_re_exported_for_type_checkers():
+    import ast
+
+    import clumsygrad
+
+    tree = ast.parse(Path(clumsygrad.__file__).read_text())
+    declared = {
+        alias.asname
+        for block in tree.body
+        if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+        for node in block.body if isinstance(node, ast.ImportFrom)
+        for alias in node.names if alias.asname == alias.name
+    }
+    assert declared == set(clumsygrad._public_ops())
+
+
+def test_the_op_modules_stubs_are_current():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_stubs", ROOT / "scripts" / "gen_stubs.py")
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    import clumsygrad
+
+    package = Path(clumsygrad.__file__).parent
+    for module_name in generator.MODULES:
+        stub = package / f"{module_name}.pyi"
+        assert stub.is_file(), f"{stub} is not installed"
+        assert stub.read_text() == generator.stub_text(module_name), (
+            f"{stub.name} is out of date: python scripts/gen_stubs.py, then reinstall")

@@ -171,7 +171,7 @@ defop("astype", _astype, (lambda g, out, x, dtype: g.astype(x.dtype),), module="
 
 # ----------------------------------------------------------------------------- elementwise
 def abs(x):
-    """|x| elementwise; the gradient at 0 is 0."""
+    """``|x|`` elementwise; the gradient at 0 is 0."""
     return np.abs(x)
 
 
