@@ -120,7 +120,7 @@ def rows(ops: Mapping[str, Any], from_registry: bool) -> List[List[str]]:
         row = [
             f"clumsygrad.{op.module}.{op.name}",
             _numpy_names(op) or "-",
-            ", ".join(f"Tensor.{m}" for m in methods) or "-",
+            ", ".join(f"t.{m}()" for m in methods) or "-",
         ]
         if from_registry:
             row.append(op.compiled or "no")
@@ -174,7 +174,7 @@ def setup(app):  # the Sphinx extension
                 if getattr(module, "__file__", None):
                     self.env.note_dependency(module.__file__)
             columns = header(from_registry)
-            widths = "25 13 11 9 42" if from_registry else "27 13 11 49"
+            widths = "24 13 13 11 39" if from_registry else "27 13 13 47"
             rst = [".. list-table::", "   :header-rows: 1", "   :class: ops-table", f"   :widths: {widths}", ""]
             rst.append("   * - " + "\n     - ".join(columns))
             for row in rows(ops, from_registry):

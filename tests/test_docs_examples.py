@@ -85,7 +85,7 @@ def test_the_op_table_reads_the_registry_when_there_is_one(monkeypatch):
     table = {row[0]: row for row in generator.rows(ops, True)}
     assert table["clumsygrad.activation.relu"] == ["clumsygrad.activation.relu", "-", "-", "no", "max(0, x)."]
     assert table["clumsygrad.math.exp"] == [
-        "clumsygrad.math.exp", "np.exp", "Tensor.exp", "typed loop", "e to the x | elementwise."]
+        "clumsygrad.math.exp", "np.exp", "t.exp()", "typed loop", "e to the x | elementwise."]
     # The op modules' public functions that are not registry entries get a row of their own.
     assert table["clumsygrad.math.sum"][3] == "-"
-    assert "| `clumsygrad.math.exp` | np.exp | Tensor.exp | typed loop | e to the x \\| elementwise. |" in generator.markdown()
+    assert "| `clumsygrad.math.exp` | np.exp | t.exp() | typed loop | e to the x \\| elementwise. |" in generator.markdown()
