@@ -15,7 +15,22 @@ import inspect
 from types import SimpleNamespace
 from typing import Any, List, Mapping, Tuple
 
-OP_MODULES = ("math", "activation", "loss", "shape", "selection")
+OP_MODULES = ("math", "activation", "loss", "shape", "selection")  # without _public_ops()
+
+
+def op_modules() -> Tuple[str, ...]:
+    """The modules of the package's public ops (``clumsygrad._public_ops()``), else OP_MODULES."""
+    import clumsygrad
+
+    public_ops = getattr(clumsygrad, "_public_ops", None)
+    if public_ops is None:
+        return OP_MODULES
+    modules: List[str] = []
+    for fn in public_ops().values():
+        name = fn.__module__.rsplit(".", 1)[-1]
+        if name not in modules:
+            modules.append(name)
+    return tuple(modules)
 
 
 def _first_line(doc: str | None) -> str:
@@ -30,7 +45,7 @@ def standin_ops() -> Mapping[str, Any]:
     from clumsygrad.tensor import Tensor
 
     ops = {}
-    for module_name in OP_MODULES:
+    for module_name in op_modules():
         module = importlib.import_module(f"clumsygrad.{module_name}")
         for name in module.__all__:
             fn = getattr(module, name)

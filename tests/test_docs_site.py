@@ -32,8 +32,19 @@ if not (SITE / "index.html").is_file():
         raise RuntimeError(f"CLUMSYGRAD_REQUIRE_DOCS=1 but {message}")
     pytest.skip(message, allow_module_level=True)
 
+# Every public module of the package (save/load are documented as clumsygrad.save/load; optim is
+# another name for optimizer).
 PUBLIC_MODULES = ["tensor", "math", "activation", "loss", "shape", "selection", "optimizer", "random",
-                  "gradcheck", "viz", "grad"]  # save/load: documented as clumsygrad.save/load
+                  "gradcheck", "viz", "grad"]
+
+
+def test_every_public_module_is_on_the_api_page():
+    import inspect
+
+    import clumsygrad
+
+    modules = {n for n in clumsygrad.__all__ if inspect.ismodule(getattr(clumsygrad, n))} - {"optim"}
+    assert modules <= set(PUBLIC_MODULES), f"add {sorted(modules - set(PUBLIC_MODULES))} to docs/api.md and here"
 
 
 class _Page(html.parser.HTMLParser):
