@@ -233,7 +233,7 @@ defop("astype", _astype, (lambda g, out, x, dtype: g.astype(x.dtype),), module="
 # One row per op: name, the NumPy ufunc that is its forward (called directly, no wrapper frame),
 # the VJP formula, the compiled engine's typed loop, the method name, the one-line doc.
 for _name, _ufunc, _vjp, _typed, _doc in (
-    ("abs", np.abs, lambda g, out, x: g * np.sign(_values(x)), None, "|x| elementwise; the gradient at 0 is 0."),
+    ("abs", np.abs, lambda g, out, x: g * np.sign(_values(x)), None, "``|x|`` elementwise; the gradient at 0 is 0."),
     ("sqrt", np.sqrt, lambda g, out, x: g / (2 * out), "SQRT", "Square root elementwise."),
     ("exp", np.exp, lambda g, out, x: g * out, "EXP", "e**x elementwise."),
     ("log", np.log, lambda g, out, x: g / x, "LOG", "Natural logarithm elementwise."),
