@@ -27,7 +27,7 @@ import os
 import sys
 import tempfile
 import time
-from typing import Dict, Optional, Sequence, TextIO, Tuple
+from typing import Any, Dict, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
 
@@ -82,7 +82,7 @@ def model_from(params: Dict[str, Tensor]) -> nn.Sequential:
     return model
 
 
-def optimizer_checkpoint(model: nn.Module, optimizer: Adam) -> dict:
+def optimizer_checkpoint(model: nn.Module, optimizer: Adam) -> Dict[str, Any]:
     """``optimizer.state_dict()`` with its per-parameter state in the order and layout of PARAM_NAMES."""
     state = optimizer.state_dict()
     index = {id(p): i for i, p in enumerate(optimizer.parameters)}

@@ -36,7 +36,7 @@ import numbers
 import sys
 import warnings
 from abc import ABC
-from typing import Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 import numpy as np
 
@@ -193,7 +193,7 @@ class Optimizer(ABC):
     def _load_extra_state(self, state: Dict[str, object]) -> None:
         pass
 
-    def state_dict(self) -> Dict[str, object]:
+    def state_dict(self) -> Dict[str, Any]:
         """A snapshot of the optimizer: its class name, hyperparameters and, per parameter
         (in the order of ``self.parameters``), its state as NumPy arrays and numbers.
 
