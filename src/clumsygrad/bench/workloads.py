@@ -218,8 +218,9 @@ print((rss() - before) / int(sys.argv[2]))
 def chain_bytes_per_node(n: int, backend: str) -> Optional[float]:
     """Resident memory one chain node costs: RSS growth over building ``n`` nodes, per node.
 
-    Measured in a fresh interpreter, so no memory freed by earlier work is reused; None where
-    ``/proc`` is missing (not Linux).
+    Measured in a fresh interpreter started with ``CLUMSYGRAD_BACKEND=backend`` (so "python"
+    measures the pure graph's nodes), where no memory freed by earlier work is reused; None
+    where ``/proc`` is missing (not Linux).
     """
     import os
     import subprocess
@@ -228,8 +229,10 @@ def chain_bytes_per_node(n: int, backend: str) -> Optional[float]:
     if not os.path.exists("/proc/self/statm"):
         return None
     child = _CHAIN_MEMORY_CHILD.format(page=os.sysconf("SC_PAGE_SIZE"))
+    # The node base is chosen at import: the pure graph's nodes exist only under this variable.
+    env = dict(os.environ, CLUMSYGRAD_BACKEND=backend)
     done = subprocess.run(
-        [sys.executable, "-c", child, backend, str(n)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", child, backend, str(n)], capture_output=True, text=True, check=True, env=env
     )
     return float(done.stdout)
 
