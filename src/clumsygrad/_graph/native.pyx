@@ -542,6 +542,8 @@ def new_node(data, grad_fn, parents, extra=None):
     cdef double scalar = 0.0
     if not ps:
         raise ValueError("an operation needs at least one parent tensor")
+    if _profiling:
+        _node_sink(grad_fn)
     for p in ps:
         if not isinstance(p, Node):
             raise TypeError(f"the parents of a tensor must be tensors, got {type(p).__name__}")
@@ -683,12 +685,30 @@ cdef int _grow(void*** path, Py_ssize_t** next_parent, Py_ssize_t* capacity) exc
     return 0
 
 
+# clumsygrad.profile(): the sinks it installs, and one C flag the engine checks per node.
+cdef bint _profiling = False
+cdef object _node_sink = None
+cdef object _backward_sink = None
+from time import perf_counter_ns as _perf_counter_ns
+
+
+def set_profile_sinks(node_sink, backward_sink):
+    """Where ``new_node`` and the engine report to ``clumsygrad.profile()`` (None: nowhere)."""
+    global _profiling, _node_sink, _backward_sink
+    _node_sink = node_sink
+    _backward_sink = backward_sink
+    _profiling = backward_sink is not None
+
+
 cdef int _propagate(list order) except -1:
     """Push each node's pending gradient to its parents' pending slots, root first."""
     cdef Node node
+    cdef long long start = 0
     for node in order:
         if (node.pending_ is None and not node.pending_type_) or node.grad_fn_ is None:
             continue
+        if _profiling:
+            start = _perf_counter_ns()
         try:
             if not node.parents_:
                 raise RuntimeError(
@@ -703,6 +723,9 @@ cdef int _propagate(list order) except -1:
                 _python_vjp(node)
         except Exception as exc:
             raise RuntimeError(f"Error in backward pass at tensor {node.id_}: {exc}") from exc
+        finally:
+            if _profiling:
+                _backward_sink(node.grad_fn_, _perf_counter_ns() - start)
     return 0
 
 

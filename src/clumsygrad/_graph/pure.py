@@ -11,6 +11,7 @@ import threading
 from collections import deque
 from itertools import chain, starmap
 from operator import iadd
+from time import perf_counter_ns
 
 import numpy as np
 
@@ -52,6 +53,18 @@ def take_id() -> int:
     i = _next_id[0]
     _next_id[0] = i + 1
     return i
+
+
+# ----------------------------------------------------------------------------- profiling
+_node_sink = None  # clumsygrad.profiler: called with grad_fn per result recorded, or None
+_backward_sink = None  # called with (grad_fn, nanoseconds) per node's backward, or None
+
+
+def set_profile_sinks(node_sink, backward_sink) -> None:
+    """Where ``new_node`` and the engine report to ``clumsygrad.profile()`` (None: nowhere)."""
+    global _node_sink, _backward_sink
+    _node_sink = node_sink
+    _backward_sink = backward_sink
 
 
 # ----------------------------------------------------------------------------- the node
@@ -146,6 +159,8 @@ def new_node(data, grad_fn, parents: tuple, extra=None):
     """
     if not parents:
         raise ValueError("an operation needs at least one parent tensor")
+    if _node_sink is not None:
+        _node_sink(grad_fn)
     dtype = None
     track = False
     requires_grad = False
@@ -262,7 +277,12 @@ def _propagate(order: list, seed: np.ndarray, seed_owned: bool) -> dict:
         if entry is None or node._grad_fn is None:
             continue
         try:
-            _push_to_parents(node, entry[0], pending)
+            if _backward_sink is None:
+                _push_to_parents(node, entry[0], pending)
+            else:
+                start = perf_counter_ns()
+                _push_to_parents(node, entry[0], pending)
+                _backward_sink(node._grad_fn, perf_counter_ns() - start)
         except Exception as exc:
             raise RuntimeError(f"Error in backward pass at tensor {node._id}: {exc}") from exc
     return pending
