@@ -115,8 +115,7 @@ def script_main(spec: str, repeat: int) -> int:
     ]
     if len(backends) == 2:
         lines += report.wrap(f"verdict: the pure backend took {median['python'] / median['cython']:.2f}x the "
-                             f"compiled backend's time ({fmt_seconds_precise(median['python'])} vs "
-                             f"{fmt_seconds_precise(median['cython'])})")
+                             f"compiled backend's time ({median['python']:.2f} vs {median['cython']:.2f} s)")
     else:
         lines += report.wrap(f"verdict: compiled backend unavailable ({suite.native_kernels()[1]}); "
                              f"pure: {fmt_seconds_precise(median['python'])}")

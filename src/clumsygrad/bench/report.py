@@ -171,7 +171,8 @@ def step_table(results: dict) -> List[str]:
     rows = []
     for name, t in results["steps"].items():
         cy, py, npy, th = t.get("cython"), t.get("python"), t["numpy"], t.get("torch")
-        row = [name, fmt_time(cy), fmt_time(py), fmt_time(npy)] + ([fmt_time(th)] if has_torch else [])
+        row = [name, fmt_time(cy), fmt_time(py), fmt_time(npy)]
+        row += [fmt_time(th) if th is not None else "-"] if has_torch else []
         row += [fmt_ratio(ratio(cy, npy)), fmt_ratio(pure_over_numpy(t))]
         row += [fmt_ratio(ratio(th, npy)) if th is not None else "-"] if has_torch else []
         rows.append(row)
