@@ -98,7 +98,11 @@ def test_quick_run_fits_80_columns_and_ends_with_a_verdict(quick_run):
 
 def test_quick_run_times_the_pure_graph_in_a_child_process(quick_run):
     proc, _ = quick_run
-    assert "ran in a child process" in proc.stdout
+    # With CLUMSYGRAD_BACKEND=python (the suite's second run) this process's graph is already pure.
+    where = "a child process" if suite.pure_in_child() else "this process"
+    assert f"ran in {where}" in " ".join(proc.stdout.split())
+    if not suite.pure_in_child():
+        assert "compiled kernels on the pure graph" in " ".join(proc.stdout.split())  # wrapped lines
     chain = [line for line in proc.stdout.splitlines() if line.startswith("chain-10k")][0]
     # the pure graph's nodes are Python objects: more bytes than the compiled node's
     cells = chain.split()

@@ -149,6 +149,9 @@ def header(results: dict, quick: bool) -> List[str]:
                      f"ran in {results['pure_graph']}, beside its own NumPy step")
     if results["native_error"]:
         lines.append(f"NOTE    : compiled backend unavailable ({results['native_error']}); python only")
+    elif results.get("compiled_graph") is False:
+        lines.append("NOTE    : CLUMSYGRAD_BACKEND=python: the 'compiled' columns are the compiled kernels "
+                     "on the pure graph (the node base is chosen at import); unset it to time the compiled graph")
     return [wrapped for line in lines for wrapped in wrap(line, indent=10)]
 
 

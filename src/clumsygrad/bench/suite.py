@@ -210,6 +210,7 @@ def run_suite(
         "torch": torch,
         "settings": settings._asdict(),
         "pure_graph": "a child process" if child else "this process",
+        "compiled_graph": pure_in_child(),  # False under CLUMSYGRAD_BACKEND=python: pure nodes here
         "steps": {},
         "chain": {},
         "kernels": {},
