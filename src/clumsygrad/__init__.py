@@ -26,6 +26,7 @@ from .gradcheck import GradcheckError, check_gradient
 from .optimizer import SGD, Adam, AdamW, Optimizer, clip_grad_norm
 from .serialization import load, save
 from .tensor import Tensor, TensorType, enable_grad, no_grad
+from .profiler import profile
 
 try:  # the installed distribution's version, as 1.0.0 does; one number to keep (pyproject.toml)
     __version__ = _metadata.version("clumsygrad")
