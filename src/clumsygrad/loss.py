@@ -21,8 +21,8 @@ def _values(x):
 def _same_shape(what: str, pred, target) -> None:
     if np.shape(pred) != np.shape(target):
         raise ValueError(
-            f"Predicted and target tensors must have the same shape for {what} loss, "
-            f"got {np.shape(pred)} and {np.shape(target)}."
+            f"Predicted and target tensors must have the same shape for {what} loss. "
+            f"Got {np.shape(pred)} and {np.shape(target)}."
         )
 
 

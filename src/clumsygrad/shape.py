@@ -88,8 +88,8 @@ def reshape(x, shape, *more):
         data = x._data.reshape(shape)
     except (ValueError, TypeError) as exc:
         raise ValueError(
-            f"New shape must have the same number of elements as the original shape: "
-            f"cannot reshape {x._shape} into {shape} ({exc})"
+            f"New shape must have the same number of elements as the original shape. "
+            f"Here: cannot reshape {x._shape} into {shape} ({exc})"
         ) from None
     return _reshaped(x, data)
 

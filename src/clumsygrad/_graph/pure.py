@@ -298,7 +298,8 @@ def _push_to_parents(node, grad: np.ndarray, pending: dict) -> None:
             owned = g.base is None and _refcount(g) <= _FRESH_REFCOUNT
         if g.shape != parent._shape:
             raise ValueError(
-                f"gradient for tensor {parent._id} has shape {g.shape}, expected {parent._shape}"
+                f"Gradient shape mismatch for tensor {parent._id}: the gradient has shape {g.shape}, "
+                f"expected {parent._shape}"
             )
         entry = pending.get(parent)
         if entry is None:
