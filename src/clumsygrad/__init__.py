@@ -14,6 +14,7 @@ import builtins as _builtins
 from importlib import metadata as _metadata
 
 from . import activation, grad, gradcheck, loss, math, optimizer, random, selection, shape, tensor, viz
+from . import linalg
 from . import optim
 from ._backend import get_backend, set_backend
 from ._graph.guard import is_enabled as is_memory_guard_enabled
@@ -34,7 +35,7 @@ except _metadata.PackageNotFoundError:  # a source tree on sys.path, never insta
 def _public_ops() -> dict:
     """Every registered op's public function by name, and the ops' module-level companions."""
     found = {}
-    for module in (math, activation, loss, shape, selection):
+    for module in (math, activation, loss, shape, selection, linalg):
         for name in module.__all__:
             found[name] = getattr(module, name)
     return found
@@ -46,7 +47,7 @@ _OP_NAMES = sorted(n for n in _public_ops() if not hasattr(_builtins, n))
 __all__ = [
     # modules
     "tensor", "random", "activation", "grad", "loss", "math", "optimizer", "optim", "gradcheck",
-    "viz", "shape", "selection",
+    "viz", "shape", "selection", "linalg",
     # tensors, backend, graph control, guarantees
     "Tensor", "TensorType", "get_backend", "set_backend", "no_grad", "enable_grad",
     "memory_guard", "set_memory_guard", "is_memory_guard_enabled",
