@@ -13,8 +13,7 @@ shadow the builtins.
 import builtins as _builtins
 from importlib import metadata as _metadata
 
-from . import activation, grad, gradcheck, loss, math, optimizer, random, selection, shape, tensor, viz
-from . import linalg
+from . import activation, grad, gradcheck, linalg, loss, math, optimizer, random, selection, shape, tensor, viz
 from . import optim
 from ._backend import get_backend, set_backend
 from ._graph.guard import is_enabled as is_memory_guard_enabled
@@ -47,7 +46,7 @@ _OP_NAMES = sorted(n for n in _public_ops() if not hasattr(_builtins, n))
 __all__ = [
     # modules
     "tensor", "random", "activation", "grad", "loss", "math", "optimizer", "optim", "gradcheck",
-    "viz", "shape", "selection", "linalg",
+    "viz", "shape", "selection",
     # tensors, backend, graph control, guarantees
     "Tensor", "TensorType", "get_backend", "set_backend", "no_grad", "enable_grad",
     "memory_guard", "set_memory_guard", "is_memory_guard_enabled",
@@ -57,4 +56,4 @@ __all__ = [
     "check_gradient", "GradcheckError",
     # checkpoints
     "save", "load",
-] + _OP_NAMES
+] + ["linalg"] + _OP_NAMES  # linalg: the products and diagonals (issue 14)
