@@ -63,7 +63,9 @@ def parse_einsum(subscripts: str, shapes) -> tuple:
                 raise ValueError(f"einsum {subscripts!r}: operand of shape {shape} has too few dimensions")
             term = term.replace("...", ell[ell_len - n:] if n else "")
         if len(term) != len(shape) or not all(c in _LETTERS for c in term):
-            raise ValueError(f"einsum {subscripts!r}: subscripts {term!r} do not fit an operand of shape {shape}")
+            raise ValueError(
+                f"einsum {subscripts!r}: subscripts {term!r} do not fit an operand of shape {shape}"
+            )
         inputs.append(term)
     if explicit:
         out = out.replace("...", ell)
@@ -196,7 +198,15 @@ def _tensordot_vjp(g, out, a, b, axes=2, needs=(True, True)):
     return einsum_vjp(inputs, output, (a, b), g, needs)
 
 
-defop("tensordot", tensordot, _tensordot_vjp, module="linalg", nin=2, numpy=(np.tensordot,))
+def _frozen_axes(out, a, b, axes=2):
+    """The axes as tuples (a list the caller changes later cannot move the gradient)."""
+    if isinstance(axes, (list, tuple)):
+        axes = tuple(tuple(ax) if isinstance(ax, (list, tuple, np.ndarray)) else ax for ax in axes)
+    return {"axes": axes}
+
+
+defop("tensordot", tensordot, _tensordot_vjp, module="linalg", nin=2, numpy=(np.tensordot,),
+      save=_frozen_axes)
 
 
 def _dot_terms(shape_a, shape_b) -> tuple:
@@ -210,7 +220,10 @@ def _dot_terms(shape_a, shape_b) -> tuple:
         return [term_a, term_b], term_a + term_b
     k = 0 if nb == 1 else nb - 2
     if shape_a[-1] != shape_b[k]:
-        raise ValueError(f"dot: shapes {shape_a} and {shape_b} not aligned: {shape_a[-1]} (dim {na - 1}) != {shape_b[k]} (dim {k})")
+        raise ValueError(
+            f"dot: shapes {shape_a} and {shape_b} not aligned: "
+            f"{shape_a[-1]} (dim {na - 1}) != {shape_b[k]} (dim {k})"
+        )
     term_b = term_b[:k] + term_a[-1] + term_b[k + 1:]
     return [term_a, term_b], term_a[:-1] + term_b[:k] + term_b[k + 1:]
 
@@ -276,9 +289,11 @@ def diagonal(x, offset: int = 0, axis1: int = 0, axis2: int = 1):
     return np.diagonal(x, offset=offset, axis1=axis1, axis2=axis2).copy()
 
 
-defop("diagonal", diagonal,
-      (lambda g, out, x, offset=0, axis1=0, axis2=1: _diagonal_adjoint(g, np.shape(x), offset, axis1, axis2),),
-      module="linalg", numpy=(np.diagonal,), method="diagonal")
+def _diagonal_vjp(g, out, x, offset=0, axis1=0, axis2=1):
+    return _diagonal_adjoint(g, np.shape(x), offset, axis1, axis2)
+
+
+defop("diagonal", diagonal, (_diagonal_vjp,), module="linalg", numpy=(np.diagonal,), method="diagonal")
 
 
 def trace(x, offset: int = 0, axis1: int = 0, axis2: int = 1):
@@ -314,12 +329,15 @@ def tril(x, k: int = 0):
     return np.tril(x, k)
 
 
-defop("triu", triu,
-      (lambda g, out, x, k=0: unbroadcast(g * _triangle_mask(np.shape(g), k, True, _values(g).dtype), np.shape(x)),),
-      module="linalg", numpy=(np.triu,))
-defop("tril", tril,
-      (lambda g, out, x, k=0: unbroadcast(g * _triangle_mask(np.shape(g), k, False, _values(g).dtype), np.shape(x)),),
-      module="linalg", numpy=(np.tril,))
+def _triangle_vjp(upper: bool):
+    def vjp(g, out, x, k=0):
+        return unbroadcast(g * _triangle_mask(np.shape(g), k, upper, _values(g).dtype), np.shape(x))
+
+    return vjp
+
+
+defop("triu", triu, (_triangle_vjp(True),), module="linalg", numpy=(np.triu,))
+defop("tril", tril, (_triangle_vjp(False),), module="linalg", numpy=(np.tril,))
 
 
 __all__ = export(globals(), "linalg") + ["einsum"]

@@ -263,7 +263,8 @@ def _nll_checked(x, target, weight, ignore_index):
 def _nll_onehot(shape, labels, w, dtype):
     """An array of the input's shape with each label's weight at its class (the class axis is 1)."""
     batched = len(shape) >= 2
-    classes = np.arange(shape[1] if batched else shape[0]).reshape((1, -1) + (1,) * (len(shape) - 2) if batched else (-1,))
+    n_classes = shape[1] if batched else shape[0]
+    classes = np.arange(n_classes).reshape((1, -1) + (1,) * (len(shape) - 2) if batched else (-1,))
     picked = np.expand_dims(labels, 1) if batched else labels
     onehot = (classes == picked) * (np.expand_dims(w, 1) if batched else w)
     onehot = onehot.astype(dtype)
@@ -349,7 +350,8 @@ def _huber_input(g, out, x, y, reduction="mean", delta=1.0):
 
 
 defop("huber_loss", huber_loss,
-      (_huber_input, lambda g, out, x, y, reduction="mean", delta=1.0: -_huber_input(g, out, x, y, reduction, delta)),
+      (_huber_input,
+       lambda g, out, x, y, reduction="mean", delta=1.0: -_huber_input(g, out, x, y, reduction, delta)),
       module="loss", nin=2)
 
 
@@ -388,12 +390,16 @@ def kl_div(input, target, reduction: str = "mean", log_target: bool = False):
     if reduction not in ("mean", "batchmean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'batchmean', 'sum' or 'none', got {reduction!r}")
     if np.shape(input) != np.shape(target):
-        raise ValueError(f"kl_div needs input and target of one shape, got {np.shape(input)} and {np.shape(target)}")
+        raise ValueError(
+            f"kl_div needs input and target of one shape, got {np.shape(input)} and {np.shape(target)}"
+        )
     if log_target:
         per_element = np.exp(target) * (target - input)
     else:
-        positive = target > 0
-        per_element = np.where(positive, target * (np.log(np.where(positive, target, 1)) - input), -target * input)
+        positive = target > 0  # xlogy(t, t) - t * input: 0 where t is 0, NaN where t < 0 (as PyTorch)
+        xlogx = np.where(positive, target * np.log(np.where(positive, target, 1)),
+                         np.where(target == 0, 0.0, np.nan))
+        per_element = xlogx - target * input
     if reduction == "batchmean":
         n = np.shape(input)[0] if np.ndim(input) else 1
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -272,7 +272,7 @@ _FUNCTIONS.update({
 })
 
 
-# ----------------------------------------------------------------------------- padding, repeating, rolling, taking
+# ----------------------------------------------------------------------------- pad, repeat, tile, roll, take
 # (issue 14's breadth; each a registry entry like the ops above)
 def _pad_widths(pad_width, ndim: int) -> tuple:
     """``pad_width`` in any of NumPy's forms as ``((before, after),) * ndim`` of non-negative ints."""
@@ -302,7 +302,16 @@ def _pad_vjp(g, out, x, pad_width, mode="constant", constant_values=0):
     return g[tuple(slice(a, a + n) for (a, _), n in zip(widths, np.shape(x)))]
 
 
-defop("pad", pad, (_pad_vjp,), module="shape", numpy=(np.pad,))
+def _frozen(value):
+    """``value`` (an int, or a nested sequence or array of them) as nested tuples: a parameter the
+    caller cannot change after recording."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(_frozen(v) for v in value)
+    return operator.index(value) if isinstance(value, (int, np.integer)) else value
+
+
+defop("pad", pad, (_pad_vjp,), module="shape", numpy=(np.pad,),
+      save=lambda out, x, pad_width, **_: {"pad_width": _frozen(pad_width)})
 
 
 def _repeat_index(n: int, repeats) -> np.ndarray:
@@ -351,7 +360,8 @@ def _tile_vjp(g, out, x, reps):
     return np.reshape(summed, shape)
 
 
-defop("tile", tile, (_tile_vjp,), module="shape", numpy=(np.tile,))
+defop("tile", tile, (_tile_vjp,), module="shape", numpy=(np.tile,),
+      save=lambda out, x, reps: {"reps": _frozen(reps)})
 
 
 def roll(x, shift, axis=None):
@@ -365,7 +375,8 @@ def _roll_vjp(g, out, x, shift, axis=None):
     return np.roll(g, back, axis=axis)
 
 
-defop("roll", roll, (_roll_vjp,), module="shape", numpy=(np.roll,))
+defop("roll", roll, (_roll_vjp,), module="shape", numpy=(np.roll,),
+      save=lambda out, x, shift, axis=None: {"shift": _frozen(shift), "axis": _frozen(axis)})
 
 
 def _take_index(indices, n: int, mode: str) -> np.ndarray:
@@ -384,7 +395,8 @@ def _take_index(indices, n: int, mode: str) -> np.ndarray:
 def take(x, indices, axis=None, mode="raise"):
     """The elements at ``indices`` along ``axis`` (None: of the flattened values), as ``np.take``;
     elements taken more than once receive the sum of their gradients."""
-    return np.take(x, indices, axis=axis, mode=mode)
+    n = np.size(x) if axis is None else np.shape(x)[_axis(axis, np.ndim(x), "take")]
+    return np.take(x, _take_index(indices, n, mode), axis=axis)
 
 
 def _take_key(shape, indices, axis, mode):
