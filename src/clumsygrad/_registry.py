@@ -233,7 +233,10 @@ def as_tensors(values: Sequence) -> tuple:
     With no tensor among ``values`` the default is float32.
     """
     tensor = _Tensor
-    if all(isinstance(v, tensor) for v in values):
+    for v in values:
+        if not isinstance(v, tensor):
+            break
+    else:
         return tuple(values)
     dtype = np.float32
     for v in values:
@@ -250,13 +253,21 @@ def as_tensors(values: Sequence) -> tuple:
 
 
 def _derive_function(op: OpDef) -> Callable:
-    """The public function: forward on the inputs' arrays, recorded with the op's backward."""
+    """The public function: forward on the inputs' arrays, recorded with the op's backward.
+
+    The common calls take the shortest path: one tensor input and no parameters given.
+    """
     nin, forward, backward, save = op.nin, op.forward, op.backward, op.save
     param_names, defaults, name = tuple(op.params), op.defaults, op.name
     input_names = tuple(inspect.signature(forward).parameters)[:nin]
     new_node = _backend.graph.new_node
 
     def function(*args, **kwargs):
+        if nin == 1 and len(args) == 1 and not kwargs and save is None:
+            x = args[0]
+            if not isinstance(x, _Tensor):
+                (x,) = as_tensors((x,))
+            return new_node(forward(x._data), backward, (x,), defaults or None)
         if len(args) < nin:  # inputs given by keyword
             args = args + tuple(kwargs.pop(k) for k in input_names[len(args):] if k in kwargs)
             if len(args) < nin:

@@ -7,7 +7,6 @@ NumPy's names for them (``np.exp(t)``, ``np.sum(t, axis=0)``) and the backward f
 """
 from __future__ import annotations
 
-import builtins
 import math as _m
 
 import numpy as np

@@ -13,7 +13,7 @@ from typing import List, Sequence
 
 import numpy as np
 
-from ._adjoint import normalize_axes, owned_key, scatter, scatter_array
+from ._adjoint import owned_key, scatter, scatter_array
 from ._registry import OPS, as_tensors, defop, export
 
 _new_node = None  # bound below (the graph's new_node)
