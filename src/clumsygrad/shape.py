@@ -34,7 +34,7 @@ def getitem(x, key):
     return x[key]
 
 
-def _getitem_kernel(tensor, grad, *, needs):
+def _getitem_kernel(tensor, grad, *, needs=None):
     extra = tensor._extra
     return (scatter_array(grad, extra["key"], tuple(extra["original_shape"])),)
 

@@ -198,6 +198,13 @@ class _Operators:
         return _new_node(-self._data, negate_backward, (self,))
 
     def __matmul__(self, other):
+        if isinstance(other, Tensor) and len(self._shape) >= 2 and len(other._shape) >= 2:
+            if self._shape[-1] == other._shape[-2]:  # the common case, without a helper frame
+                try:
+                    return _new_node(np.matmul(self._data, other._data), matmul_backward, (self, other))
+                except ValueError:
+                    pass  # batch axes that do not broadcast: _matmul words the error
+            return _matmul(self, other)
         if not isinstance(other, Tensor):
             if not isinstance(other, np.ndarray):
                 raise TypeError(
