@@ -75,9 +75,19 @@ def test_check_gradient_leaves_data_and_grad_as_they_were():
     assert np.array_equal(x.grad, [7.0, 8.0, 9.0])
 
 
-def test_check_gradient_of_a_function_that_ignores_its_input_is_zero():
+def test_check_gradient_of_a_function_that_ignores_its_input_raises_as_in_1_0_0():
+    # 1.0.0 backpropagated fn's output, and backward() refused a constant
     x = Tensor([1.0, 2.0], tensor_type=TensorType.PARAMETER)
-    assert check_gradient(lambda t: Tensor([3.0]), x) == (True, 0.0)
+    with pytest.raises(RuntimeError, match="^Tensor does not require gradients"):
+        check_gradient(lambda t: Tensor([3.0]), x)
+    assert x.grad is None
+
+
+def test_check_gradient_of_a_function_of_other_parameters_only_raises_as_in_1_0_0():
+    x = Tensor([1.0, 2.0], tensor_type=TensorType.PARAMETER)
+    w = Tensor([3.0], tensor_type=TensorType.PARAMETER)
+    with pytest.raises(ValueError, match="^backward\\(\\) did not populate a gradient for tensor"):
+        check_gradient(lambda t: w * 2.0, x)
 
 
 def test_check_gradient_needs_a_tensor_that_requires_gradients():

@@ -46,16 +46,26 @@ def check_gradient(fn: Callable[[Tensor], Tensor], tensor: Tensor, eps: float = 
     if not isinstance(tensor, Tensor):
         raise TypeError(f"check_gradient needs a Tensor, got {type(tensor).__name__}")
     if not tensor._requires_grad:
-        raise ValueError("check_gradient needs a tensor that requires gradients (a PARAMETER)")
+        raise ValueError(
+            "tensor must require gradients (use TensorType.PARAMETER) to check its gradient "
+            f"(got an {tensor._tensor_type.name} tensor; only one that requires gradients can be checked)"
+        )
     saved_grad = tensor._grad
     tensor._grad = None
     try:
         out = fn(tensor)
         if not isinstance(out, Tensor):
             raise TypeError(f"check_gradient needs fn to return a Tensor, got {type(out).__name__}")
+        if not out._requires_grad:  # 1.0.0 called out.backward() here, which raised this
+            raise RuntimeError(
+                "Tensor does not require gradients: fn(tensor) returned a tensor that does not "
+                "depend on tensor (check_gradient)"
+            )
         if out._requires_grad:
             out.backward(np.ones(out._shape, dtype=out._data.dtype))
         analytic = tensor._grad
+        if analytic is None:  # fn's output depends on other tensors only (1.0.0's error)
+            raise ValueError("backward() did not populate a gradient for tensor")
     finally:
         tensor._grad = saved_grad
     analytic = np.zeros(tensor._shape) if analytic is None else np.asarray(analytic, dtype=np.float64)

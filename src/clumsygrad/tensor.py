@@ -260,7 +260,18 @@ def _plain(value):
 
 
 class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
-    """An n-dimensional float32 (or float64) array that records the operations applied to it."""
+    """An n-dimensional float32 (or float64) array that records the operations applied to it.
+
+    It speaks NumPy: ``np.exp(t)``, ``np.sum(t, axis=0)``, ``a @ t`` with an ndarray ``a`` and
+    the methods ``t.sum()``, ``t.mean(0)``, ``t.reshape(2, -1)``... record with gradients;
+    comparisons (``t > 0``) and functions without a gradient (``np.argmax(t)``) give plain
+    NumPy results; ``np.asarray(t)`` gives the values (leaving the graph); a NumPy function
+    with no gradient rule is a ``TypeError`` naming it.
+
+    ``==``, ``!=`` and ``hash()`` keep their 0.2.x meaning, identity: optimizers and user code
+    keep tensors in sets, dicts and lists (``t in params``).  Elementwise equality is
+    ``np.equal(a, b)`` (a boolean array, like ``<`` and ``>``).
+    """
 
     __slots__ = ()
 
@@ -307,6 +318,11 @@ class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
         def max(self, *args: Any, **kwargs: Any) -> Tensor: ...
         def min(self, *args: Any, **kwargs: Any) -> Tensor: ...
         def flip(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def repeat(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def take(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def dot(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def diagonal(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def trace(self, *args: Any, **kwargs: Any) -> Tensor: ...
 
     def __init__(self, data: Any, tensor_type: TensorType = TensorType.INPUT, dtype: Any = np.float32) -> None:
         """Wrap ``data`` (scalar, nested list or array of real numbers; always copied) as a tensor.
@@ -420,10 +436,18 @@ class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
         return (self[i] for i in range(self._shape[0]))
 
     def __float__(self) -> float:
-        return float(self.item())
+        return float(self._one_value("float()"))
 
     def __int__(self) -> int:
-        return int(self.item())
+        return int(self._one_value("int()"))
+
+    def _one_value(self, what: str):
+        if self._data.size != 1:
+            raise TypeError(
+                f"{what} needs a tensor of one element, got shape {self._shape} "
+                f"({self._data.size} elements); reduce it first (t.sum(), t[0]) or use t.data"
+            )
+        return self._data.item()
 
     def item(self):
         """The value of a one-element tensor as a Python number."""

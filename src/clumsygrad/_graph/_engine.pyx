@@ -340,7 +340,8 @@ cdef int _python_vjp(Node node) except -1:
             g = <cnp.ndarray> result
         if not _same_shape(g, data):
             raise ValueError(
-                f"gradient for tensor {parent.id_} has shape {(<object> g).shape}, expected {(<object> data).shape}"
+                f"Gradient shape mismatch for tensor {parent.id_}: the gradient has shape "
+                f"{(<object> g).shape}, expected {(<object> data).shape}"
             )
         _accumulate(parent, g, owned)
     return 0

@@ -380,7 +380,8 @@ def _push_to_parents(node, grad: np.ndarray, pending: dict, pure_nodes: bool = F
             owned = g.base is None and _refcount(g) <= _FRESH_REFCOUNT
         if g.shape != shape:
             raise ValueError(
-                f"gradient for tensor {parent._id} has shape {g.shape}, expected {shape}"
+                f"Gradient shape mismatch for tensor {parent._id}: the gradient has shape {g.shape}, "
+                f"expected {shape}"
             )
         entry = pending.get(parent)
         if entry is None:
@@ -450,7 +451,8 @@ def _propagate_pure(order: list, seed: np.ndarray, seed_owned: bool):
                     own = g.base is None and _refcount(g) <= _FRESH_REFCOUNT
                 if g.shape != data.shape:
                     raise ValueError(
-                        f"gradient for tensor {parent._id} has shape {g.shape}, expected {data.shape}"
+                        f"Gradient shape mismatch for tensor {parent._id}: the gradient has shape {g.shape}, "
+                        f"expected {data.shape}"
                     )
                 total = get(parent)
                 if total is None:
