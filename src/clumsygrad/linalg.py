@@ -4,7 +4,7 @@
 Each op is a registry entry (forward on arrays, VJP beside it), reached by NumPy's names too
 (``np.einsum(..., t)``, ``np.dot(a, t)``) and, where NumPy's arrays have them, as methods
 (``t.dot(w)``, ``t.diagonal()``, ``t.trace()``).  The products' VJPs are einsums themselves
-(built by :func:`einsum_vjp`), so on Tensors they record einsums and can be differentiated again.
+(built by ``_einsum_vjp``), so on Tensors they record einsums and can be differentiated again.
 """
 from __future__ import annotations
 
