@@ -81,13 +81,13 @@ def split(tensor: Tensor, indices_or_sections, axis: int = 0) -> List[Tensor]:
     tensor = _tensor(tensor)
     pieces = np.split(tensor._data, indices_or_sections, axis=axis)  # NumPy checks the sections
     ax = _axis(axis, tensor._data.ndim, "split")
-    start = 0
-    out = []
-    for piece in pieces:
-        stop = start + piece.shape[ax]
-        out.append(getitem(tensor, (slice(None),) * ax + (slice(start, stop),)))
-        start = stop
-    return out
+    try:  # NumPy's own bounds: piece k is [bounds[k]:bounds[k + 1]], slice rules and all
+        bounds = [0] + list(indices_or_sections) + [tensor._shape[ax]]
+    except TypeError:  # a number of equal sections
+        size = tensor._shape[ax] // len(pieces)
+        bounds = [k * size for k in range(len(pieces) + 1)]
+    return [getitem(tensor, (slice(None),) * ax + (slice(bounds[k], bounds[k + 1]),))
+            for k in range(len(pieces))]
 
 
 def _reshaped(tensor: Tensor, data: np.ndarray) -> Tensor:
