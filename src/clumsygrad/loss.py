@@ -59,7 +59,8 @@ def cross_entropy(logits: Tensor, labels, reduction: str = "mean") -> Tensor:
     else:
         per_row = np.sum(dense * (log_sum[:, None] - shifted), axis=1)
     parents = (logits,)
-    extra = {"reduction": reduction, "target": label_index if dense is None else dense}
+    # The graph owns its copy of the target: changing the caller's array later moves nothing.
+    extra = {"reduction": reduction, "target": np.array(label_index if dense is None else dense)}
     if dense is not None and isinstance(labels, Tensor):
         parents = (logits, labels)
     return _new_node(_reduce(per_row, reduction), cross_entropy_backward, parents, extra)

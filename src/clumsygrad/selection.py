@@ -62,7 +62,7 @@ def where(condition, a, b) -> Tensor:
     gradient.
     """
     cond = condition._data if isinstance(condition, Tensor) else condition
-    cond = np.asarray(cond).astype(bool, copy=False)
+    cond = np.array(cond, dtype=bool)  # a copy the graph owns: changing `condition` later moves nothing
     a, b = as_operands((a, b))
     try:
         data = np.where(cond, a._data, b._data)

@@ -18,6 +18,7 @@ rule of every op: INTERMEDIATE when an operand needs a gradient, else INPUT.
 """
 from __future__ import annotations
 
+import copy
 import operator
 from typing import List, Sequence
 
@@ -42,6 +43,11 @@ def getitem(tensor: Tensor, key) -> Tensor:
     elements selected more than once receive the sum of their gradients.
     """
     tensor = _tensor(tensor)
+    # The graph owns the key: index arrays and lists are copied, so that changing them after
+    # the forward pass cannot move the gradient.
+    parts = [p.copy() if isinstance(p, np.ndarray) else copy.deepcopy(p) if isinstance(p, list) else p
+             for p in (key if type(key) is tuple else (key,))]
+    key = tuple(parts) if type(key) is tuple else parts[0]
     data = tensor._data[key]
     return _new_node(data, getitem_backward, (tensor,), {"key": key, "original_shape": tensor._shape})
 
