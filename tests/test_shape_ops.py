@@ -57,7 +57,8 @@ def test_getitem_records_the_1_0_0_extra_and_grad_fn():
     assert y._grad_fn is grad_module.getitem_backward
     assert y._grad_fn.__name__ == "getitem_backward"
     assert set(y._extra) == {"key", "original_shape"}
-    assert y._extra["key"] is key
+    assert y._extra["key"] == key  # the same key, in a copy the graph owns (issue 18)
+    assert y._extra["key"][1] is not key[1]
     assert y._extra["original_shape"] == (3, 4)
     assert "getitem_backward" in grad_module.__all__
 
