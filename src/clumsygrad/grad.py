@@ -386,16 +386,18 @@ def _pick_backward(tensor: Tensor, grad: np.ndarray, first: np.ndarray, needs) -
 
 @skips_unneeded
 def maximum_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
-    r"""z = maximum(a, b), broadcast: da = grad where a >= b, db = grad where a < b (ties go to a)."""
+    r"""z = maximum(a, b), broadcast: da = grad where a >= b or a is NaN, db = grad elsewhere (ties go to a)."""
     a, b = tensor._parents
-    return _pick_backward(tensor, grad, np.greater_equal(a._data, b._data), needs)
+    first = np.greater_equal(a._data, b._data) | np.isnan(a._data)  # NumPy's NaN comes from a
+    return _pick_backward(tensor, grad, first, needs)
 
 
 @skips_unneeded
 def minimum_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True)) -> GradientTuple:
-    r"""z = minimum(a, b), broadcast: da = grad where a <= b, db = grad where a > b (ties go to a)."""
+    r"""z = minimum(a, b), broadcast: da = grad where a <= b or a is NaN, db = grad elsewhere (ties go to a)."""
     a, b = tensor._parents
-    return _pick_backward(tensor, grad, np.less_equal(a._data, b._data), needs)
+    first = np.less_equal(a._data, b._data) | np.isnan(a._data)  # NumPy's NaN comes from a
+    return _pick_backward(tensor, grad, first, needs)
 
 
 @skips_unneeded
