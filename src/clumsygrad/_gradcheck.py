@@ -24,6 +24,24 @@ def leaves_needing_grad(out: Tensor) -> list:
     return [t for t in TensorUtils._reachable(out) if t._requires_grad and not t._parents]
 
 
+def saved_grads(tensors) -> Callable[[], None]:
+    """Remember the ``.grad`` of ``tensors`` (object and values); the returned function puts them back.
+
+    The values are copied too: ``backward()`` may accumulate into a gradient array in place.
+    """
+    saved = [(t, t._grad, None if t._grad is None else np.array(t._grad, copy=True)) for t in tensors]
+
+    def restore() -> None:
+        for t, g, values in saved:
+            if isinstance(g, np.ndarray) and g.flags.writeable:
+                np.copyto(g, values)
+            elif g is not None:
+                g = values
+            t._grad = g
+
+    return restore
+
+
 def _project(fn: Callable, arrays: Sequence[np.ndarray], cotangent: np.ndarray) -> float:
     """<fn(*arrays), cotangent>, evaluated on constant (INPUT) tensors."""
     out = fn(*(Tensor(a, dtype=np.float64) for a in arrays))
@@ -63,12 +81,11 @@ def gradcheck(
     cotangent = np.random.default_rng(seed).standard_normal(out._shape)
     if out._requires_grad:
         # Other tensors fn reads (closures) get back the .grad they had.
-        saved = {t: t._grad for t in leaves_needing_grad(out) if not any(t is p for p in params)}
+        restore = saved_grads(t for t in leaves_needing_grad(out) if not any(t is p for p in params))
         try:
             out.backward(cotangent)
         finally:
-            for t, g in saved.items():
-                t._grad = g
+            restore()
 
     for index, (param, base) in enumerate(zip(params, arrays)):
         analytic = param._grad if param._grad is not None else np.zeros_like(base)

@@ -51,20 +51,20 @@ def check_gradient(fn: Callable[[Tensor], Tensor], tensor: Tensor, eps: float = 
         raise ValueError("check_gradient needs a tensor that requires gradients (a PARAMETER)")
     saved_grad = tensor._grad
     tensor._grad = None
-    saved = {}
+    restore = None
     try:
         with enable_grad():  # the check records its own graph, inside no_grad() too
             out = fn(tensor)
         if not isinstance(out, Tensor):
             raise TypeError(f"check_gradient needs fn to return a Tensor, got {type(out).__name__}")
         if out._requires_grad:
-            saved = {t: t._grad for t in _gradcheck.leaves_needing_grad(out) if t is not tensor}
+            restore = _gradcheck.saved_grads(t for t in _gradcheck.leaves_needing_grad(out) if t is not tensor)
             out.backward(np.ones(out._shape, dtype=out._data.dtype))
         analytic = tensor._grad
     finally:
         tensor._grad = saved_grad
-        for t, g in saved.items():  # other parameters fn reads keep the .grad they had
-            t._grad = g
+        if restore is not None:  # other tensors fn reads keep the .grad they had
+            restore()
     analytic = np.zeros(tensor._shape) if analytic is None else np.asarray(analytic, dtype=np.float64)
 
     data = tensor._data
