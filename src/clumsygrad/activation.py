@@ -35,9 +35,13 @@ def softmax(tensor: Tensor, axis: int = -1) -> Tensor:
 def log_softmax(tensor: Tensor, axis: int = -1) -> Tensor:
     """``x - logsumexp(x, axis)``, computed as ``(x - max) - log(sum(exp(x - max)))``: no overflow,
     and no ``log(0)`` where the softmax underflows."""
+    from ._operands import as_operands
     from .grad import log_softmax_backward
 
+    (tensor,) = as_operands((tensor,))  # arrays and lists too, as the losses take them
     x = tensor._data
+    if x.ndim and not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"log_softmax: axis {axis} is out of bounds for an array of shape {x.shape}")
     if x.ndim and x.shape[axis] == 0:
         raise ValueError(f"log_softmax over axis {axis} of shape {x.shape}, which has no elements")
     shifted = x - np.max(x, axis=axis, keepdims=True)

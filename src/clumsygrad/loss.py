@@ -47,8 +47,11 @@ def cross_entropy(logits: Tensor, labels, reduction: str = "mean") -> Tensor:
     from ._kernels.pure import check_reduction, cross_entropy_targets
     from .grad import cross_entropy_backward
 
+    from ._operands import as_operands
+
     check_reduction(reduction)
     target = labels._data if isinstance(labels, Tensor) else labels
+    (logits,) = as_operands((logits,))  # arrays and lists too, as binary_cross_entropy_with_logits
     z = logits._data
     label_index, dense = cross_entropy_targets(z, target)
     n = z.shape[0]
