@@ -405,7 +405,7 @@ def test_matplotlib_draws_names_with_dollars(name):
     pytest.importorskip("matplotlib")
     pytest.importorskip("networkx")
     out, params = _named_graph(name)
-    picture = cg.viz.draw(out, params, engine="matplotlib")
+    picture = cg.viz.draw(out, params=params, engine="matplotlib")
     assert picture.png()[:8] == b"\x89PNG\r\n\x1a\n"
     svg = picture.svg()
     text = svg.decode() if isinstance(svg, bytes) else svg
