@@ -1,7 +1,8 @@
 """Utilities shared by the core test modules.
 
 Expected gradients are computed here independently of clumsygrad: central finite
-differences in float64 (``numeric_gradient``) or closed forms written in the tests.
+differences in float64 (``numeric_gradient``, and ``gradcheck``, the oracle built on it, which
+the gradient tests use instead of ``clumsygrad.gradcheck``) or closed forms written in the tests.
 """
 from __future__ import annotations
 
@@ -83,6 +84,43 @@ def numeric_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float
         lower = f(shifted)
         out[index] = (upper - lower) / (2 * eps)
     return out
+
+
+def gradcheck(fn: Callable, inputs: Sequence, *, eps: float = 1e-6, atol: float = 1e-6,
+              rtol: float = 1e-4, seed: int = 0) -> bool:
+    """This suite's own gradient oracle, independent of ``clumsygrad.gradcheck``.
+
+    ``fn`` maps one tensor per input to an output tensor.  The gradients ``backward()`` gives
+    for ``<fn(*inputs), c>`` (``c`` a fixed random cotangent) are compared, input by input, with
+    :func:`numeric_gradient` (float64 central differences of that contraction, evaluated with
+    plain NumPy on the output values).  Returns True, or raises ``AssertionError`` naming the
+    input, the worst element and both values.  Same call as the library's checker, so a test
+    may use either; only this one gives expected values.
+    """
+    arrays = [np.array(x.data if isinstance(x, Tensor) else x, dtype=np.float64) for x in inputs]
+    params = [parameter(a.copy()) for a in arrays]
+    out = fn(*params)
+    assert isinstance(out, Tensor), f"fn must return a Tensor, got {type(out).__name__}"
+    cotangent = np.random.default_rng(seed).standard_normal(out.shape)
+    if out.requires_grad:
+        out.backward(cotangent)
+
+    for k, base in enumerate(arrays):
+        def contraction(x, k=k):
+            values = [constant(x if i == k else a.copy()) for i, a in enumerate(arrays)]
+            return float(np.sum(np.asarray(fn(*values).data, dtype=np.float64) * cotangent))
+
+        expected = numeric_gradient(contraction, base, eps)
+        got = params[k].grad
+        got = np.zeros_like(base) if got is None else np.asarray(got, dtype=np.float64)
+        assert got.shape == base.shape, f"input {k}: gradient shape {got.shape}, input shape {base.shape}"
+        if not np.allclose(got, expected, rtol=rtol, atol=atol):
+            worst = np.unravel_index(np.argmax(np.abs(got - expected)), base.shape)
+            raise AssertionError(
+                f"input {k}: backward gives {got[worst]!r} at {worst}, finite differences "
+                f"{expected[worst]!r} (max abs error {np.max(np.abs(got - expected)):.3g})"
+            )
+    return True
 
 
 def sum_to_shape(array: np.ndarray, shape: tuple) -> np.ndarray:

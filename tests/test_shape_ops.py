@@ -5,11 +5,10 @@ import pytest
 
 import clumsygrad
 from clumsygrad import grad as grad_module
-from clumsygrad.gradcheck import gradcheck
 from clumsygrad.math import sum as cg_sum
 from clumsygrad.tensor import Tensor, TensorType
 
-from helpers import constant, parameter
+from helpers import constant, gradcheck, parameter
 
 
 def distinct(rng, shape, gap=0.05):
