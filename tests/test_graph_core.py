@@ -264,7 +264,8 @@ def test_pure_nodes_free_a_million_node_chain_too():
         "print('ok')\n"
     )
     env = dict(os.environ, CLUMSYGRAD_BACKEND="python")
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
 
@@ -350,7 +351,8 @@ def test_pure_and_compiled_nodes_give_identical_results():
     runs = {}
     for graph in ("cython", "python"):
         env = dict(os.environ, CLUMSYGRAD_BACKEND=graph)
-        done = subprocess.run([sys.executable, "-c", PROGRAM], env=env, capture_output=True, text=True)
+        done = subprocess.run([sys.executable, "-c", PROGRAM], env=env, capture_output=True, text=True,
+                              timeout=600)
         assert done.returncode == 0, done.stderr
         runs[graph] = json.loads(done.stdout)
     assert runs["cython"]["graph"] == "clumsygrad._graph.native"
