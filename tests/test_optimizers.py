@@ -206,8 +206,15 @@ def test_bad_hyperparameters_raise_at_construction(cls, kwargs, exc, message):
 
 def test_numpy_scalars_are_accepted():
     p = Tensor([1.0], tensor_type=P)
-    Adam([p], lr=np.float32(0.01), beta1=np.float64(0.5))
-    SGD([p], lr=np.float64(0.1), momentum=np.float32(0.9))
+    adam = Adam([p], lr=np.float32(0.01), beta1=np.float64(0.5))
+    sgd = SGD([p], lr=np.float64(0.1), momentum=np.float32(0.9))
+    assert adam.lr == np.float32(0.01) and adam.beta1 == 0.5
+    assert sgd.lr == 0.1 and sgd.momentum == np.float32(0.9)
+    p.grad = np.array([1.0])
+    sgd.step()  # first momentum step: the buffer is the gradient
+    np.testing.assert_allclose(p.data, [0.9], rtol=1e-6)
+    adam.step()  # Adam's first step moves by lr (sign of the gradient)
+    np.testing.assert_allclose(p.data, [0.89], rtol=1e-5)
 
 
 def test_non_parameter_tensors_are_dropped_with_a_warning():
