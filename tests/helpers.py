@@ -149,3 +149,97 @@ def memory_overlaps(named_arrays: Iterable[tuple]) -> list:
 def grads_of(tensors: Sequence[Tensor]) -> list:
     """Copies of the tensors' gradients (None stays None)."""
     return [None if t.grad is None else np.array(t.grad) for t in tensors]
+
+
+# --------------------------------------------------------------------------- did the compiled code run?
+# Each compiled kernel hands the inputs it does not serve (other layouts, dtypes, sizes) to its
+# pure twin through the name ``pure`` of its extension module.  ``compiled_share`` puts a spy in
+# that name and counts, per call of ``native.<kernel>``, whether the call went on to
+# ``pure.<kernel>`` (handed off) or not (the compiled code produced the result).
+NATIVE_KERNEL_MODULES = ("_reduce", "_softmax", "_loss", "_elementwise", "_matmul", "_optim",
+                         "_scatter", "_cross_entropy")
+
+
+class _HandOffSpy:
+    """Stands in for ``clumsygrad._kernels.pure`` inside the compiled modules."""
+
+    def __init__(self, pure_module, watched: str):
+        self._pure = pure_module
+        self._watched = watched
+        self.handed = 0
+
+    def __getattr__(self, name):
+        target = getattr(self._pure, name)
+        if name != self._watched:
+            return target
+
+        def recorded(*args, **kwargs):
+            self.handed += 1
+            return target(*args, **kwargs)
+
+        return recorded
+
+
+class compiled_share:
+    """``with compiled_share("sgd_update") as stats:`` counts ``stats["compiled"]``, ``["pure"]``
+    (handed to the twin) and ``["raised"]`` over the calls of ``native.sgd_update`` inside."""
+
+    def __init__(self, kernel: str):
+        self.kernel = kernel
+        self.stats = {"compiled": 0, "pure": 0, "raised": 0}
+
+    def __enter__(self):
+        import importlib
+
+        from clumsygrad._kernels import native, pure
+
+        self._modules = [importlib.import_module(f"clumsygrad._kernels.{m}") for m in NATIVE_KERNEL_MODULES]
+        self._spy = spy = _HandOffSpy(pure, self.kernel)
+        for module in self._modules:
+            module.pure = spy
+        self._native, self._real = native, getattr(native, self.kernel)
+        real, stats = self._real, self.stats
+
+        def counted(*args, **kwargs):
+            before = spy.handed
+            try:
+                result = real(*args, **kwargs)
+            except Exception:
+                stats["raised"] += 1
+                raise
+            stats["pure" if spy.handed > before else "compiled"] += 1
+            return result
+
+        setattr(native, self.kernel, counted)
+        return self.stats
+
+    def __exit__(self, *exc_info):
+        from clumsygrad._kernels import pure
+
+        setattr(self._native, self.kernel, self._real)
+        for module in self._modules:
+            module.pure = pure
+        return False
+
+
+def requires_compiled_share(kernel: str, minimum: float):
+    """Decorate a (hypothesis) twin test of ``native.<kernel>``: after all its examples, at least
+    ``minimum`` of the calls that returned must have run the compiled code (none handed to pure)."""
+
+    def decorate(test):
+        def run():
+            with compiled_share(kernel) as stats:
+                test()
+            returned = stats["compiled"] + stats["pure"]
+            assert returned, f"native.{kernel} was never called"
+            share = stats["compiled"] / returned
+            assert share >= minimum, (
+                f"only {stats['compiled']} of {returned} calls of native.{kernel} ran compiled code "
+                f"({share:.0%} < {minimum:.0%}); the rest were handed to pure.{kernel}"
+            )
+
+        run.__name__, run.__qualname__, run.__doc__ = test.__name__, test.__qualname__, test.__doc__
+        run.__module__ = test.__module__
+        return run
+
+    return decorate
