@@ -212,7 +212,7 @@ def test_interrupts_inside_long_passes_of_either_engine_are_all_or_nothing(backe
         for rounds in range(1, 151):
             before = grads_of([x, w])
             try:
-                signal.setitimer(signal.ITIMER_REAL, draw.uniform(0.05, 0.95) * seconds)
+                signal.setitimer(signal.ITIMER_REAL, draw.uniform(0.02, 0.6) * seconds)
                 loss.backward(keep_graph=True)
                 signal.setitimer(signal.ITIMER_REAL, 0)
             except _Interrupt as exc:
@@ -229,7 +229,7 @@ def test_interrupts_inside_long_passes_of_either_engine_are_all_or_nothing(backe
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     print(f"{inside_engine} of {rounds} interrupts landed inside the {engine_file} engine's pass")
-    assert inside_engine >= rounds // 10  # measured: 50-100 of 150-200 on the compiled engine, ~90% on the pure
+    assert inside_engine >= rounds // 10  # measured: 25-66 of 150 on the compiled engine, 142-150 on the pure
 
 
 def _signal_can_land(frame, event):
