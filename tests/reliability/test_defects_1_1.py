@@ -283,6 +283,39 @@ def test_save_and_load_a_3000_deep_nested_list(tmp_path):
     np.testing.assert_array_equal(back[0].data, [1.0, 2.0])
 
 
+@pytest.mark.parametrize("nodes, root", [
+    ([{"list": [0]}], 0),                                  # a node its own child (a cycle)
+    ([{"list": [1]}, {"value": 1}], 1),                     # a child after its parent
+    ([{"value": 1}, {"list": [0]}, {"list": [0, 1]}], 2),   # a node in two containers
+    ([{"value": 1}, {"value": 2}, {"list": [1]}], 2),       # a node in no container
+    ([{"value": 1}, {"list": [True]}], 1),                  # a bool for an index
+    ([{"value": 1}, {"list": [0]}], 0),                     # a root that is not the last node
+    ([], 0),
+    ("nodes", 0),
+])
+def test_a_damaged_flat_description_is_a_value_error(tmp_path, nodes, root):
+    import json
+
+    path = tmp_path / "flat.npz"
+    with open(path, "wb") as f:
+        np.savez(f, __clumsygrad__=np.array(json.dumps(
+            {"format": "clumsygrad-checkpoint", "version": 2, "nodes": nodes, "root": root})))
+    with pytest.raises(ValueError, match="not an intact clumsygrad checkpoint"):
+        cg.load(path)
+
+
+def test_shallow_objects_are_still_written_in_format_version_1(tmp_path):
+    import json
+
+    path = tmp_path / "v1.npz"
+    cg.save({"a": [1, (2.5, None)], "t": Tensor([1.0])}, path)
+    with np.load(path, allow_pickle=False) as archive:
+        manifest = json.loads(archive["__clumsygrad__"].item())
+    assert manifest["version"] == 1 and "nodes" not in manifest
+    back = cg.load(path)
+    assert back["a"] == [1, (2.5, None)] and back["t"].data.tolist() == [1.0]
+
+
 @pytest.mark.parametrize("make", ["self_list", "dict_cycle", "tuple_in_list"])
 def test_save_refuses_cycles(tmp_path, make):
     if make == "self_list":
