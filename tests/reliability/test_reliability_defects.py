@@ -204,7 +204,7 @@ def test_interrupts_inside_long_passes_of_either_engine_are_all_or_nothing(backe
 
     # The module whose pass runs: the compiled engine, or the pure one (backend "python", or
     # any backend when the pure node is Tensor's base, CLUMSYGRAD_BACKEND=python).
-    engine_file = _backend.engine.__name__.rsplit(".", 1)[-1]
+    engine_file = _backend.engine.backward_pass.__module__.rsplit(".", 1)[-1]
     draw = random.Random(f"long-{backend}")
     previous = signal.signal(signal.SIGALRM, _raise_interrupt)
     inside_engine = rounds = 0
