@@ -55,7 +55,18 @@ def test_chain_has_n_nodes_and_unit_gradient():
 def test_kernel_args_fit_the_pure_kernels(kernel):
     from clumsygrad._kernels import pure
 
-    getattr(pure, kernel)(*workloads.kernel_args(kernel, 8, 4))
+    from clumsygrad._kernels import native
+
+    # The same arguments through both kernel sets: equal results, and equal arrays after in-place kernels.
+    args_pure, args_native = workloads.kernel_args(kernel, 8, 4), workloads.kernel_args(kernel, 8, 4)
+    out_pure = getattr(pure, kernel)(*args_pure)
+    out_native = getattr(native, kernel)(*args_native)
+    outs = [(out_pure, out_native)] if not isinstance(out_pure, tuple) else list(zip(out_pure, out_native))
+    for a, b in outs + [(x, y) for x, y in zip(args_pure, args_native) if isinstance(x, np.ndarray)]:
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
+    assert out_pure is not None or kernel.endswith("_update")
 
 
 # --------------------------------------------------------------------------- the CLI

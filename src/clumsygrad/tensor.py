@@ -9,7 +9,9 @@ operands' gradients.  ``Tensor`` is a thin Python class on a graph node from
 from __future__ import annotations
 
 import functools
+import inspect
 import numbers
+import threading
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple, Union
 
 import numpy as np
@@ -602,21 +604,61 @@ _graph.install(
 
 
 class _GradMode:
-    """Base of ``no_grad``/``enable_grad``: a context manager and decorator for this thread's grad mode."""
+    """Base of ``no_grad``/``enable_grad``: a context manager and decorator for this thread's grad mode.
+
+    One instance may be entered again before it exits (nested, or from several threads): each
+    ``__exit__`` restores the mode its own ``__enter__`` found.  Decorating a generator function
+    runs the generator's body under the mode at every resumption (``next``, ``send``, ``throw``,
+    ``close``), and the caller's mode in between.
+    """
 
     _enabled = True
 
     def __enter__(self):
-        self._previous = _graph.set_grad_enabled(self._enabled)
+        previous = _graph.set_grad_enabled(self._enabled)
+        stacks = self.__dict__.setdefault("_previous_by_thread", {})
+        stacks.setdefault(threading.get_ident(), []).append(previous)
         return self
 
     def __exit__(self, *exc_info) -> None:
-        _graph.set_grad_enabled(self._previous)
+        stacks = self.__dict__["_previous_by_thread"]
+        key = threading.get_ident()
+        stack = stacks[key]
+        previous = stack.pop()
+        if not stack:
+            del stacks[key]
+        _graph.set_grad_enabled(previous)
 
     def __call__(self, fn: Callable) -> Callable:
+        mode = type(self)
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def generator_with_mode(*args, **kwargs):
+                with mode():
+                    gen = fn(*args, **kwargs)
+                    step = functools.partial(gen.send, None)
+                while True:
+                    try:
+                        with mode():
+                            request = step()
+                    except StopIteration as stop:
+                        return stop.value
+                    try:
+                        response = yield request
+                    except GeneratorExit:
+                        with mode():
+                            gen.close()
+                        raise
+                    except BaseException as exc:  # thrown in: the generator's body handles it
+                        step = functools.partial(gen.throw, exc)
+                    else:
+                        step = functools.partial(gen.send, response)
+
+            return generator_with_mode
+
         @functools.wraps(fn)
         def with_mode(*args, **kwargs):
-            with type(self)():
+            with mode():
                 return fn(*args, **kwargs)
 
         return with_mode
