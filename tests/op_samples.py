@@ -149,6 +149,9 @@ SAMPLES = {
     "concatenate": [S(lambda a, b: cg.concatenate([a, b], axis=1), [normal(2, 3), normal(2, 1)])],
     "stack": [S(lambda a, b: cg.stack([a, b], axis=1), [normal(2, 3), normal(2, 3)])],
     # a float32 round trip: linear, so a wide step is exact up to float32 rounding
+    # nn.functional
+    "linear": [S(lambda x, w, b: cg.nn.functional.linear(x, w, b), [normal(4, 3), normal(2, 3), normal(2)]),
+               S(lambda x, w: cg.nn.functional.linear(x, w), [normal(2, 5, 3), normal(4, 3)])],
     "astype": [S(lambda a: a.astype(np.float32).astype(np.float64) * 1.0, [normal(3)], eps=1e-2, tol=1e-4)],
     # products and diagonals (clumsygrad.linalg)
     "einsum": [

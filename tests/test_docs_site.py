@@ -12,7 +12,9 @@ import functools
 import html.parser
 import http.server
 import importlib
+import inspect
 import os
+import re
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urlparse
@@ -107,7 +109,8 @@ def test_the_pages_of_the_site_are_all_there():
 def test_every_public_name_has_an_api_entry(module_name):
     module = importlib.import_module(f"clumsygrad.{module_name}")
     ids = _parse(SITE / "api.html").ids
-    missing = [name for name in module.__all__ if f"clumsygrad.{module_name}.{name}" not in ids]
+    missing = [name for name in module.__all__ if f"clumsygrad.{module_name}.{name}" not in ids
+               and not inspect.ismodule(getattr(module, name))]  # submodules have sections of their own
     assert not missing, f"clumsygrad.{module_name}: {missing} have no entry in api.html"
 
 
@@ -211,7 +214,8 @@ def test_searching_cross_entropy_finds_it_in_chromium(browser, site_url):
     # Sphinx's search fills the list, then fetches each page's summary and says when it finished.
     summary = browser.wait_until(
         "(document.querySelector('#search-results p.search-summary') || {}).textContent || ''", timeout=30)
-    assert "found" in summary and "0 pages" not in summary, summary
+    found = re.search(r"found (\d+) page", summary)
+    assert found and int(found.group(1)) > 0, summary
     assert browser.evaluate("document.querySelectorAll('#search-results ul.search li').length") >= 1
     hrefs = browser.evaluate("Array.from(document.querySelectorAll('#search-results ul.search li a')).map(a => a.getAttribute('href'))")
     assert any("api.html#clumsygrad.loss.cross_entropy" in href for href in hrefs), hrefs

@@ -53,3 +53,11 @@ _BACKWARDS = {op.backward.__name__: op.backward for op in OPS.values()}
 globals().update(_BACKWARDS)
 
 __all__ = ["GradientTuple"] + sorted(_BACKWARDS)
+
+
+def __getattr__(name: str):
+    """The backward function of an op registered after this module (``clumsygrad.nn``'s)."""
+    for op in OPS.values():
+        if op.backward.__name__ == name:
+            return op.backward
+    raise AttributeError(f"module 'clumsygrad.grad' has no attribute {name!r}")

@@ -12,7 +12,6 @@ expected and the given shape.
 """
 from __future__ import annotations
 
-import math
 import numbers
 import operator
 from typing import Optional
@@ -21,6 +20,7 @@ import numpy as np
 
 from .. import _backend
 from ..activation import log_softmax, relu, sigmoid, softmax, tanh
+from .. import _registry
 from ..grad import skips_unneeded
 from ..loss import binary_cross_entropy_with_logits, cross_entropy, mae_loss, mse_loss
 from ..tensor import Tensor, _new_node
@@ -83,16 +83,33 @@ def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tens
     return _new_node(data, linear_backward, parents)
 
 
-@skips_unneeded
-def linear_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True, True)) -> tuple:
-    r"""y = x W^T + b: dx = g W, dW = g^T x (leading axes folded), db = sum of g over them."""
+def _linear_vjp(g, out, x, w, *bias, needs):
+    """y = x W^T + b: dx = g W, dW = g^T x (leading axes folded), db = g summed over them.
+
+    Written with registered ops, so on Tensors it records (gradients of gradients)."""
+    n_out, n_in = np.shape(w)
+    g2 = np.reshape(g, (-1, n_out))
+    dx = np.matmul(g, w) if needs[0] else None
+    dw = np.matmul(np.transpose(g2), np.reshape(x, (-1, n_in))) if needs[1] else None
+    if not bias:
+        return dx, dw
+    return dx, dw, (np.sum(g2, axis=0) if needs[2] else None)
+
+
+def _linear_kernel(tensor: Tensor, grad: np.ndarray, *, needs=None) -> tuple:
     x, w = tensor._parents[0], tensor._parents[1]
+    if needs is None:
+        needs = (True,) * len(tensor._parents)
     g2 = grad.reshape(-1, w._shape[0])
     dx = (grad @ w._data) if needs[0] else None
     dw = (g2.T @ x._data.reshape(-1, w._shape[1])) if needs[1] else None
     if len(tensor._parents) == 2:
         return dx, dw
     return dx, dw, (g2.sum(axis=0) if needs[2] else None)
+
+
+linear_backward = _registry.defop("linear", None, _linear_vjp, module="nn.functional", public=False,
+                                  kernel=_linear_kernel).backward
 
 
 # --------------------------------------------------------------------------- convolution
@@ -452,65 +469,6 @@ def embedding_backward(tensor: Tensor, grad: np.ndarray) -> tuple:
 
 
 # --------------------------------------------------------------------------- activations
-_SQRT_HALF = 1.0 / math.sqrt(2.0)
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+# The activations are the op registry's (one definition each, differentiable to any order).
+from ..activation import gelu, leaky_relu, silu  # noqa: E402,F401
 
-
-def _erf(x: np.ndarray) -> np.ndarray:
-    try:
-        from scipy.special import erf
-    except ImportError:  # scipy is not a dependency; math.erf per element is exact but slow
-        return np.vectorize(math.erf, otypes=[np.float64])(x).astype(x.dtype, copy=False)
-    return erf(x)
-
-
-def gelu(input: Tensor, approximate: str = "none") -> Tensor:
-    """``x * Phi(x)`` (``approximate="none"``) or its tanh approximation (``"tanh"``), as PyTorch."""
-    x = _as_tensor(input, "input")
-    v = x._data
-    if approximate == "none":
-        cdf = 0.5 * (1.0 + _erf(v * v.dtype.type(_SQRT_HALF)))
-    elif approximate == "tanh":
-        cdf = 0.5 * (1.0 + np.tanh(v.dtype.type(_SQRT_2_OVER_PI) * (v + 0.044715 * v ** 3)))
-    else:
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return _new_node(v * cdf, gelu_backward, (x,), {"approximate": approximate, "cdf": cdf})
-
-
-def gelu_backward(tensor: Tensor, grad: np.ndarray) -> tuple:
-    r"""exact: d/dx x Phi(x) = Phi(x) + x phi(x); tanh form: its derivative written out."""
-    v = tensor._parents[0]._data
-    cdf = tensor._extra["cdf"]
-    if tensor._extra["approximate"] == "none":
-        pdf = np.exp(-0.5 * v * v) * (1.0 / math.sqrt(2.0 * math.pi))
-        return (grad * (cdf + v * pdf),)
-    inner = _SQRT_2_OVER_PI * (v + 0.044715 * v ** 3)
-    t = np.tanh(inner)
-    d_inner = _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * v * v)
-    return (grad * (cdf + 0.5 * v * (1.0 - t * t) * d_inner),)
-
-
-def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
-    """``x`` where positive, ``negative_slope * x`` elsewhere."""
-    x = _as_tensor(input, "input")
-    slope = np.where(x._data > 0, 1.0, negative_slope).astype(x._data.dtype)
-    return _new_node(x._data * slope, leaky_relu_backward, (x,), {"slope": slope})
-
-
-def leaky_relu_backward(tensor: Tensor, grad: np.ndarray) -> tuple:
-    r"""dx = grad * (1 where x > 0, else negative_slope)."""
-    return (grad * tensor._extra["slope"],)
-
-
-def silu(input: Tensor) -> Tensor:
-    """``x * sigmoid(x)`` (also called swish)."""
-    x = _as_tensor(input, "input")
-    with np.errstate(over="ignore"):
-        s = 1.0 / (1.0 + np.exp(-x._data))
-    return _new_node(x._data * s, silu_backward, (x,), {"sigmoid": s})
-
-
-def silu_backward(tensor: Tensor, grad: np.ndarray) -> tuple:
-    r"""dx = grad * s (1 + x (1 - s)), s = sigmoid(x)."""
-    s = tensor._extra["sigmoid"]
-    return (grad * (s * (1.0 + tensor._parents[0]._data * (1.0 - s))),)
