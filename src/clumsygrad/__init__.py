@@ -15,6 +15,7 @@ from importlib import metadata as _metadata
 
 from . import activation, grad, gradcheck, loss, math, optimizer, random, selection, shape, tensor, viz
 from . import optim
+from . import func
 from ._backend import get_backend, set_backend
 from ._graph.guard import is_enabled as is_memory_guard_enabled
 from ._graph.guard import memory_guard
@@ -46,7 +47,7 @@ _OP_NAMES = sorted(n for n in _public_ops() if not hasattr(_builtins, n))
 __all__ = [
     # modules
     "tensor", "random", "activation", "grad", "loss", "math", "optimizer", "optim", "gradcheck",
-    "viz", "shape", "selection",
+    "viz", "shape", "selection", "func",
     # tensors, backend, graph control, guarantees
     "Tensor", "TensorType", "get_backend", "set_backend", "no_grad", "enable_grad",
     "memory_guard", "set_memory_guard", "is_memory_guard_enabled",

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import ENGINE_LOCK
 from . import guard as _guard
+from . import hooks as _hooks
 from . import pure as _pure
 
 cnp.import_array()
@@ -97,6 +98,18 @@ def _set_guard(bint enabled):
 
 _guard._listeners.append(_set_guard)
 _set_guard(_guard.is_enabled())
+
+
+cdef bint _hooks_on = False    # hooks.active(), kept in C for the engine's per-node test
+
+
+def _set_hooks(bint active):
+    global _hooks_on
+    _hooks_on = active
+
+
+_hooks._listeners.append(_set_hooks)
+_set_hooks(_hooks.active())
 
 
 def install(tensor_class, tensor_types, generic_operators, typed_vjps):
@@ -687,7 +700,11 @@ cdef int _propagate(list order) except -1:
     """Push each node's pending gradient to its parents' pending slots, root first."""
     cdef Node node
     for node in order:
-        if (node.pending_ is None and not node.pending_type_) or node.grad_fn_ is None:
+        if node.pending_ is None and not node.pending_type_:
+            continue
+        if _hooks_on:
+            _run_hooks(node)
+        if node.grad_fn_ is None:
             continue
         try:
             if not node.parents_:
@@ -703,6 +720,17 @@ cdef int _propagate(list order) except -1:
                 _python_vjp(node)
         except Exception as exc:
             raise RuntimeError(f"Error in backward pass at tensor {node.id_}: {exc}") from exc
+    return 0
+
+
+cdef int _run_hooks(Node node) except -1:
+    """The node's hooks on its total gradient (a leaf's before the commit); a replacement is
+    never adopted in place, since the hook may keep it."""
+    fns = _hooks.hooks_of(node)
+    if fns is not None:
+        _pending_as_array(node)
+        node.pending_ = _hooks.apply(node, fns, node.pending_)
+        node.pending_owned_ = False
     return 0
 
 

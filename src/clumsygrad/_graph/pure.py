@@ -14,7 +14,9 @@ from operator import iadd
 
 import numpy as np
 
-from . import ENGINE_LOCK, guard
+from . import ENGINE_LOCK, guard, hooks
+
+_hook_table = hooks._table  # non-empty when any tensor has a hook
 
 _FLOAT64 = np.dtype(np.float64)
 _INPUT, _PARAMETER, _INTERMEDIATE = 0, 1, 2  # TensorType values; the members come from install()
@@ -259,7 +261,13 @@ def _propagate(order: list, seed: np.ndarray, seed_owned: bool) -> dict:
     pending = {order[0]: (seed, seed_owned)}
     for node in order:
         entry = pending.get(node)
-        if entry is None or node._grad_fn is None:
+        if entry is None:
+            continue
+        if _hook_table:  # hooks see (and may replace) the node's total, leaves' before the commit
+            fns = hooks.hooks_of(node)
+            if fns is not None:
+                entry = pending[node] = (hooks.apply(node, fns, entry[0]), False)
+        if node._grad_fn is None:
             continue
         try:
             _push_to_parents(node, entry[0], pending)
