@@ -101,6 +101,7 @@ _set_guard(_guard.is_enabled())
 
 
 cdef bint _hooks_on = False    # hooks.active(), kept in C for the engine's per-node test
+cdef dict _hook_table = _hooks._table
 
 
 def _set_hooks(bint active):
@@ -726,6 +727,8 @@ cdef int _propagate(list order) except -1:
 cdef int _run_hooks(Node node) except -1:
     """The node's hooks on its total gradient (a leaf's before the commit); a replacement is
     never adopted in place, since the hook may keep it."""
+    if id(node) not in _hook_table:
+        return 0
     fns = _hooks.hooks_of(node)
     if fns is not None:
         _pending_as_array(node)

@@ -263,8 +263,8 @@ def _propagate(order: list, seed: np.ndarray, seed_owned: bool) -> dict:
         entry = pending.get(node)
         if entry is None:
             continue
-        if _hook_table:  # hooks see (and may replace) the node's total, leaves' before the commit
-            fns = hooks.hooks_of(node)
+        if _hook_table and id(node) in _hook_table:  # hooks see (and may replace) the total
+            fns = hooks.hooks_of(node)  # (a leaf's before the commit)
             if fns is not None:
                 entry = pending[node] = (hooks.apply(node, fns, entry[0]), False)
         if node._grad_fn is None:
