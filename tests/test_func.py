@@ -140,6 +140,11 @@ def test_gradients_dtype_follows_each_input():
     for create_graph in (False, True):
         ga, gb = func.gradients(out, [a, b], create_graph=create_graph)
         assert ga.dtype == np.float32 and gb.dtype == np.float64
+    y = b * 2.0  # float64 output, float32 cotangent
+    for create_graph in (False, True):
+        g = func.gradients(y, b, grad_outputs=Tensor([1.0, 0.5]), create_graph=create_graph)
+        assert g.dtype == np.float64
+        np.testing.assert_allclose(g.data, [2.0, 1.0])
 
 
 def test_gradients_of_several_outputs_add_up():

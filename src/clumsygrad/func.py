@@ -93,7 +93,7 @@ def _seed(output: Tensor, given, index: int, create_graph: bool):
         ones = np.ones(output.shape, dtype=dtype)
         return Tensor(ones, dtype=dtype) if create_graph else ones
     if isinstance(given, Tensor):
-        value = given if create_graph else given._data
+        value = given if create_graph else given._data.astype(dtype, copy=False)
     else:
         value = np.asarray(given)
         if value.dtype.kind not in "biuf":
