@@ -71,6 +71,33 @@ def test_second_derivatives_of_every_op_match_finite_differences(name, index):
         np.testing.assert_allclose(got[i], expected, rtol=tol, atol=tol, err_msg=f"{name} input {i}")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_third_derivatives_run_for_every_op_and_keep_dtypes(dtype):
+    """create_graph twice over every sample (the graphs of second derivatives record ops such as
+    index_add and cast, which must be differentiable again); every gradient in its input's dtype."""
+    failures = []
+    for name, index in CASES:
+        sample = SAMPLES[name][index]
+        try:
+            params = [Tensor(a, TensorType.PARAMETER, dtype=dtype) for a in sample.inputs]
+            out = sample.fn(*params)
+            weight = Tensor(np.random.default_rng(5).standard_normal(out.shape), dtype=dtype)
+            level = (out * weight).sum()
+            for order in (1, 2, 3):
+                if not level.requires_grad:
+                    break
+                grads = func.gradients(level, params, create_graph=order < 3, allow_unused=True)
+                for g, p in zip(grads, params):
+                    assert g is None or (g.dtype == p.dtype and g.shape == p.shape), (order, g, p)
+                terms = [cg.sum(g * g) for g in grads if g is not None]
+                level = terms[0]
+                for t in terms[1:]:
+                    level = level + t
+        except Exception as exc:  # collected, so one run names every failing op
+            failures.append(f"{name}-{index}: {type(exc).__name__}: {exc}")
+    assert not failures, "\n".join(failures)
+
+
 def test_every_op_is_differentiable_or_says_why():
     """An op marked differentiable=False names itself under create_graph=True (never a zero)."""
     refused = [name for name, op in OPS.items() if not op.differentiable]
