@@ -123,7 +123,10 @@ def scatter_array(g: np.ndarray, key, shape: tuple) -> np.ndarray:
 def owned_key(key):
     """``key`` with every array in it copied and made read-only, so a later change by the caller
     cannot move the gradient (lists become arrays of the same meaning)."""
-    if type(key) is tuple:
+    kind = type(key)
+    if kind is int or kind is slice or key is None or key is Ellipsis:
+        return key
+    if kind is tuple:
         return tuple(owned_key(k) for k in key)
     if isinstance(key, (np.ndarray, list)):
         arr = np.array(key)

@@ -76,9 +76,16 @@ class OpDef:
         return tuple(f"np.{getattr(f, '__name__', f)}" for f in self.numpy)
 
 
+def _signature(forward: Callable) -> inspect.Signature:
+    """``forward``'s signature; a NumPy ufunc of one input (``np.exp``) reads as ``(x)``."""
+    if isinstance(forward, np.ufunc):
+        return inspect.Signature([inspect.Parameter("x", inspect.Parameter.POSITIONAL_ONLY)])
+    return inspect.signature(forward)
+
+
 def _parameters(forward: Callable, nin: int):
     """The names of ``forward``'s inputs and keyword parameters, and the parameters' defaults."""
-    params = list(inspect.signature(forward).parameters.values())
+    params = list(_signature(forward).parameters.values())
     names = [p.name for p in params[nin:]]
     defaults = {p.name: p.default for p in params[nin:] if p.default is not inspect.Parameter.empty}
     return names, defaults
@@ -121,7 +128,7 @@ def defop(
     op.numpy = tuple(numpy)
     op.methods = (method,) if isinstance(method, str) else tuple(method or ())
     op.differentiable = differentiable
-    op.doc = doc or (inspect.getdoc(forward) or "").split("\n")[0]
+    op.doc = doc or ("" if isinstance(forward, np.ufunc) else (inspect.getdoc(forward) or "").split("\n")[0])
     op.compiled = ""
     op.variant_of = None
     if forward is not None:
@@ -171,9 +178,10 @@ def evaluate(op: OpDef, g, out, inputs: list, params: dict, needs: Sequence[bool
     """The op's VJP formulas: one gradient (or None where not needed) per input."""
     if op.joint:
         return tuple(op.vjps(g, out, *inputs, needs=tuple(needs), **params))
-    return tuple(
-        f(g, out, *inputs, **params) if need else None for f, need in zip(op.vjps, needs)
-    )
+    grads = []
+    for f, need in zip(op.vjps, needs):
+        grads.append(f(g, out, *inputs, **params) if need else None)
+    return tuple(grads)
 
 
 def _derive_backward(op: OpDef, name: str, consts: tuple) -> Callable:
@@ -181,12 +189,19 @@ def _derive_backward(op: OpDef, name: str, consts: tuple) -> Callable:
     param_names = tuple(op.params)
 
     if op.kernel is not None and not consts:
-        kernel = op.kernel
+        # The kernel is the backward function itself (no wrapper frame); it takes ``needs=None``.
+        backward = op.kernel
+
+    elif not consts and op.nin == 1 and not op.joint:
+        (formula,) = op.vjps
 
         def backward(tensor, grad, *, needs=None):
-            if needs is None:
-                needs = (True,) * len(tensor._parents)
-            return kernel(tensor, grad, needs=needs)
+            parent = tensor._parents[0]
+            if param_names:
+                extra = tensor._extra
+                return (formula(grad, tensor._data, parent._data,
+                                **{k: extra[k] for k in param_names if k in extra}),)
+            return (formula(grad, tensor._data, parent._data),)
 
     elif not consts:
 
@@ -233,7 +248,10 @@ def as_tensors(values: Sequence) -> tuple:
     With no tensor among ``values`` the default is float32.
     """
     tensor = _Tensor
-    if all(isinstance(v, tensor) for v in values):
+    for v in values:
+        if not isinstance(v, tensor):
+            break
+    else:
         return tuple(values)
     dtype = np.float32
     for v in values:
@@ -250,13 +268,27 @@ def as_tensors(values: Sequence) -> tuple:
 
 
 def _derive_function(op: OpDef) -> Callable:
-    """The public function: forward on the inputs' arrays, recorded with the op's backward."""
+    """The public function: forward on the inputs' arrays, recorded with the op's backward.
+
+    The common calls take the shortest path: one tensor input and no parameters given.
+    """
     nin, forward, backward, save = op.nin, op.forward, op.backward, op.save
     param_names, defaults, name = tuple(op.params), op.defaults, op.name
-    input_names = tuple(inspect.signature(forward).parameters)[:nin]
+    input_names = tuple(_signature(forward).parameters)[:nin]
     new_node = _backend.graph.new_node
 
     def function(*args, **kwargs):
+        if len(args) == nin and not kwargs and save is None:  # inputs only: the short paths
+            if nin == 1:
+                x = args[0]
+                if not isinstance(x, _Tensor):
+                    (x,) = as_tensors(args)
+                return new_node(forward(x._data), backward, (x,), defaults or None)
+            if nin == 2:
+                x, y = args
+                if not (isinstance(x, _Tensor) and isinstance(y, _Tensor)):
+                    x, y = as_tensors(args)
+                return new_node(forward(x._data, y._data), backward, (x, y), defaults or None)
         if len(args) < nin:  # inputs given by keyword
             args = args + tuple(kwargs.pop(k) for k in input_names[len(args):] if k in kwargs)
             if len(args) < nin:
@@ -274,7 +306,7 @@ def _derive_function(op: OpDef) -> Callable:
                 if key not in param_names:
                     raise TypeError(f"{name}() got an unexpected keyword argument {key!r}")
             params.update(kwargs)
-        arrays = [t._data for t in tensors]
+        arrays = tuple(t._data for t in tensors)
         data = forward(*arrays, **params)
         if save is not None:
             params.update(save(data, *arrays, **params))
@@ -282,8 +314,8 @@ def _derive_function(op: OpDef) -> Callable:
 
     function.__name__ = function.__qualname__ = name
     function.__module__ = f"clumsygrad.{op.module}"
-    function.__doc__ = inspect.getdoc(forward)
-    function.__signature__ = inspect.signature(forward)
+    function.__doc__ = op.doc if isinstance(forward, np.ufunc) else inspect.getdoc(forward)
+    function.__signature__ = _signature(forward)
     return function
 
 

@@ -14,12 +14,13 @@ from operator import iadd
 
 import numpy as np
 
+from .._types import TensorType
 from . import ENGINE_LOCK, guard, hooks
 
 _hook_table = hooks._table  # non-empty when any tensor has a hook
 
 _FLOAT64 = np.dtype(np.float64)
-_INPUT, _PARAMETER, _INTERMEDIATE = 0, 1, 2  # TensorType values; the members come from install()
+_INPUT, _PARAMETER, _INTERMEDIATE = TensorType.INPUT, TensorType.PARAMETER, TensorType.INTERMEDIATE
 
 # ----------------------------------------------------------------------------- grad mode
 _mode = threading.local()
