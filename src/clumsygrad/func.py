@@ -133,7 +133,7 @@ def _conform(g, parent, create_graph: bool, node):
 
 
 def gradients(outputs, inputs, grad_outputs=None, create_graph: bool = False,
-              allow_unused: bool = False):
+              allow_unused: bool = False, *, _steps=None):
     """The gradients of ``outputs`` with respect to ``inputs``, as Tensors; no ``.grad`` changes.
 
     ``outputs`` and ``inputs`` are Tensors or sequences of Tensors (``inputs`` may be leaves or
@@ -178,7 +178,7 @@ def gradients(outputs, inputs, grad_outputs=None, create_graph: bool = False,
     previous = _backend.graph.set_grad_enabled(bool(create_graph))
     try:
         with ENGINE_LOCK:
-            totals = _propagate(outs, seeds, ins, bool(create_graph))
+            totals = _propagate(outs, seeds, ins, bool(create_graph), _steps)
     finally:
         _backend.graph.set_grad_enabled(previous)
 
@@ -199,20 +199,38 @@ def gradients(outputs, inputs, grad_outputs=None, create_graph: bool = False,
     return results[0] if single else tuple(results)
 
 
-def _propagate(outs: list, seeds: list, ins: list, create_graph: bool) -> dict:
-    """Each relevant node's total gradient, pushed from the outputs towards the inputs."""
+def _plan(outs: list, ins: list) -> list:
+    """The pass's steps: ``(node, needs)`` for each node with an input among itself or its
+    ancestors, outputs first; ``needs`` says which parents lead to an input (None when none do,
+    or for a leaf).  The same graph gives the same plan: a Jacobian makes it once for all rows."""
     order = _order(outs)
     targets = set(ins)
-    relevant = set()  # nodes with an input among themselves or their ancestors
+    relevant = set()
     for node in reversed(order):
-        if node in targets or any(p in relevant for p in node._parents):
+        if node in targets:
             relevant.add(node)
-    pending: dict = {}
-    for out, seed in zip(outs, seeds):
-        if out in relevant:
-            pending[out] = pending[out] + seed if out in pending else seed
-    vjp = _registry.tensor_vjp
+            continue
+        for p in node._parents:
+            if p in relevant:
+                relevant.add(node)
+                break
+    steps = []
     for node in order:
+        if node in relevant:
+            needs = tuple([p in relevant for p in node._parents])
+            steps.append((node, needs if node._grad_fn is not None and any(needs) else None))
+    return steps
+
+
+def _propagate(outs: list, seeds: list, ins: list, create_graph: bool, steps=None) -> dict:
+    """Each relevant node's total gradient, pushed from the outputs towards the inputs."""
+    if steps is None:
+        steps = _plan(outs, ins)
+    pending: dict = {}
+    for out, seed in zip(outs, seeds):  # (an output that leads to no input is never visited)
+        pending[out] = pending[out] + seed if out in pending else seed
+    vjp = _registry.tensor_vjp
+    for node, needs in steps:
         g = pending.get(node)
         if g is None:
             continue
@@ -220,12 +238,9 @@ def _propagate(outs: list, seeds: list, ins: list, create_graph: bool) -> dict:
             fns = _hooks.hooks_of(node)
             if fns is not None:
                 g = pending[node] = _hooks.apply(node, fns, g, tensor_mode=create_graph)
-        if node._grad_fn is None:
+        if needs is None:
             continue
         parents = node._parents
-        needs = tuple(p in relevant for p in parents)
-        if not any(needs):
-            continue
         node._check_versions()
         grad_fn = node._grad_fn
         if create_graph:
@@ -486,11 +501,13 @@ def _jacobian_rows(out: Tensor, variables: list, nested: bool) -> list:
     if not out._requires_grad or n == 0:
         return [_zeros_jacobian(out, v) for v in variables]
     rows = [[] for _ in variables]
+    with ENGINE_LOCK:
+        steps = _plan([out], variables)  # the same graph for every row: ordered once
     for k in range(n):
         seed = np.zeros(n, dtype=dtype)
         seed[k] = 1
         found = gradients(out, variables, grad_outputs=seed.reshape(out.shape),
-                          create_graph=nested, allow_unused=True)
+                          create_graph=nested, allow_unused=True, _steps=steps)
         for j, (g, v) in enumerate(zip(found, variables)):
             rows[j].append(g)
     blocks = []
