@@ -25,7 +25,7 @@ taken by its value: ``grad(f)(w)`` is the gradient at ``w``'s current value, not
 from __future__ import annotations
 
 import threading
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import Callable, Sequence, Tuple, Union
 
 import numpy as np
 
