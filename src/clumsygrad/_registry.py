@@ -139,7 +139,7 @@ def defop(
     op.function = _derive_function(op) if (public and forward is not None) else None
     if typed:
         _TYPED[op.backward] = typed
-        op.compiled = "typed loop"
+        op.compiled = "recorded in C" if typed.endswith("_BROADCAST") else "typed loop"
     if kernel is not None:
         op.compiled = (op.compiled + ", " if op.compiled else "") + "backward kernel"
     OPS[name] = op
@@ -162,6 +162,8 @@ def variant(op: OpDef, backward_name: str, *, consts: Dict[int, str], params=(),
     entry.params = list(op.params) + list(params)
     entry.kernel = kernel
     entry.backward = _derive_backward(entry, backward_name, tuple(sorted(consts.items())))
+    if kernel is not None:
+        entry.compiled = "backward kernel" if not typed else "typed loop, backward kernel"
     if typed:
         _TYPED[entry.backward] = typed
     OPS[backward_name] = entry
@@ -188,7 +190,7 @@ def _derive_backward(op: OpDef, name: str, consts: tuple) -> Callable:
     """The engine's backward function ``fn(tensor, grad, *, needs)`` for ``op``."""
     param_names = tuple(op.params)
 
-    if op.kernel is not None and not consts:
+    if op.kernel is not None:
         # The kernel is the backward function itself (no wrapper frame); it takes ``needs=None``.
         backward = op.kernel
 

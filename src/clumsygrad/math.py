@@ -50,9 +50,20 @@ _add_op = defop(
     (lambda g, out, x, y: unbroadcast(g, x.shape), lambda g, out, x, y: unbroadcast(g, y.shape)),
     module="math", nin=2, public=False, backward_name="add_broadcast_backward",
     kernel=_reduce_kernel(1.0),
+    typed="ADD_BROADCAST",
 )
-add_backward = variant(_add_op, "add_backward", consts={}, typed="ADD")
-add_scalar_backward = variant(_add_op, "add_scalar_backward", consts={1: "scalar_value"}, typed="ADD_SCALAR")
+# The variants' array kernels are the formulas with the shapes known (same shape, or a constant).
+def _pass_both(tensor, grad, *, needs=None):
+    return (grad, grad)
+
+
+def _pass_first(tensor, grad, *, needs=None):
+    return (grad,)
+
+
+add_backward = variant(_add_op, "add_backward", consts={}, typed="ADD", kernel=_pass_both)
+add_scalar_backward = variant(_add_op, "add_scalar_backward", consts={1: "scalar_value"},
+                              typed="ADD_SCALAR", kernel=_pass_first)
 
 
 def _subtract(x, y):
@@ -65,9 +76,19 @@ _sub_op = defop(
     (lambda g, out, x, y: unbroadcast(g, x.shape), lambda g, out, x, y: -unbroadcast(g, y.shape)),
     module="math", nin=2, public=False, backward_name="sub_broadcast_backward",
     kernel=_reduce_kernel(-1.0),
+    typed="SUB_BROADCAST",
 )
-sub_backward = variant(_sub_op, "sub_backward", consts={}, typed="SUB")
-sub_scalar_backward = variant(_sub_op, "sub_scalar_backward", consts={1: "scalar_value"}, typed="SUB_SCALAR")
+def _pass_and_negate(tensor, grad, *, needs=None):
+    return (grad, -grad if needs is None or needs[1] else None)
+
+
+def _pass_first_of_sub(tensor, grad, *, needs=None):
+    return (grad,)
+
+
+sub_backward = variant(_sub_op, "sub_backward", consts={}, typed="SUB", kernel=_pass_and_negate)
+sub_scalar_backward = variant(_sub_op, "sub_scalar_backward", consts={1: "scalar_value"},
+                              typed="SUB_SCALAR", kernel=_pass_first_of_sub)
 
 
 def _multiply(x, y):
@@ -92,9 +113,21 @@ _mul_op = defop(
      lambda g, out, x, y: mul_unbroadcast(g, x, np.shape(y))),
     module="math", nin=2, public=False, backward_name="mul_broadcast_backward",
     kernel=_mul_broadcast_kernel,
+    typed="MUL_BROADCAST",
 )
-mul_backward = variant(_mul_op, "mul_backward", consts={}, typed="MUL")
-mul_scalar_backward = variant(_mul_op, "mul_scalar_backward", consts={1: "scalar_value"}, typed="MUL_SCALAR")
+def _mul_same_shape(tensor, grad, *, needs=None):
+    x, y = tensor._parents
+    return (grad * y._data if needs is None or needs[0] else None,
+            grad * x._data if needs is None or needs[1] else None)
+
+
+def _mul_by_constant(tensor, grad, *, needs=None):
+    return (grad * tensor._extra.get("scalar_value", 1.0),)
+
+
+mul_backward = variant(_mul_op, "mul_backward", consts={}, typed="MUL", kernel=_mul_same_shape)
+mul_scalar_backward = variant(_mul_op, "mul_scalar_backward", consts={1: "scalar_value"},
+                              typed="MUL_SCALAR", kernel=_mul_by_constant)
 
 
 def _divide(x, y):
@@ -134,7 +167,13 @@ _power_op = defop(
     (lambda g, out, x, y: unbroadcast(g * (y * x ** (y - 1)), np.shape(x)), _power_exponent_vjp),
     module="math", nin=2, public=False, backward_name="power_tensor_backward",
 )
-power_backward = variant(_power_op, "power_backward", consts={1: "power"}, typed="POWER")
+def _power_by_constant(tensor, grad, *, needs=None):
+    p = tensor._extra.get("power", 1.0)
+    return (grad * (p * tensor._parents[0]._data ** (p - 1)),)
+
+
+power_backward = variant(_power_op, "power_backward", consts={1: "power"}, typed="POWER",
+                         kernel=_power_by_constant)
 
 
 def _values(x):
@@ -194,7 +233,7 @@ defop("astype", _astype, (lambda g, out, x, dtype: g.astype(x.dtype),), module="
 # One row per op: name, the NumPy ufunc that is its forward (called directly, no wrapper frame),
 # the VJP formula, the compiled engine's typed loop, the method name, the one-line doc.
 for _name, _ufunc, _vjp, _typed, _doc in (
-    ("abs", np.abs, lambda g, out, x: g * np.sign(_values(x)), None, "|x| elementwise; the gradient at 0 is 0."),
+    ("abs", np.abs, lambda g, out, x: g * np.sign(_values(x)), None, "``|x|`` elementwise; the gradient at 0 is 0."),
     ("sqrt", np.sqrt, lambda g, out, x: g / (2 * out), "SQRT", "Square root elementwise."),
     ("exp", np.exp, lambda g, out, x: g * out, "EXP", "e**x elementwise."),
     ("log", np.log, lambda g, out, x: g / x, "LOG", "Natural logarithm elementwise."),
@@ -400,7 +439,6 @@ def _norm_vjp(g, out, x, ord=None, axis=None, keepdims=False):
 defop("norm", norm, (_norm_vjp,), module="math", numpy=(np.linalg.norm,))
 
 
-__all__ = export(globals(), "math")
 
 
 # ----------------------------------------------------------------------------- public arithmetic
@@ -456,4 +494,4 @@ from ._backend import graph as _graph  # noqa: E402
 from ._registry import UFUNCS as _UFUNCS, as_tensors  # noqa: E402
 
 _UFUNCS[np.true_divide] = divide
-__all__ += ["add", "subtract", "multiply", "divide", "negative", "power", "matmul"]
+__all__ = export(globals(), "math") + ["add", "subtract", "multiply", "divide", "negative", "power", "matmul"]

@@ -87,12 +87,20 @@ def _collect_parameters(parameters, owner: str) -> List[Tensor]:
             f"{owner} takes an iterable of Tensors (e.g. a list), but got a single Tensor; "
             f"pass [tensor]"
         )
+    if isinstance(parameters, dict) or callable(getattr(parameters, "parameters", None)):
+        # a dict iterates over its keys, a module is not iterable: name what was given
+        hint = "model.parameters()" if not isinstance(parameters, dict) else "list(params.values())"
+        raise TypeError(
+            f"{owner} takes an iterable of Tensors, but got a {type(parameters).__name__}; pass {hint}"
+        )
     try:
         items = list(parameters)
     except TypeError:
         raise TypeError(
             f"{owner} takes an iterable of Tensors, but got {type(parameters).__name__}"
         ) from None
+    if not items:
+        raise ValueError(f"optimizer got an empty parameter list ({owner})")
     kept: List[Tensor] = []
     seen = set()
     dropped = duplicates = 0

@@ -46,3 +46,16 @@ from ._cross_entropy import cross_entropy_backward  # noqa: E402
 from ._scatter import scatter_add  # noqa: E402
 
 __all__ += ["scatter_add", "cross_entropy_backward"]
+
+# Issue 16: convolution, pooling and normalisation kernels of clumsygrad.nn.
+from ._conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward  # noqa: E402
+from ._norm import batch_norm_backward, layer_norm_backward  # noqa: E402
+from ._pool import (  # noqa: E402
+    avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
+)
+
+__all__ += [
+    "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
+    "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+    "layer_norm_backward", "batch_norm_backward",
+]
