@@ -35,7 +35,7 @@ if not (SITE / "index.html").is_file():
 # Every public module of the package (save/load are documented as clumsygrad.save/load; optim is
 # another name for optimizer).
 PUBLIC_MODULES = ["tensor", "math", "activation", "loss", "shape", "selection", "optimizer", "random",
-                  "gradcheck", "viz", "grad"]
+                  "gradcheck", "viz", "grad", "func"]
 
 
 def test_every_public_module_is_on_the_api_page():
