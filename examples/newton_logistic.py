@@ -17,6 +17,7 @@ checked against the closed form X^T diag(s (1 - s)) X / n + LAM I.
 from __future__ import annotations
 
 import sys
+from typing import Any, Callable, Dict, List, TextIO, Tuple
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from clumsygrad.tensor import Tensor
 LAM = 1e-2
 
 
-def make_data(n: int = 200, d: int = 5, seed: int = 0):
+def make_data(n: int = 200, d: int = 5, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, d))
     x = np.hstack([x, np.ones((n, 1))])
@@ -36,37 +37,40 @@ def make_data(n: int = 200, d: int = 5, seed: int = 0):
     return x, y
 
 
-def make_loss(x: np.ndarray, y: np.ndarray):
+def make_loss(x: np.ndarray, y: np.ndarray) -> Callable[[Tensor], Tensor]:
     xt = Tensor(x, dtype=np.float64)
     yt = Tensor(y, dtype=np.float64)
 
-    def loss(w):
+    def loss(w: Tensor) -> Tensor:
         margins = yt * (xt @ w)
         return -cg.mean(cg.log_sigmoid(margins)) + 0.5 * LAM * cg.sum(w * w)
 
     return loss
 
 
-def closed_form_hessian(x, y, w):
+def closed_form_hessian(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     s = 1.0 / (1.0 + np.exp(-(x @ w)))
-    return (x.T * (s * (1 - s))) @ x / len(x) + LAM * np.eye(x.shape[1])
+    h: np.ndarray = (x.T * (s * (1 - s))) @ x / len(x) + LAM * np.eye(x.shape[1])
+    return h
 
 
-def newton(loss, w0, tol: float = 1e-10, max_steps: int = 20, out=sys.stdout):
+def newton(loss: Callable[[Tensor], Tensor], w0: np.ndarray, tol: float = 1e-10, max_steps: int = 20,
+           out: TextIO = sys.stdout) -> Tuple[np.ndarray, List[float]]:
     grad, hessian = func.grad(loss), func.hessian(loss)
     w = np.array(w0, dtype=np.float64)
     norms = []
     for step in range(max_steps):
         g = grad(w).data
         norms.append(float(np.linalg.norm(g)))
-        print(f"newton {step:3d}  loss {loss(Tensor(w, dtype=np.float64)).item():.12f}  |grad| {norms[-1]:.2e}", file=out)
+        print(f"newton {step:3d}  loss {float(loss(Tensor(w, dtype=np.float64)).data):.12f}  |grad| {norms[-1]:.2e}", file=out)
         if norms[-1] < tol:
             break
         w = w - np.linalg.solve(hessian(w).data, g)
     return w, norms
 
 
-def gradient_descent(loss, w0, x, tol: float = 1e-10, max_steps: int = 5000, out=sys.stdout):
+def gradient_descent(loss: Callable[[Tensor], Tensor], w0: np.ndarray, x: np.ndarray, tol: float = 1e-10,
+                     max_steps: int = 5000, out: TextIO = sys.stdout) -> Tuple[np.ndarray, List[float]]:
     grad = func.grad(loss)
     lipschitz = np.linalg.eigvalsh(x.T @ x / len(x)).max() / 4 + LAM
     w = np.array(w0, dtype=np.float64)
@@ -82,7 +86,7 @@ def gradient_descent(loss, w0, x, tol: float = 1e-10, max_steps: int = 5000, out
     return w, norms
 
 
-def run(out=sys.stdout) -> dict:
+def run(out: TextIO = sys.stdout) -> Dict[str, Any]:
     x, y = make_data()
     loss = make_loss(x, y)
     w0 = np.zeros(x.shape[1])

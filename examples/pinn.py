@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 import numpy as np
 
@@ -33,7 +34,7 @@ SIZES = (1, 24, 24, 1)
 BC_WEIGHT = 10.0
 
 
-def init_params(seed: int = 0):
+def init_params(seed: int = 0) -> List[Tensor]:
     """Xavier-initialised weights and zero biases, float64 PARAMETER tensors."""
     rng = np.random.default_rng(seed)
     params = []
@@ -44,7 +45,7 @@ def init_params(seed: int = 0):
     return params
 
 
-def u(params, x):
+def u(params: Sequence[Tensor], x: Any) -> Tensor:
     """The network at the points ``x`` (shape (n, 1)); returns (n, 1)."""
     w1, b1, w2, b2, w3, b3 = params
     h = cg.tanh(x @ w1 + b1)
@@ -52,13 +53,14 @@ def u(params, x):
     return h @ w3 + b3
 
 
-def second_derivative(params, x):
+def second_derivative(params: Sequence[Tensor], x: Any) -> Tensor:
     """u''(x) at each point: the gradient of sum(u') where u' is the gradient of sum(u)."""
     du = func.grad(lambda z: cg.sum(u(params, z)))
-    return func.grad(lambda z: cg.sum(du(z)))(x)
+    result: Tensor = func.grad(lambda z: cg.sum(du(z)))(x)
+    return result
 
 
-def loss(*args):
+def loss(*args: Any) -> Tensor:
     """The PDE residual on the collocation points plus the boundary conditions."""
     *params, x, boundary = args
     residual = second_derivative(params, x) + np.pi ** 2 * cg.sin(np.pi * x)
@@ -66,14 +68,15 @@ def loss(*args):
     return cg.mean(residual * residual) + BC_WEIGHT * cg.sum(ub * ub)
 
 
-def max_error(params, n: int = 201) -> float:
+def max_error(params: Sequence[Tensor], n: int = 201) -> float:
     x = np.linspace(0.0, 1.0, n).reshape(n, 1)
     with cg.no_grad():
         pred = u(params, Tensor(x, dtype=np.float64)).data
     return float(np.max(np.abs(pred - np.sin(np.pi * x))))
 
 
-def train(steps: int = 2000, points: int = 32, lr: float = 0.01, seed: int = 0, out=sys.stdout) -> dict:
+def train(steps: int = 2000, points: int = 32, lr: float = 0.01, seed: int = 0,
+          out: TextIO = sys.stdout) -> Dict[str, Any]:
     """Train with Adam (the learning rate decays tenfold over the run); returns the figures."""
     params = init_params(seed)
     opt = Adam(params, lr=lr)
@@ -101,7 +104,7 @@ def train(steps: int = 2000, points: int = 32, lr: float = 0.01, seed: int = 0, 
             "params": params}
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--points", type=int, default=32)
