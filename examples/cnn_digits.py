@@ -20,7 +20,7 @@ import os
 import sys
 import tempfile
 import time
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from clumsygrad.optimizer import Adam
 from clumsygrad.tensor import Tensor, no_grad
 
 
-def load_data(seed: int = 0, test_fraction: float = 0.2):
+def load_data(seed: int = 0, test_fraction: float = 0.2) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(x_train, y_train, x_test, y_test)``: (N, 1, 8, 8) float32 images in [0, 1], int64 labels."""
     from sklearn.datasets import load_digits  # the optional "examples" extra
 
@@ -63,7 +63,8 @@ def shifted(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     dy, dx = rng.integers(0, 3, n), rng.integers(0, 3, n)
     rows = dy[:, None] + np.arange(8)  # (n, 8)
     cols = dx[:, None] + np.arange(8)
-    return padded[np.arange(n)[:, None, None], 0, rows[:, :, None], cols[:, None, :]][:, None]
+    shifted: np.ndarray = padded[np.arange(n)[:, None, None], 0, rows[:, :, None], cols[:, None, :]][:, None]
+    return shifted
 
 
 def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
@@ -75,7 +76,8 @@ def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def train(epochs: int = 12, lr: float = 3e-3, batch_size: int = 32, seed: int = 0,
-          checkpoint: Optional[str] = None, augment: bool = True, out=None) -> Dict[str, float]:
+          checkpoint: Optional[str] = None, augment: bool = True,
+          out: Optional[TextIO] = None) -> Dict[str, float]:
     """Train, print one line per epoch, save and reload the model; the final accuracies.
 
     ``checkpoint`` None saves into a temporary directory that is removed afterwards; "" skips

@@ -27,7 +27,7 @@ import os
 import sys
 import tempfile
 import time
-from typing import Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
 
@@ -43,7 +43,7 @@ PARAM_NAMES = ("W1", "b1", "W2", "b2")
 LAYOUT = {"W1": ("0.weight", True), "b1": ("0.bias", False), "W2": ("2.weight", True), "b2": ("2.bias", False)}
 
 
-def load_data(seed: int = 0, test_fraction: float = 0.2):
+def load_data(seed: int = 0, test_fraction: float = 0.2) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(x_train, y_train, x_test, y_test)``: float32 pixels scaled to [0, 1], int64 labels."""
     from sklearn.datasets import load_digits  # the optional "examples" extra
 
@@ -82,7 +82,7 @@ def model_from(params: Dict[str, Tensor]) -> nn.Sequential:
     return model
 
 
-def optimizer_checkpoint(model: nn.Module, optimizer: Adam) -> dict:
+def optimizer_checkpoint(model: nn.Module, optimizer: Adam) -> Dict[str, Any]:
     """``optimizer.state_dict()`` with its per-parameter state in the order and layout of PARAM_NAMES."""
     state = optimizer.state_dict()
     index = {id(p): i for i, p in enumerate(optimizer.parameters)}
@@ -111,7 +111,8 @@ def progress_line(epoch: int, epochs: int, loss: float, train_acc: float, test_a
 
 
 def train(epochs: int = 20, hidden: int = 64, lr: float = 0.01, batch_size: int = 32,
-          seed: int = 0, checkpoint: Optional[str] = None, out=None) -> Dict[str, float]:
+          seed: int = 0, checkpoint: Optional[str] = None,
+          out: Optional[TextIO] = None) -> Dict[str, float]:
     """Train, print one line per epoch and the total time to ``out``, save and reload a checkpoint.
 
     ``checkpoint`` is the file to write; None writes into a temporary directory (removed after

@@ -228,7 +228,10 @@ def _propagate(outs: list, seeds: list, ins: list, create_graph: bool, steps=Non
         steps = _plan(outs, ins)
     pending: dict = {}
     for out, seed in zip(outs, seeds):  # (an output that leads to no input is never visited)
-        pending[out] = pending[out] + seed if out in pending else seed
+        if out not in pending:
+            pending[out] = seed
+        else:  # the same output twice
+            pending[out] = pending[out] + seed if create_graph else np.asarray(pending[out] + seed)
     vjp = _registry.tensor_vjp
     for node, needs in steps:
         g = pending.get(node)
@@ -259,7 +262,12 @@ def _propagate(outs: list, seeds: list, ins: list, create_graph: bool, steps=Non
                 continue
             pg = _conform(pg, parent, create_graph, node)
             acc = pending.get(parent)
-            pending[parent] = pg if acc is None else acc + pg
+            if acc is None:
+                pending[parent] = pg
+            elif create_graph:
+                pending[parent] = acc + pg
+            else:  # into a new array (`+` of two 0-d arrays would give a NumPy scalar)
+                pending[parent] = np.add(acc, pg, out=np.empty_like(pg))
     return pending
 
 

@@ -13,7 +13,7 @@ gradients, never a graph.
 from __future__ import annotations
 
 from collections import OrderedDict, namedtuple
-from typing import Dict, Iterable, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -22,6 +22,8 @@ from ..tensor import Tensor, TensorType
 __all__ = ["Module", "Sequential", "ModuleList", "ModuleDict"]
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+IncompatibleKeys.__module__ = "clumsygrad.nn"
+IncompatibleKeys.__doc__ = "What ``load_state_dict(strict=False)`` did not match: ``missing_keys``, ``unexpected_keys``."
 
 
 def _is_parameter(value) -> bool:
@@ -187,10 +189,10 @@ class Module:
         return self
 
     # ------------------------------------------------------------------ state
-    def state_dict(self) -> Dict[str, object]:
+    def state_dict(self) -> Dict[str, Any]:
         """``{dotted name: copy}``: parameters as PARAMETER tensors, buffers as arrays, in
         registration order.  ``clumsygrad.save(model.state_dict(), path)`` writes it."""
-        state: Dict[str, object] = OrderedDict()
+        state: Dict[str, Any] = OrderedDict()
         for mod_name, module in self.named_modules():
             full = (lambda n: f"{mod_name}.{n}" if mod_name else n)
             for name, param in module._parameters.items():
