@@ -37,7 +37,7 @@ if not (SITE / "index.html").is_file():
 # Every public module of the package (save/load are documented as clumsygrad.save/load; optim is
 # another name for optimizer).
 PUBLIC_MODULES = ["tensor", "math", "activation", "loss", "shape", "selection", "linalg", "optimizer",
-                  "lr_scheduler", "nn", "data", "random", "gradcheck", "viz", "grad"]
+                  "lr_scheduler", "nn", "data", "random", "gradcheck", "viz", "grad", "func"]
 
 
 def test_every_public_module_is_on_the_api_page():

@@ -17,6 +17,7 @@ from importlib import metadata as _metadata
 from . import activation, grad, gradcheck, linalg, loss, math, optimizer, random, selection, shape, tensor, viz
 from . import optim
 from . import data, lr_scheduler, nn
+from . import func
 from ._backend import get_backend, set_backend
 from ._graph.guard import is_enabled as is_memory_guard_enabled
 from ._graph.guard import memory_guard
@@ -88,7 +89,7 @@ _OP_NAMES = sorted(n for n in _public_ops() if not hasattr(_builtins, n))
 __all__ = [
     # modules
     "tensor", "random", "activation", "grad", "loss", "math", "optimizer", "optim", "gradcheck",
-    "viz", "shape", "selection", "nn", "data", "lr_scheduler",
+    "viz", "shape", "selection", "nn", "data", "lr_scheduler", "func",
     # tensors, backend, graph control, guarantees
     "Tensor", "TensorType", "get_backend", "set_backend", "no_grad", "enable_grad",
     "memory_guard", "set_memory_guard", "is_memory_guard_enabled",

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _backend, _registry
 from ._compat import TensorUtils, _broadcast_shapes, _Compat021, _TensorMeta
+from ._graph import hooks as _hooks
 from ._types import TensorType
 from . import math as _math, selection as _selection, shape as _shape_ops
 from .grad import (
@@ -566,6 +567,28 @@ class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
                 )
             owned = seed is not given  # converted into a new array that nobody else holds
         _backend.engine.backward_pass(self, seed, owned, keep_graph)
+
+    def register_hook(self, hook: Callable) -> "_hooks.RemovableHandle":
+        """Call ``hook(grad)`` with the gradient flowing into this tensor in every later pass.
+
+        ``grad`` is the tensor's total gradient of the pass: a NumPy array in ``backward()`` and
+        ``func.gradients``, a Tensor when ``func.gradients(..., create_graph=True)`` records one.
+        A non-None return value replaces it (same shape) for the rest of the pass: it flows on
+        to the parents, or into ``.grad`` of a leaf.  Hooks run before any ``.grad`` is
+        written, so a hook that raises leaves every ``.grad`` unchanged.  Returns a handle whose
+        ``remove()`` unregisters the hook.
+        """
+        if not self._requires_grad:
+            raise RuntimeError(
+                "cannot register a hook on a tensor that does not require gradients (an INPUT "
+                "tensor, or a result computed without a graph)"
+            )
+        return _hooks.register(self, hook)
+
+    def retain_grad(self) -> None:
+        """Kept for code written for PyTorch: a no-op, since every tensor that requires
+        gradients (intermediates too) keeps its ``.grad`` after ``backward()``, as in 0.2.x."""
+        return None
 
 
 def _rebuild(cls, data, grad, tensor_type):

@@ -14,6 +14,7 @@ from libc.stdlib cimport free, malloc, realloc
 import numpy as np
 
 from . import ENGINE_LOCK
+from . import hooks as _hooks
 from . import pure as _pure
 from .native cimport (
     ADD, ADD_BROADCAST, ADD_SCALAR, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
@@ -27,6 +28,17 @@ cnp.import_array()
 
 cdef unsigned int _pass_mark = 0
 cdef int _engine_depth = 0     # > 0 while a compiled pass runs (a nested one goes to the pure engine)
+cdef bint _hooks_on = False    # hooks.active(), kept in C for the per-node test in _propagate
+cdef dict _hook_table = _hooks._table
+
+
+def _set_hooks(bint active):
+    global _hooks_on
+    _hooks_on = active
+
+
+_hooks._listeners.append(_set_hooks)
+_set_hooks(_hooks.active())
 
 
 def backward_pass(Node root, cnp.ndarray seed, bint seed_owned, bint keep_graph):
@@ -149,7 +161,11 @@ cdef int _propagate(list order) except -1:
     cdef Node node
     cdef long long start = 0
     for node in order:
-        if (node.pending_ is None and not node.pending_type_) or node.grad_fn_ is None:
+        if node.pending_ is None and not node.pending_type_:
+            continue
+        if _hooks_on:
+            _run_hooks(node)
+        if node.grad_fn_ is None:
             continue
         if _profiling:
             start = _perf_counter_ns()
@@ -170,6 +186,19 @@ cdef int _propagate(list order) except -1:
         finally:
             if _profiling:
                 _backward_sink(node.grad_fn_, _perf_counter_ns() - start)
+    return 0
+
+
+cdef int _run_hooks(Node node) except -1:
+    """The node's hooks on its total gradient (a leaf's before the commit); a replacement is
+    never adopted in place, since the hook may keep it."""
+    if id(node) not in _hook_table:
+        return 0
+    fns = _hooks.hooks_of(node)
+    if fns is not None:
+        _pending_as_array(node)
+        node.pending_ = _hooks.apply(node, fns, node.pending_)
+        node.pending_owned_ = False
     return 0
 
 

@@ -16,7 +16,9 @@ from time import perf_counter_ns
 import numpy as np
 
 from .._types import TensorType
-from . import ENGINE_LOCK, guard
+from . import ENGINE_LOCK, guard, hooks
+
+_hook_table = hooks._table  # non-empty when any tensor has a hook
 
 _FLOAT64 = np.dtype(np.float64)
 _INPUT, _PARAMETER, _INTERMEDIATE = TensorType.INPUT, TensorType.PARAMETER, TensorType.INTERMEDIATE
@@ -315,7 +317,13 @@ def _propagate(order: list, seed: np.ndarray, seed_owned: bool, pure_nodes: bool
     get = pending.get
     for node in order:
         entry = get(node)
-        if entry is None or node._grad_fn is None:
+        if entry is None:
+            continue
+        if _hook_table and id(node) in _hook_table:  # hooks see (and may replace) the total
+            fns = hooks.hooks_of(node)  # (a leaf's before the commit)
+            if fns is not None:
+                entry = pending[node] = (hooks.apply(node, fns, entry[0]), False)
+        if node._grad_fn is None:
             continue
         try:
             if _backward_sink is None:
@@ -406,8 +414,15 @@ def _propagate_pure(order: list, seed: np.ndarray, seed_owned: bool):
     get = totals.get
     for node in order:
         grad = get(node)
+        if grad is None:
+            continue
+        if _hook_table and id(node) in _hook_table:  # as in _propagate
+            fns = hooks.hooks_of(node)
+            if fns is not None:
+                grad = totals[node] = hooks.apply(node, fns, grad)
+                owned.discard(node)  # the hook may keep it: copied at commit
         grad_fn = node._grad_fn
-        if grad is None or grad_fn is None:
+        if grad_fn is None:
             continue
         try:
             parents = node._parent_nodes
