@@ -9,22 +9,29 @@ no Python wrapper sits between a caller and the compiled code.
 ``expand_to_shape``         ``_reduce.pyx``
 ``softmax_backward``        ``_softmax.pyx``
 ``softmax_forward``         ``_softmax.pyx``
+``matmul_backward``         ``_matmul.pyx``
 ``mse_forward``             ``_loss.pyx``
 ``mse_backward``            ``_loss.pyx``
 ``relu_backward``           ``_elementwise.pyx``
 ``sgd_update``              ``_elementwise.pyx`` (in place)
-``matmul_backward``         ``_matmul.pyx``
+``scatter_add``             ``_scatter.pyx``
+``cross_entropy_backward``  ``_cross_entropy.pyx``
 ``adam_update``             ``_optim.pyx`` (in place)
 ==========================  ===============================
+
+``_shapes.pyx`` holds what they share (the dtype rule, the prologue, the float32/float64
+dispatch, axes, the loop plan); the interface and its rules are in ``docs/kernels.md``.
 
 Importing this module raises ``ImportError`` when the extensions were never built; the
 backend switch (``clumsygrad._backend``) then falls back to ``pure``.
 """
+from ._cross_entropy import cross_entropy_backward
 from ._elementwise import relu_backward, sgd_update
 from ._loss import mse_backward, mse_forward
 from ._matmul import matmul_backward
 from ._optim import adam_update
 from ._reduce import expand_to_shape, mul_reduce_to_shape, reduce_to_shape
+from ._scatter import scatter_add
 from ._softmax import softmax_backward, softmax_forward
 
 __all__ = [
@@ -38,11 +45,7 @@ __all__ = [
     "mse_backward",
     "relu_backward",
     "sgd_update",
+    "scatter_add",
+    "cross_entropy_backward",
     "adam_update",
 ]
-
-# Issue 9: the embedding-lookup backward and the cross-entropy backward.
-from ._cross_entropy import cross_entropy_backward  # noqa: E402
-from ._scatter import scatter_add  # noqa: E402
-
-__all__ += ["scatter_add", "cross_entropy_backward"]
