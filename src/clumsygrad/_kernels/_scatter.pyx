@@ -73,6 +73,7 @@ def scatter_add(grad, indices, shape):
         int tn = kernel_type(ga, None, None)
         int i
         bint ok
+        const cnp.npy_intp* idx
         Call k
     if tn < 0:
         return pure.scatter_add(ga, ia, shape)
@@ -87,13 +88,12 @@ def scatter_add(grad, indices, shape):
     if not _fits_intp(ia):
         return pure.scatter_add(ga, ia, shape)
     ia = cnp.PyArray_FROMANY(ia, cnp.NPY_INTP, 1, 1, cnp.NPY_ARRAY_CARRAY_RO)
+    idx = <const cnp.npy_intp*>cnp.PyArray_DATA(ia)
     size = dims[0]
     with nogil:
-        bad = _first_out_of_range(<const cnp.npy_intp*>cnp.PyArray_DATA(ia), n, size)
+        bad = _first_out_of_range(idx, n, size)
     if bad >= 0:
-        raise IndexError(
-            f"index {(<cnp.npy_intp*>cnp.PyArray_DATA(ia))[bad]} is out of bounds for axis 0 with size {size}"
-        )
+        raise IndexError(f"index {idx[bad]} is out of bounds for axis 0 with size {size}")
     ga = as_c_typed(ga, tn)
     out = cnp.PyArray_ZEROS(nd, <cnp.npy_intp*>dims, tn, 0)
     row = 1
@@ -102,7 +102,7 @@ def scatter_add(grad, indices, shape):
     if n == 0 or row == 0:
         return out
     k.a = cnp.PyArray_DATA(ga)
-    k.aux = cnp.PyArray_DATA(ia)
+    k.aux = idx
     k.out = cnp.PyArray_DATA(out)
     k.n0 = n
     k.n1 = size

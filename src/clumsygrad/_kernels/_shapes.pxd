@@ -16,8 +16,8 @@ and the others raise ``ValueError`` naming the shapes), then ``as_c_typed``/``as
 Only then does it fill a ``Call`` with raw pointers and sizes and pass it to ``run_typed``,
 the one float32/float64 branch: it drops the GIL and runs the float or the double
 specialisation of the kernel's fused ``cdef`` core.  (Typed memoryviews would do the same
-dispatch, but acquiring three views costs about 1.5 us per call, three times a whole
-16x32 ``relu_backward``; see the kernels' notes.)
+dispatch, but acquiring three views measured 0.9-1.6 us per call, three to four times a
+whole 16x32 ``relu_backward``; see ``docs/kernels.md``.)
 
 Axes
 ----
@@ -115,11 +115,16 @@ cdef inline int check_same_shape(cnp.ndarray a, cnp.ndarray b, str name, str wha
 
 
 cdef inline Py_ssize_t one_axis(object axis, Py_ssize_t ndim) except -1:
-    """One axis (index-like, negatives allowed) as ``0 <= axis < ndim``; ``ValueError`` when out of range."""
+    """One axis (index-like, negatives allowed) as ``0 <= axis < ndim``; ``ValueError`` when out of range.
+
+    A Python int is read as a C integer (clipped when huge) and checked in C; anything else,
+    and an int out of range, goes to ``slow_normalize_axis``, which raises the errors.
+    """
     cdef Py_ssize_t a
-    if type(axis) is int and -ndim <= axis < ndim:
-        a = <Py_ssize_t>axis
-        return a + ndim if a < 0 else a
+    if type(axis) is int:
+        a = PyNumber_AsSsize_t(axis, NULL)
+        if -ndim <= a < ndim:
+            return a + ndim if a < 0 else a
     return slow_normalize_axis(axis, ndim)
 
 
@@ -130,7 +135,7 @@ cdef inline int axes_mask(object axis, int ndim, char* mask) except -1:
         for i in range(ndim):
             mask[i] = 1
         return ndim
-    if type(axis) is int and -ndim <= axis < ndim:
+    if type(axis) is int:
         for i in range(ndim):
             mask[i] = 0
         mask[one_axis(axis, ndim)] = 1
