@@ -76,9 +76,16 @@ class OpDef:
         return tuple(f"np.{getattr(f, '__name__', f)}" for f in self.numpy)
 
 
+def _signature(forward: Callable) -> inspect.Signature:
+    """``forward``'s signature; a NumPy ufunc of one input (``np.exp``) reads as ``(x)``."""
+    if isinstance(forward, np.ufunc):
+        return inspect.Signature([inspect.Parameter("x", inspect.Parameter.POSITIONAL_ONLY)])
+    return inspect.signature(forward)
+
+
 def _parameters(forward: Callable, nin: int):
     """The names of ``forward``'s inputs and keyword parameters, and the parameters' defaults."""
-    params = list(inspect.signature(forward).parameters.values())
+    params = list(_signature(forward).parameters.values())
     names = [p.name for p in params[nin:]]
     defaults = {p.name: p.default for p in params[nin:] if p.default is not inspect.Parameter.empty}
     return names, defaults
@@ -121,7 +128,7 @@ def defop(
     op.numpy = tuple(numpy)
     op.methods = (method,) if isinstance(method, str) else tuple(method or ())
     op.differentiable = differentiable
-    op.doc = doc or (inspect.getdoc(forward) or "").split("\n")[0]
+    op.doc = doc or ("" if isinstance(forward, np.ufunc) else (inspect.getdoc(forward) or "").split("\n")[0])
     op.compiled = ""
     op.variant_of = None
     if forward is not None:
@@ -155,6 +162,8 @@ def variant(op: OpDef, backward_name: str, *, consts: Dict[int, str], params=(),
     entry.params = list(op.params) + list(params)
     entry.kernel = kernel
     entry.backward = _derive_backward(entry, backward_name, tuple(sorted(consts.items())))
+    if kernel is not None:
+        entry.compiled = "backward kernel" if not typed else "typed loop, backward kernel"
     if typed:
         _TYPED[entry.backward] = typed
     OPS[backward_name] = entry
@@ -171,22 +180,30 @@ def evaluate(op: OpDef, g, out, inputs: list, params: dict, needs: Sequence[bool
     """The op's VJP formulas: one gradient (or None where not needed) per input."""
     if op.joint:
         return tuple(op.vjps(g, out, *inputs, needs=tuple(needs), **params))
-    return tuple(
-        f(g, out, *inputs, **params) if need else None for f, need in zip(op.vjps, needs)
-    )
+    grads = []
+    for f, need in zip(op.vjps, needs):
+        grads.append(f(g, out, *inputs, **params) if need else None)
+    return tuple(grads)
 
 
 def _derive_backward(op: OpDef, name: str, consts: tuple) -> Callable:
     """The engine's backward function ``fn(tensor, grad, *, needs)`` for ``op``."""
     param_names = tuple(op.params)
 
-    if op.kernel is not None and not consts:
-        kernel = op.kernel
+    if op.kernel is not None:
+        # The kernel is the backward function itself (no wrapper frame); it takes ``needs=None``.
+        backward = op.kernel
+
+    elif not consts and op.nin == 1 and not op.joint:
+        (formula,) = op.vjps
 
         def backward(tensor, grad, *, needs=None):
-            if needs is None:
-                needs = (True,) * len(tensor._parents)
-            return kernel(tensor, grad, needs=needs)
+            parent = tensor._parents[0]
+            if param_names:
+                extra = tensor._extra
+                return (formula(grad, tensor._data, parent._data,
+                                **{k: extra[k] for k in param_names if k in extra}),)
+            return (formula(grad, tensor._data, parent._data),)
 
     elif not consts:
 
@@ -259,15 +276,21 @@ def _derive_function(op: OpDef) -> Callable:
     """
     nin, forward, backward, save = op.nin, op.forward, op.backward, op.save
     param_names, defaults, name = tuple(op.params), op.defaults, op.name
-    input_names = tuple(inspect.signature(forward).parameters)[:nin]
+    input_names = tuple(_signature(forward).parameters)[:nin]
     new_node = _backend.graph.new_node
 
     def function(*args, **kwargs):
-        if nin == 1 and len(args) == 1 and not kwargs and save is None:
-            x = args[0]
-            if not isinstance(x, _Tensor):
-                (x,) = as_tensors((x,))
-            return new_node(forward(x._data), backward, (x,), defaults or None)
+        if len(args) == nin and not kwargs and save is None:  # inputs only: the short paths
+            if nin == 1:
+                x = args[0]
+                if not isinstance(x, _Tensor):
+                    (x,) = as_tensors(args)
+                return new_node(forward(x._data), backward, (x,), defaults or None)
+            if nin == 2:
+                x, y = args
+                if not (isinstance(x, _Tensor) and isinstance(y, _Tensor)):
+                    x, y = as_tensors(args)
+                return new_node(forward(x._data, y._data), backward, (x, y), defaults or None)
         if len(args) < nin:  # inputs given by keyword
             args = args + tuple(kwargs.pop(k) for k in input_names[len(args):] if k in kwargs)
             if len(args) < nin:
@@ -285,7 +308,7 @@ def _derive_function(op: OpDef) -> Callable:
                 if key not in param_names:
                     raise TypeError(f"{name}() got an unexpected keyword argument {key!r}")
             params.update(kwargs)
-        arrays = [t._data for t in tensors]
+        arrays = tuple(t._data for t in tensors)
         data = forward(*arrays, **params)
         if save is not None:
             params.update(save(data, *arrays, **params))
@@ -293,8 +316,8 @@ def _derive_function(op: OpDef) -> Callable:
 
     function.__name__ = function.__qualname__ = name
     function.__module__ = f"clumsygrad.{op.module}"
-    function.__doc__ = inspect.getdoc(forward)
-    function.__signature__ = inspect.signature(forward)
+    function.__doc__ = op.doc if isinstance(forward, np.ufunc) else inspect.getdoc(forward)
+    function.__signature__ = _signature(forward)
     return function
 
 

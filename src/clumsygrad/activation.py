@@ -35,7 +35,7 @@ def sigmoid(x):
         return 1 / (1 + np.exp(-x))
 
 
-def _relu_kernel(tensor, grad, *, needs):
+def _relu_kernel(tensor, grad, *, needs=None):
     return (_backend.active.relu_backward(tensor._data, grad),)
 
 
@@ -58,7 +58,7 @@ def softmax(x, axis: int = -1):
     return _backend.active.softmax_forward(x, axis)
 
 
-def _softmax_kernel(tensor, grad, *, needs):
+def _softmax_kernel(tensor, grad, *, needs=None):
     return (_backend.active.softmax_backward(tensor._data, grad, tensor._extra.get("axis", -1)),)
 
 

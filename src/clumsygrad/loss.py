@@ -18,22 +18,25 @@ def _values(x):
     return x if is_array(x) else x._data
 
 
-def _same_shape(what: str, pred, target) -> None:
-    if np.shape(pred) != np.shape(target):
+def _same_shape(what: str, pred: np.ndarray, target: np.ndarray) -> None:
+    if pred.shape != target.shape:
         raise ValueError(
             f"Predicted and target tensors must have the same shape for {what} loss, "
-            f"got {np.shape(pred)} and {np.shape(target)}."
+            f"got {pred.shape} and {target.shape}."
         )
 
 
 def mse_loss(pred, target):
     """mean((pred - target)^2)."""
-    _same_shape("MSE", pred, target)
+    if pred.shape != target.shape:
+        _same_shape("MSE", pred, target)
     return _backend.active.mse_forward(pred, target)
 
 
-def _mse_kernel(tensor, grad, *, needs):
+def _mse_kernel(tensor, grad, *, needs=None):
     pred, target = tensor._parents
+    if needs is None:
+        return _backend.active.mse_backward(pred._data, target._data, grad)
     return _backend.active.mse_backward(pred._data, target._data, grad, *needs)
 
 
@@ -128,8 +131,10 @@ def _cross_entropy_vjp(g, out, z, *maybe_target, reduction="mean", target=None, 
     return (d_z, d_t) if len(needs) > 1 else (d_z,)
 
 
-def _cross_entropy_kernel(tensor, grad, *, needs):
+def _cross_entropy_kernel(tensor, grad, *, needs=None):
     parents = tensor._parents
+    if needs is None:
+        needs = (True,) * len(parents)
     logits = parents[0]._data
     reduction = tensor._extra["reduction"]
     target = parents[1]._data if len(parents) == 2 else tensor._extra["target"]

@@ -7,7 +7,6 @@ NumPy's names for them (``np.exp(t)``, ``np.sum(t, axis=0)``) and the backward f
 """
 from __future__ import annotations
 
-import builtins
 import math as _m
 
 import numpy as np
@@ -28,13 +27,42 @@ def _add(x, y):
     return np.add(x, y)
 
 
+def _reduce_kernel(sign_of_second: float):
+    """The broadcast add/sub backward on arrays: each gradient summed to its operand's shape."""
+
+    def kernel(tensor, grad, *, needs=None):
+        x, y = tensor._parents
+        extra = tensor._extra
+        reduce = _backend.active.reduce_to_shape
+        dx = reduce(grad, extra.get("left_shape", x._shape)) if needs is None or needs[0] else None
+        dy = None
+        if needs is None or needs[1]:
+            dy = reduce(grad, extra.get("right_shape", y._shape))
+            if sign_of_second < 0:
+                dy = -dy
+        return (dx, dy)
+
+    return kernel
+
+
 _add_op = defop(
     "add", _add,
     (lambda g, out, x, y: unbroadcast(g, x.shape), lambda g, out, x, y: unbroadcast(g, y.shape)),
     module="math", nin=2, public=False, backward_name="add_broadcast_backward",
+    kernel=_reduce_kernel(1.0),
 )
-add_backward = variant(_add_op, "add_backward", consts={}, typed="ADD")
-add_scalar_backward = variant(_add_op, "add_scalar_backward", consts={1: "scalar_value"}, typed="ADD_SCALAR")
+# The variants' array kernels are the formulas with the shapes known (same shape, or a constant).
+def _pass_both(tensor, grad, *, needs=None):
+    return (grad, grad)
+
+
+def _pass_first(tensor, grad, *, needs=None):
+    return (grad,)
+
+
+add_backward = variant(_add_op, "add_backward", consts={}, typed="ADD", kernel=_pass_both)
+add_scalar_backward = variant(_add_op, "add_scalar_backward", consts={1: "scalar_value"},
+                              typed="ADD_SCALAR", kernel=_pass_first)
 
 
 def _subtract(x, y):
@@ -46,9 +74,19 @@ _sub_op = defop(
     "subtract", _subtract,
     (lambda g, out, x, y: unbroadcast(g, x.shape), lambda g, out, x, y: -unbroadcast(g, y.shape)),
     module="math", nin=2, public=False, backward_name="sub_broadcast_backward",
+    kernel=_reduce_kernel(-1.0),
 )
-sub_backward = variant(_sub_op, "sub_backward", consts={}, typed="SUB")
-sub_scalar_backward = variant(_sub_op, "sub_scalar_backward", consts={1: "scalar_value"}, typed="SUB_SCALAR")
+def _pass_and_negate(tensor, grad, *, needs=None):
+    return (grad, -grad if needs is None or needs[1] else None)
+
+
+def _pass_first_of_sub(tensor, grad, *, needs=None):
+    return (grad,)
+
+
+sub_backward = variant(_sub_op, "sub_backward", consts={}, typed="SUB", kernel=_pass_and_negate)
+sub_scalar_backward = variant(_sub_op, "sub_scalar_backward", consts={1: "scalar_value"},
+                              typed="SUB_SCALAR", kernel=_pass_first_of_sub)
 
 
 def _multiply(x, y):
@@ -56,14 +94,14 @@ def _multiply(x, y):
     return np.multiply(x, y)
 
 
-def _mul_broadcast_kernel(tensor, grad, *, needs):
+def _mul_broadcast_kernel(tensor, grad, *, needs=None):
     # reduce(grad * other) in one pass, no broadcast temporary
     x, y = tensor._parents
     extra = tensor._extra
     mul_reduce = _backend.active.mul_reduce_to_shape
     return (
-        mul_reduce(grad, y._data, extra.get("left_shape", x._shape)) if needs[0] else None,
-        mul_reduce(grad, x._data, extra.get("right_shape", y._shape)) if needs[1] else None,
+        mul_reduce(grad, y._data, extra.get("left_shape", x._shape)) if needs is None or needs[0] else None,
+        mul_reduce(grad, x._data, extra.get("right_shape", y._shape)) if needs is None or needs[1] else None,
     )
 
 
@@ -74,8 +112,19 @@ _mul_op = defop(
     module="math", nin=2, public=False, backward_name="mul_broadcast_backward",
     kernel=_mul_broadcast_kernel,
 )
-mul_backward = variant(_mul_op, "mul_backward", consts={}, typed="MUL")
-mul_scalar_backward = variant(_mul_op, "mul_scalar_backward", consts={1: "scalar_value"}, typed="MUL_SCALAR")
+def _mul_same_shape(tensor, grad, *, needs=None):
+    x, y = tensor._parents
+    return (grad * y._data if needs is None or needs[0] else None,
+            grad * x._data if needs is None or needs[1] else None)
+
+
+def _mul_by_constant(tensor, grad, *, needs=None):
+    return (grad * tensor._extra.get("scalar_value", 1.0),)
+
+
+mul_backward = variant(_mul_op, "mul_backward", consts={}, typed="MUL", kernel=_mul_same_shape)
+mul_scalar_backward = variant(_mul_op, "mul_scalar_backward", consts={1: "scalar_value"},
+                              typed="MUL_SCALAR", kernel=_mul_by_constant)
 
 
 def _divide(x, y):
@@ -115,7 +164,13 @@ _power_op = defop(
     (lambda g, out, x, y: unbroadcast(g * (y * x ** (y - 1)), np.shape(x)), _power_exponent_vjp),
     module="math", nin=2, public=False, backward_name="power_tensor_backward",
 )
-power_backward = variant(_power_op, "power_backward", consts={1: "power"}, typed="POWER")
+def _power_by_constant(tensor, grad, *, needs=None):
+    p = tensor._extra.get("power", 1.0)
+    return (grad * (p * tensor._parents[0]._data ** (p - 1)),)
+
+
+power_backward = variant(_power_op, "power_backward", consts={1: "power"}, typed="POWER",
+                         kernel=_power_by_constant)
 
 
 def _values(x):
@@ -146,8 +201,10 @@ def _matmul_vjp(g, out, x, y, needs):
     )
 
 
-def _matmul_kernel(tensor, grad, *, needs):
+def _matmul_kernel(tensor, grad, *, needs=None):
     x, y = tensor._parents
+    if needs is None:
+        needs = (True, True)
     if x._data.ndim >= 2 and y._data.ndim >= 2:
         return _backend.active.matmul_backward(x._data, y._data, grad, *needs)
     return evaluate(OPS["matmul"], grad, tensor._data, [x._data, y._data], {}, needs)
@@ -170,85 +227,26 @@ defop("astype", _astype, (lambda g, out, x, dtype: g.astype(x.dtype),), module="
 
 
 # ----------------------------------------------------------------------------- elementwise
-def abs(x):
-    """|x| elementwise; the gradient at 0 is 0."""
-    return np.abs(x)
-
-
-def sqrt(x):
-    return np.sqrt(x)
-
-
-def exp(x):
-    return np.exp(x)
-
-
-def log(x):
-    """Natural logarithm."""
-    return np.log(x)
-
-
-def sin(x):
-    return np.sin(x)
-
-
-def cos(x):
-    return np.cos(x)
-
-
-def tan(x):
-    return np.tan(x)
-
-
-def sign(x):
-    """-1, 0 or 1 elementwise; its gradient is 0 everywhere it exists."""
-    return np.sign(x)
-
-
-def square(x):
-    return np.square(x)
-
-
-def reciprocal(x):
-    """1 / x elementwise."""
-    return np.reciprocal(x)
-
-
-def log1p(x):
-    """log(1 + x), accurate for small x."""
-    return np.log1p(x)
-
-
-def expm1(x):
-    """exp(x) - 1, accurate for small x."""
-    return np.expm1(x)
-
-
-def log2(x):
-    return np.log2(x)
-
-
-def log10(x):
-    return np.log10(x)
-
-
-for _fn, _ufunc, _vjp, _typed, _method in (
-    (abs, (np.abs, np.absolute), lambda g, out, x: g * np.sign(_values(x)), None, "abs"),
-    (sqrt, (np.sqrt,), lambda g, out, x: g / (2 * out), "SQRT", "sqrt"),
-    (exp, (np.exp,), lambda g, out, x: g * out, "EXP", "exp"),
-    (log, (np.log,), lambda g, out, x: g / x, "LOG", "log"),
-    (sin, (np.sin,), lambda g, out, x: g * np.cos(x), "SIN", "sin"),
-    (cos, (np.cos,), lambda g, out, x: g * -np.sin(x), "COS", "cos"),
-    (tan, (np.tan,), lambda g, out, x: g * (1 + out * out), None, "tan"),
-    (sign, (np.sign,), lambda g, out, x: g * 0, None, "sign"),
-    (square, (np.square,), lambda g, out, x: g * (2 * x), None, "square"),
-    (reciprocal, (np.reciprocal,), lambda g, out, x: -g * (out * out), None, "reciprocal"),
-    (log1p, (np.log1p,), lambda g, out, x: g / (1 + x), None, "log1p"),
-    (expm1, (np.expm1,), lambda g, out, x: g * (out + 1), None, "expm1"),
-    (log2, (np.log2,), lambda g, out, x: g / (x * _LN2), None, "log2"),
-    (log10, (np.log10,), lambda g, out, x: g / (x * _LN10), None, "log10"),
+# One row per op: name, the NumPy ufunc that is its forward (called directly, no wrapper frame),
+# the VJP formula, the compiled engine's typed loop, the method name, the one-line doc.
+for _name, _ufunc, _vjp, _typed, _doc in (
+    ("abs", np.abs, lambda g, out, x: g * np.sign(_values(x)), None, "|x| elementwise; the gradient at 0 is 0."),
+    ("sqrt", np.sqrt, lambda g, out, x: g / (2 * out), "SQRT", "Square root elementwise."),
+    ("exp", np.exp, lambda g, out, x: g * out, "EXP", "e**x elementwise."),
+    ("log", np.log, lambda g, out, x: g / x, "LOG", "Natural logarithm elementwise."),
+    ("sin", np.sin, lambda g, out, x: g * np.cos(x), "SIN", "Sine elementwise."),
+    ("cos", np.cos, lambda g, out, x: g * -np.sin(x), "COS", "Cosine elementwise."),
+    ("tan", np.tan, lambda g, out, x: g * (1 + out * out), None, "Tangent elementwise."),
+    ("sign", np.sign, lambda g, out, x: g * 0, None, "-1, 0 or 1 elementwise; its gradient is 0 everywhere it exists."),
+    ("square", np.square, lambda g, out, x: g * (2 * x), None, "x**2 elementwise."),
+    ("reciprocal", np.reciprocal, lambda g, out, x: -g * (out * out), None, "1 / x elementwise."),
+    ("log1p", np.log1p, lambda g, out, x: g / (1 + x), None, "log(1 + x), accurate for small x."),
+    ("expm1", np.expm1, lambda g, out, x: g * (out + 1), None, "exp(x) - 1, accurate for small x."),
+    ("log2", np.log2, lambda g, out, x: g / (x * _LN2), None, "Base-2 logarithm elementwise."),
+    ("log10", np.log10, lambda g, out, x: g / (x * _LN10), None, "Base-10 logarithm elementwise."),
 ):
-    defop(_fn.__name__, _fn, (_vjp,), module="math", numpy=_ufunc, typed=_typed, method=_method)
+    defop(_name, _ufunc, (_vjp,), module="math", numpy=(_ufunc,) + ((np.absolute,) if _name == "abs" else ()),
+          typed=_typed, method=_name, doc=_doc)
 
 
 # ----------------------------------------------------------------------------- reductions

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._adjoint import expand, is_array, normalize_axes, owned_array, unbroadcast
-from ._registry import FUNCTIONS, UFUNCS, as_tensors, defop, export
+from ._registry import FUNCTIONS, as_tensors, defop, export
 
 
 def _values(x):

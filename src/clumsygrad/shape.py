@@ -13,7 +13,7 @@ from typing import List, Sequence
 
 import numpy as np
 
-from ._adjoint import normalize_axes, owned_key, scatter, scatter_array
+from ._adjoint import owned_key, scatter, scatter_array
 from ._registry import OPS, as_tensors, defop, export
 
 _new_node = None  # bound below (the graph's new_node)
@@ -34,7 +34,7 @@ def getitem(x, key):
     return x[key]
 
 
-def _getitem_kernel(tensor, grad, *, needs):
+def _getitem_kernel(tensor, grad, *, needs=None):
     extra = tensor._extra
     return (scatter_array(grad, extra["key"], tuple(extra["original_shape"])),)
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import functools
 import numbers
-import operator
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Optional
 
 import numpy as np
 
-from . import _backend, _registry, grad as _grad
+from . import _backend, _registry
+from ._compat import TensorUtils, _broadcast_shapes, _Compat021, _TensorMeta
 from ._types import TensorType
 from . import math as _math, selection as _selection, shape as _shape_ops
 from .grad import (
@@ -43,18 +43,6 @@ _FLOAT64 = np.dtype(np.float64)
 
 
 _PARAMETER = TensorType.PARAMETER
-
-
-class _TensorMeta(type):
-    """Gives ``Tensor._id_counter`` (read and assign, as in 0.2.x) over the graph's id counter."""
-
-    @property
-    def _id_counter(cls) -> int:
-        return _graph.get_id_counter()
-
-    @_id_counter.setter
-    def _id_counter(cls, value: int) -> None:
-        _graph.set_id_counter(operator.index(value))
 
 
 def _float_dtype(dtype) -> np.dtype:
@@ -94,19 +82,6 @@ def _scalar(value) -> Optional[float]:
     if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "biuf":
         return float(value)
     return None
-
-
-def _broadcast_shapes(shape1: tuple, shape2: tuple) -> tuple:
-    """The broadcast of two shapes; ``ValueError("Cannot broadcast shapes ...")`` if there is none."""
-    n = max(len(shape1), len(shape2))
-    padded1 = (1,) * (n - len(shape1)) + tuple(shape1)
-    padded2 = (1,) * (n - len(shape2)) + tuple(shape2)
-    result = []
-    for d1, d2 in zip(padded1, padded2):
-        if d1 != d2 and d1 != 1 and d2 != 1:
-            raise ValueError(f"Cannot broadcast shapes {tuple(shape1)} and {tuple(shape2)}")
-        result.append(d2 if d1 == 1 else d1)
-    return tuple(result)
 
 
 _new_node = _graph.new_node  # (data, grad_fn, parents, extra=None) -> Tensor; see _graph
@@ -223,6 +198,13 @@ class _Operators:
         return _new_node(-self._data, negate_backward, (self,))
 
     def __matmul__(self, other):
+        if isinstance(other, Tensor) and len(self._shape) >= 2 and len(other._shape) >= 2:
+            if self._shape[-1] == other._shape[-2]:  # the common case, without a helper frame
+                try:
+                    return _new_node(np.matmul(self._data, other._data), matmul_backward, (self, other))
+                except ValueError:
+                    pass  # batch axes that do not broadcast: _matmul words the error
+            return _matmul(self, other)
         if not isinstance(other, Tensor):
             if not isinstance(other, np.ndarray):
                 raise TypeError(
@@ -272,21 +254,10 @@ def _plain(value):
     return value
 
 
-class Tensor(_graph.Node, _Operators, metaclass=_TensorMeta):
+class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
     """An n-dimensional float32 (or float64) array that records the operations applied to it."""
 
     __slots__ = ()
-
-    _create_node = staticmethod(_new_node)
-    _broadcast_shapes = staticmethod(_broadcast_shapes)
-
-    @staticmethod
-    def _can_broadcast(shape1: tuple, shape2: tuple) -> bool:
-        try:
-            _broadcast_shapes(shape1, shape2)
-        except ValueError:
-            return False
-        return True
 
     def __init__(self, data, tensor_type: TensorType = TensorType.INPUT, dtype=np.float32):
         """Wrap ``data`` (scalar, nested list or array of real numbers; always copied) as a tensor.
@@ -592,36 +563,6 @@ class enable_grad(_GradMode):
     """Turn graph recording back on inside a ``no_grad`` block (per thread, restored on exit)."""
 
     _enabled = True
-
-
-class TensorUtils:
-    """Queries over the graph reachable from a tensor."""
-
-    @staticmethod
-    def _reachable(tensor: Tensor):
-        """Every tensor reachable from ``tensor`` through parents, each once."""
-        seen = {tensor}
-        stack = [tensor]
-        while stack:
-            current = stack.pop()
-            yield current
-            for parent in current._parents:
-                if parent not in seen:
-                    seen.add(parent)
-                    stack.append(parent)
-
-    @staticmethod
-    def get_parameters(tensor: Tensor) -> List[Tensor]:
-        """The PARAMETER tensors reachable from ``tensor``."""
-        return [t for t in TensorUtils._reachable(tensor) if t._tensor_type == _PARAMETER]
-
-    @staticmethod
-    def count_by_type(tensor: Tensor) -> Dict[TensorType, int]:
-        """How many reachable tensors there are of each type."""
-        counts = {kind: 0 for kind in TensorType}
-        for t in TensorUtils._reachable(tensor):
-            counts[t._tensor_type] += 1
-        return counts
 
 
 _registry.bind(Tensor)

@@ -14,10 +14,11 @@ from operator import iadd
 
 import numpy as np
 
+from .._types import TensorType
 from . import ENGINE_LOCK, guard
 
 _FLOAT64 = np.dtype(np.float64)
-_INPUT, _PARAMETER, _INTERMEDIATE = 0, 1, 2  # TensorType values; the members come from install()
+_INPUT, _PARAMETER, _INTERMEDIATE = TensorType.INPUT, TensorType.PARAMETER, TensorType.INTERMEDIATE
 
 # ----------------------------------------------------------------------------- grad mode
 _mode = threading.local()

@@ -1,0 +1,408 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""The backward pass, compiled: the engine twin of ``pure.backward_pass`` (same contract).
+
+The engine orders the graph with the nodes' visit marks (no ``set``), collects gradients in the
+nodes' pending slots (no ``dict``), runs the elementwise backward functions as typed loops (the
+``VJP`` members of ``native.pxd``; each maps to one of the shared ``Loop``s), calls the Python
+backward function for every other op, and writes ``.grad`` only when the whole pass succeeded.
+A 0-d node's gradient stays a C double while it can (``pending_value_``).
+"""
+cimport numpy as cnp
+from cpython.ref cimport Py_REFCNT
+from libc.stdlib cimport free, malloc, realloc
+
+import numpy as np
+
+from . import ENGINE_LOCK
+from . import pure as _pure
+from .native cimport (
+    ADD, ADD_SCALAR, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
+    L_POWER_VJP, L_SIGMOID_VJP, L_SIN_VJP, L_SQRT_VJP, L_TANH_VJP, LOG, MUL, MUL_SCALAR, NEGATE,
+    POWER, RESHAPE, SIGMOID, SIN, SQRT, SUB, SUB_SCALAR, TANH, TRANSPOSE, Node, _apply,
+    _array_value, _check_versions, _compute, _data_of, _dispatch, _fast_operand, _fits, _free,
+    _same_dtype, _same_layout, _same_shape, _scalar_array, _scalar_type, _value_of,
+)
+
+cnp.import_array()
+
+cdef unsigned int _pass_mark = 0
+cdef int _engine_depth = 0     # > 0 while a compiled pass runs (a nested one goes to the pure engine)
+
+
+def backward_pass(Node root, cnp.ndarray seed, bint seed_owned, bint keep_graph):
+    """Backpropagate ``seed`` from ``root`` into ``.grad`` of every tensor that requires it.
+
+    The contract of ``pure.backward_pass`` (all or nothing, adopt-or-copy, graph freed unless
+    ``keep_graph``).  A pass started from inside a backward function runs on the pure engine,
+    since the outer pass owns the nodes' pending slots.
+    """
+    global _engine_depth
+    cdef list order
+    cdef Node node
+    with ENGINE_LOCK:
+        if _engine_depth:
+            return _pure.backward_pass(root, seed, seed_owned, keep_graph)
+        _engine_depth += 1
+        try:
+            order = _reverse_topological_order(root)
+            try:
+                _accumulate(root, seed, seed_owned)
+                _propagate(order)
+                _commit(order)
+            finally:
+                for node in order:
+                    node.pending_ = None
+                    node.pending_type_ = 0
+            if not keep_graph:
+                for node in order:
+                    if node.type_ == INTERMEDIATE:
+                        _free(node)
+        finally:
+            _engine_depth -= 1
+
+
+cdef list _reverse_topological_order(Node root):
+    """Nodes that require gradients reachable from ``root``, each before all of its parents.
+
+    Iterative depth-first search over C arrays (the path from the root and, for each node on
+    it, the next parent to visit); a node is visited once per pass by its mark.
+    """
+    global _pass_mark
+    _pass_mark += 1
+    if _pass_mark == 0:
+        _pass_mark = 1
+    cdef unsigned int mark = _pass_mark
+    cdef list postorder = []
+    cdef Py_ssize_t capacity = 256, depth = 1, i, n
+    cdef void** path = <void**> malloc(capacity * sizeof(void*))
+    cdef Py_ssize_t* next_parent = <Py_ssize_t*> malloc(capacity * sizeof(Py_ssize_t))
+    cdef Node node, parent
+    cdef object parents
+    if path == NULL or next_parent == NULL:
+        free(path)
+        free(next_parent)
+        raise MemoryError()
+    try:
+        root.mark_ = mark
+        path[0] = <void*> root
+        next_parent[0] = 0
+        while depth:
+            node = <Node> <object> path[depth - 1]
+            n = len(node.parents_)
+            i = next_parent[depth - 1]
+            while i < n:
+                parents = node.parents_[i]
+                i += 1
+                if not isinstance(parents, Node):
+                    raise TypeError(f"a parent of tensor {node.id_} is not a Tensor: {type(parents).__name__}")
+                parent = <Node> parents
+                if parent.requires_grad_ and parent.mark_ != mark:
+                    parent.mark_ = mark
+                    next_parent[depth - 1] = i
+                    if depth == capacity:
+                        _grow(&path, &next_parent, &capacity)
+                    path[depth] = <void*> parent
+                    next_parent[depth] = 0
+                    depth += 1
+                    break
+            else:
+                depth -= 1
+                postorder.append(node)
+    finally:
+        free(path)
+        free(next_parent)
+    postorder.reverse()
+    return postorder
+
+
+cdef int _grow(void*** path, Py_ssize_t** next_parent, Py_ssize_t* capacity) except -1:
+    cdef void* grown_path = realloc(path[0], 2 * capacity[0] * sizeof(void*))
+    if grown_path == NULL:
+        raise MemoryError()
+    path[0] = <void**> grown_path
+    cdef void* grown_next = realloc(next_parent[0], 2 * capacity[0] * sizeof(Py_ssize_t))
+    if grown_next == NULL:
+        raise MemoryError()
+    next_parent[0] = <Py_ssize_t*> grown_next
+    capacity[0] *= 2
+    return 0
+
+
+cdef int _propagate(list order) except -1:
+    """Push each node's pending gradient to its parents' pending slots, root first."""
+    cdef Node node
+    for node in order:
+        if (node.pending_ is None and not node.pending_type_) or node.grad_fn_ is None:
+            continue
+        try:
+            if not node.parents_:
+                raise RuntimeError(
+                    "No backward graph exists for this tensor (freed by an earlier backward(); "
+                    "pass keep_graph=True to keep it)"
+                )
+            _check_versions(node)
+            if node.pending_type_ and _value_vjp(node):
+                continue
+            _pending_as_array(node)
+            if node.op_ == GENERIC or not _typed_vjp(node):
+                _python_vjp(node)
+        except Exception as exc:
+            raise RuntimeError(f"Error in backward pass at tensor {node.id_}: {exc}") from exc
+    return 0
+
+
+cdef int _commit(list order) except -1:
+    """Add each node's pending gradient into its ``.grad``: copies first, so a failure writes nothing."""
+    cdef Node node
+    for node in order:
+        if node.pending_ is not None and node.grad_ is None and not node.grad_type_ and not node.pending_owned_:
+            node.pending_ = cnp.PyArray_NewCopy(<cnp.ndarray?> node.pending_, cnp.NPY_CORDER)
+    for node in order:
+        if node.pending_type_:
+            if node.grad_type_:
+                node.grad_value_ = _compute(L_ADD, node.grad_value_, node.pending_value_, node.grad_type_)
+            elif node.grad_ is None:
+                node.grad_value_ = node.pending_value_
+                node.grad_type_ = node.pending_type_
+            else:  # an array the user assigned: NumPy adds the double as it would a Python float
+                node.grad_ += node.pending_value_
+        elif node.pending_ is not None:
+            if node.grad_type_:
+                node.grad_ = _scalar_array(node.grad_value_, node.grad_type_)
+                node.grad_type_ = 0
+                node.grad_ += node.pending_
+            elif node.grad_ is None:
+                node.grad_ = node.pending_
+            else:
+                _add_into(node.grad_, node.pending_)
+    return 0
+
+
+cdef int _add_into(object acc, object g) except -1:
+    """``acc += g`` in place: a typed loop for same-layout contiguous arrays, NumPy otherwise."""
+    cdef Py_ssize_t n
+    cdef bint single
+    cdef void* a
+    cdef void* b
+    if _fast_operand(acc) and _fast_operand(g) and _same_layout(acc, g):
+        n = cnp.PyArray_SIZE(<cnp.ndarray> acc)
+        single = cnp.PyArray_TYPE(<cnp.ndarray> acc) == cnp.NPY_FLOAT
+        a = cnp.PyArray_DATA(<cnp.ndarray> acc)
+        b = cnp.PyArray_DATA(<cnp.ndarray> g)
+        if n > 4096:
+            with nogil:
+                _dispatch(single, L_ADD, a, a, b, 0.0, n)
+        else:
+            _dispatch(single, L_ADD, a, a, b, 0.0, n)
+    else:
+        acc += g
+    return 0
+
+
+cdef int _accumulate(Node parent, object g, bint owned) except -1:
+    """Add ``g`` (the parent's dtype and shape) into ``parent``'s pending gradient."""
+    cdef double v
+    cdef int t
+    if parent.pending_type_ or (parent.pending_ is None and _scalar_type(parent)):
+        if _array_value(g, &v, &t) and t == _scalar_type(parent):
+            return _accumulate_value(parent, v, t)
+        _pending_as_array(parent)
+    if parent.pending_ is None:
+        parent.pending_ = g
+        parent.pending_owned_ = owned
+    elif parent.pending_owned_:
+        _add_into(parent.pending_, g)
+    else:  # into a new array (a plain `+` of 0-d arrays gives a NumPy scalar)
+        parent.pending_ = np.add(parent.pending_, g, out=np.empty_like(g))
+        parent.pending_owned_ = True
+    return 0
+
+
+cdef int _accumulate_value(Node parent, double v, int t) except -1:
+    """Add ``v`` into the pending gradient of a 0-d ``parent`` of float type ``t``."""
+    if parent.pending_type_:
+        parent.pending_value_ = _compute(L_ADD, parent.pending_value_, v, t)
+    elif parent.pending_ is None:
+        parent.pending_value_ = v
+        parent.pending_type_ = t
+    else:
+        _accumulate(parent, _scalar_array(v, t), True)
+    return 0
+
+
+cdef int _pending_as_array(Node node) except -1:
+    """Turn a pending double into a 0-d array the engine owns (for array-level backward code)."""
+    if node.pending_type_:
+        node.pending_ = _scalar_array(node.pending_value_, node.pending_type_)
+        node.pending_owned_ = True
+        node.pending_type_ = 0
+    return 0
+
+
+cdef bint _value_vjp(Node node) except -1:
+    """The elementwise backward functions on a double gradient, for 0-d nodes and parents.
+
+    Same arithmetic and precision as ``_loop``; False (nothing done) when it does not apply.
+    """
+    cdef int op = node.op_, t = node.pending_type_
+    cdef double g = node.pending_value_, a, b
+    cdef int ta, tb
+    cdef Py_ssize_t n = len(node.parents_)
+    cdef Node x = <Node> node.parents_[0]
+    cdef Node y
+    if _scalar_type(x) != t:
+        return False
+    if op == ADD_SCALAR or op == SUB_SCALAR or op == MUL_SCALAR or op == NEGATE:
+        if n != 1:
+            return False
+        if x.requires_grad_:
+            _accumulate_value(x, g if op == ADD_SCALAR or op == SUB_SCALAR
+                              else _compute(_loop_of(op), g, node.scalar_, t), t)
+        return True
+    if (op == ADD or op == SUB or op == MUL) and n == 2:
+        y = <Node> node.parents_[1]
+        if _scalar_type(y) != t:
+            return False
+        if op == MUL:
+            if not (_value_of(x, &a, &ta) and _value_of(y, &b, &tb)):
+                return False
+            if x.requires_grad_:
+                _accumulate_value(x, _compute(L_MUL, g, b, t), t)
+            if y.requires_grad_:
+                _accumulate_value(y, _compute(L_MUL, g, a, t), t)
+            return True
+        if x.requires_grad_:
+            _accumulate_value(x, g, t)
+        if y.requires_grad_:
+            _accumulate_value(y, _compute(L_NEG, g, 0.0, t) if op == SUB else g, t)
+        return True
+    return False
+
+
+cdef int _python_vjp(Node node) except -1:
+    """Run the node's Python backward function and accumulate what it returns."""
+    cdef tuple parents = node.parents_
+    cdef Py_ssize_t n = len(parents), i
+    cdef bint all_needed = True, owned
+    cdef Node parent
+    cdef cnp.ndarray g, data
+    grad_fn = node.grad_fn_
+    for i in range(n):
+        if not (<Node> parents[i]).requires_grad_:
+            all_needed = False
+    if not all_needed and getattr(grad_fn, "skips_unneeded", False):
+        parent_grads = grad_fn(node, node.pending_, needs=tuple([(<Node> p).requires_grad_ for p in parents]))
+    else:
+        parent_grads = grad_fn(node, node.pending_)
+    if len(parent_grads) != n:
+        raise ValueError(
+            f"{grad_fn.__name__} returned {len(parent_grads)} gradients for {n} parents"
+        )
+    for i in range(n):
+        parent = <Node> parents[i]
+        result = parent_grads[i]
+        # The adopt-or-copy rule (clumsygrad._graph): only parent_grads and `result` may hold
+        # it.  Checked before any other local takes a reference.
+        owned = (
+            type(result) is cnp.ndarray
+            and cnp.PyArray_BASE(<cnp.ndarray> result) == NULL
+            and Py_REFCNT(result) <= 2
+        )
+        if result is None or not parent.requires_grad_:
+            continue
+        data = <cnp.ndarray?> _data_of(parent)
+        if type(result) is not cnp.ndarray or not _same_dtype(<cnp.ndarray> result, data):
+            g = np.array(result, dtype=data.dtype)  # one conversion, into a fresh array
+            owned = True
+        else:
+            g = <cnp.ndarray> result
+        if not _same_shape(g, data):
+            raise ValueError(
+                f"gradient for tensor {parent.id_} has shape {(<object> g).shape}, expected {(<object> data).shape}"
+            )
+        _accumulate(parent, g, owned)
+    return 0
+
+
+# ----------------------------------------------------------------------------- typed VJPs
+cdef bint _typed_vjp(Node node) except -1:
+    """Run the node's elementwise backward function as a typed loop; False if it does not apply.
+
+    It applies when the pending gradient has the node's float dtype and shape, and the operands
+    it reads are contiguous arrays of that dtype and shape; the Python function handles the rest.
+    The results equal the Python functions' (same operations, same order, same precision).
+    Ops that need only the gradient never make a 0-d node's array.
+    """
+    cdef int op = node.op_
+    cdef object g = node.pending_
+    cdef Py_ssize_t n = len(node.parents_)
+    cdef Node x = <Node> node.parents_[0]
+    cdef Node y = <Node> node.parents_[1] if n == 2 else None
+    if op == RESHAPE or op == TRANSPOSE:  # a view of the gradient, copied if ever written
+        if not _fast_operand(g) or n != 1:
+            return False
+        if op == RESHAPE:
+            g = cnp.PyArray_Reshape(<cnp.ndarray> g, x._shape)
+        else:
+            g = cnp.PyArray_Transpose(<cnp.ndarray> g, NULL)
+        if not _fits(g, x):
+            return False
+        if x.requires_grad_:
+            _accumulate(x, g, False)
+        return True
+    if not _fits(g, node):
+        return False
+    if op == ADD or op == SUB or op == MUL:
+        if n != 2 or not (_fits(g, x) and _fits(g, y)):
+            return False
+        if op == MUL:
+            if not (_fast_operand(_data_of(x)) and _fast_operand(_data_of(y))):
+                return False
+            if x.requires_grad_:
+                _accumulate(x, _apply(L_MUL, g, y.data_, 0.0), True)
+            if y.requires_grad_:
+                _accumulate(y, _apply(L_MUL, g, x.data_, 0.0), True)
+            return True
+        if x.requires_grad_:
+            _accumulate(x, g, False)
+        if y.requires_grad_:
+            _accumulate(y, _apply(L_NEG, g, None, 0.0) if op == SUB else g, op == SUB)
+        return True
+    if n != 1 or not _fits(g, x):
+        return False
+    if not x.requires_grad_:
+        return True
+    if op == ADD_SCALAR or op == SUB_SCALAR:
+        return _accumulate(x, g, False) == 0
+    if op == NEGATE or op == MUL_SCALAR:
+        return _accumulate(x, _apply(_loop_of(op), g, None, node.scalar_), True) == 0
+    if op == EXP or op == SQRT or op == TANH or op == SIGMOID:  # they read the output
+        if not _fast_operand(_data_of(node)):
+            return False
+        return _accumulate(x, _apply(_loop_of(op), g, node.data_, 0.0), True) == 0
+    if not _fast_operand(_data_of(x)):  # the rest read the input
+        return False
+    return _accumulate(x, _apply(_loop_of(op), g, x.data_, node.scalar_), True) == 0
+
+
+cdef inline int _loop_of(int op) noexcept:
+    """The shared loop that computes the typed VJP ``op`` (see native.pxd)."""
+    if op == NEGATE:
+        return L_NEG
+    if op == MUL_SCALAR:
+        return L_MUL_C
+    if op == EXP:  # grad * output
+        return L_MUL
+    if op == LOG:  # grad / input
+        return L_DIV
+    if op == SQRT:
+        return L_SQRT_VJP
+    if op == SIN:
+        return L_SIN_VJP
+    if op == COS:
+        return L_COS_VJP
+    if op == TANH:
+        return L_TANH_VJP
+    if op == SIGMOID:
+        return L_SIGMOID_VJP
+    return L_POWER_VJP  # POWER
