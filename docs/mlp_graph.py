@@ -1,10 +1,14 @@
 """Draw the graph of a small MLP's loss, as shown in the README.
 
-    python docs/mlp_graph.py [OUTPUT]      (default: docs/mlp_graph.png beside this script)
+    python docs/mlp_graph.py [OUTPUT]      (default: mlp_graph.png in the system's temporary folder)
 
-Uses Graphviz when it is installed, else matplotlib (pip install "clumsygrad[plot]").
+The default never touches the repository: the README's picture, docs/mlp_graph.png, is only
+rewritten when asked for by name (python docs/mlp_graph.py docs/mlp_graph.png).  Uses Graphviz
+when it is installed, else matplotlib (pip install "clumsygrad[plot]").  The direction is the
+default, "auto": this deep, narrow graph is drawn top to bottom.
 """
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,6 @@ b2 = Tensor(np.zeros(2), tensor_type=TensorType.PARAMETER)
 loss = mse_loss(relu(x @ W1 + b1) @ W2 + b2, target)
 loss.backward(keep_graph=True)  # keep the graph to draw it; the boxes show the gradients
 
-output = sys.argv[1] if len(sys.argv) > 1 else Path(__file__).with_name("mlp_graph.png")
-draw(loss, output, params={"x": x, "target": target, "W1": W1, "b1": b1, "W2": W2, "b2": b2}, rankdir="TB")
+output = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.gettempdir()) / "mlp_graph.png"
+draw(loss, output, params={"x": x, "target": target, "W1": W1, "b1": b1, "W2": W2, "b2": b2})
 print(f"wrote {output}")

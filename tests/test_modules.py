@@ -152,7 +152,9 @@ def test_optimizer_keeps_only_parameter_tensors():
     p2 = Tensor([2.0], tensor_type=TensorType.PARAMETER)
     x = Tensor([3.0])
     y = p1 * 2.0
-    opt = Optimizer([p1, x, y, p2])
+    # The INPUT and the INTERMEDIATE tensor are dropped, and the user is told so.
+    with pytest.warns(UserWarning, match=r"Optimizer ignores 2 tensor\(s\) that are not PARAMETER"):
+        opt = Optimizer([p1, x, y, p2])
     assert len(opt.parameters) == 2
     assert opt.parameters[0] is p1 and opt.parameters[1] is p2
 

@@ -233,9 +233,44 @@ def test_names_are_escaped_in_dot_text():
 def test_rankdir():
     w = Tensor([1.0], PARAM)
     assert "rankdir=TB" in viz.to_dot(w * 2.0, rankdir="TB")
-    assert "rankdir=LR" in viz.to_dot(w * 2.0)
+    assert "rankdir=LR" in viz.to_dot(w * 2.0, rankdir="LR")
     with pytest.raises(ValueError, match="rankdir must be 'LR'"):
         viz.to_dot(w * 2.0, rankdir="XY")
+
+
+def _mlp_loss(rng, layers):
+    x = Tensor(rng.normal(size=(8, 3)))
+    h = x
+    for _ in range(layers):
+        W = Tensor(rng.normal(size=(h.shape[1], 3)), PARAM)
+        h = relu(h @ W)
+    return mse_loss(h, Tensor(np.zeros(h.shape)))
+
+
+def test_auto_rankdir_draws_a_deep_narrow_graph_top_to_bottom(rng):
+    # A small MLP is a sequence of layers: left to right it would be a strip (the old default).
+    loss = _mlp_loss(rng, 2)
+    assert "rankdir=TB" in viz.to_dot(loss)
+    picture = viz.draw(loss, engine="matplotlib")
+    assert picture.rankdir == "TB"
+    elongation = {}
+    for rankdir in ("TB", "LR"):
+        width, height = viz._matplotlib_figure(picture._graph, rankdir).get_size_inches()
+        elongation[rankdir] = max(width / height, height / width)
+    assert elongation["TB"] < elongation["LR"] / 2, elongation
+
+
+def test_auto_rankdir_draws_a_wide_shallow_graph_left_to_right():
+    # Forty independent products summed at once: one short, very wide layer.
+    leaves = [Tensor([float(k)], PARAM) for k in range(40)]
+    total = sum_of(leaves)
+    assert "rankdir=LR" in viz.to_dot(total)
+
+
+def sum_of(tensors):
+    from clumsygrad.shape import concatenate
+
+    return csum(concatenate([t * 2.0 for t in tensors]))
 
 
 def test_a_lone_tensor_is_one_box():
@@ -320,7 +355,7 @@ def test_a_100000_operation_chain_is_one_box_with_its_count():
     assert dot.label[chain] == ["chain of 100,000 ops", "(mul_scalar) × 100,000", "99,999 tensors inside: () float32"]
     assert dot.edges == [(dot.named("x"), chain, 1), (chain, dot.root(), 1)]
     assert len(dot.tensors()) == 2 and dot.ops() == []
-    assert "100,001 tensors and 100,000 operations, summarised (more than max_nodes=500 tensors)" in text
+    assert "100,001 tensors and 100,000 operations, summarised (more than max_nodes=200 tensors)" in text
 
 
 def test_the_threshold_is_a_parameter():
@@ -328,12 +363,13 @@ def test_the_threshold_is_a_parameter():
     y = x
     for _ in range(40):
         y = y + 1.0
-    assert len(Dot(viz.to_dot(y)).tensors()) == 41  # under the default 500: drawn in full
+    assert len(Dot(viz.to_dot(y)).tensors()) == 41  # under the default 200: drawn in full
     assert len(Dot(viz.to_dot(y, max_nodes=41)).tensors()) == 41
     assert len(Dot(viz.to_dot(y, max_nodes=40)).tensors()) == 2
     for _ in range(600):
         y = y + 1.0
     assert len(Dot(viz.to_dot(y, max_nodes=None)).tensors()) == 641
+    assert viz.DEFAULT_MAX_NODES == 200  # a picture stays legible (and fast) by default
 
 
 def test_a_repeated_block_with_shared_parameters_is_one_box(rng):
@@ -442,6 +478,16 @@ def test_draw_with_graphviz_writes_png_and_svg(rng, tmp_path):
     # Graphviz writes labels as text: every name and operation is there.
     for word in list(params) + ["matmul", "add_broadcast", "relu", "mse", "(4, 16) float32"]:
         assert word in svg
+
+
+def test_readme_picture_script_leaves_the_tracked_picture_alone(tmp_path, monkeypatch):
+    tracked = ROOT / "docs" / "mlp_graph.png"
+    before = tracked.read_bytes()
+    monkeypatch.setattr(sys, "argv", ["mlp_graph.py"])
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    runpy.run_path(str(ROOT / "docs" / "mlp_graph.py"), run_name="__main__")
+    assert (tmp_path / "mlp_graph.png").read_bytes().startswith(b"\x89PNG")
+    assert tracked.read_bytes() == before
 
 
 def test_readme_picture_script_runs(tmp_path, monkeypatch):

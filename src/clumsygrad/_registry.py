@@ -139,7 +139,7 @@ def defop(
     op.function = _derive_function(op) if (public and forward is not None) else None
     if typed:
         _TYPED[op.backward] = typed
-        op.compiled = "typed loop"
+        op.compiled = "recorded in C" if typed.endswith("_BROADCAST") else "typed loop"
     if kernel is not None:
         op.compiled = (op.compiled + ", " if op.compiled else "") + "backward kernel"
     OPS[name] = op

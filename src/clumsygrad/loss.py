@@ -51,7 +51,7 @@ defop("mse_loss", mse_loss,
 
 
 def mae_loss(pred, target):
-    """mean(|pred - target|)."""
+    """``mean(|pred - target|)``."""
     _same_shape("MAE", pred, target)
     return _mean_of_all(np.abs(pred - target))
 

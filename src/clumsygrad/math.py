@@ -50,6 +50,7 @@ _add_op = defop(
     (lambda g, out, x, y: unbroadcast(g, x.shape), lambda g, out, x, y: unbroadcast(g, y.shape)),
     module="math", nin=2, public=False, backward_name="add_broadcast_backward",
     kernel=_reduce_kernel(1.0),
+    typed="ADD_BROADCAST",
 )
 # The variants' array kernels are the formulas with the shapes known (same shape, or a constant).
 def _pass_both(tensor, grad, *, needs=None):
@@ -75,6 +76,7 @@ _sub_op = defop(
     (lambda g, out, x, y: unbroadcast(g, x.shape), lambda g, out, x, y: -unbroadcast(g, y.shape)),
     module="math", nin=2, public=False, backward_name="sub_broadcast_backward",
     kernel=_reduce_kernel(-1.0),
+    typed="SUB_BROADCAST",
 )
 def _pass_and_negate(tensor, grad, *, needs=None):
     return (grad, -grad if needs is None or needs[1] else None)
@@ -111,6 +113,7 @@ _mul_op = defop(
      lambda g, out, x, y: mul_unbroadcast(g, x, np.shape(y))),
     module="math", nin=2, public=False, backward_name="mul_broadcast_backward",
     kernel=_mul_broadcast_kernel,
+    typed="MUL_BROADCAST",
 )
 def _mul_same_shape(tensor, grad, *, needs=None):
     x, y = tensor._parents
@@ -230,7 +233,7 @@ defop("astype", _astype, (lambda g, out, x, dtype: g.astype(x.dtype),), module="
 # One row per op: name, the NumPy ufunc that is its forward (called directly, no wrapper frame),
 # the VJP formula, the compiled engine's typed loop, the method name, the one-line doc.
 for _name, _ufunc, _vjp, _typed, _doc in (
-    ("abs", np.abs, lambda g, out, x: g * np.sign(_values(x)), None, "|x| elementwise; the gradient at 0 is 0."),
+    ("abs", np.abs, lambda g, out, x: g * np.sign(_values(x)), None, "``|x|`` elementwise; the gradient at 0 is 0."),
     ("sqrt", np.sqrt, lambda g, out, x: g / (2 * out), "SQRT", "Square root elementwise."),
     ("exp", np.exp, lambda g, out, x: g * out, "EXP", "e**x elementwise."),
     ("log", np.log, lambda g, out, x: g / x, "LOG", "Natural logarithm elementwise."),
@@ -436,7 +439,6 @@ def _norm_vjp(g, out, x, ord=None, axis=None, keepdims=False):
 defop("norm", norm, (_norm_vjp,), module="math", numpy=(np.linalg.norm,))
 
 
-__all__ = export(globals(), "math")
 
 
 # ----------------------------------------------------------------------------- public arithmetic
@@ -492,4 +494,4 @@ from ._backend import graph as _graph  # noqa: E402
 from ._registry import UFUNCS as _UFUNCS, as_tensors  # noqa: E402
 
 _UFUNCS[np.true_divide] = divide
-__all__ += ["add", "subtract", "multiply", "divide", "negative", "power", "matmul"]
+__all__ = export(globals(), "math") + ["add", "subtract", "multiply", "divide", "negative", "power", "matmul"]

@@ -36,7 +36,7 @@ import numbers
 import sys
 import warnings
 from abc import ABC
-from typing import Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 import numpy as np
 
@@ -87,12 +87,20 @@ def _collect_parameters(parameters, owner: str) -> List[Tensor]:
             f"{owner} takes an iterable of Tensors (e.g. a list), but got a single Tensor; "
             f"pass [tensor]"
         )
+    if isinstance(parameters, dict) or callable(getattr(parameters, "parameters", None)):
+        # a dict iterates over its keys, a module is not iterable: name what was given
+        hint = "model.parameters()" if not isinstance(parameters, dict) else "list(params.values())"
+        raise TypeError(
+            f"{owner} takes an iterable of Tensors, but got a {type(parameters).__name__}; pass {hint}"
+        )
     try:
         items = list(parameters)
     except TypeError:
         raise TypeError(
             f"{owner} takes an iterable of Tensors, but got {type(parameters).__name__}"
         ) from None
+    if not items:
+        raise ValueError(f"optimizer got an empty parameter list ({owner})")
     kept: List[Tensor] = []
     seen = set()
     dropped = duplicates = 0
@@ -185,7 +193,7 @@ class Optimizer(ABC):
     def _load_extra_state(self, state: Dict[str, object]) -> None:
         pass
 
-    def state_dict(self) -> Dict[str, object]:
+    def state_dict(self) -> Dict[str, Any]:
         """A snapshot of the optimizer: its class name, hyperparameters and, per parameter
         (in the order of ``self.parameters``), its state as NumPy arrays and numbers.
 

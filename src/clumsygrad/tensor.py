@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import numbers
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -38,6 +38,11 @@ from .grad import (
 __all__ = ["TensorType", "Tensor", "TensorUtils", "no_grad", "enable_grad"]
 
 _graph = _backend.graph
+
+# What the arithmetic operators take besides a Tensor, for type checkers: a real scalar (Python
+# or NumPy), an array or a (nested) list or tuple of numbers.  Anything else returns NotImplemented.
+_Scalar = Union[float, "np.number[Any]", "np.bool_"]
+_Operand = Union["Tensor", _Scalar, "np.ndarray[Any, Any]", List[Any], Tuple[Any, ...]]
 _FLOAT32 = np.dtype(np.float32)
 _FLOAT64 = np.dtype(np.float64)
 
@@ -134,29 +139,29 @@ class _Operators:
             return _binary_node(self, other, _broadcasting(ufunc, self, other), same_shape_fn, broadcast_fn)
         return _new_node(ufunc(self._data, scalar), scalar_fn, (self,), {"scalar_value": scalar})
 
-    def __add__(self, other):
+    def __add__(self, other: _Operand) -> Tensor:
         return self._elementwise(other, np.add, add_backward, add_broadcast_backward, add_scalar_backward)
 
-    def __sub__(self, other):
+    def __sub__(self, other: _Operand) -> Tensor:
         return self._elementwise(other, np.subtract, sub_backward, sub_broadcast_backward, sub_scalar_backward)
 
-    def __mul__(self, other):
+    def __mul__(self, other: _Operand) -> Tensor:
         return self._elementwise(other, np.multiply, mul_backward, mul_broadcast_backward, mul_scalar_backward)
 
-    def __radd__(self, other):
+    def __radd__(self, other: _Operand) -> Tensor:
         return self.__add__(other)
 
-    def __rmul__(self, other):
+    def __rmul__(self, other: _Operand) -> Tensor:
         return self.__mul__(other)
 
-    def __rsub__(self, other):
+    def __rsub__(self, other: _Operand) -> Tensor:
         # c - t is (-t) + c: exact in floating point, and no backward code of its own.
         if _scalar(other) is None:
             other = _constant_like(other, self)
             return NotImplemented if other is None else other.__sub__(self)
         return (-self).__add__(other)
 
-    def __truediv__(self, other):
+    def __truediv__(self, other: _Operand) -> Tensor:
         # t / u records t * u**-1 and t / c records t * (1/c); the forward value is the exact quotient.
         if not isinstance(other, Tensor) and _scalar(other) is None:
             other = _constant_like(other, self)
@@ -169,7 +174,7 @@ class _Operators:
         inverse = float(np.float64(1.0) / scalar)
         return _new_node(self._data / scalar, mul_scalar_backward, (self,), {"scalar_value": inverse})
 
-    def __rtruediv__(self, other):
+    def __rtruediv__(self, other: _Operand) -> Tensor:
         # c / t records c * t**-1.
         scalar = _scalar(other)
         if scalar is None:
@@ -178,7 +183,7 @@ class _Operators:
         reciprocal = self ** -1
         return _new_node(scalar / self._data, mul_scalar_backward, (reciprocal,), {"scalar_value": scalar})
 
-    def __pow__(self, power):
+    def __pow__(self, power: _Operand) -> Tensor:
         exponent = _scalar(power)
         if exponent is None:
             if not isinstance(power, Tensor):
@@ -188,16 +193,16 @@ class _Operators:
             return _power_of_tensors(self, power)
         return _new_node(self._data ** exponent, power_backward, (self,), {"power": exponent})
 
-    def __rpow__(self, base):
+    def __rpow__(self, base: _Operand) -> Tensor:
         if isinstance(base, Tensor):
             return _power_of_tensors(base, self)
         base = _registry.as_tensors((self, base))[1] if (_scalar(base) is not None or _constant_like(base, self) is not None) else None
         return NotImplemented if base is None else _power_of_tensors(base, self)
 
-    def __neg__(self):
+    def __neg__(self) -> Tensor:
         return _new_node(-self._data, negate_backward, (self,))
 
-    def __matmul__(self, other):
+    def __matmul__(self, other: Union[Tensor, "np.ndarray[Any, Any]"]) -> Tensor:
         if isinstance(other, Tensor) and len(self._shape) >= 2 and len(other._shape) >= 2:
             if self._shape[-1] == other._shape[-2]:  # the common case, without a helper frame
                 try:
@@ -214,7 +219,7 @@ class _Operators:
             other = _registry.as_tensors((self, other))[1]
         return _matmul(self, other)
 
-    def __rmatmul__(self, other):
+    def __rmatmul__(self, other: "np.ndarray[Any, Any]") -> Tensor:
         if not isinstance(other, np.ndarray):
             return NotImplemented
         return _matmul(_registry.as_tensors((self, other))[1], self)
@@ -259,7 +264,51 @@ class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
 
     __slots__ = ()
 
-    def __init__(self, data, tensor_type: TensorType = TensorType.INPUT, dtype=np.float32):
+    if TYPE_CHECKING:
+        # The methods _bind_methods() takes from the op registry, declared for type checkers.
+        # Each is the op's function with the tensor first: ``t.sum(axis=0)`` is
+        # ``clumsygrad.math.sum(t, axis=0)``.  Generated by scripts/gen_stubs.py: do not edit.
+        def tanh(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def relu(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def sigmoid(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def softmax(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def log_softmax(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def gelu(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def leaky_relu(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def elu(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def selu(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def softplus(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def silu(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def mish(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def hardtanh(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def log_sigmoid(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def abs(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def sqrt(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def exp(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def log(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def sin(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def cos(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def tan(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def sign(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def square(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def reciprocal(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def log1p(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def expm1(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def log2(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def log10(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def sum(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def mean(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def var(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def std(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def prod(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def cumsum(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def cumprod(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def logsumexp(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def max(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def min(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def flip(self, *args: Any, **kwargs: Any) -> Tensor: ...
+
+    def __init__(self, data: Any, tensor_type: TensorType = TensorType.INPUT, dtype: Any = np.float32) -> None:
         """Wrap ``data`` (scalar, nested list or array of real numbers; always copied) as a tensor.
 
         PARAMETER tensors require gradients; INPUT tensors do not.  ``dtype`` is float32
@@ -324,7 +373,7 @@ class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
             return self._parents[0]
         return _new_node(self._data.T, transpose_backward, (self,))
 
-    def reshape(self, new_shape, *more) -> "Tensor":
+    def reshape(self, new_shape: Any, *more: int) -> "Tensor":
         """The same values in ``new_shape`` (one dimension may be -1): ``t.reshape((2, -1))`` or
         ``t.reshape(2, -1)``."""
         return _shape_ops.reshape(self, new_shape, *more)
@@ -459,12 +508,12 @@ class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
         memo[id(self)] = new
         return new
 
-    def __getitem__(self, key) -> "Tensor":
+    def __getitem__(self, key: Any) -> "Tensor":
         """``self[key]`` for any NumPy index, with gradients (``clumsygrad.shape.getitem``)."""
         return _getitem(self, key)
 
     # ------------------------------------------------------------------ backward
-    def backward(self, gradient=None, keep_graph: bool = False) -> None:
+    def backward(self, gradient: Any = None, keep_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) * ``gradient`` into ``.grad`` of every tensor that requires it.
 
         ``gradient`` defaults to ones for a one-element tensor and must otherwise have this

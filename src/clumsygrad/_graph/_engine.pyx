@@ -16,7 +16,7 @@ import numpy as np
 from . import ENGINE_LOCK
 from . import pure as _pure
 from .native cimport (
-    ADD, ADD_SCALAR, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
+    ADD, ADD_BROADCAST, ADD_SCALAR, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
     L_POWER_VJP, L_SIGMOID_VJP, L_SIN_VJP, L_SQRT_VJP, L_TANH_VJP, LOG, MUL, MUL_SCALAR, NEGATE,
     POWER, RESHAPE, SIGMOID, SIN, SQRT, SUB, SUB_SCALAR, TANH, TRANSPOSE, Node, _apply,
     _array_value, _check_versions, _compute, _data_of, _dispatch, _fast_operand, _fits, _free,
@@ -336,6 +336,8 @@ cdef bint _typed_vjp(Node node) except -1:
     cdef int op = node.op_
     cdef object g = node.pending_
     cdef Py_ssize_t n = len(node.parents_)
+    if op >= ADD_BROADCAST:  # recorded in C, computed by the Python backward function
+        return False
     cdef Node x = <Node> node.parents_[0]
     cdef Node y = <Node> node.parents_[1] if n == 2 else None
     if op == RESHAPE or op == TRANSPOSE:  # a view of the gradient, copied if ever written

@@ -38,6 +38,10 @@ cpdef enum VJP:
     SIGMOID
     RESHAPE
     TRANSPOSE
+    # Recorded in C by the fast operators; their backward is the Python kernel (reduce to shape).
+    ADD_BROADCAST
+    SUB_BROADCAST
+    MUL_BROADCAST
 
 # The elementwise loops, shared by the forward fast paths and the typed VJPs.  ``x`` is the
 # first operand (the gradient in a VJP), ``y`` the second (an operand or the output), ``c`` a

@@ -21,6 +21,7 @@ pass is ``_engine.pyx`` (re-exported here as ``backward_pass``); both share ``na
 """
 cimport cython
 cimport numpy as cnp
+from cpython.number cimport PyNumber_Add, PyNumber_Multiply, PyNumber_Subtract
 from cpython.ref cimport Py_REFCNT
 
 import numpy as np
@@ -46,7 +47,7 @@ cdef extern from *:
     int cg_grad_disabled
 
 cdef dict _op_of = {}          # backward function -> VJP member
-cdef list _fn_of = [None] * (TRANSPOSE + 1)  # VJP member -> backward function
+cdef list _fn_of = [None] * (MUL_BROADCAST + 1)  # VJP member -> backward function
 cdef object _tensor_class = None
 cdef tuple _types = None       # (INPUT, PARAMETER, INTERMEDIATE) members
 cdef object _generic_add, _generic_radd, _generic_sub, _generic_rsub, _generic_mul, _generic_rmul
@@ -310,11 +311,30 @@ cdef object _scalar_or_same_shape(Node self, object other, int tensor_loop, int 
         if _value_of(self, &a, &ta) and _value_of(right, &b, &tb):
             if ta == tb:
                 return _record_value(_compute(tensor_loop, a, b, ta), ta, tensor_vjp, (self, right), 0.0)
-        elif (_fast_operand(self.data_) and _fast_operand(right.data_)
-              and _same_layout(self.data_, right.data_)):
-            return _make_node(_apply(tensor_loop, self.data_, right.data_, 0.0), _fn_of[tensor_vjp],
-                              (self, right), None, tensor_vjp, 0.0)
+        elif _fast_operand(self.data_) and _fast_operand(right.data_):
+            if _same_layout(self.data_, right.data_):
+                return _make_node(_apply(tensor_loop, self.data_, right.data_, 0.0), _fn_of[tensor_vjp],
+                                  (self, right), None, tensor_vjp, 0.0)
+            if cnp.PyArray_TYPE(<cnp.ndarray> self.data_) == cnp.PyArray_TYPE(<cnp.ndarray> right.data_):
+                return _broadcast(self, right, tensor_vjp, generic)
     return generic(self, other)
+
+
+cdef object _broadcast(Node left, Node right, int tensor_vjp, object generic):
+    """``left (op) right`` for arrays of one float dtype and different shapes (a bias row, a
+    column): NumPy broadcasts, and the node records the op's broadcast VJP with both shapes."""
+    cdef int vjp = tensor_vjp + (ADD_BROADCAST - ADD)
+    try:
+        if tensor_vjp == ADD:
+            data = PyNumber_Add(left.data_, right.data_)
+        elif tensor_vjp == SUB:
+            data = PyNumber_Subtract(left.data_, right.data_)
+        else:
+            data = PyNumber_Multiply(left.data_, right.data_)
+    except ValueError:  # shapes that do not broadcast: the generic operator words the error
+        return generic(left, right)
+    extra = {"left_shape": (<object> left.data_).shape, "right_shape": (<object> right.data_).shape}
+    return _make_node(data, _fn_of[vjp], (left, right), extra, vjp, 0.0)
 
 
 cdef object _fast_unary(Node self, int loop, double c, int op, double scalar):

@@ -17,6 +17,15 @@ no Python wrapper sits between a caller and the compiled code.
 ``scatter_add``             ``_scatter.pyx``
 ``cross_entropy_backward``  ``_cross_entropy.pyx``
 ``adam_update``             ``_optim.pyx`` (in place)
+``conv2d_forward``          ``_conv.pyx``
+``conv2d_backward_input``   ``_conv.pyx``
+``conv2d_backward_weight``  ``_conv.pyx``
+``max_pool2d_forward``      ``_pool.pyx``
+``max_pool2d_backward``     ``_pool.pyx``
+``avg_pool2d_forward``      ``_pool.pyx``
+``avg_pool2d_backward``     ``_pool.pyx``
+``layer_norm_backward``     ``_norm.pyx``
+``batch_norm_backward``     ``_norm.pyx``
 ==========================  ===============================
 
 ``_shapes.pyx`` holds what they share (the dtype rule, the prologue, the float32/float64
@@ -25,11 +34,14 @@ dispatch, axes, the loop plan); the interface and its rules are in ``docs/kernel
 Importing this module raises ``ImportError`` when the extensions were never built; the
 backend switch (``clumsygrad._backend``) then falls back to ``pure``.
 """
+from ._conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
 from ._cross_entropy import cross_entropy_backward
 from ._elementwise import relu_backward, sgd_update
 from ._loss import mse_backward, mse_forward
 from ._matmul import matmul_backward
+from ._norm import batch_norm_backward, layer_norm_backward
 from ._optim import adam_update
+from ._pool import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
 from ._reduce import expand_to_shape, mul_reduce_to_shape, reduce_to_shape
 from ._scatter import scatter_add
 from ._softmax import softmax_backward, softmax_forward
@@ -48,4 +60,13 @@ __all__ = [
     "scatter_add",
     "cross_entropy_backward",
     "adam_update",
+    "conv2d_forward",
+    "conv2d_backward_input",
+    "conv2d_backward_weight",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+    "layer_norm_backward",
+    "batch_norm_backward",
 ]

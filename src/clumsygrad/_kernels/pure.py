@@ -291,3 +291,318 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decouple
     m[...] = new_m
     v[...] = new_v
     param[...] = new_p
+
+
+# =========================================================================== nn kernels (issue 16)
+# Convolution, pooling and normalisation for ``clumsygrad.nn``; compiled twins in ``_conv.pyx``,
+# ``_pool.pyx`` and ``_norm.pyx``.  Images are (N, C, H, W).  ``stride`` and ``dilation`` are
+# ``(sh, sw)``, ``padding`` is ``(top, bottom, left, right)`` (uneven for "same" with an even
+# kernel), all already normalised by ``clumsygrad.nn.functional``; the kernels check them again.
+#
+# Convolution is im2col + GEMM: ``cols[n, c*kh*kw + i*kw + j, oh*OW + ow] =
+# x[n, c, oh*sh - top + i*dh, ow*sw - left + j*dw]`` (0 outside the image), then per group
+# ``out = w @ cols`` through ``np.matmul``.  The input gradient is ``w^T @ grad`` scattered back
+# (col2im), the weight gradient ``sum_n grad @ cols^T``.
+__all__ += [
+    "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
+    "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+    "layer_norm_backward", "batch_norm_backward",
+]
+
+
+def _pair(name: str, value, size: int = 2) -> tuple:
+    try:
+        items = tuple(operator.index(v) for v in value)
+    except TypeError:
+        raise TypeError(f"{name} must be a tuple of {size} ints, got {value!r}") from None
+    if len(items) != size:
+        raise ValueError(f"{name} must have {size} entries, got {value!r}")
+    return items
+
+
+def _float_array(name: str, a, ndim: int, dtype=None) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {a.dtype}")
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {a.shape}")
+    return a
+
+
+def conv2d_geometry(x_shape, w_shape, stride, padding, dilation, groups) -> tuple:
+    """``(N, C, H, W, F, kh, kw, OH, OW, sh, sw, pt, pl, dh, dw, G)`` for a convolution of an
+    input of ``x_shape`` by a weight of ``w_shape``; ``ValueError`` naming what does not fit."""
+    n, c, h, w = (operator.index(d) for d in x_shape)
+    f, cg, kh, kw = (operator.index(d) for d in w_shape)
+    sh, sw = _pair("stride", stride)
+    pt, pb, pl, pr = _pair("padding", padding, 4)
+    dh, dw = _pair("dilation", dilation)
+    g = operator.index(groups)
+    if sh < 1 or sw < 1 or dh < 1 or dw < 1:
+        raise ValueError(f"stride {stride} and dilation {dilation} must be positive")
+    if min(pt, pb, pl, pr) < 0:
+        raise ValueError(f"padding {padding} must not be negative")
+    if g < 1 or c % g or f % g:
+        raise ValueError(
+            f"groups={g} must divide the input channels ({c}) and the output channels ({f})"
+        )
+    if cg * g != c:
+        raise ValueError(
+            f"weight of shape {tuple(w_shape)} expects {cg * g} input channels "
+            f"({cg} per group x {g} groups), got an input of shape {tuple(x_shape)}"
+        )
+    if kh < 1 or kw < 1:
+        raise ValueError(f"kernel size must be positive, got weight of shape {tuple(w_shape)}")
+    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    if oh < 1 or ow < 1:
+        raise ValueError(
+            f"input of shape {tuple(x_shape)} (padded by {padding}) is smaller than the dilated "
+            f"kernel {(dh * (kh - 1) + 1, dw * (kw - 1) + 1)}"
+        )
+    return n, c, h, w, f, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, g
+
+
+def _windows(xp: np.ndarray, kh, kw, oh, ow, sh, sw, dh, dw) -> np.ndarray:
+    """A read-only (N, C, kh, kw, OH, OW) view of the padded images ``xp``."""
+    s = xp.strides
+    return np.lib.stride_tricks.as_strided(
+        xp, (xp.shape[0], xp.shape[1], kh, kw, oh, ow),
+        (s[0], s[1], s[2] * dh, s[3] * dw, s[2] * sh, s[3] * sw), writeable=False,
+    )
+
+
+def _pad(x: np.ndarray, pt, pb, pl, pr, value=0.0) -> np.ndarray:
+    if pt or pb or pl or pr:
+        return np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=value)
+    return x
+
+
+def conv_im2col(x: np.ndarray, geo: tuple) -> np.ndarray:
+    """The (N, C*kh*kw, OH*OW) column matrix of ``x`` (see the section comment)."""
+    n, c, h, w, f, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, g = geo
+    pb = max(0, (oh - 1) * sh + dh * (kh - 1) + 1 - h - pt)
+    pr = max(0, (ow - 1) * sw + dw * (kw - 1) + 1 - w - pl)
+    xp = _pad(x, pt, pb, pl, pr)
+    return _windows(xp, kh, kw, oh, ow, sh, sw, dh, dw).reshape(n, c * kh * kw, oh * ow)
+
+
+def conv2d_forward(x, weight, stride, padding, dilation, groups) -> np.ndarray:
+    """``y[n, f, oh, ow] = sum_{c, i, j} w[f, c, i, j] x[n, g(f)*Cg + c, oh*sh - top + i*dh,
+    ow*sw - left + j*dw]`` (no bias): shape (N, F, OH, OW)."""
+    x = _float_array("conv2d input", x, 4)
+    weight = _float_array("conv2d weight", weight, 4)
+    dtype = result_dtype(x, weight)
+    geo = conv2d_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
+    n, c, h, w, f, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, g = geo
+    cols = conv_im2col(x.astype(dtype, copy=False), geo).reshape(n, g, (c // g) * kh * kw, oh * ow)
+    wm = weight.astype(dtype, copy=False).reshape(g, f // g, (c // g) * kh * kw)
+    return np.matmul(wm, cols).reshape(n, f, oh, ow)
+
+
+def conv2d_backward_input(grad, weight, input_shape, stride, padding, dilation, groups) -> np.ndarray:
+    """The gradient of :func:`conv2d_forward` with respect to its input, of ``input_shape``."""
+    grad = _float_array("conv2d gradient", grad, 4)
+    weight = _float_array("conv2d weight", weight, 4)
+    dtype = result_dtype(grad, weight)
+    geo = conv2d_geometry(as_shape(input_shape), weight.shape, stride, padding, dilation, groups)
+    n, c, h, w, f, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, g = geo
+    if grad.shape != (n, f, oh, ow):
+        raise ValueError(f"conv2d gradient of shape {grad.shape}, expected {(n, f, oh, ow)}")
+    wm = weight.astype(dtype, copy=False).reshape(g, f // g, (c // g) * kh * kw)
+    gm = grad.astype(dtype, copy=False).reshape(n, g, f // g, oh * ow)
+    cols = np.matmul(wm.transpose(0, 2, 1), gm).reshape(n, c, kh, kw, oh, ow)
+    hp = max(h + pt, (oh - 1) * sh + dh * (kh - 1) + 1)
+    wp = max(w + pl, (ow - 1) * sw + dw * (kw - 1) + 1)
+    dxp = np.zeros((n, c, hp, wp), dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dxp[:, :, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw] += cols[:, :, i, j]
+    return np.ascontiguousarray(dxp[:, :, pt:pt + h, pl:pl + w])
+
+
+def conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation, groups) -> np.ndarray:
+    """The gradient of :func:`conv2d_forward` with respect to its weight, of ``weight_shape``."""
+    grad = _float_array("conv2d gradient", grad, 4)
+    x = _float_array("conv2d input", x, 4)
+    dtype = result_dtype(grad, x)
+    geo = conv2d_geometry(x.shape, as_shape(weight_shape), stride, padding, dilation, groups)
+    n, c, h, w, f, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, g = geo
+    if grad.shape != (n, f, oh, ow):
+        raise ValueError(f"conv2d gradient of shape {grad.shape}, expected {(n, f, oh, ow)}")
+    k = (c // g) * kh * kw
+    cols = conv_im2col(x.astype(dtype, copy=False), geo).reshape(n, g, k, oh * ow)
+    gm = grad.astype(dtype, copy=False).reshape(n, g, f // g, oh * ow)
+    # one small GEMM per image and group, then the sum over the images: measured 3-10x faster
+    # than folding the batch into one GEMM, whose transposed copies of grad and cols dominate
+    return np.matmul(gm, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(f, c // g, kh, kw)
+
+
+def pool_geometry(x_shape, kernel_size, stride, padding, dilation) -> tuple:
+    """``(N, C, H, W, kh, kw, OH, OW, sh, sw, ph, pw, dh, dw)`` of a pooling (floor mode)."""
+    n, c, h, w = (operator.index(d) for d in x_shape)
+    kh, kw = _pair("kernel_size", kernel_size)
+    sh, sw = _pair("stride", stride)
+    ph, pw = _pair("padding", padding)
+    dh, dw = _pair("dilation", dilation)
+    if min(kh, kw, sh, sw, dh, dw) < 1:
+        raise ValueError(
+            f"kernel_size {kernel_size}, stride {stride} and dilation {dilation} must be positive"
+        )
+    if ph < 0 or pw < 0 or 2 * ph > kh or 2 * pw > kw:
+        raise ValueError(f"padding {padding} must be at least 0 and at most half of kernel_size {kernel_size}")
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    if oh < 1 or ow < 1:
+        raise ValueError(
+            f"input of shape {tuple(x_shape)} (padded by {padding}) is smaller than the pooling "
+            f"window {(dh * (kh - 1) + 1, dw * (kw - 1) + 1)}"
+        )
+    for size, out, k, s, p, d in ((h, oh, kh, sh, ph, dh), (w, ow, kw, sw, pw, dw)):
+        if d > 1:  # a dilated window may fall entirely into the padding: no value to pool
+            cells = (np.arange(out) * s - p)[:, None] + np.arange(k) * d
+            if not ((cells >= 0) & (cells < size)).any(axis=1).all():
+                raise ValueError(
+                    f"a pooling window of {k} cells dilated by {d} with padding {p} falls "
+                    f"entirely into the padding of an input of size {size}"
+                )
+    return n, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw
+
+
+def _pool_windows(x, geo, value):
+    n, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw = geo
+    pb = max(0, (oh - 1) * sh + dh * (kh - 1) + 1 - h - ph)
+    pr = max(0, (ow - 1) * sw + dw * (kw - 1) + 1 - w - pw)
+    xp = _pad(x, ph, pb, pw, pr, value)
+    return _windows(xp, kh, kw, oh, ow, sh, sw, dh, dw)
+
+
+def max_pool2d_forward(x, kernel_size, stride, padding, dilation) -> tuple:
+    """``(out, indices)``: the max of each window (padding is -inf; NaN wins; ties go to the
+    first in row-major window order) and its flat index ``h*W + w`` in its (H, W) plane (int64)."""
+    x = _float_array("max_pool2d input", x, 4)
+    dtype = result_dtype(x)
+    geo = pool_geometry(x.shape, kernel_size, stride, padding, dilation)
+    n, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw = geo
+    win = _pool_windows(x.astype(dtype, copy=False), geo, -np.inf)
+    flat = win.transpose(0, 1, 4, 5, 2, 3).reshape(n, c, oh, ow, kh * kw)
+    arg = np.argmax(flat, axis=-1)
+    out = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+    if out.size and (out == -np.inf).any():
+        # a window whose values are all -inf: its first cell inside the image (not the padding)
+        k = np.arange(kh * kw)
+        r = (np.arange(oh) * sh - ph)[:, None, None] + (k // kw) * dh
+        q = (np.arange(ow) * sw - pw)[None, :, None] + (k % kw) * dw
+        first_inside = np.argmax((r >= 0) & (r < h) & (q >= 0) & (q < w), axis=-1)
+        arg = np.where(out == -np.inf, first_inside, arg)
+    rows = (np.arange(oh) * sh - ph)[:, None] + (arg // kw) * dh
+    cols = (np.arange(ow) * sw - pw)[None, :] + (arg % kw) * dw
+    return np.ascontiguousarray(out), (rows * w + cols).astype(np.int64)
+
+
+def max_pool2d_backward(grad, indices, input_shape) -> np.ndarray:
+    """Each window's gradient added at its max (``indices`` from :func:`max_pool2d_forward`)."""
+    grad = _float_array("max_pool2d gradient", grad, 4)
+    indices = np.asarray(indices)
+    n, c, h, w = as_shape(input_shape)
+    if indices.shape != grad.shape or indices.dtype.kind not in "iu":
+        raise ValueError(
+            f"max_pool2d indices of shape {indices.shape} and dtype {indices.dtype} do not match "
+            f"the gradient of shape {grad.shape}"
+        )
+    if grad.shape[:2] != (n, c):
+        raise ValueError(f"max_pool2d gradient of shape {grad.shape} for an input of shape {(n, c, h, w)}")
+    if indices.size and (indices.min() < 0 or indices.max() >= h * w):
+        raise ValueError(f"max_pool2d indices out of range for planes of {h}x{w}")
+    dtype = result_dtype(grad)
+    planes = np.arange(n * c).reshape(n, c, 1, 1) * (h * w)
+    out = np.zeros(n * c * h * w, dtype)
+    np.add.at(out, (indices + planes).ravel(), grad.astype(dtype, copy=False).ravel())
+    return out.reshape(n, c, h, w)
+
+
+def _avg_divisor(geo, count_include_pad, dtype) -> np.ndarray:
+    """The (OH, OW) divisors: kh*kw, or the number of window cells inside the image."""
+    n, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw = geo
+    if count_include_pad:
+        return np.full((oh, ow), kh * kw, dtype)
+    inside = np.ones((1, 1, h, w), dtype)
+    return _pool_windows(inside, geo, 0.0).sum(axis=(2, 3))[0, 0]
+
+
+def avg_pool2d_forward(x, kernel_size, stride, padding, count_include_pad) -> np.ndarray:
+    """The mean of each window (padding counts as zeros when ``count_include_pad``)."""
+    x = _float_array("avg_pool2d input", x, 4)
+    dtype = result_dtype(x)
+    geo = pool_geometry(x.shape, kernel_size, stride, padding, (1, 1))
+    total = _pool_windows(x.astype(dtype, copy=False), geo, 0.0).sum(axis=(2, 3))
+    return total / _avg_divisor(geo, bool(count_include_pad), dtype)
+
+
+def avg_pool2d_backward(grad, input_shape, kernel_size, stride, padding, count_include_pad) -> np.ndarray:
+    """The gradient of :func:`avg_pool2d_forward`: each window's share spread over its cells."""
+    grad = _float_array("avg_pool2d gradient", grad, 4)
+    dtype = result_dtype(grad)
+    geo = pool_geometry(as_shape(input_shape), kernel_size, stride, padding, (1, 1))
+    n, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw = geo
+    if grad.shape != (n, c, oh, ow):
+        raise ValueError(f"avg_pool2d gradient of shape {grad.shape}, expected {(n, c, oh, ow)}")
+    share = grad.astype(dtype, copy=False) / _avg_divisor(geo, bool(count_include_pad), dtype)
+    hp = max(h + ph, (oh - 1) * sh + kh)
+    wp = max(w + pw, (ow - 1) * sw + kw)
+    dxp = np.zeros((n, c, hp, wp), dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dxp[:, :, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw] += share
+    return np.ascontiguousarray(dxp[:, :, ph:ph + h, pw:pw + w])
+
+
+def _norm_arrays(name, grad, xhat, rstd, weight, ndim):
+    grad = _float_array(f"{name} gradient", grad, ndim)
+    xhat = _float_array(f"{name} normalised input", xhat, ndim)
+    rstd = np.asarray(rstd)
+    if grad.shape != xhat.shape:
+        raise ValueError(f"{name}: gradient of shape {grad.shape} and input of shape {xhat.shape} differ")
+    arrays = (grad, xhat, rstd) + (() if weight is None else (np.asarray(weight),))
+    return grad, xhat, rstd, None if weight is None else np.asarray(weight), result_dtype(*arrays)
+
+
+def layer_norm_backward(grad, xhat, rstd, weight) -> tuple:
+    """``(dx, dweight, dbias)`` of ``y = xhat * weight + bias``, ``xhat = (x - mean) * rstd``
+    over the last axis of (M, D) arrays; ``rstd`` has shape (M,), ``weight`` (D,) or None
+    (then ``dweight`` and ``dbias`` are None).  ``dx = rstd * (g - mean(g) - xhat *
+    mean(g * xhat))`` per row with ``g = grad * weight``."""
+    grad, xhat, rstd, weight, dtype = _norm_arrays("layer_norm_backward", grad, xhat, rstd, weight, 2)
+    m, d = grad.shape
+    if rstd.shape != (m,) or (weight is not None and weight.shape != (d,)):
+        raise ValueError(
+            f"layer_norm_backward: rstd of shape {rstd.shape} and weight of shape "
+            f"{None if weight is None else weight.shape} for rows of shape {(m, d)}"
+        )
+    grad, xhat, rstd = (a.astype(dtype, copy=False) for a in (grad, xhat, rstd))
+    g = grad if weight is None else grad * weight.astype(dtype, copy=False)
+    dx = rstd[:, None] * (g - g.mean(axis=1, keepdims=True) - xhat * (g * xhat).mean(axis=1, keepdims=True))
+    if weight is None:
+        return dx.astype(dtype, copy=False), None, None
+    return dx.astype(dtype, copy=False), (grad * xhat).sum(axis=0), grad.sum(axis=0)
+
+
+def batch_norm_backward(grad, xhat, rstd, weight) -> tuple:
+    """``(dx, dweight, dbias)`` of a training-mode batch norm over (N, C, L) arrays: statistics
+    per channel over N and L, ``rstd`` of shape (C,), ``weight`` (C,) or None."""
+    grad, xhat, rstd, weight, dtype = _norm_arrays("batch_norm_backward", grad, xhat, rstd, weight, 3)
+    n, c, l = grad.shape
+    if rstd.shape != (c,) or (weight is not None and weight.shape != (c,)):
+        raise ValueError(
+            f"batch_norm_backward: rstd of shape {rstd.shape} and weight of shape "
+            f"{None if weight is None else weight.shape} for an input of shape {(n, c, l)}"
+        )
+    grad, xhat, rstd = (a.astype(dtype, copy=False) for a in (grad, xhat, rstd))
+    dbias = grad.sum(axis=(0, 2))
+    dweight = (grad * xhat).sum(axis=(0, 2))
+    scale = rstd if weight is None else rstd * weight.astype(dtype, copy=False)
+    m = max(n * l, 1)  # an empty batch has an empty dx
+    dx = scale[None, :, None] * (grad - (dbias / m)[None, :, None] - xhat * (dweight / m)[None, :, None])
+    if weight is None:
+        return dx.astype(dtype, copy=False), None, None
+    return dx.astype(dtype, copy=False), dweight, dbias

@@ -1,0 +1,351 @@
+"""The nn kernels (convolution, pooling, normalisation backward): compiled against pure with
+hypothesis, both against naive NumPy loop references written here, gradients against float64
+central finite differences."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from clumsygrad._kernels import native, pure
+
+pytestmark = pytest.mark.both_backends
+
+SETTINGS = settings(max_examples=40, deadline=None)
+
+
+# --------------------------------------------------------------------------- naive references
+def naive_conv2d(x, w, stride, padding, dilation, groups):
+    n, c, h, wd = x.shape
+    f, cg, kh, kw = w.shape
+    sh, sw = stride
+    pt, pb, pl, pr = padding
+    dh, dw = dilation
+    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    ow = (wd + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((n, f, oh, ow))
+    fg = f // groups
+    for b in range(n):
+        for o in range(f):
+            g = o // fg
+            for y in range(oh):
+                for z in range(ow):
+                    s = 0.0
+                    for ci in range(cg):
+                        for i in range(kh):
+                            for j in range(kw):
+                                hh = y * sh - pt + i * dh
+                                ww = z * sw - pl + j * dw
+                                if 0 <= hh < h and 0 <= ww < wd:
+                                    s += float(w[o, ci, i, j]) * float(x[b, g * cg + ci, hh, ww])
+                    out[b, o, y, z] = s
+    return out
+
+
+def naive_pool(x, k, stride, padding, dilation, mode, include_pad=True):
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = k, stride, padding, dilation
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((n, c, oh, ow))
+    idx = np.zeros((n, c, oh, ow), np.int64)
+    for b in range(n):
+        for ch in range(c):
+            for y in range(oh):
+                for z in range(ow):
+                    vals, where = [], []
+                    for i in range(kh):
+                        for j in range(kw):
+                            hh, ww = y * sh - ph + i * dh, z * sw - pw + j * dw
+                            if 0 <= hh < h and 0 <= ww < w:
+                                vals.append(float(x[b, ch, hh, ww]))
+                                where.append(hh * w + ww)
+                    if mode == "max":
+                        best = int(np.argmax(vals))
+                        out[b, ch, y, z], idx[b, ch, y, z] = vals[best], where[best]
+                    else:
+                        out[b, ch, y, z] = sum(vals) / (kh * kw if include_pad else len(vals))
+    return out, idx
+
+
+def numeric(f, x, eps=1e-6):
+    x = np.array(x, dtype=np.float64)
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + eps
+        up = f(x)
+        x[i] = old - eps
+        down = f(x)
+        x[i] = old
+        g[i] = (up - down) / (2 * eps)
+    return g
+
+
+# --------------------------------------------------------------------------- strategies
+@st.composite
+def conv_case(draw):
+    groups = draw(st.integers(1, 3))
+    cg = draw(st.integers(1, 2))
+    fg = draw(st.integers(1, 2))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    pad = tuple(draw(st.integers(0, 2)) for _ in range(4))
+    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - pad[0] - pad[1]), 7))
+    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - pad[2] - pad[3]), 7))
+    n = draw(st.integers(1, 3))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    layout = draw(st.sampled_from(["C", "F", "slice", "reversed"]))
+    seed = draw(st.integers(0, 2 ** 16))
+    return dict(shape=(n, groups * cg, h, w), wshape=(groups * fg, cg, kh, kw), stride=(sh, sw),
+                padding=pad, dilation=(dh, dw), groups=groups, dtype=dtype, layout=layout, seed=seed)
+
+
+def make(shape, dtype, layout, rng):
+    if layout == "slice":
+        big = rng.standard_normal(shape[:-1] + (2 * shape[-1],)).astype(dtype)
+        return big[..., ::2]
+    a = rng.standard_normal(shape).astype(dtype)
+    if layout == "F":
+        return np.asfortranarray(a)
+    if layout == "reversed":
+        return np.ascontiguousarray(a[..., ::-1])[..., ::-1]
+    return a
+
+
+def tol(dtype):
+    return dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+
+
+@SETTINGS
+@given(conv_case())
+def test_conv2d_compiled_matches_pure_and_the_naive_loops(case):
+    rng = np.random.default_rng(case["seed"])
+    x = make(case["shape"], case["dtype"], case["layout"], rng)
+    w = make(case["wshape"], case["dtype"], case["layout"], rng)
+    args = (case["stride"], case["padding"], case["dilation"], case["groups"])
+    y_native, y_pure = native.conv2d_forward(x, w, *args), pure.conv2d_forward(x, w, *args)
+    assert y_native.dtype == y_pure.dtype == case["dtype"]
+    np.testing.assert_allclose(y_native, y_pure, **tol(case["dtype"]))
+    np.testing.assert_allclose(y_pure, naive_conv2d(x, w, *args), **tol(case["dtype"]))
+    g = make(y_pure.shape, case["dtype"], case["layout"], rng)
+    dx_n = native.conv2d_backward_input(g, w, x.shape, *args)
+    dx_p = pure.conv2d_backward_input(g, w, x.shape, *args)
+    dw_n = native.conv2d_backward_weight(g, x, w.shape, *args)
+    dw_p = pure.conv2d_backward_weight(g, x, w.shape, *args)
+    assert dx_n.shape == dx_p.shape == x.shape and dw_n.shape == dw_p.shape == w.shape
+    assert dx_n.dtype == dx_p.dtype == dw_n.dtype == dw_p.dtype == case["dtype"]
+    np.testing.assert_allclose(dx_n, dx_p, **tol(case["dtype"]))
+    np.testing.assert_allclose(dw_n, dw_p, **tol(case["dtype"]))
+    # the adjoint identity <conv(x), g> = <x, dx> = <w, dw> against the naive forward
+    ref = float(np.sum(naive_conv2d(x, w, *args) * g))
+    assert np.isclose(float(np.sum(dx_p.astype(np.float64) * x)), ref, rtol=1e-3, atol=1e-3)
+    assert np.isclose(float(np.sum(dw_p.astype(np.float64) * w)), ref, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("kernels", [native, pure], ids=["cython", "python"])
+@pytest.mark.parametrize("stride,padding,dilation,groups", [
+    ((1, 1), (1, 1, 1, 1), (1, 1), 1), ((2, 1), (0, 1, 2, 0), (1, 2), 2), ((3, 2), (2, 2, 0, 1), (2, 1), 1),
+])
+def test_conv2d_gradients_match_finite_differences(kernels, stride, padding, dilation, groups):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 2, 5, 6))
+    w = rng.standard_normal((4, 2 // groups, 2, 3))
+    args = (stride, padding, dilation, groups)
+    g = rng.standard_normal(kernels.conv2d_forward(x, w, *args).shape)
+    dx = kernels.conv2d_backward_input(g, w, x.shape, *args)
+    dw = kernels.conv2d_backward_weight(g, x, w.shape, *args)
+    np.testing.assert_allclose(dx, numeric(lambda v: np.sum(naive_conv2d(v, w, *args) * g), x), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(dw, numeric(lambda v: np.sum(naive_conv2d(x, v, *args) * g), w), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernels", [native, pure], ids=["cython", "python"])
+def test_conv2d_bad_arguments_are_value_errors(kernels):
+    x, w = np.zeros((1, 3, 5, 5)), np.zeros((4, 2, 3, 3))
+    with pytest.raises(ValueError, match="groups=2 must divide"):
+        kernels.conv2d_forward(x, w, (1, 1), (0, 0, 0, 0), (1, 1), 2)
+    with pytest.raises(ValueError, match="expects 2 input channels"):
+        kernels.conv2d_forward(x, w, (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    with pytest.raises(ValueError, match="smaller than the dilated kernel"):
+        kernels.conv2d_forward(np.zeros((1, 2, 2, 2)), w, (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    with pytest.raises(ValueError, match="must be positive"):
+        kernels.conv2d_forward(np.zeros((1, 2, 5, 5)), w, (0, 1), (0, 0, 0, 0), (1, 1), 1)
+    with pytest.raises(ValueError, match="4 dimensions"):
+        kernels.conv2d_forward(np.zeros((2, 5, 5)), w, (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    with pytest.raises(TypeError, match="dtype"):
+        kernels.conv2d_forward(np.zeros((1, 2, 5, 5), complex), w, (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    with pytest.raises(ValueError, match="gradient of shape"):
+        kernels.conv2d_backward_input(np.zeros((1, 4, 2, 2)), w, (1, 2, 5, 5), (1, 1), (0, 0, 0, 0), (1, 1), 1)
+
+
+@st.composite
+def pool_case(draw):
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 8))
+    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 8))
+    return dict(shape=(draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w), k=(kh, kw),
+                stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))), padding=(ph, pw),
+                dilation=(dh, dw), dtype=draw(st.sampled_from([np.float32, np.float64])),
+                layout=draw(st.sampled_from(["C", "F", "slice", "reversed"])),
+                include=draw(st.booleans()), seed=draw(st.integers(0, 2 ** 16)))
+
+
+@SETTINGS
+@given(pool_case())
+def test_pooling_compiled_matches_pure_and_the_naive_loops(case):
+    rng = np.random.default_rng(case["seed"])
+    x = make(case["shape"], case["dtype"], case["layout"], rng)
+    k, s, p, d = case["k"], case["stride"], case["padding"], case["dilation"]
+    try:
+        pure.pool_geometry(x.shape, k, s, p, d)
+    except ValueError as exc:  # a dilated window entirely in the padding: both refuse it
+        assert "entirely into the padding" in str(exc)
+        with pytest.raises(ValueError, match="entirely into the padding"):
+            native.max_pool2d_forward(x, k, s, p, d)
+        d = (1, 1)
+    out_n, idx_n = native.max_pool2d_forward(x, k, s, p, d)
+    out_p, idx_p = pure.max_pool2d_forward(x, k, s, p, d)
+    ref, ref_idx = naive_pool(x, k, s, p, d, "max")
+    assert out_n.dtype == out_p.dtype == case["dtype"]
+    np.testing.assert_array_equal(out_n, out_p)
+    np.testing.assert_array_equal(idx_n, idx_p)
+    np.testing.assert_array_equal(idx_p, ref_idx)
+    np.testing.assert_allclose(out_p, ref)
+    g = make(out_p.shape, case["dtype"], case["layout"], rng)
+    np.testing.assert_allclose(native.max_pool2d_backward(g, idx_n, x.shape),
+                               pure.max_pool2d_backward(g, idx_p, x.shape), **tol(case["dtype"]))
+    a_n = native.avg_pool2d_forward(x, k, s, p, case["include"])
+    a_p = pure.avg_pool2d_forward(x, k, s, p, case["include"])
+    np.testing.assert_allclose(a_n, a_p, **tol(case["dtype"]))
+    np.testing.assert_allclose(a_p, naive_pool(x, k, s, p, (1, 1), "avg", case["include"])[0], **tol(case["dtype"]))
+    g = make(a_p.shape, case["dtype"], case["layout"], rng)
+    b_n = native.avg_pool2d_backward(g, x.shape, k, s, p, case["include"])
+    b_p = pure.avg_pool2d_backward(g, x.shape, k, s, p, case["include"])
+    assert b_n.dtype == b_p.dtype == case["dtype"]
+    np.testing.assert_allclose(b_n, b_p, **tol(case["dtype"]))
+
+
+@pytest.mark.parametrize("kernels", [native, pure], ids=["cython", "python"])
+@pytest.mark.parametrize("include", [True, False])
+def test_pooling_gradients_match_finite_differences(kernels, include):
+    rng = np.random.default_rng(1)
+    x = rng.permutation(2 * 2 * 5 * 6).reshape(2, 2, 5, 6) / 7.0  # distinct values: max is smooth
+    k, s, p = (3, 2), (2, 2), (1, 1)
+    out, idx = kernels.max_pool2d_forward(x, k, s, p, (1, 1))
+    g = rng.standard_normal(out.shape)
+    numeric_max = numeric(lambda v: np.sum(naive_pool(v, k, s, p, (1, 1), "max")[0] * g), x, eps=1e-4)
+    np.testing.assert_allclose(kernels.max_pool2d_backward(g, idx, x.shape), numeric_max, atol=1e-6)
+    g = rng.standard_normal(kernels.avg_pool2d_forward(x, k, s, p, include).shape)
+    numeric_avg = numeric(lambda v: np.sum(naive_pool(v, k, s, p, (1, 1), "avg", include)[0] * g), x)
+    np.testing.assert_allclose(kernels.avg_pool2d_backward(g, x.shape, k, s, p, include), numeric_avg, atol=1e-6)
+
+
+def test_max_pool_nan_wins_and_ties_go_to_the_first():
+    x = np.array([[[[1.0, 3.0, 3.0], [np.nan, 0.0, 3.0]]]])
+    for kernels in (native, pure):
+        out, idx = kernels.max_pool2d_forward(x, (2, 3), (1, 1), (0, 0), (1, 1))
+        assert np.isnan(out[0, 0, 0, 0]) and idx[0, 0, 0, 0] == 3
+        out, idx = kernels.max_pool2d_forward(x[:, :, :1], (1, 3), (1, 1), (0, 0), (1, 1))
+        assert out[0, 0, 0, 0] == 3.0 and idx[0, 0, 0, 0] == 1
+
+
+def test_max_pool_of_minus_infinity_points_inside_the_image():
+    x = np.full((1, 1, 3, 3), -np.inf)
+    x[0, 0, 2, 2] = 1.0
+    for kernels in (native, pure):
+        out, idx = kernels.max_pool2d_forward(x, (3, 3), (1, 1), (1, 1), (1, 1))
+        assert out[0, 0, 0, 0] == -np.inf and idx[0, 0, 0, 0] == 0  # cell (0, 0), not the padding
+        assert idx[0, 0, 2, 2] == 8 and out[0, 0, 2, 2] == 1.0
+        assert (idx >= 0).all() and (idx < 9).all()
+    np.testing.assert_array_equal(native.max_pool2d_forward(x, (3, 3), (1, 1), (1, 1), (1, 1))[1],
+                                  pure.max_pool2d_forward(x, (3, 3), (1, 1), (1, 1), (1, 1))[1])
+
+
+@pytest.mark.parametrize("kernels", [native, pure], ids=["cython", "python"])
+def test_pooling_bad_arguments(kernels):
+    with pytest.raises(ValueError, match="at most half"):
+        kernels.max_pool2d_forward(np.zeros((1, 1, 4, 4)), (2, 2), (1, 1), (2, 0), (1, 1))
+    with pytest.raises(ValueError, match="smaller than the pooling window"):
+        kernels.avg_pool2d_forward(np.zeros((1, 1, 1, 4)), (2, 2), (1, 1), (0, 0), True)
+    with pytest.raises(ValueError, match="out of range"):
+        kernels.max_pool2d_backward(np.ones((1, 1, 1, 1)), np.array([[[[9]]]]), (1, 1, 2, 2))
+
+
+def naive_norm_backward(x, weight, axes):
+    """d/dx of sum(g * ((x - mean) / sqrt(var + eps) * weight)) by finite differences."""
+    def f(v, g):
+        mean = v.mean(axis=axes, keepdims=True)
+        var = v.var(axis=axes, keepdims=True)
+        return np.sum(g * (v - mean) / np.sqrt(var + 1e-5) * weight)
+    return f
+
+
+@SETTINGS
+@given(st.integers(1, 4), st.integers(1, 5), st.integers(1, 4), st.sampled_from([np.float32, np.float64]),
+       st.booleans(), st.integers(0, 2 ** 16))
+def test_norm_backward_compiled_matches_pure(n, c, l, dtype, affine, seed):
+    rng = np.random.default_rng(seed)
+    g = rng.standard_normal((n, c, l)).astype(dtype)
+    xh = rng.standard_normal((n, c, l)).astype(dtype)[:, :, ::-1]
+    rstd = rng.uniform(0.5, 2, c).astype(dtype)
+    weight = rng.standard_normal(c).astype(dtype) if affine else None
+    for a, b in zip(native.batch_norm_backward(g, xh, rstd, weight), pure.batch_norm_backward(g, xh, rstd, weight)):
+        if a is None:
+            assert b is None and not affine
+        else:
+            assert a.dtype == b.dtype == dtype
+            np.testing.assert_allclose(a, b, **tol(dtype))
+    g2, xh2 = g.reshape(n * c, l), np.asfortranarray(xh.reshape(n * c, l))
+    rstd2 = rng.uniform(0.5, 2, n * c).astype(dtype)
+    weight2 = rng.standard_normal(l).astype(dtype) if affine else None
+    for a, b in zip(native.layer_norm_backward(g2, xh2, rstd2, weight2),
+                    pure.layer_norm_backward(g2, xh2, rstd2, weight2)):
+        if a is not None:
+            np.testing.assert_allclose(a, b, **tol(dtype))
+
+
+@pytest.mark.parametrize("kernels", [native, pure], ids=["cython", "python"])
+def test_norm_backward_matches_finite_differences(kernels):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 4, 5))
+    weight = rng.standard_normal(4)
+    g = rng.standard_normal(x.shape)
+    mean, var = x.mean(axis=(0, 2), keepdims=True), x.var(axis=(0, 2), keepdims=True)
+    rstd = 1 / np.sqrt(var + 1e-5)
+    dx, dw, db = kernels.batch_norm_backward(g, (x - mean) * rstd, rstd.ravel(), weight)
+    f = naive_norm_backward(x, weight[None, :, None], (0, 2))
+    np.testing.assert_allclose(dx, numeric(lambda v: f(v, g), x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(db, g.sum(axis=(0, 2)))
+    np.testing.assert_allclose(dw, (g * (x - mean) * rstd).sum(axis=(0, 2)))
+    x2, g2, w2 = x.reshape(12, 5), g.reshape(12, 5), rng.standard_normal(5)
+    mean, var = x2.mean(axis=1, keepdims=True), x2.var(axis=1, keepdims=True)
+    rstd = 1 / np.sqrt(var + 1e-5)
+    dx, _, _ = kernels.layer_norm_backward(g2, (x2 - mean) * rstd, rstd.ravel(), w2)
+    f = naive_norm_backward(x2, w2, 1)
+    np.testing.assert_allclose(dx, numeric(lambda v: f(v, g2), x2), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernels", [native, pure], ids=["cython", "python"])
+def test_norm_backward_bad_shapes(kernels):
+    with pytest.raises(ValueError, match="rstd of shape"):
+        kernels.batch_norm_backward(np.ones((2, 3, 4)), np.ones((2, 3, 4)), np.ones(2), None)
+    with pytest.raises(ValueError, match="differ"):
+        kernels.layer_norm_backward(np.ones((2, 3)), np.ones((3, 2)), np.ones(2), None)
+
+
+@pytest.mark.parametrize("kernels", [native, pure], ids=["cython", "python"])
+def test_empty_batches(kernels, recwarn):
+    args = ((1, 1), (1, 1, 1, 1), (1, 1), 1)
+    x, w = np.zeros((0, 2, 5, 5), np.float32), np.ones((3, 2, 3, 3), np.float32)
+    y = kernels.conv2d_forward(x, w, *args)
+    assert y.shape == (0, 3, 5, 5)
+    assert kernels.conv2d_backward_input(y, w, x.shape, *args).shape == x.shape
+    dw = kernels.conv2d_backward_weight(y, x, w.shape, *args)
+    assert dw.shape == w.shape and not dw.any()
+    out, idx = kernels.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), (1, 1))
+    assert kernels.max_pool2d_backward(out, idx, x.shape).shape == x.shape
+    assert kernels.avg_pool2d_backward(out, x.shape, (2, 2), (2, 2), (0, 0), True).shape == x.shape
+    dx, dweight, dbias = kernels.batch_norm_backward(np.zeros((0, 3, 4)), np.zeros((0, 3, 4)), np.ones(3), np.ones(3))
+    assert dx.shape == (0, 3, 4) and not dweight.any() and not dbias.any()
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
