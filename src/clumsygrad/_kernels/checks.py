@@ -32,6 +32,8 @@ __all__ = [
     "cross_entropy_scale",
     "adam_coefficients",
     "check_adam_arrays",
+    "conv2d_geometry",
+    "pool_geometry",
 ]
 
 
@@ -318,3 +320,98 @@ def check_adam_arrays(param, grad, m, v) -> np.dtype:
     if _overlap(param, m) or _overlap(param, v) or _overlap(m, v):
         raise ValueError("adam_update needs separate arrays for the parameter and its two moments")
     return dtype
+
+
+# --------------------------------------------------------------------------- convolution, pooling, normalisation
+def _pair(name: str, value, size: int = 2) -> tuple:
+    try:
+        items = tuple(operator.index(v) for v in value)
+    except TypeError:
+        raise TypeError(f"{name} must be a tuple of {size} ints, got {value!r}") from None
+    if len(items) != size:
+        raise ValueError(f"{name} must have {size} entries, got {value!r}")
+    return items
+
+
+def _float_array(name: str, a, ndim: int, dtype=None) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {a.dtype}")
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {a.shape}")
+    return a
+
+
+def conv2d_geometry(x_shape, w_shape, stride, padding, dilation, groups) -> tuple:
+    """``(N, C, H, W, F, kh, kw, OH, OW, sh, sw, pt, pl, dh, dw, G)`` for a convolution of an
+    input of ``x_shape`` by a weight of ``w_shape``; ``ValueError`` naming what does not fit."""
+    n, c, h, w = (operator.index(d) for d in x_shape)
+    f, cg, kh, kw = (operator.index(d) for d in w_shape)
+    sh, sw = _pair("stride", stride)
+    pt, pb, pl, pr = _pair("padding", padding, 4)
+    dh, dw = _pair("dilation", dilation)
+    g = operator.index(groups)
+    if sh < 1 or sw < 1 or dh < 1 or dw < 1:
+        raise ValueError(f"stride {stride} and dilation {dilation} must be positive")
+    if min(pt, pb, pl, pr) < 0:
+        raise ValueError(f"padding {padding} must not be negative")
+    if g < 1 or c % g or f % g:
+        raise ValueError(
+            f"groups={g} must divide the input channels ({c}) and the output channels ({f})"
+        )
+    if cg * g != c:
+        raise ValueError(
+            f"weight of shape {tuple(w_shape)} expects {cg * g} input channels "
+            f"({cg} per group x {g} groups), got an input of shape {tuple(x_shape)}"
+        )
+    if kh < 1 or kw < 1:
+        raise ValueError(f"kernel size must be positive, got weight of shape {tuple(w_shape)}")
+    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    if oh < 1 or ow < 1:
+        raise ValueError(
+            f"input of shape {tuple(x_shape)} (padded by {padding}) is smaller than the dilated "
+            f"kernel {(dh * (kh - 1) + 1, dw * (kw - 1) + 1)}"
+        )
+    return n, c, h, w, f, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, g
+
+
+def pool_geometry(x_shape, kernel_size, stride, padding, dilation) -> tuple:
+    """``(N, C, H, W, kh, kw, OH, OW, sh, sw, ph, pw, dh, dw)`` of a pooling (floor mode)."""
+    n, c, h, w = (operator.index(d) for d in x_shape)
+    kh, kw = _pair("kernel_size", kernel_size)
+    sh, sw = _pair("stride", stride)
+    ph, pw = _pair("padding", padding)
+    dh, dw = _pair("dilation", dilation)
+    if min(kh, kw, sh, sw, dh, dw) < 1:
+        raise ValueError(
+            f"kernel_size {kernel_size}, stride {stride} and dilation {dilation} must be positive"
+        )
+    if ph < 0 or pw < 0 or 2 * ph > kh or 2 * pw > kw:
+        raise ValueError(f"padding {padding} must be at least 0 and at most half of kernel_size {kernel_size}")
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    if oh < 1 or ow < 1:
+        raise ValueError(
+            f"input of shape {tuple(x_shape)} (padded by {padding}) is smaller than the pooling "
+            f"window {(dh * (kh - 1) + 1, dw * (kw - 1) + 1)}"
+        )
+    for size, out, k, s, p, d in ((h, oh, kh, sh, ph, dh), (w, ow, kw, sw, pw, dw)):
+        if d > 1:  # a dilated window may fall entirely into the padding: no value to pool
+            cells = (np.arange(out) * s - p)[:, None] + np.arange(k) * d
+            if not ((cells >= 0) & (cells < size)).any(axis=1).all():
+                raise ValueError(
+                    f"a pooling window of {k} cells dilated by {d} with padding {p} falls "
+                    f"entirely into the padding of an input of size {size}"
+                )
+    return n, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw
+
+
+def _norm_arrays(name, grad, xhat, rstd, weight, ndim):
+    grad = _float_array(f"{name} gradient", grad, ndim)
+    xhat = _float_array(f"{name} normalised input", xhat, ndim)
+    rstd = np.asarray(rstd)
+    if grad.shape != xhat.shape:
+        raise ValueError(f"{name}: gradient of shape {grad.shape} and input of shape {xhat.shape} differ")
+    arrays = (grad, xhat, rstd) + (() if weight is None else (np.asarray(weight),))
+    return grad, xhat, rstd, None if weight is None else np.asarray(weight), result_dtype(*arrays)

@@ -23,6 +23,11 @@ import numpy as np
 
 from .checks import (  # noqa: F401  (re-exported: callers import these from pure)
     REDUCTIONS,
+    _float_array,
+    _norm_arrays,
+    _pair,
+    conv2d_geometry,
+    pool_geometry,
     adam_coefficients,
     as_double,
     as_shape,
@@ -55,6 +60,15 @@ __all__ = [
     "scatter_add",
     "cross_entropy_backward",
     "adam_update",
+    "conv2d_forward",
+    "conv2d_backward_input",
+    "conv2d_backward_weight",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+    "layer_norm_backward",
+    "batch_norm_backward",
 ]
 
 
@@ -256,7 +270,6 @@ def cross_entropy_backward(logits, target, grad, reduction) -> np.ndarray:
     return (p * np.sum(t, axis=1, keepdims=True) - t) * scale
 
 
-
 # --------------------------------------------------------------------------- fused optimizer steps
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step) -> None:
     """One Adam/AdamW step, in place on ``param``, ``m`` (first moment) and ``v`` (second).
@@ -293,7 +306,7 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decouple
     param[...] = new_p
 
 
-# =========================================================================== nn kernels (issue 16)
+# =========================================================================== convolution, pooling, normalisation
 # Convolution, pooling and normalisation for ``clumsygrad.nn``; compiled twins in ``_conv.pyx``,
 # ``_pool.pyx`` and ``_norm.pyx``.  Images are (N, C, H, W).  ``stride`` and ``dilation`` are
 # ``(sh, sw)``, ``padding`` is ``(top, bottom, left, right)`` (uneven for "same" with an even
@@ -303,64 +316,8 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decouple
 # x[n, c, oh*sh - top + i*dh, ow*sw - left + j*dw]`` (0 outside the image), then per group
 # ``out = w @ cols`` through ``np.matmul``.  The input gradient is ``w^T @ grad`` scattered back
 # (col2im), the weight gradient ``sum_n grad @ cols^T``.
-__all__ += [
-    "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
-    "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
-    "layer_norm_backward", "batch_norm_backward",
-]
-
-
-def _pair(name: str, value, size: int = 2) -> tuple:
-    try:
-        items = tuple(operator.index(v) for v in value)
-    except TypeError:
-        raise TypeError(f"{name} must be a tuple of {size} ints, got {value!r}") from None
-    if len(items) != size:
-        raise ValueError(f"{name} must have {size} entries, got {value!r}")
-    return items
-
-
-def _float_array(name: str, a, ndim: int, dtype=None) -> np.ndarray:
-    a = np.asarray(a)
-    if a.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {a.dtype}")
-    if a.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimensions, got shape {a.shape}")
-    return a
-
-
-def conv2d_geometry(x_shape, w_shape, stride, padding, dilation, groups) -> tuple:
-    """``(N, C, H, W, F, kh, kw, OH, OW, sh, sw, pt, pl, dh, dw, G)`` for a convolution of an
-    input of ``x_shape`` by a weight of ``w_shape``; ``ValueError`` naming what does not fit."""
-    n, c, h, w = (operator.index(d) for d in x_shape)
-    f, cg, kh, kw = (operator.index(d) for d in w_shape)
-    sh, sw = _pair("stride", stride)
-    pt, pb, pl, pr = _pair("padding", padding, 4)
-    dh, dw = _pair("dilation", dilation)
-    g = operator.index(groups)
-    if sh < 1 or sw < 1 or dh < 1 or dw < 1:
-        raise ValueError(f"stride {stride} and dilation {dilation} must be positive")
-    if min(pt, pb, pl, pr) < 0:
-        raise ValueError(f"padding {padding} must not be negative")
-    if g < 1 or c % g or f % g:
-        raise ValueError(
-            f"groups={g} must divide the input channels ({c}) and the output channels ({f})"
-        )
-    if cg * g != c:
-        raise ValueError(
-            f"weight of shape {tuple(w_shape)} expects {cg * g} input channels "
-            f"({cg} per group x {g} groups), got an input of shape {tuple(x_shape)}"
-        )
-    if kh < 1 or kw < 1:
-        raise ValueError(f"kernel size must be positive, got weight of shape {tuple(w_shape)}")
-    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
-    ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
-    if oh < 1 or ow < 1:
-        raise ValueError(
-            f"input of shape {tuple(x_shape)} (padded by {padding}) is smaller than the dilated "
-            f"kernel {(dh * (kh - 1) + 1, dw * (kw - 1) + 1)}"
-        )
-    return n, c, h, w, f, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, g
+# Their argument checks (``conv2d_geometry``, ``pool_geometry``, ``_float_array``, ``_norm_arrays``)
+# are in ``checks``, shared with the compiled twins.
 
 
 def _windows(xp: np.ndarray, kh, kw, oh, ow, sh, sw, dh, dw) -> np.ndarray:
@@ -378,7 +335,7 @@ def _pad(x: np.ndarray, pt, pb, pl, pr, value=0.0) -> np.ndarray:
     return x
 
 
-def conv_im2col(x: np.ndarray, geo: tuple) -> np.ndarray:
+def _conv_im2col(x: np.ndarray, geo: tuple) -> np.ndarray:
     """The (N, C*kh*kw, OH*OW) column matrix of ``x`` (see the section comment)."""
     n, c, h, w, f, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, g = geo
     pb = max(0, (oh - 1) * sh + dh * (kh - 1) + 1 - h - pt)
@@ -395,7 +352,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups) -> np.ndarray:
     dtype = result_dtype(x, weight)
     geo = conv2d_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
     n, c, h, w, f, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, g = geo
-    cols = conv_im2col(x.astype(dtype, copy=False), geo).reshape(n, g, (c // g) * kh * kw, oh * ow)
+    cols = _conv_im2col(x.astype(dtype, copy=False), geo).reshape(n, g, (c // g) * kh * kw, oh * ow)
     wm = weight.astype(dtype, copy=False).reshape(g, f // g, (c // g) * kh * kw)
     return np.matmul(wm, cols).reshape(n, f, oh, ow)
 
@@ -431,42 +388,11 @@ def conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation, gro
     if grad.shape != (n, f, oh, ow):
         raise ValueError(f"conv2d gradient of shape {grad.shape}, expected {(n, f, oh, ow)}")
     k = (c // g) * kh * kw
-    cols = conv_im2col(x.astype(dtype, copy=False), geo).reshape(n, g, k, oh * ow)
+    cols = _conv_im2col(x.astype(dtype, copy=False), geo).reshape(n, g, k, oh * ow)
     gm = grad.astype(dtype, copy=False).reshape(n, g, f // g, oh * ow)
     # one small GEMM per image and group, then the sum over the images: measured 3-10x faster
     # than folding the batch into one GEMM, whose transposed copies of grad and cols dominate
     return np.matmul(gm, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(f, c // g, kh, kw)
-
-
-def pool_geometry(x_shape, kernel_size, stride, padding, dilation) -> tuple:
-    """``(N, C, H, W, kh, kw, OH, OW, sh, sw, ph, pw, dh, dw)`` of a pooling (floor mode)."""
-    n, c, h, w = (operator.index(d) for d in x_shape)
-    kh, kw = _pair("kernel_size", kernel_size)
-    sh, sw = _pair("stride", stride)
-    ph, pw = _pair("padding", padding)
-    dh, dw = _pair("dilation", dilation)
-    if min(kh, kw, sh, sw, dh, dw) < 1:
-        raise ValueError(
-            f"kernel_size {kernel_size}, stride {stride} and dilation {dilation} must be positive"
-        )
-    if ph < 0 or pw < 0 or 2 * ph > kh or 2 * pw > kw:
-        raise ValueError(f"padding {padding} must be at least 0 and at most half of kernel_size {kernel_size}")
-    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    if oh < 1 or ow < 1:
-        raise ValueError(
-            f"input of shape {tuple(x_shape)} (padded by {padding}) is smaller than the pooling "
-            f"window {(dh * (kh - 1) + 1, dw * (kw - 1) + 1)}"
-        )
-    for size, out, k, s, p, d in ((h, oh, kh, sh, ph, dh), (w, ow, kw, sw, pw, dw)):
-        if d > 1:  # a dilated window may fall entirely into the padding: no value to pool
-            cells = (np.arange(out) * s - p)[:, None] + np.arange(k) * d
-            if not ((cells >= 0) & (cells < size)).any(axis=1).all():
-                raise ValueError(
-                    f"a pooling window of {k} cells dilated by {d} with padding {p} falls "
-                    f"entirely into the padding of an input of size {size}"
-                )
-    return n, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw
 
 
 def _pool_windows(x, geo, value):
@@ -555,16 +481,6 @@ def avg_pool2d_backward(grad, input_shape, kernel_size, stride, padding, count_i
         for j in range(kw):
             dxp[:, :, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw] += share
     return np.ascontiguousarray(dxp[:, :, ph:ph + h, pw:pw + w])
-
-
-def _norm_arrays(name, grad, xhat, rstd, weight, ndim):
-    grad = _float_array(f"{name} gradient", grad, ndim)
-    xhat = _float_array(f"{name} normalised input", xhat, ndim)
-    rstd = np.asarray(rstd)
-    if grad.shape != xhat.shape:
-        raise ValueError(f"{name}: gradient of shape {grad.shape} and input of shape {xhat.shape} differ")
-    arrays = (grad, xhat, rstd) + (() if weight is None else (np.asarray(weight),))
-    return grad, xhat, rstd, None if weight is None else np.asarray(weight), result_dtype(*arrays)
 
 
 def layer_norm_backward(grad, xhat, rstd, weight) -> tuple:
