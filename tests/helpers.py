@@ -1,7 +1,8 @@
 """Utilities shared by the core test modules.
 
 Expected gradients are computed here independently of clumsygrad: central finite
-differences in float64 (``numeric_gradient``) or closed forms written in the tests.
+differences in float64 (``numeric_gradient``, and ``gradcheck``, the oracle built on it, which
+the gradient tests use instead of ``clumsygrad.gradcheck``) or closed forms written in the tests.
 """
 from __future__ import annotations
 
@@ -85,6 +86,43 @@ def numeric_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float
     return out
 
 
+def gradcheck(fn: Callable, inputs: Sequence, *, eps: float = 1e-6, atol: float = 1e-6,
+              rtol: float = 1e-4, seed: int = 0) -> bool:
+    """This suite's own gradient oracle, independent of ``clumsygrad.gradcheck``.
+
+    ``fn`` maps one tensor per input to an output tensor.  The gradients ``backward()`` gives
+    for ``<fn(*inputs), c>`` (``c`` a fixed random cotangent) are compared, input by input, with
+    :func:`numeric_gradient` (float64 central differences of that contraction, evaluated with
+    plain NumPy on the output values).  Returns True, or raises ``AssertionError`` naming the
+    input, the worst element and both values.  Same call as the library's checker, so a test
+    may use either; only this one gives expected values.
+    """
+    arrays = [np.array(x.data if isinstance(x, Tensor) else x, dtype=np.float64) for x in inputs]
+    params = [parameter(a.copy()) for a in arrays]
+    out = fn(*params)
+    assert isinstance(out, Tensor), f"fn must return a Tensor, got {type(out).__name__}"
+    cotangent = np.random.default_rng(seed).standard_normal(out.shape)
+    if out.requires_grad:
+        out.backward(cotangent)
+
+    for k, base in enumerate(arrays):
+        def contraction(x, k=k):
+            values = [constant(x if i == k else a.copy()) for i, a in enumerate(arrays)]
+            return float(np.sum(np.asarray(fn(*values).data, dtype=np.float64) * cotangent))
+
+        expected = numeric_gradient(contraction, base, eps)
+        got = params[k].grad
+        got = np.zeros_like(base) if got is None else np.asarray(got, dtype=np.float64)
+        assert got.shape == base.shape, f"input {k}: gradient shape {got.shape}, input shape {base.shape}"
+        if not np.allclose(got, expected, rtol=rtol, atol=atol):
+            worst = np.unravel_index(np.argmax(np.abs(got - expected)), base.shape)
+            raise AssertionError(
+                f"input {k}: backward gives {got[worst]!r} at {worst}, finite differences "
+                f"{expected[worst]!r} (max abs error {np.max(np.abs(got - expected)):.3g})"
+            )
+    return True
+
+
 def sum_to_shape(array: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum ``array`` over the leading axes it has beyond ``shape`` and the axes where ``shape`` is 1.
 
@@ -111,3 +149,97 @@ def memory_overlaps(named_arrays: Iterable[tuple]) -> list:
 def grads_of(tensors: Sequence[Tensor]) -> list:
     """Copies of the tensors' gradients (None stays None)."""
     return [None if t.grad is None else np.array(t.grad) for t in tensors]
+
+
+# --------------------------------------------------------------------------- did the compiled code run?
+# Each compiled kernel hands the inputs it does not serve (other layouts, dtypes, sizes) to its
+# pure twin through the name ``pure`` of its extension module.  ``compiled_share`` puts a spy in
+# that name and counts, per call of ``native.<kernel>``, whether the call went on to
+# ``pure.<kernel>`` (handed off) or not (the compiled code produced the result).
+NATIVE_KERNEL_MODULES = ("_reduce", "_softmax", "_loss", "_elementwise", "_matmul", "_optim",
+                         "_scatter", "_cross_entropy")
+
+
+class _HandOffSpy:
+    """Stands in for ``clumsygrad._kernels.pure`` inside the compiled modules."""
+
+    def __init__(self, pure_module, watched: str):
+        self._pure = pure_module
+        self._watched = watched
+        self.handed = 0
+
+    def __getattr__(self, name):
+        target = getattr(self._pure, name)
+        if name != self._watched:
+            return target
+
+        def recorded(*args, **kwargs):
+            self.handed += 1
+            return target(*args, **kwargs)
+
+        return recorded
+
+
+class compiled_share:
+    """``with compiled_share("sgd_update") as stats:`` counts ``stats["compiled"]``, ``["pure"]``
+    (handed to the twin) and ``["raised"]`` over the calls of ``native.sgd_update`` inside."""
+
+    def __init__(self, kernel: str):
+        self.kernel = kernel
+        self.stats = {"compiled": 0, "pure": 0, "raised": 0}
+
+    def __enter__(self):
+        import importlib
+
+        from clumsygrad._kernels import native, pure
+
+        self._modules = [importlib.import_module(f"clumsygrad._kernels.{m}") for m in NATIVE_KERNEL_MODULES]
+        self._spy = spy = _HandOffSpy(pure, self.kernel)
+        for module in self._modules:
+            module.pure = spy
+        self._native, self._real = native, getattr(native, self.kernel)
+        real, stats = self._real, self.stats
+
+        def counted(*args, **kwargs):
+            before = spy.handed
+            try:
+                result = real(*args, **kwargs)
+            except Exception:
+                stats["raised"] += 1
+                raise
+            stats["pure" if spy.handed > before else "compiled"] += 1
+            return result
+
+        setattr(native, self.kernel, counted)
+        return self.stats
+
+    def __exit__(self, *exc_info):
+        from clumsygrad._kernels import pure
+
+        setattr(self._native, self.kernel, self._real)
+        for module in self._modules:
+            module.pure = pure
+        return False
+
+
+def requires_compiled_share(kernel: str, minimum: float):
+    """Decorate a (hypothesis) twin test of ``native.<kernel>``: after all its examples, at least
+    ``minimum`` of the calls that returned must have run the compiled code (none handed to pure)."""
+
+    def decorate(test):
+        def run():
+            with compiled_share(kernel) as stats:
+                test()
+            returned = stats["compiled"] + stats["pure"]
+            assert returned, f"native.{kernel} was never called"
+            share = stats["compiled"] / returned
+            assert share >= minimum, (
+                f"only {stats['compiled']} of {returned} calls of native.{kernel} ran compiled code "
+                f"({share:.0%} < {minimum:.0%}); the rest were handed to pure.{kernel}"
+            )
+
+        run.__name__, run.__qualname__, run.__doc__ = test.__name__, test.__qualname__, test.__doc__
+        run.__module__ = test.__module__
+        return run
+
+    return decorate

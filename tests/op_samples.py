@@ -150,4 +150,85 @@ SAMPLES = {
     "stack": [S(lambda a, b: cg.stack([a, b], axis=1), [normal(2, 3), normal(2, 3)])],
     # a float32 round trip: linear, so a wide step is exact up to float32 rounding
     "astype": [S(lambda a: a.astype(np.float32).astype(np.float64) * 1.0, [normal(3)], eps=1e-2, tol=1e-4)],
+    # products and diagonals (clumsygrad.linalg)
+    "einsum": [
+        S(lambda a, b: cg.einsum("ij,jk->ik", a, b), [normal(2, 3), normal(3, 4)]),
+        S(lambda a: cg.einsum("ii->i", a), [normal(3, 3)]),
+        S(lambda a: cg.einsum("ii", a), [normal(3, 3)]),
+        S(lambda a, b: cg.einsum("...ij,...jk", a, b), [normal(2, 1, 2, 3), normal(4, 3, 2)]),
+        S(lambda a, b: np.einsum("bij,j->bi", a, b), [normal(2, 3, 4), normal(4)]),
+        S(lambda a, b, c: cg.einsum("i,ij,iik->jk", a, b, c), [normal(2), normal(2, 3), normal(2, 2, 3)]),
+        S(lambda a: cg.einsum("ij->", a), [normal(2, 3)]),
+        S(lambda a, b: cg.einsum("i,i->i", a, b), [normal(1), normal(3)]),
+    ],
+    "tensordot": [
+        S(lambda a, b: cg.tensordot(a, b), [normal(2, 3, 4), normal(3, 4, 2)]),
+        S(lambda a, b: np.tensordot(a, b, axes=([0, 2], [2, 0])), [normal(2, 3, 4), normal(4, 5, 2)]),
+        S(lambda a, b: cg.tensordot(a, b, axes=0), [normal(2), normal(3)]),
+    ],
+    "dot": [
+        S(lambda a, b: cg.dot(a, b), [normal(4), normal(4)]),
+        S(lambda a, b: a.dot(b), [normal(2, 3), normal(3, 4)]),
+        S(lambda a, b: np.dot(a, b), [normal(2, 3, 4), normal(5, 4, 2)]),
+        S(lambda a, b: cg.dot(a, b), [normal(2, 3, 4), normal(4)]),
+        S(lambda a, b: cg.dot(a, b), [np.array(0.7), normal(2, 3)]),
+    ],
+    "outer": [S(cg.outer, [normal(3), normal(2, 2)]), S(lambda a, b: np.outer(a, b), [normal(2), normal(4)])],
+    "diagonal": [
+        S(lambda a: a.diagonal(), [normal(3, 4)]),
+        S(lambda a: cg.diagonal(a, offset=1, axis1=2, axis2=0), [normal(3, 2, 4)]),
+        S(lambda a: np.diagonal(a, -1), [normal(4, 3)]),
+    ],
+    "trace": [S(lambda a: a.trace(), [normal(3, 3)]), S(lambda a: cg.trace(a, 1, 1, 2), [normal(2, 3, 4)])],
+    "triu": [S(cg.triu, [normal(3, 4)]), S(lambda a: np.triu(a, -1), [normal(2, 3, 3)]), S(lambda a: cg.triu(a, 1), [normal(3)])],
+    "tril": [S(cg.tril, [normal(4, 3)]), S(lambda a: np.tril(a, 1), [normal(2, 3, 3)])],
+    # padding, repeating, rolling, taking (clumsygrad.shape)
+    "pad": [
+        S(lambda a: cg.pad(a, 1), [normal(2, 3)]),
+        S(lambda a: np.pad(a, ((1, 0), (0, 2)), constant_values=3.0), [normal(2, 3)]),
+        S(lambda a: cg.pad(a, (2, 1)), [normal(3)]),
+        S(lambda a: cg.pad(a, [[0, 1]]), [normal(2, 2)]),
+    ],
+    "repeat": [
+        S(lambda a: a.repeat(2, axis=1), [normal(2, 3)]),
+        S(lambda a: cg.repeat(a, [1, 0, 3], axis=0), [normal(3, 2)]),
+        S(lambda a: np.repeat(a, 2), [normal(2, 2)]),
+    ],
+    "tile": [S(lambda a: cg.tile(a, (2, 1, 3)), [normal(2, 3)]), S(lambda a: np.tile(a, 2), [normal(2, 3)])],
+    "roll": [
+        S(lambda a: cg.roll(a, 1, axis=1), [normal(2, 3)]),
+        S(lambda a: np.roll(a, (1, -2), axis=(0, 1)), [normal(3, 4)]),
+        S(lambda a: cg.roll(a, 5), [normal(2, 3)]),
+    ],
+    "take": [
+        S(lambda a: a.take([0, 2, 2, -1], axis=1), [normal(2, 4)]),
+        S(lambda a: np.take(a, np.array([[1, 5], [5, 0]])), [normal(2, 3)]),
+        S(lambda a: cg.take(a, [4, -5], axis=0, mode="wrap"), [normal(3, 2)]),
+    ],
+    "take_along_axis": [
+        S(lambda a: cg.take_along_axis(a, np.array([[0, 0], [2, 1]]), axis=1), [normal(2, 3)]),
+        S(lambda a: np.take_along_axis(a, np.argsort(a, axis=0), axis=0), [distinct(3, 2)]),
+        S(lambda a: cg.take_along_axis(a, np.array([[1, 0, 1]]), axis=0), [normal(2, 3)]),
+    ],
+    # PyTorch's losses
+    "nll_loss": [
+        S(lambda a: cg.nll_loss(a, LABELS), [normal(4, 3)]),
+        S(lambda a: cg.nll_loss(a, np.array([1, -100, 0, 1]), weight=np.array([0.5, 2.0, 1.0]), reduction="sum"), [normal(4, 3)]),
+        S(lambda a: cg.nll_loss(a, np.array([[0, 2], [1, 1]]), reduction="none"), [normal(2, 3, 2)]),
+        S(lambda a: cg.nll_loss(cg.log_softmax(a, axis=1), LABELS, weight=np.array([1.0, 3.0, 0.5])), [normal(4, 3)]),
+    ],
+    "huber_loss": [
+        S(lambda a, b: cg.huber_loss(a, b, delta=0.8), [away(3, 4), away(3, 4) * 0.1], second_order=False),
+        S(lambda a, b: cg.huber_loss(a, b, reduction="none"), [away(5) * 3, normal(5) * 0.05], second_order=False),
+    ],
+    "smooth_l1_loss": [
+        S(lambda a, b: cg.smooth_l1_loss(a, b, beta=0.5), [away(3, 4), away(3, 4) * 0.05], second_order=False),
+        S(lambda a, b: cg.smooth_l1_loss(a, b, reduction="sum", beta=0.0), [away(4), away(4) * 0.05], second_order=False),
+    ],
+    "kl_div": [
+        S(lambda a, b: cg.kl_div(a, b), [normal(3, 4), positive(3, 4)]),
+        S(lambda a, b: cg.kl_div(a, b, reduction="batchmean", log_target=True), [normal(3, 4), normal(3, 4)]),
+        S(lambda a, b: cg.kl_div(a, b, reduction="none"), [normal(2, 3), positive(2, 3)]),
+        S(lambda a, b: cg.kl_div(a, b, reduction="sum"), [normal(4), positive(4)]),
+    ],
 }

@@ -55,7 +55,18 @@ def test_chain_has_n_nodes_and_unit_gradient():
 def test_kernel_args_fit_the_pure_kernels(kernel):
     from clumsygrad._kernels import pure
 
-    getattr(pure, kernel)(*workloads.kernel_args(kernel, 8, 4))
+    from clumsygrad._kernels import native
+
+    # The same arguments through both kernel sets: equal results, and equal arrays after in-place kernels.
+    args_pure, args_native = workloads.kernel_args(kernel, 8, 4), workloads.kernel_args(kernel, 8, 4)
+    out_pure = getattr(pure, kernel)(*args_pure)
+    out_native = getattr(native, kernel)(*args_native)
+    outs = [(out_pure, out_native)] if not isinstance(out_pure, tuple) else list(zip(out_pure, out_native))
+    for a, b in outs + [(x, y) for x, y in zip(args_pure, args_native) if isinstance(x, np.ndarray)]:
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
+    assert out_pure is not None or kernel.endswith("_update")
 
 
 # --------------------------------------------------------------------------- the CLI
@@ -76,11 +87,38 @@ def test_quick_run_exits_0_and_prints_a_row_for_every_workload(quick_run):
     proc, _ = quick_run
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    rows = [f"mlp-{s}" for s in workloads.MLP_SIZES] + ["chain-10k", "chain-1M", *workloads.KERNELS]
+    chains = [report.chain_label(n) for n in suite.QUICK.chain_rounds]
+    rows = suite.step_names(list(workloads.MLP_SIZES)) + chains + list(workloads.KERNELS)
     for name in rows:
-        row = [line for line in lines if line.split() and line.split()[0] == name]
+        row = [line for line in lines if line.startswith(name + " ")]  # rows start at column 0
         assert len(row) == 1, f"no single table row for {name}:\n{proc.stdout}"
         assert any(unit in row[0] for unit in (" ns", " us", " ms", " s")), row[0]
+
+
+def test_quick_run_fits_80_columns_and_ends_with_a_verdict(quick_run):
+    proc, _ = quick_run
+    lines = proc.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, [line for line in lines if len(line) > 80]
+    verdict = proc.stdout[proc.stdout.index("verdict"):]
+    if "plot written" in verdict:
+        verdict = verdict[: verdict.index("plot written")]
+    for name in suite.step_names(list(workloads.MLP_SIZES)):
+        assert f"{name} compiled " in verdict.replace("\n  ", " "), verdict
+    assert verdict.replace("\n  ", " ").count(" pure ") == len(suite.step_names(list(workloads.MLP_SIZES)))
+
+
+def test_quick_run_times_the_pure_graph_in_a_child_process(quick_run):
+    proc, _ = quick_run
+    # With CLUMSYGRAD_BACKEND=python (the suite's second run) this process's graph is already pure.
+    where = "a child process" if suite.pure_in_child() else "this process"
+    assert f"ran in {where}" in " ".join(proc.stdout.split())
+    if not suite.pure_in_child():
+        assert "compiled kernels on the pure graph" in " ".join(proc.stdout.split())  # wrapped lines
+    chain = [line for line in proc.stdout.splitlines() if line.startswith("chain-10k")][0]
+    # the pure graph's nodes are Python objects: more bytes than the compiled node's
+    cells = chain.split()
+    compiled_bytes, pure_bytes = (int(cells[i - 1]) for i, cell in enumerate(cells) if cell == "B")
+    assert pure_bytes > compiled_bytes, chain
 
 
 def test_quick_run_reports_the_machine_and_one_blas_thread(quick_run):

@@ -41,9 +41,23 @@ def test_on_a_terminal_the_bar_redraws_in_place_per_sample():
     run_interleaved(contenders(), 4, 0.0, progress, "work")
     progress.close()
     text = stream.getvalue()
-    assert text.count("\r") == 12  # one redraw per sample
-    assert text.count("\n") == 2  # the bar's end, then "done in"
+    assert text.count("\r") == 12 + 2  # one redraw per sample, then the bar is erased
+    assert text.count("\n") == 1  # only "done in": the bar leaves no line behind
     assert "\r[##############################] 12/12" in text
+    assert "eta" in text
+
+
+def test_on_a_narrow_terminal_no_redraw_wraps(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "40")
+    stream = Terminal()
+    progress = Progress(3 * 4, stream)
+    run_interleaved(contenders(), 4, 0.0, progress, "a rather long workload label " * 3)
+    progress.close()
+    redraws = stream.getvalue().split("\r")[1:-1]
+    assert len(redraws) == 12 + 1
+    assert all(len(r) <= 39 for r in redraws), max(redraws, key=len)
+    assert redraws[-1].strip() == ""  # the erasure
+    assert "[" in redraws[0] and "1/12" in redraws[0]
 
 
 def test_the_whole_suite_writes_one_line_per_workload_to_a_log():
@@ -54,7 +68,9 @@ def test_the_whole_suite_writes_one_line_per_workload_to_a_log():
     progress = Progress(total, stream)
     suite.run_suite(["tiny"], settings, progress)
     progress.close()
-    workloads_run = 1 + 1 + len(workloads.KERNELS) * len(workloads.KERNEL_SHAPES)  # mlp-tiny, chain-50, kernels
+    # mlp-tiny, rnn, attention, chain-50, the pure child (when it runs) and the kernels
+    child = n_backends > 1 and suite.pure_in_child()
+    workloads_run = 3 + 1 + child + len(workloads.KERNELS) * len(workloads.KERNEL_SHAPES)
     lines = stream.getvalue().splitlines()
     assert len(lines) == workloads_run + 1, lines
     assert lines[-2].startswith(f"[##############################] {total}/{total}")
@@ -84,4 +100,10 @@ def test_blas_line_without_threadpoolctl_falls_back_to_numpys_config(monkeypatch
 def test_the_header_carries_the_blas_line():
     results = {"settings": suite.QUICK._asdict(), "backends": ["python"], "torch": False, "native_error": None}
     lines = report.header(results, quick=True)
-    assert [line for line in lines if line.startswith("blas    : ")] == [f"blas    : {report.blas_runtime()}"]
+    # wrapped to 80 columns, continuation lines indented under the value
+    start = [i for i, line in enumerate(lines) if line.startswith("blas    : ")]
+    assert len(start) == 1
+    block = [lines[start[0]]] + [line for line in lines[start[0] + 1:]][:3]
+    block = [block[0]] + [line for line in block[1:] if line.startswith(" " * 10)]
+    assert " ".join(line.strip() for line in block) == f"blas    : {report.blas_runtime()}"
+    assert all(len(line) <= 80 for line in lines)

@@ -34,8 +34,8 @@ if not (SITE / "index.html").is_file():
 
 # Every public module of the package (save/load are documented as clumsygrad.save/load; optim is
 # another name for optimizer).
-PUBLIC_MODULES = ["tensor", "math", "activation", "loss", "shape", "selection", "optimizer", "random",
-                  "gradcheck", "viz", "grad"]
+PUBLIC_MODULES = ["tensor", "math", "activation", "loss", "shape", "selection", "linalg", "optimizer",
+                  "lr_scheduler", "nn", "data", "random", "gradcheck", "viz", "grad"]
 
 
 def test_every_public_module_is_on_the_api_page():

@@ -86,9 +86,10 @@ def _run(program, backend):
     for op, i, j in steps:
         a, b = nodes[i], nodes[j]
         try:
-            nodes.append(_apply(op, a, b))
+            np.broadcast_shapes(a.shape, b.shape)
         except ValueError:  # operands that do not broadcast: use the first one alone
-            nodes.append(_apply("neg", a, a))
+            op, b = "neg", a
+        nodes.append(_apply(op, a, b))  # any error of the op itself fails the test
     out = nodes[-1]
     if reduce_last == "sum":
         out = sum(out)

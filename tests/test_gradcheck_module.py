@@ -75,9 +75,19 @@ def test_check_gradient_leaves_data_and_grad_as_they_were():
     assert np.array_equal(x.grad, [7.0, 8.0, 9.0])
 
 
-def test_check_gradient_of_a_function_that_ignores_its_input_is_zero():
+def test_check_gradient_of_a_function_that_ignores_its_input_raises_as_in_1_0_0():
+    # 1.0.0 backpropagated fn's output, and backward() refused a constant
     x = Tensor([1.0, 2.0], tensor_type=TensorType.PARAMETER)
-    assert check_gradient(lambda t: Tensor([3.0]), x) == (True, 0.0)
+    with pytest.raises(RuntimeError, match="^Tensor does not require gradients"):
+        check_gradient(lambda t: Tensor([3.0]), x)
+    assert x.grad is None
+
+
+def test_check_gradient_of_a_function_of_other_parameters_only_raises_as_in_1_0_0():
+    x = Tensor([1.0, 2.0], tensor_type=TensorType.PARAMETER)
+    w = Tensor([3.0], tensor_type=TensorType.PARAMETER)
+    with pytest.raises(ValueError, match="^backward\\(\\) did not populate a gradient for tensor"):
+        check_gradient(lambda t: w * 2.0, x)
 
 
 def test_check_gradient_needs_a_tensor_that_requires_gradients():
@@ -88,3 +98,61 @@ def test_check_gradient_needs_a_tensor_that_requires_gradients():
 def test_check_gradient_needs_fn_to_return_a_tensor():
     with pytest.raises(TypeError, match="return a Tensor, got ndarray"):
         check_gradient(lambda t: t.data * 2, Tensor([1.0], tensor_type=TensorType.PARAMETER))
+
+
+# --------------------------------------------------------------------------- several inputs (issue 18)
+# A three-input op a * b * c whose backward is right except, in one chosen input, half the gradient.
+def _product_with_wrong_gradient(wrong: int):
+    def backward(tensor, grad):
+        a, b, c = (p._data for p in tensor._parents)
+        grads = [grad * b * c, grad * a * c, grad * a * b]
+        grads[wrong] = grads[wrong] * 0.5
+        return tuple(grads)
+
+    return lambda a, b, c: _new_node(a._data * b._data * c._data, backward, (a, b, c))
+
+
+def _correct_product(a, b, c):
+    return a * b * c
+
+
+THREE_INPUTS = [np.array([0.5, -1.5, 2.0]), np.array([1.25, 0.75, -0.5]), np.array([-2.0, 1.0, 0.3])]
+
+
+@pytest.mark.parametrize("wrong", [0, 1, 2])
+def test_gradcheck_finds_a_wrong_gradient_in_any_input(wrong):
+    fn = _product_with_wrong_gradient(wrong)
+    with pytest.raises(GradcheckError, match=f"gradient of input {wrong} "):
+        gradcheck(fn, THREE_INPUTS)
+    assert gradcheck(fn, THREE_INPUTS, raise_exception=False) is False
+    assert clumsygrad.gradcheck(fn, THREE_INPUTS, raise_exception=False) is False
+
+
+def test_gradcheck_passes_the_correct_three_input_function():
+    assert gradcheck(_correct_product, THREE_INPUTS) is True
+
+
+@pytest.mark.parametrize("wrong", [0, 1, 2])
+def test_check_gradient_finds_a_wrong_gradient_in_the_position_it_checks(wrong):
+    # check_gradient checks one tensor: put it at each position of the three-input op in turn.
+    fn = _product_with_wrong_gradient(wrong)
+    values = [Tensor(v, tensor_type=TensorType.PARAMETER, dtype=np.float64) for v in THREE_INPUTS]
+    for position in range(3):
+        def at_position(t, position=position):
+            args = list(values)
+            args[position] = t
+            return fn(*args)
+
+        passed, diff = check_gradient(at_position, values[position], eps=1e-4, tol=1e-3)
+        assert passed is (position != wrong), (position, wrong, diff)
+    for v in values:  # the other operands' .grad are left as they were
+        assert v.grad is None
+
+
+@pytest.mark.parametrize("wrong", [0, 1, 2])
+def test_the_suite_oracle_finds_a_wrong_gradient_in_any_input(wrong):
+    from helpers import gradcheck as oracle
+
+    with pytest.raises(AssertionError, match=f"^input {wrong}:"):
+        oracle(_product_with_wrong_gradient(wrong), THREE_INPUTS)
+    assert oracle(_correct_product, THREE_INPUTS) is True

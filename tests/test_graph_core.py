@@ -264,7 +264,8 @@ def test_pure_nodes_free_a_million_node_chain_too():
         "print('ok')\n"
     )
     env = dict(os.environ, CLUMSYGRAD_BACKEND="python")
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
 
@@ -316,6 +317,55 @@ def test_concurrent_backward_into_a_shared_parameter_adds_every_pass():
         np.testing.assert_array_equal(w.grad, np.full(3, 4 * 50 * 3.0))
 
 
+def test_backward_passes_never_overlap():
+    """One backward pass at a time (the engine's lock), shown without relying on a lucky switch.
+
+    Thread A's pass runs a backward function that announces it is inside and then waits up to
+    2 s for thread B's pass to announce the same; B starts its pass as soon as A is inside.
+    With the lock B waits at the lock until A's pass ends, so A never sees it; without the
+    lock B's pass runs at once and A sees it, every time.  Both passes add into one parameter.
+    """
+    from clumsygrad.tensor import _new_node
+
+    w = param(np.ones(3))
+    a_inside, b_inside = threading.Event(), threading.Event()
+    overlapped = []
+
+    def a_backward(tensor, grad):
+        a_inside.set()
+        overlapped.append(b_inside.wait(timeout=2.0))
+        return (grad,)
+
+    def b_backward(tensor, grad):
+        b_inside.set()
+        return (grad,)
+
+    def run_a():
+        sum(_new_node(w._data * 1.0, a_backward, (w,))).backward()
+
+    def run_b():
+        assert a_inside.wait(timeout=60)
+        sum(_new_node(w._data * 1.0, b_backward, (w,))).backward()
+
+    errors = []
+
+    def guarded(fn):
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(fn,)) for fn in (run_a, run_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert overlapped == [False], "a second backward pass ran while the first was inside"
+    assert b_inside.is_set()
+    np.testing.assert_array_equal(w.grad, np.full(3, 2.0))
+
+
 # --------------------------------------------------------------------------- the twins agree
 PROGRAM = """
 import json, numpy as np, clumsygrad
@@ -350,7 +400,8 @@ def test_pure_and_compiled_nodes_give_identical_results():
     runs = {}
     for graph in ("cython", "python"):
         env = dict(os.environ, CLUMSYGRAD_BACKEND=graph)
-        done = subprocess.run([sys.executable, "-c", PROGRAM], env=env, capture_output=True, text=True)
+        done = subprocess.run([sys.executable, "-c", PROGRAM], env=env, capture_output=True, text=True,
+                              timeout=600)
         assert done.returncode == 0, done.stderr
         runs[graph] = json.loads(done.stdout)
     assert runs["cython"]["graph"] == "clumsygrad._graph.native"

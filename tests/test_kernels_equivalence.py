@@ -4,7 +4,10 @@ Property tests generate shapes (0-d, zero-size axes, 1 to 4 dimensions), broadca
 axes (None, int, negative, tuple; keepdims), dtypes (float32, float64, and int64 / int8 /
 float16 to exercise promotion, mixed between operands) and memory layouts (C, Fortran,
 sliced with steps, reversed with negative strides, read-only ``np.broadcast_to`` views).
-Results must have the reference's dtype and shape and its values to float rounding.
+Results must have the reference's dtype and shape and its values to float rounding, and each
+property test checks that most of its calls ran the compiled code rather than being handed to
+the twin (``helpers.requires_compiled_share``); the shapes are mostly non-empty, a third above
+the kernels' 1,024-element blocks.
 
 Fixed tests check what a property test cannot see: inputs are left untouched, results do
 not share memory with inputs, no reference to an input is kept or leaked, and each kernel
@@ -26,6 +29,8 @@ from clumsygrad.loss import mse_loss
 from clumsygrad.optimizer import SGD
 from clumsygrad.tensor import Tensor, TensorType
 
+from helpers import requires_compiled_share
+
 pytestmark = pytest.mark.both_backends
 
 KERNELS = ("reduce_to_shape", "mul_reduce_to_shape", "expand_to_shape", "softmax_backward",
@@ -37,8 +42,19 @@ SETTINGS = settings(max_examples=1000, deadline=None,
 # float32/float64 dominate (the fast paths); the rest exercise the promotion rule
 DTYPES = st.sampled_from([np.float32, np.float32, np.float32, np.float64, np.float64,
                           np.float64, np.int64, np.int8, np.float16])
-LAYOUTS = st.sampled_from(["C", "F", "sliced", "reversed", "broadcast"])
-dims = st.lists(st.integers(0, 4), min_size=0, max_size=4).map(tuple)
+# Non-contiguous layouts weigh double: they are where the compiled loops' strides matter.
+LAYOUTS = st.sampled_from(["C", "F", "sliced", "sliced", "reversed", "reversed", "broadcast"])
+# Shapes: half small and non-empty, a third above the kernels' 1,024-element blocks (up to
+# ~4,000 elements), a fifth the edge cases (zero-size axes, 0-d) that were most of the draws.
+_SMALL = st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple)
+_BIG = st.one_of(
+    st.tuples(st.integers(1025, 4000)),
+    st.tuples(st.integers(33, 64), st.integers(33, 64)),
+    st.tuples(st.integers(3, 5), st.integers(20, 30), st.integers(18, 26)),
+)
+_EDGE = st.lists(st.integers(0, 4), min_size=0, max_size=4).map(tuple)
+_SHAPE_KINDS = {"small": _SMALL, "big": _BIG, "edge": _EDGE}
+dims = st.sampled_from(["small"] * 5 + ["big"] * 3 + ["edge"] * 2).flatmap(_SHAPE_KINDS.__getitem__)
 
 
 # --------------------------------------------------------------------------- input builders
@@ -75,14 +91,20 @@ def eps(dtype):
     return np.finfo(dtype).eps if dtype.kind == "f" else 0.0
 
 
-def assert_matches(got, want, scale):
-    """Same dtype, same shape, values within float rounding of a sum whose terms total ``scale``."""
+def assert_matches(got, want, scale, terms=1):
+    """Same dtype, same shape, values within float rounding of a sum whose terms total ``scale``.
+
+    ``terms`` is the number of terms in each sum: past 64 the allowed error grows with it.  (The
+    compiled sum of a broadcast, stride-0 input runs sequentially: about n/20 eps for n terms,
+    where NumPy's pairwise sum stays near 1 eps; measured 5,000 eps at 100,000 float64 terms.)
+    """
     got = np.asarray(got)
     want = np.asarray(want)
     assert got.dtype == want.dtype
     assert got.shape == want.shape
     e = eps(want.dtype)
-    np.testing.assert_allclose(got, want, rtol=16 * e, atol=32 * e * (float(scale) + 1.0))
+    growth = max(1.0, terms / 64)
+    np.testing.assert_allclose(got, want, rtol=16 * e * growth, atol=32 * e * (float(scale) + 1.0) * growth)
 
 
 def suffix_target(draw, shape):
@@ -117,6 +139,7 @@ def reduce_cases(draw):
     return grad, target, as_shape_arg(draw, target)
 
 
+@requires_compiled_share("reduce_to_shape", 0.9)
 @SETTINGS
 @given(reduce_cases())
 def test_reduce_to_shape_matches_pure(case):
@@ -124,7 +147,7 @@ def test_reduce_to_shape_matches_pure(case):
     want = pure.reduce_to_shape(grad, shape_arg)
     got = native.reduce_to_shape(grad, shape_arg)
     assert got.shape == target
-    assert_matches(got, want, np.abs(grad.astype(np.float64)).sum())
+    assert_matches(got, want, np.abs(grad.astype(np.float64)).sum(), grad.size / max(got.size, 1))
 
 
 # --------------------------------------------------------------------------- mul_reduce_to_shape
@@ -140,6 +163,7 @@ def mul_reduce_cases(draw):
     return grad, other, target, as_shape_arg(draw, target)
 
 
+@requires_compiled_share("mul_reduce_to_shape", 0.9)
 @SETTINGS
 @given(mul_reduce_cases())
 def test_mul_reduce_to_shape_matches_pure(case):
@@ -148,7 +172,7 @@ def test_mul_reduce_to_shape_matches_pure(case):
     got = native.mul_reduce_to_shape(grad, other, shape_arg)
     assert np.shape(got) == target
     scale = np.abs(np.multiply(grad, other, dtype=np.float64)).sum()
-    assert_matches(got, want, scale)
+    assert_matches(got, want, scale, grad.size / max(np.size(got), 1))
 
 
 # --------------------------------------------------------------------------- expand_to_shape
@@ -180,6 +204,7 @@ def expand_cases(draw):
     return grad, as_shape_arg(draw, input_shape), input_shape, axis, keepdims, scale
 
 
+@requires_compiled_share("expand_to_shape", 0.9)
 @SETTINGS
 @given(expand_cases())
 def test_expand_to_shape_matches_pure(case):
@@ -204,6 +229,7 @@ def softmax_cases(draw):
     return s, grad, axis
 
 
+@requires_compiled_share("softmax_backward", 0.9)
 @SETTINGS
 @given(softmax_cases())
 def test_softmax_backward_matches_pure(case):
@@ -220,7 +246,7 @@ def matmul_cases(draw):
     batch = draw(st.lists(st.integers(0, 3), max_size=2).map(tuple))
     xb = suffix_target(draw, batch)
     yb = suffix_target(draw, batch)
-    n, k, m = (draw(st.integers(0, 4)) for _ in range(3))
+    n, k, m = (draw(st.sampled_from([1, 2, 3, 4, 4, 0, 40])) for _ in range(3))  # 40: past the blocks
     out_batch = np.broadcast_shapes(xb, yb)
     x = make_array(xb + (n, k), draw(DTYPES), draw(LAYOUTS), draw(seeds))
     y = make_array(yb + (k, m), draw(DTYPES), draw(LAYOUTS), draw(seeds))
@@ -229,6 +255,7 @@ def matmul_cases(draw):
     return x, y, grad, needs
 
 
+@requires_compiled_share("matmul_backward", 0.9)
 @SETTINGS
 @given(matmul_cases())
 def test_matmul_backward_matches_pure(case):
@@ -277,6 +304,7 @@ def assert_same_error(got, want):
     assert str(got[1]) == str(want[1])
 
 
+@requires_compiled_share("softmax_forward", 0.85)
 @SETTINGS
 @given(softmax_forward_cases())
 def test_softmax_forward_matches_pure(case):
@@ -304,6 +332,7 @@ def mse_cases(draw):
     return pred, target
 
 
+@requires_compiled_share("mse_forward", 0.85)
 @SETTINGS
 @given(mse_cases())
 def test_mse_forward_matches_pure(case):
@@ -332,6 +361,7 @@ def mse_backward_cases(draw):
     return pred, target, g, needs
 
 
+@requires_compiled_share("mse_backward", 0.9)
 @SETTINGS
 @given(mse_backward_cases())
 def test_mse_backward_matches_pure(case):
@@ -357,6 +387,7 @@ def relu_cases(draw):
     return y, g
 
 
+@requires_compiled_share("relu_backward", 0.9)
 @SETTINGS
 @given(relu_cases())
 def test_relu_backward_matches_pure(case):
@@ -372,13 +403,17 @@ def test_relu_backward_matches_pure(case):
 @st.composite
 def sgd_cases(draw):
     shape = draw(dims)
-    spec = (shape, draw(st.sampled_from([np.float32, np.float32, np.float64])),
-            draw(st.sampled_from(["C", "C", "F", "sliced", "reversed"])), draw(seeds))
-    g = make_array(shape, draw(DTYPES), draw(LAYOUTS), draw(seeds))
-    lr = draw(st.sampled_from([0.01, 0.5, 1e-3, 2, np.float32(0.1), np.float64(0.1), -0.25]))
+    dtype = draw(st.sampled_from([np.float32, np.float32, np.float64]))
+    spec = (shape, dtype, draw(st.sampled_from(["C"] * 6 + ["F", "sliced", "reversed"])), draw(seeds))
+    # mostly what the compiled loop serves (C arrays of one dtype, a Python float rate), the
+    # rest exercises the hand-off to the twin
+    g_dtype = dtype if draw(st.integers(0, 5)) else draw(DTYPES)
+    g = make_array(shape, g_dtype, "C" if draw(st.integers(0, 5)) else draw(LAYOUTS), draw(seeds))
+    lr = draw(st.sampled_from([0.01, 0.5, 1e-3, -0.25, 2.0, 0.1, 0.01, 0.5, 2, np.float32(0.1), np.float64(0.1)]))
     return spec, g, lr
 
 
+@requires_compiled_share("sgd_update", 0.35)
 @SETTINGS
 @given(sgd_cases())
 def test_sgd_update_matches_pure(case):
@@ -705,3 +740,19 @@ def test_library_runs_the_fused_kernels_of_the_active_backend(name, monkeypatch)
                    "softmax_backward", "sgd_update"):
         assert kernel in spy.calls, (kernel, spy.calls)
     assert p._extra == {"axis": -1} and p._grad_fn is grad_module.softmax_backward
+
+
+def test_the_hand_off_counter_sees_both_paths_of_sgd_update():
+    # The compiled loop serves a C float array, a grad of its dtype and a Python float rate;
+    # a NumPy scalar rate goes to the twin (its promotion differs).
+    from helpers import compiled_share
+
+    data = np.ones(2000, dtype=np.float32)
+    with compiled_share("sgd_update") as stats:
+        native.sgd_update(data, np.ones(2000, dtype=np.float32), 0.5)
+        native.sgd_update(data, np.ones(2000, dtype=np.float32), np.float64(0.25))
+        native.sgd_update(data[::2], np.ones(1000, dtype=np.float32), 0.25)
+    assert stats == {"compiled": 1, "pure": 2, "raised": 0}
+    np.testing.assert_array_equal(data[1::2], 0.25)
+    np.testing.assert_array_equal(data[::2], 0.0)
+    assert native.sgd_update is not None and type(native.sgd_update).__name__ == "cython_function_or_method"

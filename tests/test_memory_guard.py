@@ -116,3 +116,27 @@ def test_training_loop_and_an_evaluation_graph_kept_across_steps(make_optimizer)
     del evaluation
     gc.collect()
     assert w.data.flags.writeable
+
+
+def test_views_are_as_the_readme_says():
+    """The guard locks arrays that own their memory.  A view taken after that is read-only too
+    (NumPy copies the flag); a view made before, such as the result of basic indexing in the
+    forward pass, keeps its own flag and writes through, and ``backward()`` then uses the
+    changed values: the documented gap (README, Guarantees)."""
+    with clumsygrad.memory_guard():
+        w = param([1.0, 2.0, 3.0])
+        early = w.data[0:2]  # a view made before any graph
+        v = w[0:2]  # basic indexing: v.data is a view of w.data, made in the forward pass
+        loss = sum(v * w[0:2])
+        late = w.data[1:]
+        assert not w.data.flags.writeable
+        assert not late.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            late[:] = 0.0
+        assert v.data.base is not None and v.data.flags.writeable
+        assert early.flags.writeable
+        v.data[:] = 10.0  # goes through, into w's buffer
+        assert w.data.tolist() == [10.0, 10.0, 3.0]
+        loss.backward()
+    np.testing.assert_array_equal(w.grad, [20.0, 20.0, 0.0])  # d sum(v*v)/dw at the changed values
+    assert w.data.flags.writeable

@@ -206,8 +206,15 @@ def test_bad_hyperparameters_raise_at_construction(cls, kwargs, exc, message):
 
 def test_numpy_scalars_are_accepted():
     p = Tensor([1.0], tensor_type=P)
-    Adam([p], lr=np.float32(0.01), beta1=np.float64(0.5))
-    SGD([p], lr=np.float64(0.1), momentum=np.float32(0.9))
+    adam = Adam([p], lr=np.float32(0.01), beta1=np.float64(0.5))
+    sgd = SGD([p], lr=np.float64(0.1), momentum=np.float32(0.9))
+    assert adam.lr == np.float32(0.01) and adam.beta1 == 0.5
+    assert sgd.lr == 0.1 and sgd.momentum == np.float32(0.9)
+    p.grad = np.array([1.0])
+    sgd.step()  # first momentum step: the buffer is the gradient
+    np.testing.assert_allclose(p.data, [0.9], rtol=1e-6)
+    adam.step()  # Adam's first step moves by lr (sign of the gradient)
+    np.testing.assert_allclose(p.data, [0.89], rtol=1e-5)
 
 
 def test_non_parameter_tensors_are_dropped_with_a_warning():
@@ -273,6 +280,31 @@ def test_clip_grad_norm_below_the_limit_changes_nothing_and_writes_no_user_array
     np.testing.assert_array_equal(g, np.array([0.3, 0.4], dtype=np.float32))  # a new array was made
     np.testing.assert_allclose(a.grad, [0.06, 0.08], rtol=1e-5)
     assert a.grad.dtype == np.float32
+
+
+def test_clip_grad_norm_divides_by_the_norm_plus_1e_6_as_pytorch():
+    # At a tiny norm the +1e-6 shows: 1e-6 / (1e-5 + 1e-6) = 1/11, not 1/10.
+    a = Tensor([0.0, 0.0], tensor_type=P, dtype=np.float64)
+    a.grad = np.array([6e-6, 8e-6])
+    total = clip_grad_norm([a], max_norm=1e-6)
+    assert total == pytest.approx(1e-5, rel=1e-12)
+    np.testing.assert_allclose(a.grad, np.array([6e-6, 8e-6]) / 11, rtol=1e-12)
+    # a norm just below max_norm is still scaled, by max_norm / (norm + 1e-6) < 1, as in PyTorch
+    b = Tensor([0.0], tensor_type=P, dtype=np.float64)
+    b.grad = np.array([1.0 - 5e-7])
+    assert clip_grad_norm([b], max_norm=1.0) == pytest.approx(1.0 - 5e-7, rel=1e-12)
+    np.testing.assert_allclose(b.grad, [(1.0 - 5e-7) / (1.0 + 5e-7)], rtol=1e-14)
+
+
+@pytest.mark.parametrize("max_norm", [0.0, 1e-9, 1.0])
+def test_clip_grad_norm_of_all_zero_gradients_stays_zero_and_finite(max_norm):
+    a = Tensor([1.0, 2.0], tensor_type=P, dtype=np.float64)
+    b = Tensor([[3.0]], tensor_type=P)
+    a.grad = np.zeros(2)
+    b.grad = np.zeros((1, 1), dtype=np.float32)
+    assert clip_grad_norm([a, b], max_norm=max_norm) == 0.0
+    for t in (a, b):
+        assert np.all(np.isfinite(t.grad)) and not np.any(t.grad)
 
 
 def test_clip_grad_norm_non_finite():

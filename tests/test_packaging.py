@@ -74,3 +74,24 @@ def test_the_regex_reader_agrees_with_a_toml_parser():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     floors = [d.split(">=")[1] for d in project["dependencies"] if d.replace(" ", "").startswith("numpy>=")]
     assert floors == [numpy_floor()]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib is new in Python 3.11")
+def test_cibuildwheel_copies_every_top_level_path_the_tests_read_and_runs_both_nodes():
+    import tomllib
+
+    cibw = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["cibuildwheel"]
+    sources = set(cibw["test-sources"])
+    # What the tests open relative to the project root: ROOT / "docs", parents[1] / "examples", ...
+    read = set()
+    for path in (ROOT / "tests").rglob("*.py"):
+        read |= set(re.findall(r'(?:ROOT|parents\[1\]|parent\.parent)\s*/\s*"([^"/]+)"', path.read_text()))
+    assert read >= {"docs", "examples", "pyproject.toml"}, read
+    assert read <= sources, f"tests read {sorted(read - sources)}, which test-sources leaves out"
+    for name in sources:
+        assert (ROOT / name).exists(), name
+    # The suite runs twice: the compiled graph node, then the pure one.
+    command = cibw["test-command"]
+    assert command.count("pytest") == 2 and "CLUMSYGRAD_BACKEND='python'" in command
+    assert "timeout" in " ".join(tomllib.loads((ROOT / "pyproject.toml").read_text())
+                                 ["project"]["optional-dependencies"]["test"])

@@ -14,9 +14,9 @@ import builtins as _builtins
 from typing import TYPE_CHECKING
 from importlib import metadata as _metadata
 
-from . import activation, grad, gradcheck, loss, math, optimizer, random, selection, shape, tensor, viz
+from . import activation, grad, gradcheck, linalg, loss, math, optimizer, random, selection, shape, tensor, viz
 from . import optim
-from . import data, lr_scheduler, nn  # issue 16: layers, schedulers, mini-batches
+from . import data, lr_scheduler, nn
 from ._backend import get_backend, set_backend
 from ._graph.guard import is_enabled as is_memory_guard_enabled
 from ._graph.guard import memory_guard
@@ -26,6 +26,7 @@ from .gradcheck import GradcheckError, check_gradient
 from .optimizer import SGD, Adam, AdamW, Optimizer, clip_grad_norm
 from .serialization import load, save
 from .tensor import Tensor, TensorType, enable_grad, no_grad
+from .profiler import profile
 
 try:  # the installed distribution's version, as 1.0.0 does; one number to keep (pyproject.toml)
     __version__ = _metadata.version("clumsygrad")
@@ -36,7 +37,7 @@ except _metadata.PackageNotFoundError:  # a source tree on sys.path, never insta
 def _public_ops() -> dict:
     """Every registered op's public function by name, and the ops' module-level companions."""
     found = {}
-    for module in (math, activation, loss, shape, selection):
+    for module in (math, activation, loss, shape, selection, linalg):
         for name in module.__all__:
             found[name] = getattr(module, name)
     return found
@@ -63,17 +64,23 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .loss import (
         mse_loss as mse_loss, mae_loss as mae_loss,
-        binary_cross_entropy_with_logits as binary_cross_entropy_with_logits,
+        binary_cross_entropy_with_logits as binary_cross_entropy_with_logits, nll_loss as nll_loss,
+        huber_loss as huber_loss, smooth_l1_loss as smooth_l1_loss, kl_div as kl_div,
         cross_entropy as cross_entropy,
     )
     from .shape import (
         broadcast_to as broadcast_to, flip as flip, getitem as getitem, concatenate as concatenate,
         stack as stack, split as split, expand_dims as expand_dims, squeeze as squeeze,
         flatten as flatten, reshape as reshape, transpose as transpose, swapaxes as swapaxes,
-        moveaxis as moveaxis,
+        moveaxis as moveaxis, pad as pad, repeat as repeat, tile as tile, roll as roll, take as take,
+        take_along_axis as take_along_axis,
     )
     from .selection import (
         max as max, min as min, maximum as maximum, minimum as minimum, where as where, clip as clip,
+    )
+    from .linalg import (
+        tensordot as tensordot, dot as dot, outer as outer, diagonal as diagonal, trace as trace,
+        triu as triu, tril as tril, einsum as einsum,
     )
 
 _OP_NAMES = sorted(n for n in _public_ops() if not hasattr(_builtins, n))
@@ -91,5 +98,6 @@ __all__ = [
     "check_gradient", "GradcheckError",
     # checkpoints
     "save", "load",
+    "linalg",
 ]
 __all__ += _OP_NAMES  # a separate statement: type checkers read the literal list above

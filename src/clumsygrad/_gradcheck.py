@@ -5,7 +5,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .tensor import Tensor, TensorType
+from .tensor import Tensor, TensorType, TensorUtils, enable_grad
 
 __all__ = ["gradcheck", "GradcheckError"]
 
@@ -17,6 +17,29 @@ class GradcheckError(AssertionError):
 def _as_float64(value) -> np.ndarray:
     data = value._data if isinstance(value, Tensor) else value
     return np.array(data, dtype=np.float64)
+
+
+def leaves_needing_grad(out: Tensor) -> list:
+    """The tensors of ``out``'s graph that ``backward()`` writes a ``.grad`` into."""
+    return [t for t in TensorUtils._reachable(out) if t._requires_grad and not t._parents]
+
+
+def saved_grads(tensors) -> Callable[[], None]:
+    """Remember the ``.grad`` of ``tensors`` (object and values); the returned function puts them back.
+
+    The values are copied too: ``backward()`` may accumulate into a gradient array in place.
+    """
+    saved = [(t, t._grad, None if t._grad is None else np.array(t._grad, copy=True)) for t in tensors]
+
+    def restore() -> None:
+        for t, g, values in saved:
+            if isinstance(g, np.ndarray) and g.flags.writeable:
+                np.copyto(g, values)
+            elif g is not None:
+                g = values
+            t._grad = g
+
+    return restore
 
 
 def _project(fn: Callable, arrays: Sequence[np.ndarray], cotangent: np.ndarray) -> float:
@@ -43,17 +66,26 @@ def gradcheck(
     ``<fn(x), c>`` is checked against ``(f(x + eps e_i) - f(x - eps e_i)) / (2 eps)``
     with ``np.allclose(analytic, numeric, rtol, atol)``.
 
+    The check records its own graph inside ``no_grad()`` too, and leaves the ``.grad`` of
+    any other tensor ``fn`` reads as it was.
+
     Returns True when every gradient agrees.  Otherwise raises :class:`GradcheckError`
     describing the worst element, or returns False if ``raise_exception`` is false.
     """
     arrays = [_as_float64(x) for x in inputs]
     params = [Tensor(a, tensor_type=TensorType.PARAMETER, dtype=np.float64) for a in arrays]
-    out = fn(*params)
+    with enable_grad():  # the check records its own graph, inside no_grad() too
+        out = fn(*params)
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck needs fn to return a Tensor, got {type(out).__name__}")
     cotangent = np.random.default_rng(seed).standard_normal(out._shape)
     if out._requires_grad:
-        out.backward(cotangent)
+        # Other tensors fn reads (closures) get back the .grad they had.
+        restore = saved_grads(t for t in leaves_needing_grad(out) if not any(t is p for p in params))
+        try:
+            out.backward(cotangent)
+        finally:
+            restore()
 
     for index, (param, base) in enumerate(zip(params, arrays)):
         analytic = param._grad if param._grad is not None else np.zeros_like(base)

@@ -101,8 +101,17 @@ def ufunc(uf: np.ufunc, method: str, inputs: tuple, kwargs: dict):
     )
 
 
-def function(func, args: tuple, kwargs: dict):
+def _qualified(func) -> str:
+    """NumPy's public spelling of ``func`` without the ``np.``: ``sort``, ``linalg.inv``, ``fft.fft``."""
     name = getattr(func, "__name__", repr(func))
+    module = getattr(func, "__module__", None) or "numpy"
+    if module.startswith("numpy.") and not any(part.startswith("_") for part in module.split(".")):
+        return module[len("numpy."):] + "." + name
+    return name
+
+
+def function(func, args: tuple, kwargs: dict):
+    name = _qualified(func)
     fn = FUNCTIONS.get(func)
     if fn is not None:
         _no_out(name, kwargs)

@@ -29,7 +29,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _backend
+from . import _backend, profiler as _profiler
 
 __all__ = ["OpDef", "OPS", "UFUNCS", "FUNCTIONS", "defop", "variant", "export", "rule_of", "tensor_vjp"]
 
@@ -278,8 +278,15 @@ def _derive_function(op: OpDef) -> Callable:
     param_names, defaults, name = tuple(op.params), op.defaults, op.name
     input_names = tuple(_signature(forward).parameters)[:nin]
     new_node = _backend.graph.new_node
+    profile_name = backward.__name__[: -len("_backward")]  # the profiler's row for this op
 
     def function(*args, **kwargs):
+        if _profiler.active is not None:  # clumsygrad.profile() times the forward
+            start = _profiler.forward_begin()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                _profiler.forward_end(profile_name, start)
         if len(args) == nin and not kwargs and save is None:  # inputs only: the short paths
             if nin == 1:
                 x = args[0]
@@ -291,6 +298,9 @@ def _derive_function(op: OpDef) -> Callable:
                 if not (isinstance(x, _Tensor) and isinstance(y, _Tensor)):
                     x, y = as_tensors(args)
                 return new_node(forward(x._data, y._data), backward, (x, y), defaults or None)
+        return call(*args, **kwargs)
+
+    def call(*args, **kwargs):
         if len(args) < nin:  # inputs given by keyword
             args = args + tuple(kwargs.pop(k) for k in input_names[len(args):] if k in kwargs)
             if len(args) < nin:

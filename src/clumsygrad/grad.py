@@ -23,6 +23,7 @@ from . import loss as _loss  # noqa: F401
 from . import math as _math  # noqa: F401
 from . import selection as _selection  # noqa: F401
 from . import shape as _shape  # noqa: F401
+from . import linalg as _linalg  # noqa: F401
 from ._registry import OPS
 
 GradientTuple = Tuple[np.ndarray, ...]

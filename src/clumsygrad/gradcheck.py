@@ -18,8 +18,9 @@ from typing import Callable, Tuple
 
 import numpy as np
 
+from . import _gradcheck
 from ._gradcheck import GradcheckError, gradcheck
-from .tensor import Tensor
+from .tensor import Tensor, enable_grad
 
 __all__ = ["check_gradient", "gradcheck", "GradcheckError"]
 
@@ -41,23 +42,39 @@ def check_gradient(fn: Callable[[Tensor], Tensor], tensor: Tensor, eps: float = 
 
     Returns ``(passed, max_abs_diff)``: the largest absolute difference between the two
     gradients and whether it is at most ``tol``.  ``tensor.data`` and ``tensor.grad`` are left
-    as they were (the data is perturbed in place and restored).
+    as they were (the data is perturbed in place and restored), and so are the ``.grad`` of
+    any other tensors ``fn`` reads.  It records its own graph inside ``no_grad()`` too.
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"check_gradient needs a Tensor, got {type(tensor).__name__}")
     if not tensor._requires_grad:
-        raise ValueError("check_gradient needs a tensor that requires gradients (a PARAMETER)")
+        raise ValueError(
+            "tensor must require gradients (use TensorType.PARAMETER) to check its gradient "
+            f"(got an {tensor._tensor_type.name} tensor; only one that requires gradients can be checked)"
+        )
     saved_grad = tensor._grad
     tensor._grad = None
+    restore = None
     try:
-        out = fn(tensor)
+        with enable_grad():  # the check records its own graph, inside no_grad() too
+            out = fn(tensor)
         if not isinstance(out, Tensor):
             raise TypeError(f"check_gradient needs fn to return a Tensor, got {type(out).__name__}")
+        if not out._requires_grad:  # 1.0.0 called out.backward() here, which raised this
+            raise RuntimeError(
+                "Tensor does not require gradients: fn(tensor) returned a tensor that does not "
+                "depend on tensor (check_gradient)"
+            )
         if out._requires_grad:
+            restore = _gradcheck.saved_grads(t for t in _gradcheck.leaves_needing_grad(out) if t is not tensor)
             out.backward(np.ones(out._shape, dtype=out._data.dtype))
         analytic = tensor._grad
+        if analytic is None:  # fn's output depends on other tensors only (1.0.0's error)
+            raise ValueError("backward() did not populate a gradient for tensor")
     finally:
         tensor._grad = saved_grad
+        if restore is not None:  # other tensors fn reads keep the .grad they had
+            restore()
     analytic = np.zeros(tensor._shape) if analytic is None else np.asarray(analytic, dtype=np.float64)
 
     data = tensor._data

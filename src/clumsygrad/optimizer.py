@@ -215,7 +215,10 @@ class Optimizer(ABC):
 
         Everything is checked before anything changes: a state dict of another optimizer
         class, another number of parameters or a state array whose shape differs from its
-        parameter raises ``ValueError``.  Arrays are copied in the parameters' dtype.
+        parameter raises ``ValueError``.  Each per-parameter state array (SGD's
+        ``momentum_buffer``, which may also be None; Adam's ``exp_avg`` and ``exp_avg_sq``) must
+        be a NumPy array of a float dtype: anything else (None, a number, an integer array) raises
+        ``TypeError`` naming the key.  Arrays are copied in the parameters' dtype.
         """
         name = type(self).__name__
         if not isinstance(state_dict, dict):
@@ -255,6 +258,10 @@ class Optimizer(ABC):
     def _validate_hyperparameters(self, hyper: Dict[str, object]) -> None:
         pass
 
+    # The per-parameter state entries that are arrays of the parameter's shape (float dtype),
+    # each mapped to whether it may be None.
+    _STATE_ARRAYS: Dict[str, bool] = {}
+
     def _check_param_state(self, index: int, state) -> Dict[str, object]:
         """``state`` of parameter ``index`` with its arrays checked and copied."""
         name = type(self).__name__
@@ -263,17 +270,25 @@ class Optimizer(ABC):
         param = self.parameters[index]
         out = {}
         for key, value in state.items():
-            if value is None or isinstance(value, (int, float, np.integer, np.floating)):
+            if key not in self._STATE_ARRAYS:
                 out[key] = value
                 continue
-            array = np.asarray(value)
+            if value is None and self._STATE_ARRAYS[key]:
+                out[key] = None  # e.g. no momentum buffer yet
+                continue
+            if not isinstance(value, np.ndarray):
+                raise TypeError(
+                    f"{name}.load_state_dict: {key!r} of parameter {index} must be an array of the "
+                    f"parameter's shape {param._shape}, got {type(value).__name__}"
+                )
+            array = value
             if array.shape != param._shape:
                 raise ValueError(
                     f"{name}.load_state_dict: {key!r} of parameter {index} has shape {array.shape}, "
                     f"the parameter has shape {param._shape}"
                 )
-            if array.dtype.kind not in "biuf":
-                raise ValueError(
+            if array.dtype.kind != "f":
+                raise TypeError(
                     f"{name}.load_state_dict: {key!r} of parameter {index} has dtype {array.dtype}"
                 )
             out[key] = np.array(array, dtype=param._data.dtype, order="K")
@@ -299,6 +314,7 @@ class SGD(Optimizer):
     """
 
     _HYPERPARAMETERS = ("lr", "momentum", "nesterov", "weight_decay")
+    _STATE_ARRAYS = {"momentum_buffer": True}
 
     def __init__(
         self,
@@ -383,6 +399,7 @@ class Adam(Optimizer):
     """
 
     _HYPERPARAMETERS = ("lr", "beta1", "beta2", "eps", "weight_decay")
+    _STATE_ARRAYS = {"exp_avg": False, "exp_avg_sq": False}
     _DECOUPLED = False
 
     def __init__(

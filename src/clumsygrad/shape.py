@@ -88,8 +88,8 @@ def reshape(x, shape, *more):
         data = x._data.reshape(shape)
     except (ValueError, TypeError) as exc:
         raise ValueError(
-            f"New shape must have the same number of elements as the original shape: "
-            f"cannot reshape {x._shape} into {shape} ({exc})"
+            f"New shape must have the same number of elements as the original shape. "
+            f"Here: cannot reshape {x._shape} into {shape} ({exc})"
         ) from None
     return _reshaped(x, data)
 
@@ -270,3 +270,186 @@ _FUNCTIONS.update({
     np.expand_dims: expand_dims, np.squeeze: squeeze, np.ravel: _ravel, np.transpose: transpose,
     np.swapaxes: swapaxes, np.moveaxis: moveaxis,
 })
+
+
+# ----------------------------------------------------------------------------- pad, repeat, tile, roll, take
+# (issue 14's breadth; each a registry entry like the ops above)
+def _pad_widths(pad_width, ndim: int) -> tuple:
+    """``pad_width`` in any of NumPy's forms as ``((before, after),) * ndim`` of non-negative ints."""
+    widths = np.asarray(pad_width)
+    if widths.dtype.kind not in "iu":
+        raise TypeError(f"pad: pad_width must be integers, got {pad_width!r}")
+    try:
+        widths = np.broadcast_to(widths, (ndim, 2))
+    except ValueError:
+        raise ValueError(f"pad: pad_width {pad_width!r} does not fit an array of {ndim} dimensions") from None
+    if (widths < 0).any():
+        raise ValueError(f"pad: pad_width cannot be negative, got {pad_width!r}")
+    return tuple((int(a), int(b)) for a, b in widths)
+
+
+def pad(x, pad_width, mode="constant", constant_values=0):
+    """``x`` padded with ``constant_values`` (``mode="constant"`` only), ``pad_width`` in any of
+    ``np.pad``'s forms; the gradient is the un-padded middle of the incoming one."""
+    if mode != "constant":
+        raise ValueError(f"pad of a Tensor supports mode='constant' only, got {mode!r}")
+    widths = _pad_widths(pad_width, np.ndim(x))
+    return np.pad(x, widths, mode="constant", constant_values=constant_values)
+
+
+def _pad_vjp(g, out, x, pad_width, mode="constant", constant_values=0):
+    widths = _pad_widths(pad_width, np.ndim(x))
+    return g[tuple(slice(a, a + n) for (a, _), n in zip(widths, np.shape(x)))]
+
+
+def _frozen(value):
+    """``value`` (an int, or a nested sequence or array of them) as nested tuples: a parameter the
+    caller cannot change after recording."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(_frozen(v) for v in value)
+    return operator.index(value) if isinstance(value, (int, np.integer)) else value
+
+
+defop("pad", pad, (_pad_vjp,), module="shape", numpy=(np.pad,),
+      save=lambda out, x, pad_width, **_: {"pad_width": _frozen(pad_width)})
+
+
+def _repeat_index(n: int, repeats) -> np.ndarray:
+    index = np.repeat(np.arange(n), repeats)
+    index.flags.writeable = False
+    return index
+
+
+def repeat(x, repeats, axis=None):
+    """Each element repeated ``repeats`` times (an int or one count per element) along ``axis``
+    (None: of the flattened values), as ``np.repeat``."""
+    return np.repeat(x, repeats, axis=axis)
+
+
+def _repeat_vjp(g, out, x, repeats, axis=None):
+    shape = np.shape(x)
+    if axis is None:
+        size = int(np.prod(shape, dtype=np.int64))
+        return np.reshape(scatter(g, (_repeat_index(size, repeats),), (size,)), shape)
+    ax = _axis(axis, len(shape), "repeat")
+    key = (slice(None),) * ax + (_repeat_index(shape[ax], repeats),)
+    return scatter(g, key, shape)
+
+
+def _owned_repeats(out, x, repeats, axis=None):
+    return {"repeats": repeats if np.ndim(repeats) == 0 else owned_key(np.asarray(repeats))}
+
+
+defop("repeat", repeat, (_repeat_vjp,), module="shape", numpy=(np.repeat,), method="repeat",
+      save=_owned_repeats)
+
+
+def tile(x, reps):
+    """``x`` repeated ``reps`` times along each axis, as ``np.tile``."""
+    return np.tile(x, reps)
+
+
+def _tile_vjp(g, out, x, reps):
+    reps = (int(reps),) if np.ndim(reps) == 0 else tuple(int(r) for r in reps)
+    shape = np.shape(x)
+    n = max(len(shape), len(reps))
+    shape_p = (1,) * (n - len(shape)) + tuple(shape)
+    reps_p = (1,) * (n - len(reps)) + reps
+    split_shape = tuple(d for pair in zip(reps_p, shape_p) for d in pair)
+    summed = np.sum(np.reshape(g, split_shape), axis=tuple(range(0, 2 * n, 2)))
+    return np.reshape(summed, shape)
+
+
+defop("tile", tile, (_tile_vjp,), module="shape", numpy=(np.tile,),
+      save=lambda out, x, reps: {"reps": _frozen(reps)})
+
+
+def roll(x, shift, axis=None):
+    """The elements shifted by ``shift`` along ``axis`` (None: of the flattened values), wrapping
+    around, as ``np.roll``."""
+    return np.roll(x, shift, axis=axis)
+
+
+def _roll_vjp(g, out, x, shift, axis=None):
+    back = -shift if np.ndim(shift) == 0 else tuple(-int(s) for s in shift)
+    return np.roll(g, back, axis=axis)
+
+
+defop("roll", roll, (_roll_vjp,), module="shape", numpy=(np.roll,),
+      save=lambda out, x, shift, axis=None: {"shift": _frozen(shift), "axis": _frozen(axis)})
+
+
+def _take_index(indices, n: int, mode: str) -> np.ndarray:
+    index = np.asarray(indices)
+    if index.dtype.kind not in "iu":
+        raise TypeError(f"take: indices must be integers, got dtype {index.dtype}")
+    if mode == "wrap":
+        index = index % n if n else index
+    elif mode == "clip":
+        index = np.clip(index, 0, max(n - 1, 0))
+    elif mode != "raise":
+        raise ValueError(f"take: mode must be 'raise', 'wrap' or 'clip', got {mode!r}")
+    return owned_key(index)
+
+
+def take(x, indices, axis=None, mode="raise"):
+    """The elements at ``indices`` along ``axis`` (None: of the flattened values), as ``np.take``;
+    elements taken more than once receive the sum of their gradients."""
+    n = np.size(x) if axis is None else np.shape(x)[_axis(axis, np.ndim(x), "take")]
+    return np.take(x, _take_index(indices, n, mode), axis=axis)
+
+
+def _take_key(shape, indices, axis, mode):
+    if axis is None:
+        size = int(np.prod(shape, dtype=np.int64))
+        return (_take_index(indices, size, mode),), (size,)
+    ax = _axis(axis, len(shape), "take")
+    return (slice(None),) * ax + (_take_index(indices, shape[ax], mode),), tuple(shape)
+
+
+def _take_vjp(g, out, x, indices, axis=None, mode="raise"):
+    key, shape = _take_key(np.shape(x), indices, axis, mode)
+    return np.reshape(scatter(g, key, shape), np.shape(x))
+
+
+def _owned_indices(out, x, indices, axis=None, mode="raise"):
+    return {"indices": owned_key(np.asarray(indices))}
+
+
+defop("take", take, (_take_vjp,), module="shape", numpy=(np.take,), method="take", save=_owned_indices)
+
+
+def take_along_axis(x, indices, axis):
+    """``x``'s elements at ``indices`` along ``axis`` (indices of ``x``'s number of dimensions,
+    broadcast against it elsewhere), as ``np.take_along_axis``; ``axis=None`` takes from the
+    flattened values."""
+    return np.take_along_axis(x, np.asarray(indices), axis)
+
+
+def _along_axis_key(shape, indices, axis):
+    """The fancy-index key with ``x[key] == np.take_along_axis(x, indices, axis)``."""
+    index = np.asarray(indices)
+    if axis is None:
+        return (index,), (int(np.prod(shape, dtype=np.int64)),)
+    nd = len(shape)
+    ax = _axis(axis, nd, "take_along_axis")
+    key = []
+    for d in range(nd):
+        if d == ax:
+            key.append(index)
+        else:
+            key.append(np.arange(shape[d]).reshape((1,) * d + (-1,) + (1,) * (nd - d - 1)))
+    return tuple(key), tuple(shape)
+
+
+def _take_along_axis_vjp(g, out, x, indices, axis):
+    key, shape = _along_axis_key(np.shape(x), indices, axis)
+    return np.reshape(scatter(g, key, shape), np.shape(x))
+
+
+defop("take_along_axis", take_along_axis, (_take_along_axis_vjp,), module="shape",
+      numpy=(np.take_along_axis,), save=_owned_indices)
+
+__all__ += ["pad", "repeat", "tile", "roll", "take", "take_along_axis"]
+for _name in ("pad", "repeat", "tile", "roll", "take", "take_along_axis"):
+    globals()[_name] = OPS[_name].function

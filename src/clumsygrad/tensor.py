@@ -9,7 +9,9 @@ operands' gradients.  ``Tensor`` is a thin Python class on a graph node from
 from __future__ import annotations
 
 import functools
+import inspect
 import numbers
+import threading
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple, Union
 
 import numpy as np
@@ -260,7 +262,18 @@ def _plain(value):
 
 
 class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
-    """An n-dimensional float32 (or float64) array that records the operations applied to it."""
+    """An n-dimensional float32 (or float64) array that records the operations applied to it.
+
+    It speaks NumPy: ``np.exp(t)``, ``np.sum(t, axis=0)``, ``a @ t`` with an ndarray ``a`` and
+    the methods ``t.sum()``, ``t.mean(0)``, ``t.reshape(2, -1)``... record with gradients;
+    comparisons (``t > 0``) and functions without a gradient (``np.argmax(t)``) give plain
+    NumPy results; ``np.asarray(t)`` gives the values (leaving the graph); a NumPy function
+    with no gradient rule is a ``TypeError`` naming it.
+
+    ``==``, ``!=`` and ``hash()`` keep their 0.2.x meaning, identity: optimizers and user code
+    keep tensors in sets, dicts and lists (``t in params``).  Elementwise equality is
+    ``np.equal(a, b)`` (a boolean array, like ``<`` and ``>``).
+    """
 
     __slots__ = ()
 
@@ -307,6 +320,11 @@ class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
         def max(self, *args: Any, **kwargs: Any) -> Tensor: ...
         def min(self, *args: Any, **kwargs: Any) -> Tensor: ...
         def flip(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def repeat(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def take(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def dot(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def diagonal(self, *args: Any, **kwargs: Any) -> Tensor: ...
+        def trace(self, *args: Any, **kwargs: Any) -> Tensor: ...
 
     def __init__(self, data: Any, tensor_type: TensorType = TensorType.INPUT, dtype: Any = np.float32) -> None:
         """Wrap ``data`` (scalar, nested list or array of real numbers; always copied) as a tensor.
@@ -420,10 +438,18 @@ class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
         return (self[i] for i in range(self._shape[0]))
 
     def __float__(self) -> float:
-        return float(self.item())
+        return float(self._one_value("float()"))
 
     def __int__(self) -> int:
-        return int(self.item())
+        return int(self._one_value("int()"))
+
+    def _one_value(self, what: str):
+        if self._data.size != 1:
+            raise TypeError(
+                f"{what} needs a tensor of one element, got shape {self._shape} "
+                f"({self._data.size} elements); reduce it first (t.sum(), t[0]) or use t.data"
+            )
+        return self._data.item()
 
     def item(self):
         """The value of a one-element tensor as a Python number."""
@@ -578,21 +604,61 @@ _graph.install(
 
 
 class _GradMode:
-    """Base of ``no_grad``/``enable_grad``: a context manager and decorator for this thread's grad mode."""
+    """Base of ``no_grad``/``enable_grad``: a context manager and decorator for this thread's grad mode.
+
+    One instance may be entered again before it exits (nested, or from several threads): each
+    ``__exit__`` restores the mode its own ``__enter__`` found.  Decorating a generator function
+    runs the generator's body under the mode at every resumption (``next``, ``send``, ``throw``,
+    ``close``), and the caller's mode in between.
+    """
 
     _enabled = True
 
     def __enter__(self):
-        self._previous = _graph.set_grad_enabled(self._enabled)
+        previous = _graph.set_grad_enabled(self._enabled)
+        stacks = self.__dict__.setdefault("_previous_by_thread", {})
+        stacks.setdefault(threading.get_ident(), []).append(previous)
         return self
 
     def __exit__(self, *exc_info) -> None:
-        _graph.set_grad_enabled(self._previous)
+        stacks = self.__dict__["_previous_by_thread"]
+        key = threading.get_ident()
+        stack = stacks[key]
+        previous = stack.pop()
+        if not stack:
+            del stacks[key]
+        _graph.set_grad_enabled(previous)
 
     def __call__(self, fn: Callable) -> Callable:
+        mode = type(self)
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def generator_with_mode(*args, **kwargs):
+                with mode():
+                    gen = fn(*args, **kwargs)
+                    step = functools.partial(gen.send, None)
+                while True:
+                    try:
+                        with mode():
+                            request = step()
+                    except StopIteration as stop:
+                        return stop.value
+                    try:
+                        response = yield request
+                    except GeneratorExit:
+                        with mode():
+                            gen.close()
+                        raise
+                    except BaseException as exc:  # thrown in: the generator's body handles it
+                        step = functools.partial(gen.throw, exc)
+                    else:
+                        step = functools.partial(gen.send, response)
+
+            return generator_with_mode
+
         @functools.wraps(fn)
         def with_mode(*args, **kwargs):
-            with type(self)():
+            with mode():
                 return fn(*args, **kwargs)
 
         return with_mode

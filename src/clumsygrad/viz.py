@@ -479,7 +479,16 @@ def _group_node(key: str, tensors) -> _Node:
 
 
 # --------------------------------------------------------------------------- DOT text
+def _visible(text: str) -> str:
+    """``text`` with control characters other than newline shown as Python escapes (``\\x00``)."""
+    return "".join(
+        c.encode("unicode_escape").decode("ascii") if (ord(c) < 32 and c != "\n") or 127 <= ord(c) < 160 else c
+        for c in text
+    )
+
+
 def _quote(text: str) -> str:
+    text = _visible(text)  # Graphviz refuses a NUL and mangles other control characters
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
@@ -728,8 +737,9 @@ def _matplotlib_figure(graph: _Graph, rankdir: str):
                                              boxstyle="square,pad=0", **style))
             rounding = "round,pad=0,rounding_size=0.06" if node.kind == "tensor" else "square,pad=0"
             ax.add_artist(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle=rounding, **style))
-        ax.text(x, y, "\n".join(node.lines), ha="center", va="center", family="DejaVu Sans Mono",
-                fontsize=_FONT_PT, linespacing=1.25)
+        # parse_math=False: a name such as "$x^$" is text, not mathtext
+        ax.text(x, y, _visible("\n".join(node.lines)), ha="center", va="center", family="DejaVu Sans Mono",
+                fontsize=_FONT_PT, linespacing=1.25, parse_math=False, usetex=False)
     lr = rankdir == "LR"
     for source, target, count in graph.edges:
         (xa, ya), (wa, ha) = pos[source], size[source]
@@ -745,8 +755,8 @@ def _matplotlib_figure(graph: _Graph, rankdir: str):
             ax.text((xc + xd) / 2, (yc + yd) / 2, f"×{count:,}", fontsize=_FONT_PT - 1,
                     ha="center", va="bottom", family="DejaVu Sans Mono", color="#444444")
     if graph.caption:
-        ax.text(x0 + width / 2, y0 + 0.15, graph.caption, ha="center", va="center",
-                family="DejaVu Sans Mono", fontsize=_FONT_PT)
+        ax.text(x0 + width / 2, y0 + 0.15, _visible(graph.caption), ha="center", va="center",
+                family="DejaVu Sans Mono", fontsize=_FONT_PT, parse_math=False, usetex=False)
     return fig
 
 

@@ -128,12 +128,31 @@ cdef int _grow(void*** path, Py_ssize_t** next_parent, Py_ssize_t* capacity) exc
     return 0
 
 
+# clumsygrad.profile(): the sink it installs, and one C flag the engine checks per node.
+cdef bint _profiling = False
+cdef object _backward_sink = None
+from time import perf_counter_ns as _perf_counter_ns
+
+
+def set_profile_sinks(node_sink, backward_sink):
+    """Where ``new_node`` and the engine report to ``clumsygrad.profile()`` (None: nowhere)."""
+    global _profiling, _backward_sink
+    from . import native
+
+    native._set_node_sink(node_sink)
+    _backward_sink = backward_sink
+    _profiling = backward_sink is not None
+
+
 cdef int _propagate(list order) except -1:
     """Push each node's pending gradient to its parents' pending slots, root first."""
     cdef Node node
+    cdef long long start = 0
     for node in order:
         if (node.pending_ is None and not node.pending_type_) or node.grad_fn_ is None:
             continue
+        if _profiling:
+            start = _perf_counter_ns()
         try:
             if not node.parents_:
                 raise RuntimeError(
@@ -148,6 +167,9 @@ cdef int _propagate(list order) except -1:
                 _python_vjp(node)
         except Exception as exc:
             raise RuntimeError(f"Error in backward pass at tensor {node.id_}: {exc}") from exc
+        finally:
+            if _profiling:
+                _backward_sink(node.grad_fn_, _perf_counter_ns() - start)
     return 0
 
 
@@ -318,7 +340,8 @@ cdef int _python_vjp(Node node) except -1:
             g = <cnp.ndarray> result
         if not _same_shape(g, data):
             raise ValueError(
-                f"gradient for tensor {parent.id_} has shape {(<object> g).shape}, expected {(<object> data).shape}"
+                f"Gradient shape mismatch for tensor {parent.id_}: the gradient has shape "
+                f"{(<object> g).shape}, expected {(<object> data).shape}"
             )
         _accumulate(parent, g, owned)
     return 0

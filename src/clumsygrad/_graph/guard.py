@@ -9,7 +9,11 @@ The arrays get their own flags back when the graph is freed: by ``backward()`` (
 go through :func:`writable`, and bump the version counter instead.
 
 Only arrays that own their memory are guarded: a view made before the guard locked its base
-can still write through (NumPy checks the view's own flag).  The guard is off by default, since
+can still write through (NumPy checks the view's own flag), e.g. ``v.data`` of ``v = w[0:2]``.
+Views are not locked themselves because NumPy lets a view be made writeable again only while
+its base is writeable: giving them back would depend on the order in which the graphs that
+share the base are freed, and could leave a user's view read-only for good.  A view taken
+after the lock is read-only (NumPy copies the flag).  The guard is off by default, since
 0.2.x code writes into ``.data`` (weight loading, hand-written SGD) while evaluation graphs are
 alive; turn it on with ``clumsygrad.memory_guard()`` or ``clumsygrad.set_memory_guard(True)``.
 """

@@ -54,6 +54,7 @@ cdef object _generic_add, _generic_radd, _generic_sub, _generic_rsub, _generic_m
 cdef object _generic_truediv, _generic_rtruediv, _generic_neg
 cdef long long _next_id = 0
 cdef bint _guard_on = False    # guard.is_enabled(), kept in C for _make_node
+cdef object _node_sink = None  # clumsygrad.profile()'s counter of records, or None
 
 
 def _set_guard(bint enabled):
@@ -382,6 +383,8 @@ cdef Node _make_node(object data, object grad_fn, tuple parents, object extra, i
     cdef bint track = False, requires_grad = False
     cdef unsigned int rest = 0
     cdef Py_ssize_t i
+    if _node_sink is not None:  # clumsygrad.profile() counts every record, fast paths too
+        _node_sink(grad_fn)
     for i in range(len(parents)):
         parent = <Node> parents[i]
         if parent.type_ != INPUT:
@@ -515,5 +518,10 @@ cdef void _dispatch(bint single, int loop, void* out, const void* x, const void*
         _loop(loop, <double*> out, <const double*> x, <const double*> y, c, c - 1, n)
 
 
+def _set_node_sink(sink):
+    global _node_sink
+    _node_sink = sink
+
+
 # The backward pass lives in _engine.pyx; the graph twin is one module to its users.
-from ._engine import backward_pass  # noqa: E402
+from ._engine import backward_pass, set_profile_sinks  # noqa: E402

@@ -9,8 +9,9 @@ from __future__ import annotations
 import sys
 import threading
 from collections import deque
-from itertools import chain, starmap
-from operator import iadd
+from itertools import chain, repeat
+from operator import attrgetter, iadd
+from time import perf_counter_ns
 
 import numpy as np
 
@@ -21,43 +22,62 @@ _FLOAT64 = np.dtype(np.float64)
 _INPUT, _PARAMETER, _INTERMEDIATE = TensorType.INPUT, TensorType.PARAMETER, TensorType.INTERMEDIATE
 
 # ----------------------------------------------------------------------------- grad mode
-_mode = threading.local()
+class _Mode(threading.local):
+    enabled = True  # every thread starts recording
+
+
+_mode = _Mode()
 
 
 def is_grad_enabled() -> bool:
     """Whether operations in this thread record a graph."""
-    return getattr(_mode, "enabled", True)
+    return _mode.enabled
 
 
 def set_grad_enabled(enabled: bool) -> bool:
     """Turn graph recording in this thread on or off; returns the previous setting."""
-    previous = getattr(_mode, "enabled", True)
+    previous = _mode.enabled
     _mode.enabled = bool(enabled)
     return previous
 
 
 # ----------------------------------------------------------------------------- ids
-_next_id = [0]
+_next_id = 0
 
 
 def get_id_counter() -> int:
-    return _next_id[0]
+    return _next_id
 
 
 def set_id_counter(value: int) -> None:
-    _next_id[0] = value
+    global _next_id
+    _next_id = value
 
 
 def take_id() -> int:
     """A new tensor id (ids are unique for the life of the process)."""
-    i = _next_id[0]
-    _next_id[0] = i + 1
+    global _next_id
+    i = _next_id
+    _next_id = i + 1
     return i
+
+
+# ----------------------------------------------------------------------------- profiling
+_node_sink = None  # clumsygrad.profiler: called with grad_fn per result recorded, or None
+_backward_sink = None  # called with (grad_fn, nanoseconds) per node's backward, or None
+
+
+def set_profile_sinks(node_sink, backward_sink) -> None:
+    """Where ``new_node`` and the engine report to ``clumsygrad.profile()`` (None: nowhere)."""
+    global _node_sink, _backward_sink
+    _node_sink = node_sink
+    _backward_sink = backward_sink
 
 
 # ----------------------------------------------------------------------------- the node
 _tensor_class = None
 _types = None  # (INPUT, PARAMETER, INTERMEDIATE) TensorType members
+_T_INPUT = _T_INTERMEDIATE = None  # two of them, as globals (identity tests are the cheapest)
 
 
 def install(tensor_class, tensor_types, generic_operators, typed_vjps) -> None:
@@ -65,9 +85,10 @@ def install(tensor_class, tensor_types, generic_operators, typed_vjps) -> None:
 
     ``generic_operators`` and ``typed_vjps`` serve the compiled twin's fast paths; this twin has none.
     """
-    global _tensor_class, _types
+    global _tensor_class, _types, _T_INPUT, _T_INTERMEDIATE
     _tensor_class = tensor_class
     _types = tuple(tensor_types)
+    _T_INPUT, _T_INTERMEDIATE = _types[_INPUT], _types[_INTERMEDIATE]
 
 
 class Node:
@@ -87,20 +108,11 @@ class Node:
         "__weakref__",
     )
 
-    @property
-    def _shape(self) -> tuple:
-        return self._data.shape
+    # The getters are C callables (attrgetter): reading them runs no Python frame.
+    _shape = property(attrgetter("_data.shape"), doc="The shape of ``_data``.")
+    _dtype = property(attrgetter("_data.dtype"), doc="The dtype of ``_data``.")
 
-    @property
-    def _dtype(self) -> np.dtype:
-        return self._data.dtype
-
-    @property
-    def _parents(self) -> tuple:
-        return self._parent_nodes
-
-    @_parents.setter
-    def _parents(self, value) -> None:
+    def _set_parents(self, value) -> None:
         # Assigning the parents records the graph by hand: their versions count from now on.
         parents = tuple(value)
         for parent in parents:
@@ -108,6 +120,8 @@ class Node:
                 raise TypeError(f"a parent must be a Tensor, got {type(parent).__name__}")
         self._parent_nodes = parents
         self._saved_versions = tuple(p._version for p in parents)
+
+    _parents = property(attrgetter("_parent_nodes"), _set_parents, doc="The parent tensors (a tuple).")
 
     def _bump_version(self) -> None:
         """Record an in-place change of ``_data`` (optimizer steps call this)."""
@@ -145,44 +159,65 @@ def new_node(data, grad_fn, parents: tuple, extra=None):
     INPUT with no graph.  Its dtype is float64 if any parent is float64, else float32.
     ``data`` is not copied when it already has that dtype.
     """
+    global _next_id
     if not parents:
         raise ValueError("an operation needs at least one parent tensor")
-    dtype = None
-    track = False
-    requires_grad = False
-    for parent in parents:
+    if _node_sink is not None:
+        _node_sink(grad_fn)
+    if type(parents) is not tuple:
+        parents = tuple(parents)
+    # One and two parents (nearly every op) are written out; no loop, no comprehension.
+    first = parents[0]
+    if not isinstance(first, Node):
+        raise TypeError(f"the parents of a tensor must be tensors, got {type(first).__name__}")
+    dtype = first._data.dtype
+    track = first._tensor_type is not _T_INPUT
+    requires_grad = first._requires_grad
+    n = len(parents)
+    for parent in parents[1:] if n > 1 else ():
         if not isinstance(parent, Node):
             raise TypeError(f"the parents of a tensor must be tensors, got {type(parent).__name__}")
-        if dtype is None:
-            dtype = parent._data.dtype
-        elif parent._data.dtype is not dtype and parent._data.dtype != dtype:
+        other = parent._data.dtype
+        if other is not dtype and other != dtype:
             dtype = _FLOAT64
-        track = track or parent._tensor_type != _INPUT
-        requires_grad = requires_grad or parent._requires_grad
+        if parent._tensor_type is not _T_INPUT:
+            track = True
+        if parent._requires_grad:
+            requires_grad = True
     if type(data) is not np.ndarray or (data.dtype is not dtype and data.dtype != dtype):
         data = np.asarray(data, dtype=dtype)
-    node = object.__new__(_tensor_class)
+    node = _allocate(_tensor_class)
     node._data = data
     node._grad = None
-    node._id = take_id()
+    node._id = _next_id
+    _next_id += 1
     node._version = 0
-    if track and is_grad_enabled():
-        node._tensor_type = _types[_INTERMEDIATE]
+    if track and _mode.enabled:
+        node._tensor_type = _T_INTERMEDIATE
         node._requires_grad = requires_grad
         node._grad_fn = grad_fn
-        node._parent_nodes = tuple(parents)
+        node._parent_nodes = parents
         node._extra = dict(extra) if extra else {}
-        node._saved_versions = tuple(p._version for p in parents)
-        if guard.is_enabled():
-            guard.protect(node, (data,) + tuple(p._data for p in parents))
+        node._saved_versions = (
+            (first._version,) if n == 1
+            else (first._version, parents[1]._version) if n == 2
+            else tuple(map(_version_of, parents))
+        )
+        if guard._enabled:
+            guard.protect(node, (data,) + tuple(map(_data_of, parents)))
     else:
-        node._tensor_type = _types[_INPUT]
+        node._tensor_type = _T_INPUT
         node._requires_grad = False
         node._grad_fn = None
         node._parent_nodes = ()
         node._extra = {}
         node._saved_versions = ()
     return node
+
+
+_allocate = object.__new__
+_version_of = attrgetter("_version")
+_data_of = attrgetter("_data")
 
 
 # ----------------------------------------------------------------------------- the engine
@@ -208,81 +243,123 @@ def backward_pass(root, seed: np.ndarray, seed_owned: bool, keep_graph: bool) ->
     All or nothing: gradients are collected first and written into ``.grad`` only once every
     backward function has succeeded.  ``seed_owned`` lets the engine adopt ``seed`` as the
     root's gradient.  Unless ``keep_graph``, INTERMEDIATE nodes drop their parents afterwards.
+
+    The engine runs over either twin's nodes.  On this twin's nodes (``CLUMSYGRAD_BACKEND=python``)
+    it reads their slots directly (parents, saved versions, data) instead of going through the
+    properties and methods both twins have.
     """
+    pure_nodes = isinstance(root, Node)
     with ENGINE_LOCK:
-        order = _reverse_topological_order(root)
-        totals = _propagate(order, seed, seed_owned)
-        _commit(order, totals)
+        order = _reverse_topological_order(root, pure_nodes)
+        if pure_nodes and _backward_sink is None:
+            totals, owned = _propagate_pure(order, seed, seed_owned)
+        else:  # compiled nodes, or a profile() recording: the generic pair times each node
+            totals = _propagate(order, seed, seed_owned)
+            owned = {node for node, (_, own) in totals.items() if own}
+            totals = {node: grad for node, (grad, _) in totals.items()}
+        _commit(totals, owned)
         if not keep_graph:
-            for node in order:
-                if node._tensor_type == _INTERMEDIATE:
-                    node._cleanup_references()
+            if pure_nodes:
+                guards = _guards
+                for node in order:
+                    if node._tensor_type is _T_INTERMEDIATE:
+                        node._parent_nodes = ()
+                        if guards:
+                            guard.release(node)
+            else:
+                for node in order:
+                    if node._tensor_type == _INTERMEDIATE:
+                        node._cleanup_references()
 
 
-def _reverse_topological_order(root) -> list:
+_guards = guard._guards  # the guard's table of guarding nodes (one dict, never rebound)
+
+
+def _reverse_topological_order(root, pure_nodes: bool = False) -> list:
     """Nodes that require gradients reachable from ``root``, each before all of its parents.
 
-    Iterative depth-first search, so graph depth is limited only by memory.  The path is kept
-    as a list of nodes and a list of next-parent indices (no per-node tuples or iterators for
-    the cyclic garbage collector to scan).
+    Iterative depth-first search, so graph depth is limited only by memory.  One stack holds
+    nodes to visit and, under a ``None`` marker, nodes whose parents are being visited: a node
+    is emitted when its marker comes back to the top, after everything pushed above it.  No
+    per-node tuples or iterators for the cyclic garbage collector to scan.
     """
     postorder: list = []
-    visited = {root}
-    path = [root]
-    next_parent = [0]
-    while path:
-        node = path[-1]
-        parents = node._parents
-        i = next_parent[-1]
-        while i < len(parents):
-            parent = parents[i]
-            i += 1
-            if parent._requires_grad and parent not in visited:
-                visited.add(parent)
-                next_parent[-1] = i
-                path.append(parent)
-                next_parent.append(0)
-                break
-        else:
-            path.pop()
-            next_parent.pop()
-            postorder.append(node)
+    visited: set = set()
+    stack = [root]
+    pop, push, emit = stack.pop, stack.append, postorder.append
+    seen, see = visited.__contains__, visited.add
+    while stack:
+        node = pop()
+        if node is None:  # its parents are all emitted
+            emit(pop())
+            continue
+        if seen(node):  # pushed twice (two children), visited from the other
+            continue
+        see(node)
+        push(node)
+        push(None)
+        for parent in node._parent_nodes if pure_nodes else node._parents:
+            if parent._requires_grad and not seen(parent):
+                push(parent)
     postorder.reverse()
     return postorder
 
 
-def _propagate(order: list, seed: np.ndarray, seed_owned: bool) -> dict:
+def _propagate(order: list, seed: np.ndarray, seed_owned: bool, pure_nodes: bool = False) -> dict:
     """Each node's total gradient of this pass, as ``{node: (array, engine_owns_it)}``.
 
     Owned arrays are accumulated into in place; others are replaced by a new sum on their
     second contribution (and copied at commit), so no ``.grad`` ever aliases another array.
     """
     pending = {order[0]: (seed, seed_owned)}
+    get = pending.get
     for node in order:
-        entry = pending.get(node)
+        entry = get(node)
         if entry is None or node._grad_fn is None:
             continue
         try:
-            _push_to_parents(node, entry[0], pending)
+            if _backward_sink is None:
+                _push_to_parents(node, entry[0], pending, pure_nodes)
+            else:
+                start = perf_counter_ns()
+                _push_to_parents(node, entry[0], pending, pure_nodes)
+                _backward_sink(node._grad_fn, perf_counter_ns() - start)
         except Exception as exc:
             raise RuntimeError(f"Error in backward pass at tensor {node._id}: {exc}") from exc
     return pending
 
 
-def _push_to_parents(node, grad: np.ndarray, pending: dict) -> None:
-    """Run ``node``'s backward function and add each parent's gradient into ``pending``."""
-    parents = node._parents
-    if not parents:
-        raise RuntimeError(
-            "No backward graph exists for this tensor (freed by an earlier backward(); "
-            "pass keep_graph=True to keep it)"
-        )
-    node._check_versions()
-    grad_fn = node._grad_fn
-    if getattr(grad_fn, "skips_unneeded", False) and not all(p._requires_grad for p in parents):
-        parent_grads = grad_fn(node, grad, needs=tuple(p._requires_grad for p in parents))
+def _push_to_parents(node, grad: np.ndarray, pending: dict, pure_nodes: bool = False) -> None:
+    """Run ``node``'s backward function and add each parent's gradient into ``pending``.
+
+    First the versions: ``RuntimeError`` if the node or a parent changed in place since it
+    was recorded (``Node._check_versions``, inlined for this twin's nodes).
+    """
+    if pure_nodes:
+        parents = node._parent_nodes
+        if not parents:
+            _raise_freed()
+        if node._version:
+            _raise_modified(node, node, 0)
+        saved = node._saved_versions
+        all_needed = True
+        for i in range(len(parents)):
+            parent = parents[i]
+            if parent._version != saved[i]:
+                _raise_modified(node, parent, saved[i])
+            if not parent._requires_grad:
+                all_needed = False
     else:
+        parents = node._parents
+        if not parents:
+            _raise_freed()
+        node._check_versions()
+        all_needed = all([p._requires_grad for p in parents])
+    grad_fn = node._grad_fn
+    if all_needed or not getattr(grad_fn, "skips_unneeded", False):
         parent_grads = grad_fn(node, grad)
+    else:
+        parent_grads = grad_fn(node, grad, needs=tuple([p._requires_grad for p in parents]))
     if len(parent_grads) != len(parents):
         raise ValueError(
             f"{grad_fn.__name__} returned {len(parent_grads)} gradients for {len(parents)} parents"
@@ -292,14 +369,19 @@ def _push_to_parents(node, grad: np.ndarray, pending: dict) -> None:
         g = parent_grads[i]
         if g is None or not parent._requires_grad:
             continue
-        dtype = parent._dtype
+        if pure_nodes:
+            data = parent._data
+            dtype, shape = data.dtype, data.shape
+        else:
+            dtype, shape = parent._dtype, parent._shape
         if type(g) is not np.ndarray or (g.dtype is not dtype and g.dtype != dtype):
             g, owned = np.array(g, dtype=dtype), True  # one conversion, into a fresh array
         else:
             owned = g.base is None and _refcount(g) <= _FRESH_REFCOUNT
-        if g.shape != parent._shape:
+        if g.shape != shape:
             raise ValueError(
-                f"gradient for tensor {parent._id} has shape {g.shape}, expected {parent._shape}"
+                f"Gradient shape mismatch for tensor {parent._id}: the gradient has shape {g.shape}, "
+                f"expected {shape}"
             )
         entry = pending.get(parent)
         if entry is None:
@@ -310,20 +392,105 @@ def _push_to_parents(node, grad: np.ndarray, pending: dict) -> None:
             pending[parent] = (np.add(entry[0], g, out=np.empty_like(g)), True)
 
 
-def _commit(order: list, totals: dict) -> None:
+def _propagate_pure(order: list, seed: np.ndarray, seed_owned: bool):
+    """:func:`_propagate` and :func:`_push_to_parents` in one loop, over this twin's nodes
+    (not used while a ``clumsygrad.profile()`` records: the generic pair times each node).
+
+    Returns ``(totals, owned)``: each node's total gradient, and the set of nodes whose total
+    the engine owns (adopted or accumulated into; the others are copied at commit).  Same
+    checks, order and errors as the generic pair; the slots are read directly, and no tuple is
+    made per gradient.
+    """
+    totals = {order[0]: seed}
+    owned = {order[0]} if seed_owned else set()
+    get = totals.get
+    for node in order:
+        grad = get(node)
+        grad_fn = node._grad_fn
+        if grad is None or grad_fn is None:
+            continue
+        try:
+            parents = node._parent_nodes
+            if not parents:
+                _raise_freed()
+            if node._version:
+                _raise_modified(node, node, 0)
+            saved = node._saved_versions
+            n = len(parents)
+            if n == 1:
+                parent = parents[0]
+                if parent._version != saved[0]:
+                    _raise_modified(node, parent, saved[0])
+                all_needed = parent._requires_grad
+            else:
+                all_needed = True
+                for i in range(n):
+                    parent = parents[i]
+                    if parent._version != saved[i]:
+                        _raise_modified(node, parent, saved[i])
+                    if not parent._requires_grad:
+                        all_needed = False
+            if all_needed or not getattr(grad_fn, "skips_unneeded", False):
+                parent_grads = grad_fn(node, grad)
+            else:
+                parent_grads = grad_fn(node, grad, needs=tuple([p._requires_grad for p in parents]))
+            if len(parent_grads) != n:
+                raise ValueError(
+                    f"{grad_fn.__name__} returned {len(parent_grads)} gradients for {n} parents"
+                )
+            for i in range(n):
+                parent = parents[i]
+                g = parent_grads[i]
+                if g is None or not parent._requires_grad:
+                    continue
+                data = parent._data
+                dtype = data.dtype
+                if type(g) is not np.ndarray or (g.dtype is not dtype and g.dtype != dtype):
+                    g, own = np.array(g, dtype=dtype), True  # one conversion, into a fresh array
+                else:
+                    own = g.base is None and _refcount(g) <= _FRESH_REFCOUNT
+                if g.shape != data.shape:
+                    raise ValueError(
+                        f"Gradient shape mismatch for tensor {parent._id}: the gradient has shape {g.shape}, "
+                        f"expected {data.shape}"
+                    )
+                total = get(parent)
+                if total is None:
+                    totals[parent] = g
+                    if own:
+                        owned.add(parent)
+                elif parent in owned:
+                    total.__iadd__(g)
+                else:  # into a new array (a plain `+` of 0-d arrays gives a NumPy scalar)
+                    totals[parent] = np.add(total, g, out=np.empty_like(g))
+                    owned.add(parent)
+        except Exception as exc:
+            raise RuntimeError(f"Error in backward pass at tensor {node._id}: {exc}") from exc
+    return totals, owned
+
+
+def _raise_freed() -> None:
+    raise RuntimeError(
+        "No backward graph exists for this tensor (freed by an earlier backward(); "
+        "pass keep_graph=True to keep it)"
+    )
+
+
+def _commit(totals: dict, owned: set) -> None:
     """Add each node's total into its ``.grad``: copies first, so nothing is written if one fails.
 
-    The writes themselves are one call into C (no line of Python runs between two of them), so
-    an asynchronous exception such as a ``KeyboardInterrupt`` from a signal handler, which
-    Python raises only between bytecodes, lands before all of them or after all of them.
+    ``owned``: the nodes whose total the engine may adopt as their ``.grad``.  The writes
+    themselves are one call into C (no line of Python runs between two of them), so an
+    asynchronous exception such as a ``KeyboardInterrupt`` from a signal handler, which Python
+    raises only between bytecodes, lands before all of them or after all of them.
     """
-    fresh, added = [], []
-    for node in order:
-        entry = totals.get(node)
-        if entry is not None:
-            grad, owned = entry
-            if node._grad is None:
-                fresh.append((node, "_grad", grad if owned else grad.copy()))
-            else:
-                added.append((node._grad, grad))
-    deque(chain(starmap(setattr, fresh), starmap(iadd, added)), maxlen=0)
+    fresh_nodes, fresh, added_to, added = [], [], [], []
+    for node, grad in totals.items():
+        current = node._grad
+        if current is None:
+            fresh_nodes.append(node)
+            fresh.append(grad if node in owned else grad.copy())
+        else:
+            added_to.append(current)
+            added.append(grad)
+    deque(chain(map(setattr, fresh_nodes, repeat("_grad"), fresh), map(iadd, added_to, added)), maxlen=0)

@@ -47,7 +47,7 @@ def main(config: dict) -> dict:
         ]
         medians = runner.run_interleaved(contenders, config["rounds"], config["target"])
         result["mlp"][name] = {c: t["step"] for c, t in medians.items()}
-        print(f"0.2.1: mlp-{name} done", file=sys.stderr, flush=True)
+        print(f"{result['clumsygrad']}: mlp-{name} done", file=sys.stderr, flush=True)
     failed_at = None
     for n in sorted(config["chains"]):
         if failed_at is not None:  # a deeper chain cannot do better; skip building it

@@ -26,10 +26,10 @@ class CompareError(RuntimeError):
     """The 0.2.1 environment could not be set up or its child run failed."""
 
 
-def venv_dir() -> Path:
+def venv_dir(version: str = VERSION, tag: Optional[str] = None) -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    tag = f"py{sys.version_info.major}{sys.version_info.minor}"
-    return Path(base) / "clumsygrad-bench" / f"venv-clumsygrad-{VERSION}-{tag}"
+    tag = tag or f"py{sys.version_info.major}{sys.version_info.minor}"
+    return Path(base) / "clumsygrad-bench" / f"venv-clumsygrad-{version}-{tag}"
 
 
 def venv_python(venv: Path) -> Path:
@@ -43,16 +43,17 @@ def _run(cmd: List[str], what: str) -> str:
     return proc.stdout
 
 
-def ensure_venv(log=sys.stderr) -> Path:
-    """The venv's interpreter, creating the venv (``python -m venv`` + pip) on first use."""
-    venv = venv_dir()
+def ensure_venv(log=sys.stderr, version: str = VERSION, base_python: str = sys.executable,
+                tag: Optional[str] = None) -> Path:
+    """The venv's interpreter, creating the venv (``base_python -m venv`` + pip) on first use."""
+    venv = venv_dir(version, tag)
     python = venv_python(venv)
-    check = [str(python), "-c", f"import importlib.metadata as m; assert m.version('clumsygrad') == '{VERSION}'"]
+    check = [str(python), "-c", f"import importlib.metadata as m; assert m.version('clumsygrad') == '{version}'"]
     if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
         return python
-    print(f"creating {venv} with clumsygrad=={VERSION} (first use only) ...", file=log, flush=True)
-    _run([sys.executable, "-m", "venv", "--clear", str(venv)], "python -m venv")
-    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", f"clumsygrad=={VERSION}"]
+    print(f"creating {venv} with clumsygrad=={version} (first use only) ...", file=log, flush=True)
+    _run([base_python, "-m", "venv", "--clear", str(venv)], "python -m venv")
+    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", f"clumsygrad=={version}"]
     try:  # the same NumPy as ours, so the libraries are the only difference
         _run(pip + [f"numpy=={np.__version__}"], "pip install")
     except CompareError:
@@ -74,9 +75,11 @@ def parse_child_output(stdout: str) -> dict:
     raise CompareError(f"the clumsygrad {VERSION} child printed no result: {stdout[-500:]!r}")
 
 
-def run_child(sizes, rounds: int, target: float, chain_rounds: int, log=sys.stderr) -> dict:
-    """Time the workloads under clumsygrad 0.2.1; returns the parsed child result."""
-    python = ensure_venv(log)
+def run_child(sizes, rounds: int, target: float, chain_rounds: int, log=sys.stderr, version: str = VERSION,
+              base_python: str = sys.executable, tag: Optional[str] = None) -> dict:
+    """Time the workloads under clumsygrad ``version`` (0.2.1 by default, or 1.0.0 with a
+    Python >= 3.14 ``base_python``); returns the parsed child result."""
+    python = ensure_venv(log, version, base_python, tag)
     config = {"sizes": list(sizes), "rounds": rounds, "target": target,
               "chains": list(CHAIN_LENGTHS), "chain_rounds": chain_rounds}
     # -E: our PYTHONPATH (a source checkout) must not shadow the venv's clumsygrad.
@@ -84,7 +87,7 @@ def run_child(sizes, rounds: int, target: float, chain_rounds: int, log=sys.stde
     proc = subprocess.run([str(python), "-E", str(CHILD), json.dumps(config)],
                           stdout=subprocess.PIPE, text=True)
     if proc.returncode != 0:
-        raise CompareError(f"the clumsygrad {VERSION} child exited with {proc.returncode}")
+        raise CompareError(f"the clumsygrad {version} child exited with {proc.returncode}")
     return parse_child_output(proc.stdout)
 
 
@@ -100,12 +103,49 @@ def ratio_of_ratios(ours: Dict[str, Dict[str, float]], child: dict) -> Dict[str,
         if size not in ours:
             continue
         base = theirs["clumsygrad"] / theirs["numpy"]
-        row = {f"{VERSION}/numpy": base}
+        row = {f"{child.get('clumsygrad', VERSION)}/numpy": base}
         for backend, seconds in ours[size].items():
-            if backend in ("numpy", "torch"):
+            if backend not in ("cython", "python"):
                 continue
-            relative = seconds / ours[size]["numpy"]
+            # the pure step may have run in a child beside its own NumPy step (suite.run_suite)
+            numpy_there = ours[size].get("numpy_pure", ours[size]["numpy"]) if backend == "python" else None
+            relative = seconds / (numpy_there or ours[size]["numpy"])
             row[f"{backend}/numpy"] = relative
             row[f"speedup {backend}"] = base / relative
         table[size] = row
     return table
+
+
+# --------------------------------------------------------------------------- --compare-1.0.0
+VERSION_100 = "1.0.0"  # published for Python >= 3.14 only
+
+
+def python_version_of(executable: str) -> Optional[tuple]:
+    try:
+        out = subprocess.run([executable, "-c", "import sys; print(*sys.version_info[:2])"],
+                             capture_output=True, text=True, timeout=30).stdout.split()
+        return tuple(int(v) for v in out[:2]) if len(out) >= 2 else None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+def find_python314() -> Optional[str]:
+    """A Python >= 3.14 interpreter on PATH (``python3.14``, ``python3.15``, ... then ``python3``)."""
+    import shutil
+
+    if sys.version_info >= (3, 14):
+        return sys.executable
+    candidates = [f"python3.{minor}" for minor in range(14, 30)] + ["python3", "python"]
+    for name in candidates:
+        path = shutil.which(name)
+        if path and (python_version_of(path) or (0, 0)) >= (3, 14):
+            return path
+    return None
+
+
+NO_PYTHON314 = (
+    f"--compare-1.0.0: clumsygrad {VERSION_100} is published for Python >= 3.14 only, and no such "
+    "interpreter was found on PATH (looked for python3.14 ... python3.29, python3, python). "
+    "Install one (e.g. `uv python install 3.14` or your distribution's python3.14 package) and "
+    "put it on PATH."
+)

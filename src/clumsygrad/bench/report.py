@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
+import textwrap
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -10,6 +11,8 @@ import numpy as np
 import clumsygrad
 
 from .compare021 import VERSION as OLD, ratio_of_ratios
+
+OLD_DEFAULT = OLD
 
 BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -33,16 +36,42 @@ def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return None if a is None or b is None or b == 0 else a / b
 
 
-def table(header: Sequence[str], rows: List[Sequence[str]]) -> List[str]:
-    """Columns padded to fit; the first left-aligned, the rest right-aligned."""
+WIDTH = 80  # the report fits an 80-column terminal
+
+
+def table(header: Sequence[str], rows: List[Sequence[str]], width: int = WIDTH) -> List[str]:
+    """Columns padded to fit; the first left-aligned, the rest right-aligned.
+
+    A table wider than ``width`` is cut into narrower tables, one under the other, each
+    repeating the first column.
+    """
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    groups: List[List[int]] = [[]]
+    used = widths[0]
+    for i in range(1, len(header)):
+        if groups[-1] and used + 2 + widths[i] > width:
+            groups.append([])
+            used = widths[0]
+        groups[-1].append(i)
+        used += 2 + widths[i]
+    out: List[str] = []
+    for group in groups:
+        columns = [0, *group]
 
-    def line(cells):
-        return "  ".join(
-            str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        ).rstrip()
+        def line(cells):
+            return "  ".join(
+                str(cells[i]).ljust(widths[i]) if i == 0 else str(cells[i]).rjust(widths[i]) for i in columns
+            ).rstrip()
 
-    return [line(header), "-" * len(line(header)), *(line(r) for r in rows)]
+        if out:
+            out.append("")
+        out += [line(header), "-" * len(line(header)), *(line(r) for r in rows)]
+    return out
+
+
+def wrap(text: str, indent: int = 0, width: int = WIDTH) -> List[str]:
+    """``text`` wrapped to ``width`` columns, continuation lines indented by ``indent``."""
+    return textwrap.wrap(text, width, subsequent_indent=" " * indent, break_on_hyphens=False) or [""]
 
 
 def chain_label(n) -> str:
@@ -111,32 +140,58 @@ def header(results: dict, quick: bool) -> List[str]:
         f"blas    : {blas_runtime()}",
         f"backends: {', '.join(results['backends'])}"
         + ("" if results["torch"] else "; PyTorch not installed (no torch column)"),
-        f"method  : medians of interleaved rounds (MLP {s['mlp_rounds']}, kernels {s['kernel_rounds']}, "
+        f"method  : medians of interleaved rounds (steps {s['mlp_rounds']}, kernels {s['kernel_rounds']}, "
         f"chains {', '.join(f'{chain_label(n)} {r}' for n, r in s['chain_rounds'].items())}); "
         "backends and NumPy take turns in one process",
     ]
+    if results.get("pure_graph"):
+        lines.append(f"pure    : the pure backend (CLUMSYGRAD_BACKEND=python: pure nodes, engine and kernels) "
+                     f"ran in {results['pure_graph']}, beside its own NumPy step")
     if results["native_error"]:
         lines.append(f"NOTE    : compiled backend unavailable ({results['native_error']}); python only")
-    return lines
+    elif results.get("compiled_graph") is False:
+        lines.append("NOTE    : CLUMSYGRAD_BACKEND=python: the 'compiled' columns are the compiled kernels "
+                     "on the pure graph (the node base is chosen at import); unset it to time the compiled graph")
+    return [wrapped for line in lines for wrapped in wrap(line, indent=10)]
 
 
 # --------------------------------------------------------------------------- tables
-def mlp_table(results: dict) -> List[str]:
+STEP_TITLES = {
+    "rnn": "character RNN, batch 8, 16 steps, H=64",
+    "attention": "self-attention, batch 8, seq 16, width 32",
+}
+
+
+def pure_over_numpy(t: dict) -> Optional[float]:
+    """The pure step over NumPy's, each timed in the same process (the child's, when it ran there)."""
+    return ratio(t.get("python"), t.get("numpy_pure", t.get("numpy")))
+
+
+def step_table(results: dict) -> List[str]:
     has_torch = results["torch"]
-    head = ["workload", "cython", "python", "numpy"] + (["torch"] if has_torch else [])
-    head += ["python/cython", "cython/numpy", "python/numpy"] + (["torch/numpy"] if has_torch else [])
+    head = ["workload", "compiled", "pure", "numpy"] + (["torch"] if has_torch else [])
+    head += ["comp/np", "pure/np"] + (["torch/np"] if has_torch else [])
     rows = []
-    for size, t in results["mlp"].items():
+    for name, t in results["steps"].items():
         cy, py, npy, th = t.get("cython"), t.get("python"), t["numpy"], t.get("torch")
-        row = [f"mlp-{size}", fmt_time(cy), fmt_time(py), fmt_time(npy)] + ([fmt_time(th)] if has_torch else [])
-        row += [fmt_ratio(ratio(py, cy)), fmt_ratio(ratio(cy, npy)), fmt_ratio(ratio(py, npy))]
-        row += [fmt_ratio(ratio(th, npy))] if has_torch else []
+        row = [name, fmt_time(cy), fmt_time(py), fmt_time(npy)]
+        row += [fmt_time(th) if th is not None else "-"] if has_torch else []
+        row += [fmt_ratio(ratio(cy, npy)), fmt_ratio(pure_over_numpy(t))]
+        row += [fmt_ratio(ratio(th, npy)) if th is not None else "-"] if has_torch else []
         rows.append(row)
+    sizes = ", ".join(f"{name} = {STEP_TITLES[name]}" for name in results["steps"] if name in STEP_TITLES)
     return [
-        "MLP training step (forward, backward, SGD step, zero_grad), median per step",
-        "  python/cython > 1: the compiled kernels are faster; X/numpy: times the hand-written NumPy step",
+        "Training steps (forward, backward, SGD step, zero_grad), median per step",
+        *wrap("  X/np: time over the hand-written NumPy step (backward derived by hand) timed "
+              "beside it; < 1 is faster than NumPy. mlp-tiny/medium/large = batch 16/64/256, "
+              "32-32-8 / 256-256-10 / 1024-1024-10" + (f"; {sizes}" if sizes else ""), indent=2),
         *table(head, rows),
     ]
+
+
+def mlp_table(results: dict) -> List[str]:
+    """The training-step table (older name)."""
+    return step_table(results)
 
 
 def fmt_bytes(value) -> str:
@@ -144,23 +199,26 @@ def fmt_bytes(value) -> str:
 
 
 def chain_table(results: dict) -> List[str]:
-    head = ["workload", "build cy", "build py", "backward cy", "backward py", "backward py/cy",
-            "backward total cy", "bytes/node cy", "bytes/node py"]
+    head = ["workload", "build", "backward", "bytes", "pure build", "pure backward", "pure bytes"]
     rows = []
     for n, t in results["chain"].items():
         cy, py = t.get("cython", {}), t.get("python", {})
         rows.append([
             chain_label(n),
             fmt_time(cy.get("build")),
-            fmt_time(py.get("build")),
             fmt_time(cy.get("backward")),
-            fmt_time(py.get("backward")),
-            fmt_ratio(ratio(py.get("backward"), cy.get("backward"))),
-            fmt_time(cy["backward"] * int(n) if cy else None),
             fmt_bytes(cy.get("bytes")),
+            fmt_time(py.get("build")),
+            fmt_time(py.get("backward")),
             fmt_bytes(py.get("bytes")),
         ])
-    return ["Scalar chain (x * -1, x + 0.5 alternating from one PARAMETER), median per node", *table(head, rows)]
+    where = results.get("pure_graph", "this process")
+    return [
+        "Scalar chain (x * -1, x + 0.5 alternating from one PARAMETER), median per node",
+        *wrap("  build/backward/bytes: the compiled graph; pure: the pure graph "
+              f"(CLUMSYGRAD_BACKEND=python, in {where}); bytes: resident memory per node", indent=2),
+        *table(head, rows),
+    ]
 
 
 def kernel_table(results: dict) -> List[str]:
@@ -177,7 +235,7 @@ def kernel_table(results: dict) -> List[str]:
                 cells.append(fmt_time(t["python"]))
         rows.append([kernel, *cells])
     title = (
-        "Kernels: pure/compiled time ratio (compiled time per call); > 1: compiled is faster"
+        "Kernels: pure/compiled time (compiled time per call); > 1: compiled is faster"
         if compiled
         else f"Kernels: pure time per call (compiled backend unavailable: {results['native_error']})"
     )
@@ -185,7 +243,8 @@ def kernel_table(results: dict) -> List[str]:
 
 
 def compare_table(results: dict, child: dict) -> List[str]:
-    """Our results beside clumsygrad 0.2.1's, each normalised by NumPy in its own process."""
+    """Our results beside an older clumsygrad's (0.2.1, 1.0.0), each normalised by NumPy in its own process."""
+    OLD = child.get("clumsygrad", OLD_DEFAULT)
     ratios = ratio_of_ratios(results["mlp"], child)
     backends = results["backends"]
     head = ["workload", OLD, "numpy there", f"{OLD}/numpy"]
@@ -200,7 +259,8 @@ def compare_table(results: dict, child: dict) -> List[str]:
         )
     lines = [
         f"clumsygrad {OLD} (own venv, numpy {child['numpy']}) vs this build (numpy {np.__version__})",
-        f"  speedup = ({OLD}/numpy there) / (backend/numpy here): how many times closer to NumPy this build is",
+        *wrap(f"  speedup = ({OLD}/numpy there) / (backend/numpy here): how many times closer to NumPy "
+              "this build is", indent=2),
         *table(head, rows),
         "",
         "chain backward per node:",
@@ -209,16 +269,34 @@ def compare_table(results: dict, child: dict) -> List[str]:
         ours = results.get("chain_compare", {}).get(n) or results["chain"].get(n, {})
         mine = "  ".join(f"{b} {fmt_time(ours[b]['backward'])}" for b in backends if b in ours)
         old = theirs.get("error") or f"{fmt_time(theirs['backward'])} (build {fmt_time(theirs['build'])})"
-        lines.append(f"  {chain_label(n):<11} {OLD}: {old}" + (f"   |  this build: {mine}" if mine else ""))
+        lines.append(f"  {chain_label(n):<11} {OLD}: {old}")
+        if mine:
+            lines.append(f"  {'':<11} this build: {mine}")
     return lines
 
 
-def render(results: dict, quick: bool = False, child: Optional[dict] = None, child_error: Optional[str] = None) -> str:
-    parts = [header(results, quick), mlp_table(results), chain_table(results), kernel_table(results)]
+def verdict(results: dict) -> str:
+    """One line: each training step's time over NumPy's, compiled and pure."""
+    parts = []
+    for name, t in results["steps"].items():
+        cells = []
+        if t.get("cython") is not None:
+            cells.append(f"compiled {fmt_ratio(ratio(t['cython'], t['numpy']))}")
+        if t.get("python") is not None:
+            cells.append(f"pure {fmt_ratio(pure_over_numpy(t))}")
+        parts.append(f"{name} {' / '.join(cells)}")
+    return "verdict (time / hand-written NumPy step's): " + "; ".join(parts)
+
+
+def render(results: dict, quick: bool = False, child: Optional[dict] = None, child_error: Optional[str] = None,
+           extra: Sequence[List[str]] = ()) -> str:
+    parts = [header(results, quick), step_table(results), chain_table(results), kernel_table(results)]
     if child is not None:
         parts.append(compare_table(results, child))
     elif child_error:
-        parts.append([f"clumsygrad {OLD} comparison failed: {child_error}"])
+        parts.append(wrap(f"clumsygrad {OLD} comparison failed: {child_error}", indent=2))
+    parts.extend(extra)
+    parts.append(wrap(verdict(results), indent=2))
     return "\n\n".join("\n".join(p) for p in parts)
 
 
@@ -240,14 +318,16 @@ def require_matplotlib():
 def plot(results: dict, path: str) -> None:
     """Three panels: MLP step times, chain per-node times, kernel speedups."""
     plt = require_matplotlib()
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(16, 5))
-    sizes = list(results["mlp"])
-    contenders = list(next(iter(results["mlp"].values()))) if sizes else []
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(18, 5))
+    steps = results.get("steps") or {f"mlp-{k}": v for k, v in results["mlp"].items()}
+    names = list(steps)
+    contenders = [c for c in (next(iter(steps.values())) if names else {}) if c != "numpy_pure"]
     width = 0.8 / max(len(contenders), 1)
     for i, c in enumerate(contenders):
-        ax1.bar([j + i * width for j in range(len(sizes))], [results["mlp"][s][c] * 1e3 for s in sizes], width, label=c)
-    ax1.set(xticks=[j + 0.4 - width / 2 for j in range(len(sizes))], xticklabels=[f"mlp-{s}" for s in sizes],
-            yscale="log", ylabel="ms per step", title="MLP training step")
+        ax1.bar([j + i * width for j in range(len(names))], [steps[s].get(c, 0) * 1e3 for s in names], width,
+                label=c)
+    ax1.set(xticks=[j + 0.4 - width / 2 for j in range(len(names))], xticklabels=names,
+            yscale="log", ylabel="ms per step", title="Training step")
     ax1.legend()
 
     chains = list(results["chain"])
@@ -255,7 +335,7 @@ def plot(results: dict, path: str) -> None:
     width = 0.8 / len(bars)
     for i, (b, m) in enumerate(bars):
         ax2.bar([j + i * width for j in range(len(chains))],
-                [results["chain"][n][b][m] * 1e6 for n in chains], width, label=f"{m} {b}")
+                [results["chain"][n].get(b, {}).get(m, 0) * 1e6 for n in chains], width, label=f"{m} {b}")
     ax2.set(xticks=[j + 0.4 - width / 2 for j in range(len(chains))], xticklabels=[chain_label(n) for n in chains],
             ylabel="us per node", title="Scalar chain")
     ax2.legend()

@@ -38,11 +38,33 @@ def loop_sample(fn: Callable[[], object], metric: str = "step") -> Callable[[int
     return sample
 
 
-class Progress:
-    """A live ``[#####.....] 12/40  mlp-medium python`` bar on a terminal's stderr.
+def terminal_columns(stream=None) -> int:
+    """Columns of the terminal ``stream`` writes to (``COLUMNS`` first; 80 when unknown)."""
+    import os
+    import shutil
 
-    In a log (stderr not a terminal) it writes one line per finished workload instead of a
-    line per sample: :func:`run_interleaved` calls :meth:`finished` once per workload.
+    env = os.environ.get("COLUMNS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return os.get_terminal_size((stream or sys.stderr).fileno()).columns
+    except (AttributeError, ValueError, OSError):  # not a real file, or not a terminal
+        return shutil.get_terminal_size((80, 24)).columns
+
+
+def fmt_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class Progress:
+    """A live ``[#####.....] 12/40 0:05 eta 0:12  mlp-medium python`` bar on a terminal's stderr.
+
+    On a terminal the bar is redrawn in place, and the whole line is cut to one column less than
+    the terminal is wide, so it never wraps and never leaves a line behind; the bar shrinks in
+    narrow terminals.  In a log (stderr not a terminal) it writes one line per finished workload
+    instead of a line per sample: :func:`run_interleaved` calls :meth:`finished` once per workload.
+    The ETA assumes the remaining samples take as long, on average, as those taken so far.
     """
 
     def __init__(self, total: int, stream=None, width: int = 30):
@@ -50,17 +72,28 @@ class Progress:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.started = time.perf_counter()
+        self.columns = terminal_columns(self.stream) if self.tty else 0
+        self.drawn = 0  # characters of the bar now on the terminal line
 
     def _line(self, label: str) -> str:
-        filled = self.width * self.done // self.total
         elapsed = time.perf_counter() - self.started
-        return f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} {elapsed:5.0f}s  {label}"
+        eta = elapsed / self.done * (self.total - self.done) if self.done else None
+        counts = f"{self.done}/{self.total} {fmt_seconds(elapsed):>5}"
+        counts += f" eta {fmt_seconds(eta):>5}" if eta is not None and self.done < self.total else ""
+        width = self.width
+        if self.tty:  # leave the label at least 12 columns of what is left
+            width = max(5, min(width, self.columns - 1 - len(counts) - 3 - 12 - 2))
+        filled = width * self.done // self.total
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {counts}  {label}"
+        return line[: self.columns - 1] if self.tty else line
 
     def advance(self, label: str, steps: int = 1) -> None:
         """One more sample taken (``label``: workload and contender)."""
         self.done = min(self.done + steps, self.total)
         if self.tty:
-            self.stream.write("\r" + self._line(label).ljust(100)[:100])
+            line = self._line(label)
+            self.stream.write("\r" + line.ljust(self.drawn))  # blanks over a longer previous line
+            self.drawn = len(line)
             self.stream.flush()
 
     def finished(self, label: str) -> None:
@@ -70,8 +103,9 @@ class Progress:
             self.stream.flush()
 
     def close(self) -> None:
+        """Erase the bar on a terminal (no line left behind); say how long it all took."""
         if self.tty:
-            self.stream.write("\n")
+            self.stream.write("\r" + " " * self.drawn + "\r")
         self.stream.write(f"done in {time.perf_counter() - self.started:.0f}s\n")
         self.stream.flush()
 

@@ -10,6 +10,9 @@ relative, so ``compare021`` runs this very file under clumsygrad 0.2.1 in anothe
 * :class:`NumpyMLP`: the same step in hand-written NumPy, the zero-overhead yardstick.
 * Scalar chain: a PARAMETER scalar pushed through ``n`` alternating ``* c`` and ``+ c``;
   the graph build and the backward pass are timed separately.
+* Character RNN step (:class:`ClumsyRNN`, :class:`NumpyRNN`) and small self-attention step
+  (:class:`ClumsyAttention`, :class:`NumpyAttention`), issue 15: these use ops 0.2.1 lacks
+  (``cross_entropy``), imported when the class is built, so this file still imports there.
 """
 from __future__ import annotations
 
@@ -215,8 +218,9 @@ print((rss() - before) / int(sys.argv[2]))
 def chain_bytes_per_node(n: int, backend: str) -> Optional[float]:
     """Resident memory one chain node costs: RSS growth over building ``n`` nodes, per node.
 
-    Measured in a fresh interpreter, so no memory freed by earlier work is reused; None where
-    ``/proc`` is missing (not Linux).
+    Measured in a fresh interpreter started with ``CLUMSYGRAD_BACKEND=backend`` (so "python"
+    measures the pure graph's nodes), where no memory freed by earlier work is reused; None
+    where ``/proc`` is missing (not Linux).
     """
     import os
     import subprocess
@@ -225,8 +229,10 @@ def chain_bytes_per_node(n: int, backend: str) -> Optional[float]:
     if not os.path.exists("/proc/self/statm"):
         return None
     child = _CHAIN_MEMORY_CHILD.format(page=os.sysconf("SC_PAGE_SIZE"))
+    # The node base is chosen at import: the pure graph's nodes exist only under this variable.
+    env = dict(os.environ, CLUMSYGRAD_BACKEND=backend)
     done = subprocess.run(
-        [sys.executable, "-c", child, backend, str(n)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", child, backend, str(n)], capture_output=True, text=True, check=True, env=env
     )
     return float(done.stdout)
 
@@ -253,3 +259,317 @@ class TorchMLP:
         loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad()
+
+
+# --------------------------------------------------------------------------- sequence models (issue 15)
+# Each model has a clumsygrad twin and a NumPy twin with the backward pass derived by hand.
+# ``gradients()`` runs forward and backward once and returns ``{name: dL/dparam}`` without
+# touching the parameters (the test compares the two); ``step()`` is what the bench times:
+# forward, backward, SGD, zero_grad.
+
+
+def _param(array: np.ndarray) -> Tensor:
+    return Tensor(array, tensor_type=TensorType.PARAMETER, dtype=array.dtype)
+
+
+def _input(array: np.ndarray) -> Tensor:
+    return Tensor(array, dtype=array.dtype)
+
+
+class RNNSize(NamedTuple):
+    batch: int
+    steps: int
+    vocab: int  # the embedding table is (vocab, embed)
+    embed: int
+    hidden: int
+
+
+RNN_SIZE = RNNSize(batch=8, steps=16, vocab=32, embed=16, hidden=64)
+RNN_PARAMS = ("E", "Wx", "Wh", "b", "Wy", "by")
+
+
+def rnn_data(size: RNNSize = RNN_SIZE, seed: int = 0, dtype=np.float32) -> Dict[str, np.ndarray]:
+    """Token ids ``tokens`` (batch, steps + 1) (step t reads column t, predicts column t + 1) and
+    the parameters: embedding ``E`` (vocab, embed), ``Wx`` (embed, hidden), ``Wh`` (hidden,
+    hidden), ``b`` (hidden), output layer ``Wy`` (hidden, vocab), ``by`` (vocab)."""
+    rng = np.random.default_rng(seed)
+    b, t, v, e, h = size
+
+    def normal(*shape, scale=1.0):
+        return (rng.standard_normal(shape) * scale).astype(dtype)
+
+    return {
+        "tokens": rng.integers(0, v, size=(b, t + 1)),
+        "E": normal(v, e, scale=0.5),
+        "Wx": normal(e, h, scale=np.sqrt(1.0 / e)),
+        "Wh": normal(h, h, scale=np.sqrt(1.0 / h)),
+        "b": normal(h, scale=0.1),
+        "Wy": normal(h, v, scale=np.sqrt(1.0 / h)),
+        "by": normal(v, scale=0.1),
+    }
+
+
+class ClumsyRNN:
+    """``h_t = tanh(E[x_t] Wx + h_{t-1} Wh + b)``, ``L = mean_t cross_entropy(h_t Wy + by, x_{t+1})``,
+    unrolled over every step with clumsygrad's public ops (embedding rows by integer-array getitem)."""
+
+    def __init__(self, data: Dict[str, np.ndarray], lr: float = LR):
+        from clumsygrad.loss import cross_entropy
+
+        self.cross_entropy = cross_entropy
+        tokens = data["tokens"]
+        self.inputs = [np.ascontiguousarray(tokens[:, t]) for t in range(tokens.shape[1] - 1)]
+        self.targets = [np.ascontiguousarray(tokens[:, t + 1]) for t in range(tokens.shape[1] - 1)]
+        self.params = tuple(_param(data[k]) for k in RNN_PARAMS)
+        self.h0 = _input(np.zeros((tokens.shape[0], data["Wh"].shape[0]), data["Wh"].dtype))
+        self.scale = 1.0 / len(self.inputs)
+        self.optimizer = SGD(list(self.params), lr=lr)
+
+    def loss(self) -> Tensor:
+        from clumsygrad.activation import tanh
+
+        E, Wx, Wh, b, Wy, by = self.params
+        h = self.h0
+        total = None
+        for ids, target in zip(self.inputs, self.targets):
+            h = tanh(E[ids] @ Wx + h @ Wh + b)
+            step = self.cross_entropy(h @ Wy + by, target)
+            total = step if total is None else total + step
+        return total * self.scale
+
+    def gradients(self) -> Dict[str, np.ndarray]:
+        self.loss().backward()
+        grads = {k: np.array(p.grad) for k, p in zip(RNN_PARAMS, self.params)}
+        self.optimizer.zero_grad()
+        return grads
+
+    def step(self) -> None:
+        self.loss().backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+
+    def weights(self) -> Dict[str, np.ndarray]:
+        return {k: t.data for k, t in zip(RNN_PARAMS, self.params)}
+
+
+class NumpyRNN:
+    """The RNN step in NumPy, backward through time derived by hand.
+
+    The same computation as :class:`ClumsyRNN`, step by step (one embedding lookup, two GEMMs,
+    a tanh, an output GEMM and a cross-entropy per step; the same per step backwards), so the
+    ratio measures what the autograd costs over identical arithmetic.  Buffers that every
+    step reuses are allocated once; gradients accumulate in place.
+    """
+
+    def __init__(self, data: Dict[str, np.ndarray], lr: float = LR):
+        tokens = data["tokens"]
+        self.B, T1 = tokens.shape
+        self.T = T1 - 1
+        self.ids = np.ascontiguousarray(tokens[:, :-1].T)  # (T, B): step t reads ids[t]
+        self.targets = np.ascontiguousarray(tokens[:, 1:].T)  # (T, B): and predicts targets[t]
+        self.p = {k: data[k].copy() for k in RNN_PARAMS}
+        dtype = data["Wh"].dtype
+        self.lr = dtype.type(lr)
+        H, V = data["Wh"].shape[0], data["Wy"].shape[1]
+        self.hs = np.zeros((self.T + 1, self.B, H), dtype)  # hs[0] = h0 = 0, hs[t + 1] = h_t
+        self.probs = np.empty((self.T, self.B, V), dtype)  # softmax of each step's logits
+        self.xe = np.empty((self.T, self.B, data["Wx"].shape[0]), dtype)  # each step's embeddings
+        self.rows = np.arange(self.B)
+        self.dh = np.empty((self.B, H), dtype)
+        self.g = {k: np.empty_like(v) for k, v in self.p.items()}
+
+    def gradients(self) -> Dict[str, np.ndarray]:
+        p, g, T, B, hs, probs, xe = self.p, self.g, self.T, self.B, self.hs, self.probs, self.xe
+        E, Wx, Wh, b, Wy, by = (p[k] for k in RNN_PARAMS)
+        # forward: h_t = tanh(E[x_t] Wx + h_{t-1} Wh + b); p_t = softmax(h_t Wy + by)
+        for t in range(T):
+            np.take(E, self.ids[t], axis=0, out=xe[t])
+            h = hs[t + 1]
+            np.matmul(xe[t], Wx, out=h)
+            h += hs[t] @ Wh
+            h += b
+            np.tanh(h, out=h)
+            z = probs[t]
+            np.matmul(h, Wy, out=z)
+            z += by
+            z -= z.max(axis=1, keepdims=True)
+            np.exp(z, out=z)
+            z /= z.sum(axis=1, keepdims=True)
+        # L = (1/T) sum_t mean_b -log p_t[target]: dL/dz_t = (p_t - onehot(target_t)) / (B T)
+        for v in g.values():
+            v.fill(0)
+        dh = self.dh
+        dh.fill(0)  # dL/dh_t carried back from step t + 1
+        scale = probs.dtype.type(1.0 / (B * T))
+        for t in range(T - 1, -1, -1):
+            dz = probs[t]
+            dz[self.rows, self.targets[t]] -= 1
+            dz *= scale
+            h = hs[t + 1]
+            g["Wy"] += h.T @ dz
+            g["by"] += dz.sum(axis=0)
+            dh += dz @ Wy.T
+            # h_t = tanh(a_t): da_t = dh_t (1 - h_t^2)
+            dh *= 1 - h * h
+            g["b"] += dh.sum(axis=0)
+            g["Wx"] += xe[t].T @ dh
+            g["Wh"] += hs[t].T @ dh
+            np.add.at(g["E"], self.ids[t], dh @ Wx.T)
+            np.matmul(dh, Wh.T, out=dh)  # dL/dh_{t-1} from the recurrence
+        return g
+
+    def loss(self) -> float:
+        """The loss at the current parameters (float64 arithmetic; for the finite-difference test)."""
+        p, T, B = self.p, self.T, self.B
+        h = np.zeros((B, p["Wh"].shape[0]))
+        total = 0.0
+        for t in range(T):
+            h = np.tanh(p["E"][self.ids[t]] @ p["Wx"] + h @ p["Wh"] + p["b"])
+            z = h @ p["Wy"] + p["by"]
+            z = z - z.max(axis=1, keepdims=True)
+            logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+            total -= logp[np.arange(B), self.targets[t]].mean()
+        return total / T
+
+    def step(self) -> None:
+        for k, g in self.gradients().items():
+            g *= self.lr
+            self.p[k] -= g
+
+    def weights(self) -> Dict[str, np.ndarray]:
+        return self.p
+
+
+class AttentionSize(NamedTuple):
+    batch: int
+    seq: int
+    width: int
+
+
+ATTENTION_SIZE = AttentionSize(batch=8, seq=16, width=32)
+ATTENTION_PARAMS = ("Wq", "Wk", "Wv", "Wo")
+
+
+def attention_data(size: AttentionSize = ATTENTION_SIZE, seed: int = 0, dtype=np.float32) -> Dict[str, np.ndarray]:
+    """Input ``x`` and target ``y`` (batch, seq, width); projections ``Wq Wk Wv Wo`` (width, width)."""
+    rng = np.random.default_rng(seed)
+    b, s, d = size
+
+    def normal(*shape, scale=1.0):
+        return (rng.standard_normal(shape) * scale).astype(dtype)
+
+    data = {"x": normal(b, s, d), "y": normal(b, s, d, scale=0.5)}
+    data.update({k: normal(d, d, scale=np.sqrt(1.0 / d)) for k in ATTENTION_PARAMS})
+    return data
+
+
+class ClumsyAttention:
+    """One head of self-attention: ``q = x Wq``, ``k = x Wk``, ``v = x Wv``,
+    ``out = softmax(q k^T / sqrt(d)) v Wo``, ``L = mse_loss(out, y)``, with clumsygrad's ops.
+
+    ``k^T`` per batch element is computed as ``Wk^T x^T`` (``x^T`` of every batch element is a
+    constant input, taken once): the library has ``.T()`` (all axes reversed) but no transpose
+    of the last two axes of a 3-D tensor yet.  The values and gradients are those of ``q k^T``.
+    """
+
+    def __init__(self, data: Dict[str, np.ndarray], lr: float = LR):
+        self.x = _input(data["x"])
+        self.xT = _input(np.ascontiguousarray(data["x"].transpose(0, 2, 1)))
+        self.y = _input(data["y"])
+        self.params = tuple(_param(data[k]) for k in ATTENTION_PARAMS)
+        self.scale = 1.0 / float(np.sqrt(data["x"].shape[-1]))
+        self.optimizer = SGD(list(self.params), lr=lr)
+
+    def loss(self) -> Tensor:
+        Wq, Wk, Wv, Wo = self.params
+        q = self.x @ Wq
+        kT = Wk.T() @ self.xT  # (batch, width, seq)
+        v = self.x @ Wv
+        attention = softmax((q @ kT) * self.scale, axis=-1)
+        return mse_loss((attention @ v) @ Wo, self.y)
+
+    def gradients(self) -> Dict[str, np.ndarray]:
+        self.loss().backward()
+        grads = {k: np.array(p.grad) for k, p in zip(ATTENTION_PARAMS, self.params)}
+        self.optimizer.zero_grad()
+        return grads
+
+    def step(self) -> None:
+        self.loss().backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+
+    def weights(self) -> Dict[str, np.ndarray]:
+        return {k: t.data for k, t in zip(ATTENTION_PARAMS, self.params)}
+
+
+class NumpyAttention:
+    """The attention step in NumPy, backward derived by hand (projections as one GEMM over all
+    batch rows, the (seq, seq) products batched)."""
+
+    def __init__(self, data: Dict[str, np.ndarray], lr: float = LR):
+        self.x, self.y = data["x"], data["y"]
+        self.x2 = self.x.reshape(-1, self.x.shape[-1])
+        self.p = {k: data[k].copy() for k in ATTENTION_PARAMS}
+        self.lr = self.x.dtype.type(lr)
+        self.scale = self.x.dtype.type(1.0 / np.sqrt(self.x.shape[-1]))
+
+    def _forward(self):
+        p, x2 = self.p, self.x2
+        shape = self.x.shape
+        q = (x2 @ p["Wq"]).reshape(shape)
+        k = (x2 @ p["Wk"]).reshape(shape)
+        v = (x2 @ p["Wv"]).reshape(shape)
+        a = q @ k.transpose(0, 2, 1)
+        a *= self.scale
+        a -= a.max(axis=-1, keepdims=True)
+        np.exp(a, out=a)
+        a /= a.sum(axis=-1, keepdims=True)
+        o = a @ v
+        out = o.reshape(x2.shape) @ p["Wo"]
+        return q, k, v, a, o, out
+
+    def loss(self) -> float:
+        out = self._forward()[-1]
+        return float(np.mean((out.reshape(self.y.shape) - self.y) ** 2))
+
+    def gradients(self) -> Dict[str, np.ndarray]:
+        p, x2 = self.p, self.x2
+        q, k, v, a, o, out = self._forward()
+        # L = mean((out - y)^2): dL/dout = 2 (out - y) / n
+        g = out - self.y.reshape(out.shape)
+        g *= g.dtype.type(2.0 / g.size)
+        o2 = o.reshape(g.shape)
+        gWo = o2.T @ g
+        go = (g @ p["Wo"].T).reshape(o.shape)
+        # o = a v: da = go v^T, dv = a^T go
+        ga = go @ v.transpose(0, 2, 1)
+        gv = a.transpose(0, 2, 1) @ go
+        # softmax backward, then the scale: ds = a (da - sum(a da)) / sqrt(d)
+        ga -= (a * ga).sum(axis=-1, keepdims=True)
+        ga *= a
+        ga *= self.scale
+        # s = q k^T: dq = ds k, dk = ds^T q
+        gq = ga @ k
+        gk = ga.transpose(0, 2, 1) @ q
+        width = x2.shape[1]
+        return {
+            "Wq": x2.T @ gq.reshape(-1, width),
+            "Wk": x2.T @ gk.reshape(-1, width),
+            "Wv": x2.T @ gv.reshape(-1, width),
+            "Wo": gWo,
+        }
+
+    def step(self) -> None:
+        for k, g in self.gradients().items():
+            g *= self.lr
+            self.p[k] -= g
+
+    def weights(self) -> Dict[str, np.ndarray]:
+        return self.p
+
+
+SEQUENCE_WORKLOADS = {
+    "rnn": (lambda: rnn_data(), lambda d: ClumsyRNN(d), lambda d: NumpyRNN(d)),
+    "attention": (lambda: attention_data(), lambda d: ClumsyAttention(d), lambda d: NumpyAttention(d)),
+}

@@ -13,10 +13,10 @@ from .layers import (
     GRUCell, Identity, LayerNorm, LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU, RNNCell, Sigmoid, SiLU, Softmax,
     Tanh,
 )
-from .module import Module, ModuleDict, ModuleList, Sequential
+from .module import IncompatibleKeys, Module, ModuleDict, ModuleList, Sequential
 
 __all__ = [
-    "functional", "init", "Module", "Sequential", "ModuleList", "ModuleDict",
+    "functional", "init", "Module", "Sequential", "ModuleList", "ModuleDict", "IncompatibleKeys",
     "Linear", "Embedding", "Dropout", "LayerNorm", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d",
     "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "Identity", "ReLU", "Tanh", "Sigmoid",
     "GELU", "LeakyReLU", "SiLU", "Softmax", "LogSoftmax", "RNNCell", "GRUCell",

@@ -22,6 +22,8 @@ from ..tensor import Tensor, TensorType
 __all__ = ["Module", "Sequential", "ModuleList", "ModuleDict"]
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+IncompatibleKeys.__module__ = "clumsygrad.nn"
+IncompatibleKeys.__doc__ = "What ``load_state_dict(strict=False)`` did not match: ``missing_keys``, ``unexpected_keys``."
 
 
 def _is_parameter(value) -> bool:
