@@ -13,7 +13,8 @@ cimport numpy as cnp
 from cython cimport floating
 
 from ._shapes cimport (
-    SUM_BLOCK, as_c_typed, fast_array, kernel_typenum, native_float_typenum, same_shape, slow_result_dtype,
+    SUM_BLOCK, Call, as_c_typed, check_same_shape, fast_array, kernel_type, native_float_typenum, run_typed,
+    same_shape,
 )
 
 from . import pure
@@ -58,6 +59,14 @@ cdef void _axpy_core(floating* d, const floating* g, floating a, Py_ssize_t n) n
         d[i] = d[i] - step
 
 
+cdef void _relu_call(Call* k, floating* tag) noexcept nogil:
+    _relu_grad_core(<const floating*>k.a, <const floating*>k.b, <floating*>k.out, k.n0)
+
+
+cdef void _axpy_call(Call* k, floating* tag) noexcept nogil:
+    _axpy_core(<floating*>k.out, <const floating*>k.a, <floating>k.s0, k.n0)
+
+
 def relu_backward(y, grad):
     """``grad * (y > 0)`` for a relu output ``y``.
 
@@ -68,31 +77,20 @@ def relu_backward(y, grad):
         cnp.ndarray ya = fast_array(y)
         cnp.ndarray ga = fast_array(grad)
         cnp.ndarray out
-        int tn
-        Py_ssize_t n
-    tn = native_float_typenum(ya)
-    if tn < 0 or native_float_typenum(ga) != tn:
-        tn = kernel_typenum(slow_result_dtype((ya, ga)))
-        if tn < 0:
-            return pure.relu_backward(ya, ga)
-    if not same_shape(ya, ga):
-        raise ValueError(
-            "relu_backward needs the output and gradient in one shape, "
-            f"got {(<object>ya).shape} and {(<object>ga).shape}"
-        )
+        int tn = kernel_type(ya, ga, None)
+        Call k
+    if tn < 0:
+        return pure.relu_backward(ya, ga)
+    check_same_shape(ya, ga, "relu_backward", "the output and gradient")
     # converting y keeps its sign: every real dtype's positive values stay positive
     ya = as_c_typed(ya, tn)
     ga = as_c_typed(ga, tn)
     out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(ga), cnp.PyArray_DIMS(ga), tn, 0)
-    n = cnp.PyArray_SIZE(ga)
-    if tn == cnp.NPY_FLOAT:
-        with nogil:
-            _relu_grad_core[float](<const float*>cnp.PyArray_DATA(ya), <const float*>cnp.PyArray_DATA(ga),
-                                   <float*>cnp.PyArray_DATA(out), n)
-    else:
-        with nogil:
-            _relu_grad_core[double](<const double*>cnp.PyArray_DATA(ya), <const double*>cnp.PyArray_DATA(ga),
-                                    <double*>cnp.PyArray_DATA(out), n)
+    k.a = cnp.PyArray_DATA(ya)
+    k.b = cnp.PyArray_DATA(ga)
+    k.out = cnp.PyArray_DATA(out)
+    k.n0 = cnp.PyArray_SIZE(ga)
+    run_typed(tn, &k, _relu_call[float], _relu_call[double])
     return out
 
 
@@ -123,22 +121,16 @@ def sgd_update(data, grad, lr):
     cdef:
         cnp.ndarray da, ga
         int tn
-        double a
-        Py_ssize_t n
+        Call k
     if cnp.PyArray_CheckExact(data) and cnp.PyArray_CheckExact(grad) and type(lr) is float:
         da = <cnp.ndarray>data
         ga = <cnp.ndarray>grad
         tn = native_float_typenum(da)
         if tn >= 0 and _flat_same(da, ga, tn):
-            a = lr
-            n = cnp.PyArray_SIZE(da)
-            if tn == cnp.NPY_FLOAT:
-                with nogil:
-                    _axpy_core[float](<float*>cnp.PyArray_DATA(da), <const float*>cnp.PyArray_DATA(ga),
-                                      <float>a, n)
-            else:
-                with nogil:
-                    _axpy_core[double](<double*>cnp.PyArray_DATA(da), <const double*>cnp.PyArray_DATA(ga),
-                                       a, n)
+            k.out = cnp.PyArray_DATA(da)
+            k.a = cnp.PyArray_DATA(ga)
+            k.s0 = lr
+            k.n0 = cnp.PyArray_SIZE(da)
+            run_typed(tn, &k, _axpy_call[float], _axpy_call[double])
             return None
     return pure.sgd_update(data, grad, lr)

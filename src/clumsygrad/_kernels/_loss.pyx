@@ -11,10 +11,7 @@ so the two agree to the bit on float inputs.
 cimport numpy as cnp
 from cython cimport floating
 
-from ._shapes cimport (
-    SUM_BLOCK, as_c_typed, fast_array, hdot, kernel_typenum, native_float_typenum, same_shape,
-    slow_result_dtype,
-)
+from ._shapes cimport SUM_BLOCK, Call, as_c_typed, check_same_shape, fast_array, hdot, kernel_type, run_typed
 
 from . import pure
 
@@ -61,13 +58,16 @@ cdef void _mse_grad_core(const floating* p, const floating* t, floating c, float
             dt[i] = -((p[i] - t[i]) * c * g)
 
 
-cdef int _check_pair(cnp.ndarray pa, cnp.ndarray ta, str name) except -1:
-    if not same_shape(pa, ta):
-        raise ValueError(
-            f"{name} needs the prediction and target in one shape, "
-            f"got {(<object>pa).shape} and {(<object>ta).shape}"
-        )
-    return 0
+cdef void _mse_call(Call* k, floating* tag) noexcept nogil:
+    """``out[0] = sum((a - b)**2) / n0``, the mean rounded once to ``floating``."""
+    cdef double total = _sum_sq_diff(<const floating*>k.a, <const floating*>k.b, k.n0)
+    (<floating*>k.out)[0] = <floating>(total / k.n0)
+
+
+cdef void _mse_grad_call(Call* k, floating* tag) noexcept nogil:
+    """``_mse_grad_core`` with ``c = s0`` and the one-element gradient ``c[0]``."""
+    _mse_grad_core(<const floating*>k.a, <const floating*>k.b, <floating>k.s0, (<const floating*>k.c)[0],
+                   <floating*>k.out, <floating*>k.out2, k.n0)
 
 
 def mse_forward(pred, target):
@@ -79,31 +79,21 @@ def mse_forward(pred, target):
         cnp.ndarray pa = fast_array(pred)
         cnp.ndarray ta = fast_array(target)
         cnp.ndarray out
-        int tn
-        Py_ssize_t n
-        double total
-    tn = native_float_typenum(pa)
-    if tn < 0 or native_float_typenum(ta) != tn:
-        tn = kernel_typenum(slow_result_dtype((pa, ta)))
-        if tn < 0:
-            return pure.mse_forward(pa, ta)
-    _check_pair(pa, ta, "mse_forward")
-    n = cnp.PyArray_SIZE(pa)
-    if n == 0:
+        int tn = kernel_type(pa, ta, None)
+        Call k
+    if tn < 0:
+        return pure.mse_forward(pa, ta)
+    check_same_shape(pa, ta, "mse_forward", "the prediction and target")
+    if cnp.PyArray_SIZE(pa) == 0:
         return pure.mse_forward(pa, ta)  # NaN, with NumPy's "mean of empty slice" warnings
     pa = as_c_typed(pa, tn)
     ta = as_c_typed(ta, tn)
     out = cnp.PyArray_EMPTY(0, NULL, tn, 0)
-    if tn == cnp.NPY_FLOAT:
-        with nogil:
-            total = _sum_sq_diff[float](<const float*>cnp.PyArray_DATA(pa),
-                                        <const float*>cnp.PyArray_DATA(ta), n)
-        (<float*>cnp.PyArray_DATA(out))[0] = <float>(total / n)
-    else:
-        with nogil:
-            total = _sum_sq_diff[double](<const double*>cnp.PyArray_DATA(pa),
-                                         <const double*>cnp.PyArray_DATA(ta), n)
-        (<double*>cnp.PyArray_DATA(out))[0] = total / n
+    k.a = cnp.PyArray_DATA(pa)
+    k.b = cnp.PyArray_DATA(ta)
+    k.out = cnp.PyArray_DATA(out)
+    k.n0 = cnp.PyArray_SIZE(pa)
+    run_typed(tn, &k, _mse_call[float], _mse_call[double])
     return out
 
 
@@ -119,45 +109,34 @@ def mse_backward(pred, target, grad, need_pred=True, need_target=True):
         cnp.ndarray ga = fast_array(grad)
         cnp.ndarray dp = None
         cnp.ndarray dt = None
-        int tn, nd
-        bint want_pred, want_target
+        int tn = kernel_type(pa, ta, ga)
+        int nd
         Py_ssize_t n
-        double c
-        void* dpp = NULL
-        void* dtp = NULL
-    tn = native_float_typenum(pa)
-    if tn < 0 or native_float_typenum(ta) != tn or native_float_typenum(ga) != tn:
-        tn = kernel_typenum(slow_result_dtype((pa, ta, ga)))
-        if tn < 0:
-            return pure.mse_backward(pa, ta, ga, need_pred, need_target)
-    _check_pair(pa, ta, "mse_backward")
+        Call k
+    if tn < 0:
+        return pure.mse_backward(pa, ta, ga, need_pred, need_target)
+    check_same_shape(pa, ta, "mse_backward", "the prediction and target")
     if cnp.PyArray_SIZE(ga) != 1:
         raise ValueError(
             "mse_backward needs a one-element gradient (the loss is a scalar), "
             f"got shape {(<object>ga).shape}"
         )
-    want_pred = need_pred
-    want_target = need_target
     pa = as_c_typed(pa, tn)
     ta = as_c_typed(ta, tn)
     ga = as_c_typed(ga, tn)
     n = cnp.PyArray_SIZE(pa)
     nd = cnp.PyArray_NDIM(pa)
-    c = 2.0 / (n if n > 1 else 1)
-    if want_pred:
+    k.out = k.out2 = NULL
+    if need_pred:
         dp = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(pa), tn, 0)
-        dpp = cnp.PyArray_DATA(dp)
-    if want_target:
+        k.out = cnp.PyArray_DATA(dp)
+    if need_target:
         dt = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(pa), tn, 0)
-        dtp = cnp.PyArray_DATA(dt)
-    if tn == cnp.NPY_FLOAT:
-        with nogil:
-            _mse_grad_core[float](<const float*>cnp.PyArray_DATA(pa), <const float*>cnp.PyArray_DATA(ta),
-                                  <float>c, (<float*>cnp.PyArray_DATA(ga))[0],
-                                  <float*>dpp, <float*>dtp, n)
-    else:
-        with nogil:
-            _mse_grad_core[double](<const double*>cnp.PyArray_DATA(pa), <const double*>cnp.PyArray_DATA(ta),
-                                   c, (<double*>cnp.PyArray_DATA(ga))[0],
-                                   <double*>dpp, <double*>dtp, n)
+        k.out2 = cnp.PyArray_DATA(dt)
+    k.a = cnp.PyArray_DATA(pa)
+    k.b = cnp.PyArray_DATA(ta)
+    k.c = cnp.PyArray_DATA(ga)
+    k.s0 = 2.0 / (n if n > 1 else 1)
+    k.n0 = n
+    run_typed(tn, &k, _mse_grad_call[float], _mse_grad_call[double])
     return dp, dt

@@ -15,10 +15,7 @@ is compiled here is choosing them so the batch reduction costs nothing extra:
 cimport numpy as cnp
 
 from ._reduce cimport reduce_typed
-from ._shapes cimport (
-    MAXDIMS, as_typed, dims_tuple, fast_array, kernel_typenum, native_float_typenum,
-    slow_result_dtype,
-)
+from ._shapes cimport MAXDIMS, as_typed, dims_tuple, fast_array, kernel_type
 
 import numpy as np
 
@@ -61,7 +58,8 @@ def matmul_backward(x, y, grad, need_x=True, need_y=True):
         cnp.ndarray xa = fast_array(x)
         cnp.ndarray ya = fast_array(y)
         cnp.ndarray ga = fast_array(grad)
-        int tn, xnd, ynd, bnd, i, xi, yi
+        int tn = kernel_type(xa, ya, ga)
+        int xnd, ynd, bnd, i, xi, yi
         cnp.npy_intp* xd
         cnp.npy_intp* yd
         cnp.npy_intp* gd
@@ -69,11 +67,8 @@ def matmul_backward(x, y, grad, need_x=True, need_y=True):
         Py_ssize_t dx, dy, b, n, k, m, nb = 1, xb = 1, yb = 1
         bint fits, nx = need_x, ny = need_y
         object gx, gy, g2
-    tn = native_float_typenum(xa)
-    if tn < 0 or native_float_typenum(ya) != tn or native_float_typenum(ga) != tn:
-        tn = kernel_typenum(slow_result_dtype((xa, ya, ga)))
-        if tn < 0:
-            return pure.matmul_backward(xa, ya, ga, need_x, need_y)
+    if tn < 0:
+        return pure.matmul_backward(xa, ya, ga, need_x, need_y)
     xnd = cnp.PyArray_NDIM(xa)
     ynd = cnp.PyArray_NDIM(ya)
     xd = cnp.PyArray_DIMS(xa)

@@ -22,11 +22,11 @@ cimport numpy as cnp
 from cython cimport floating
 from libc.math cimport pow, sqrt, sqrtf
 
-from ._shapes cimport same_shape
+from ._shapes cimport Call, run_typed, same_shape
 
 import numpy as np
 
-from . import pure
+from . import checks, pure
 
 cnp.import_array()
 
@@ -97,6 +97,11 @@ cdef void _adam_core(floating* p, const floating* g, floating* m, floating* v,
             p[i] = pi - step_size * (mi / denom)
 
 
+cdef void _adam_call(Call* k, floating* tag) noexcept nogil:
+    _adam_core(<floating*>k.out, <const floating*>k.a, <floating*>k.out2, <floating*>k.out3,
+               <const AdamScalars*>k.aux, k.n0)
+
+
 # --------------------------------------------------------------------------- validation
 cdef int _layout(cnp.ndarray a) noexcept:
     """1 for a C-contiguous, 2 for a Fortran-contiguous (and not C) array, 0 otherwise.
@@ -145,7 +150,7 @@ cdef bint _state_fits(object param, object m, object v) noexcept:
 
 cdef int _scalars(AdamScalars* s, object lr, object beta1, object beta2, object eps,
                   object weight_decay, object decoupled, object step) except -1:
-    """``pure.adam_coefficients`` in C doubles (the same formulas, so the same roundings)."""
+    """``checks.adam_coefficients`` in C doubles (the same formulas, so the same roundings)."""
     cdef Py_ssize_t k = step   # TypeError for a non-integer, as operator.index
     cdef double lr_, wd
     if k < 1:
@@ -182,7 +187,7 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decouple
         cnp.ndarray pa, ga, ma, va
         AdamScalars s
         int tn, flags
-        Py_ssize_t n
+        Call k
     if not _state_fits(param, m, v):
         return pure.adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step)
     pa = <cnp.ndarray>param
@@ -192,7 +197,7 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decouple
     ga = grad if cnp.PyArray_Check(grad) else np.asarray(grad)
     if not ((cnp.PyArray_ISFLOAT(ga) or cnp.PyArray_ISINTEGER(ga) or cnp.PyArray_ISBOOL(ga))
             and same_shape(pa, ga)):
-        pure.check_adam_arrays(param, grad, m, v)   # raises the reference's error
+        checks.check_adam_arrays(param, grad, m, v)   # raises the reference's error
     _scalars(&s, lr, beta1, beta2, eps, weight_decay, decoupled, step)
     # the gradient as a contiguous array in the parameter's dtype and layout, never
     # overlapping what the loop writes (an aliasing gradient is copied: read before written)
@@ -201,13 +206,11 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decouple
     ga = cnp.PyArray_FROMANY(ga, tn, 0, 0, flags)
     if not (_disjoint(ga, pa) and _disjoint(ga, ma) and _disjoint(ga, va)):
         ga = ga.copy(order="K")
-    n = cnp.PyArray_SIZE(pa)
-    if tn == cnp.NPY_FLOAT:
-        with nogil:
-            _adam_core[float](<float*>cnp.PyArray_DATA(pa), <const float*>cnp.PyArray_DATA(ga),
-                              <float*>cnp.PyArray_DATA(ma), <float*>cnp.PyArray_DATA(va), &s, n)
-    else:
-        with nogil:
-            _adam_core[double](<double*>cnp.PyArray_DATA(pa), <const double*>cnp.PyArray_DATA(ga),
-                               <double*>cnp.PyArray_DATA(ma), <double*>cnp.PyArray_DATA(va), &s, n)
+    k.out = cnp.PyArray_DATA(pa)
+    k.a = cnp.PyArray_DATA(ga)
+    k.out2 = cnp.PyArray_DATA(ma)
+    k.out3 = cnp.PyArray_DATA(va)
+    k.aux = &s
+    k.n0 = cnp.PyArray_SIZE(pa)
+    run_typed(tn, &k, _adam_call[float], _adam_call[double])
     return None

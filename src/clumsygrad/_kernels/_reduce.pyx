@@ -20,9 +20,9 @@ from libc.stdint cimport uint32_t
 from libc.string cimport memcpy
 
 from ._shapes cimport (
-    MAXDIMS, Plan, all_strides_ok, as_typed, broadcasts_to, c_strides, dims_tuple,
-    fast_array, hdot, hsum, kernel_typenum, native_float_typenum, parse_shape,
-    plan_coalesce, plan_step, raise_not_broadcast, slow_axes_mask, slow_result_dtype,
+    MAXDIMS, Call, Plan, all_strides_ok, as_typed, axes_mask, broadcasts_to, c_strides, dims_tuple,
+    fast_array, hdot, hsum, kernel_type, parse_shape, plan_coalesce, plan_step, raise_not_broadcast,
+    run_typed,
 )
 
 import numpy as np
@@ -228,6 +228,14 @@ cdef void _expand_core(floating* out, const floating* g, floating scale,
         plan_step(p, idx, &oo, &og, &unused)
 
 
+cdef void _reduce_call(Call* k, floating* tag) noexcept nogil:
+    _reduce_core(<floating*>k.out, <const floating*>k.a, <const floating*>k.b, <const Plan*>k.aux, k.flag)
+
+
+cdef void _expand_call(Call* k, floating* tag) noexcept nogil:
+    _expand_core(<floating*>k.out, <const floating*>k.a, <floating>k.s0, <const Plan*>k.aux)
+
+
 # --------------------------------------------------------------------------- shared driver
 cdef cnp.ndarray reduce_typed(cnp.ndarray g, cnp.ndarray t, int tnd, Py_ssize_t* tdims, int tn):
     """Sum ``g`` (times ``t``, which broadcasts to ``g``; may be None) to ``tdims``.
@@ -247,6 +255,7 @@ cdef cnp.ndarray reduce_typed(cnp.ndarray g, cnp.ndarray t, int tnd, Py_ssize_t*
         bint assign = True
         const void* tdata = NULL
         cnp.ndarray out
+        Call k
     tlead = gnd - tnd
     for i in range(gnd):
         if gdims[i] != 1 and (i < tlead or tdims[i - tlead] == 1):
@@ -271,21 +280,19 @@ cdef cnp.ndarray reduce_typed(cnp.ndarray g, cnp.ndarray t, int tnd, Py_ssize_t*
         plan.sb[i] = 0 if (i < tlead or tdims[i - tlead] != d) else ostr[i - tlead]
         plan.sc[i] = 0 if (i < olead or odims[i - olead] != d) else ostrides[i - olead] // item
     plan_coalesce(&plan)
-    if tn == cnp.NPY_FLOAT:
-        with nogil:
-            _reduce_core[float](<float*>cnp.PyArray_DATA(out), <const float*>cnp.PyArray_DATA(g),
-                                <const float*>tdata, &plan, assign)
-    else:
-        with nogil:
-            _reduce_core[double](<double*>cnp.PyArray_DATA(out), <const double*>cnp.PyArray_DATA(g),
-                                 <const double*>tdata, &plan, assign)
+    k.out = cnp.PyArray_DATA(out)
+    k.a = cnp.PyArray_DATA(g)
+    k.b = tdata
+    k.aux = &plan
+    k.flag = assign
+    run_typed(tn, &k, _reduce_call[float], _reduce_call[double])
     return out
 
 
 # --------------------------------------------------------------------------- float32 range
 # A float32 reduction accumulates partly in float32 (rows added into the output, lane sums
 # within a block), so partial sums can leave float32's range although the total does not
-# ([3e38, 3e38, -3e38, -3e38] over axis 0).  As in ``pure.sum_without_overflow``, a float32
+# ([3e38, 3e38, -3e38, -3e38] over axis 0).  As in ``checks.sum_without_overflow``, a float32
 # result with an inf or NaN is computed again with double accumulators and narrowed; the
 # check is one vectorised pass over the (small) output.
 cdef bint _all_finite(const float* x, Py_ssize_t n) noexcept nogil:
@@ -339,15 +346,13 @@ def reduce_to_shape(grad, shape):
     cdef:
         cnp.ndarray g = fast_array(grad)
         Py_ssize_t tdims[MAXDIMS]
-        int tnd, gnd, i, lead, tn
+        int tnd = parse_shape(shape, tdims)
+        int tn = kernel_type(g, None, None)
+        int gnd, i, lead
         cnp.npy_intp* gdims
         bint reduce = False, same = True
-    tnd = parse_shape(shape, tdims)
-    tn = native_float_typenum(g)
-    if tn < 0:
-        tn = kernel_typenum(slow_result_dtype((g,)))
-        if tn < 0:   # e.g. longdouble: the reference serves dtypes the cores do not
-            return pure.reduce_to_shape(g, shape)
+    if tn < 0:   # e.g. longdouble: the reference serves dtypes the cores do not
+        return pure.reduce_to_shape(g, shape)
     gnd = cnp.PyArray_NDIM(g)
     gdims = cnp.PyArray_DIMS(g)
     if not broadcasts_to(tnd, tdims, gnd, <Py_ssize_t*>gdims):
@@ -384,13 +389,10 @@ def mul_reduce_to_shape(grad, other, shape):
         cnp.ndarray g = fast_array(grad)
         cnp.ndarray o = fast_array(other)
         Py_ssize_t tdims[MAXDIMS]
-        int tnd, tn
-    tnd = parse_shape(shape, tdims)
-    tn = native_float_typenum(g)
-    if tn < 0 or native_float_typenum(o) != tn:
-        tn = kernel_typenum(slow_result_dtype((g, o)))
-        if tn < 0:
-            return pure.mul_reduce_to_shape(g, o, shape)
+        int tnd = parse_shape(shape, tdims)
+        int tn = kernel_type(g, o, None)
+    if tn < 0:
+        return pure.mul_reduce_to_shape(g, o, shape)
     if not broadcasts_to(cnp.PyArray_NDIM(o), <Py_ssize_t*>cnp.PyArray_DIMS(o),
                          cnp.PyArray_NDIM(g), <Py_ssize_t*>cnp.PyArray_DIMS(g)):
         raise_not_broadcast((<object>g).shape, (<object>o).shape)
@@ -418,33 +420,17 @@ def expand_to_shape(grad, input_shape, axis, keepdims, scale):
         Py_ssize_t ostr[MAXDIMS]
         char mask[MAXDIMS]
         Plan plan
-        int ind, tn, gnd, i, j, count
-        Py_ssize_t a, item
+        Call k
+        int ind = parse_shape(input_shape, idims)
+        int tn = kernel_type(g, None, None)
+        int gnd, i, j, count
+        Py_ssize_t item
         cnp.npy_intp* gdims
         cnp.npy_intp* gstr
         bint kd = keepdims, fits
-        double sc
-    ind = parse_shape(input_shape, idims)
-    tn = native_float_typenum(g)
     if tn < 0:
-        tn = kernel_typenum(slow_result_dtype((g,)))
-        if tn < 0:
-            return pure.expand_to_shape(g, input_shape, axis, keepdims, scale)
-    # axes as a mask: None and a plain int without the generic path
-    if axis is None:
-        for i in range(ind):
-            mask[i] = 1
-        count = ind
-    elif type(axis) is int and -ind <= axis < ind:
-        a = <Py_ssize_t>axis
-        if a < 0:
-            a += ind
-        for i in range(ind):
-            mask[i] = 0
-        mask[a] = 1
-        count = 1
-    else:
-        count = slow_axes_mask(axis, ind, mask)
+        return pure.expand_to_shape(g, input_shape, axis, keepdims, scale)
+    count = axes_mask(axis, ind, mask)
     # grad must have the reduction's shape
     gnd = cnp.PyArray_NDIM(g)
     gdims = cnp.PyArray_DIMS(g)
@@ -468,7 +454,7 @@ def expand_to_shape(grad, input_shape, axis, keepdims, scale):
             f"gradient of shape {(<object>g).shape} does not fit a reduction of {in_shape} "
             f"over axis {axis} (keepdims={bool(keepdims)}), which has shape {expected}"
         )
-    sc = scale
+    k.s0 = scale
     if tn != cnp.PyArray_TYPE(g) or not cnp.PyArray_ISNOTSWAPPED(g) or not all_strides_ok(g):
         g = as_typed(g, tn)
     gstr = cnp.PyArray_STRIDES(g)
@@ -489,12 +475,8 @@ def expand_to_shape(grad, input_shape, axis, keepdims, scale):
             plan.sb[i] = gstr[j] // item
             j += 1
     plan_coalesce(&plan)
-    if tn == cnp.NPY_FLOAT:
-        with nogil:
-            _expand_core[float](<float*>cnp.PyArray_DATA(out), <const float*>cnp.PyArray_DATA(g),
-                                <float>sc, &plan)
-    else:
-        with nogil:
-            _expand_core[double](<double*>cnp.PyArray_DATA(out), <const double*>cnp.PyArray_DATA(g),
-                                 sc, &plan)
+    k.out = cnp.PyArray_DATA(out)
+    k.a = cnp.PyArray_DATA(g)
+    k.aux = &plan
+    run_typed(tn, &k, _expand_call[float], _expand_call[double])
     return out

@@ -12,12 +12,9 @@ cimport numpy as cnp
 
 from cython cimport floating
 
-from ._shapes cimport (
-    MAXDIMS, as_c_typed, dims_tuple, fast_array, kernel_typenum, native_float_typenum,
-    parse_shape, slow_result_dtype,
-)
+from ._shapes cimport MAXDIMS, Call, as_c_typed, dims_tuple, fast_array, kernel_type, parse_shape, run_typed
 
-from . import pure
+from . import checks, pure
 
 cnp.import_array()
 
@@ -50,6 +47,10 @@ cdef void _scatter_rows(const floating* g, const cnp.npy_intp* idx, floating* ou
         g += row
 
 
+cdef void _scatter_call(Call* k, floating* tag) noexcept nogil:
+    _scatter_rows(<const floating*>k.a, <const cnp.npy_intp*>k.aux, <floating*>k.out, k.n0, k.n1, k.n2)
+
+
 cdef bint _fits_intp(cnp.ndarray ia) noexcept:
     """Every value of the integer array ``ia`` converts to intp exactly (only uint64 may not)."""
     return cnp.PyArray_TYPE(ia) != cnp.NPY_UINT64 and cnp.PyArray_TYPE(ia) != cnp.NPY_ULONGLONG
@@ -68,14 +69,14 @@ def scatter_add(grad, indices, shape):
         cnp.ndarray out
         Py_ssize_t dims[MAXDIMS]
         Py_ssize_t n, row, bad, size
-        int nd, tn, i
+        int nd = parse_shape(shape, dims)
+        int tn = kernel_type(ga, None, None)
+        int i
         bint ok
-    nd = parse_shape(shape, dims)
-    tn = native_float_typenum(ga)
+        const cnp.npy_intp* idx
+        Call k
     if tn < 0:
-        tn = kernel_typenum(slow_result_dtype((ga,)))
-        if tn < 0:
-            return pure.scatter_add(ga, ia, shape)
+        return pure.scatter_add(ga, ia, shape)
     ok = nd >= 1 and cnp.PyArray_NDIM(ia) == 1 and cnp.PyArray_ISINTEGER(ia)
     if ok:
         n = cnp.PyArray_DIM(ia, 0)
@@ -83,17 +84,16 @@ def scatter_add(grad, indices, shape):
         for i in range(1, nd if ok else 0):
             ok = ok and cnp.PyArray_DIM(ga, i) == dims[i]
     if not ok:
-        pure.check_scatter((<object>ga).shape, ia, dims_tuple(nd, dims))  # raises the reference's error
+        checks.check_scatter((<object>ga).shape, ia, dims_tuple(nd, dims))  # raises the reference's error
     if not _fits_intp(ia):
         return pure.scatter_add(ga, ia, shape)
     ia = cnp.PyArray_FROMANY(ia, cnp.NPY_INTP, 1, 1, cnp.NPY_ARRAY_CARRAY_RO)
+    idx = <const cnp.npy_intp*>cnp.PyArray_DATA(ia)
     size = dims[0]
     with nogil:
-        bad = _first_out_of_range(<const cnp.npy_intp*>cnp.PyArray_DATA(ia), n, size)
+        bad = _first_out_of_range(idx, n, size)
     if bad >= 0:
-        raise IndexError(
-            f"index {(<cnp.npy_intp*>cnp.PyArray_DATA(ia))[bad]} is out of bounds for axis 0 with size {size}"
-        )
+        raise IndexError(f"index {idx[bad]} is out of bounds for axis 0 with size {size}")
     ga = as_c_typed(ga, tn)
     out = cnp.PyArray_ZEROS(nd, <cnp.npy_intp*>dims, tn, 0)
     row = 1
@@ -101,12 +101,11 @@ def scatter_add(grad, indices, shape):
         row *= dims[i]
     if n == 0 or row == 0:
         return out
-    if tn == cnp.NPY_FLOAT:
-        with nogil:
-            _scatter_rows[float](<const float*>cnp.PyArray_DATA(ga), <const cnp.npy_intp*>cnp.PyArray_DATA(ia),
-                                 <float*>cnp.PyArray_DATA(out), n, size, row)
-    else:
-        with nogil:
-            _scatter_rows[double](<const double*>cnp.PyArray_DATA(ga), <const cnp.npy_intp*>cnp.PyArray_DATA(ia),
-                                  <double*>cnp.PyArray_DATA(out), n, size, row)
+    k.a = cnp.PyArray_DATA(ga)
+    k.aux = idx
+    k.out = cnp.PyArray_DATA(out)
+    k.n0 = n
+    k.n1 = size
+    k.n2 = row
+    run_typed(tn, &k, _scatter_call[float], _scatter_call[double])
     return out

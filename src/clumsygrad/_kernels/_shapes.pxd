@@ -1,10 +1,29 @@
 # cython: language_level=3
-"""Shared compiled helpers of the kernels: dtype rule, shape parsing, and the loop plan.
+"""Shared compiled helpers of the kernels: dtype rule, shape parsing, the prologue, the dispatch, the loop plan.
 
 Everything on a kernel's fast path is ``cdef inline`` here so that each kernel module
 ``cimport``s it and the C compiler sees through it.  The rare paths (error messages,
 dtype promotion, conversions) are plain ``cdef`` functions defined in ``_shapes.pyx``
 and shared across modules through Cython's C-API capsules.
+
+The prologue and the dispatch
+-----------------------------
+Every kernel's ``def`` wrapper starts the same way: ``fast_array`` on its array inputs, then
+``kernel_type`` (the dtype rule ``np.result_type(*inputs, np.float32)`` as NPY_FLOAT or
+NPY_DOUBLE; -1 when the cores do not serve that dtype and the wrapper hands the call to
+``pure``; ``TypeError`` for a non-real dtype), then its own shape checks (``check_same_shape``
+and the others raise ``ValueError`` naming the shapes), then ``as_c_typed``/``as_typed``.
+Only then does it fill a ``Call`` with raw pointers and sizes and pass it to ``run_typed``,
+the one float32/float64 branch: it drops the GIL and runs the float or the double
+specialisation of the kernel's fused ``cdef`` core.  (Typed memoryviews would do the same
+dispatch, but acquiring three views measured 0.9-1.6 us per call, three to four times a
+whole 16x32 ``relu_backward``; see ``docs/kernels.md``.)
+
+Axes
+----
+``one_axis`` and ``axes_mask`` are the only axis normalisation of the compiled kernels (an
+in-range int inline, everything else through ``slow_normalize_axis``), with the messages of
+``checks.normalize_axes``.
 
 The loop plan
 -------------
@@ -45,6 +64,8 @@ cdef int raise_not_broadcast(tuple grad_shape, tuple shape) except -1
 cdef Py_ssize_t slow_normalize_axis(object axis, Py_ssize_t ndim) except -1
 cdef int slow_axes_mask(object axis, int ndim, char* mask) except -1
 cdef cnp.ndarray as_typed(cnp.ndarray a, int typenum)
+cdef int slow_kernel_type(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c) except -2
+cdef int raise_not_same_shape(cnp.ndarray a, cnp.ndarray b, str name, str what) except -1
 
 
 # ----------------------------------------------------------------- fast paths (inline)
@@ -71,8 +92,59 @@ cdef inline int kernel_typenum(object dtype) noexcept:
     return -1
 
 
+cdef inline int kernel_type(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c) except -2:
+    """The type the cores run in for array inputs ``a``, ``b``, ``c`` (``b``, ``c`` may be None).
+
+    NPY_FLOAT or NPY_DOUBLE by ``np.result_type(*inputs, np.float32)``; -1 for a real result
+    dtype the cores do not serve (longdouble: the caller returns ``pure``'s result);
+    ``TypeError`` naming a non-real dtype.  Inputs already in one native float type cost
+    three compares.
+    """
+    cdef int tn = native_float_typenum(a)
+    if tn >= 0 and (b is None or native_float_typenum(b) == tn) and (
+            c is None or native_float_typenum(c) == tn):
+        return tn
+    return slow_kernel_type(a, b, c)
+
+
+cdef inline int check_same_shape(cnp.ndarray a, cnp.ndarray b, str name, str what) except -1:
+    """``ValueError`` "``name`` needs ``what`` in one shape, got ..." (``checks.check_same_shape``)."""
+    if not same_shape(a, b):
+        raise_not_same_shape(a, b, name, what)
+    return 0
+
+
+cdef inline Py_ssize_t one_axis(object axis, Py_ssize_t ndim) except -1:
+    """One axis (index-like, negatives allowed) as ``0 <= axis < ndim``; ``ValueError`` when out of range.
+
+    A Python int is read as a C integer (clipped when huge) and checked in C; anything else,
+    and an int out of range, goes to ``slow_normalize_axis``, which raises the errors.
+    """
+    cdef Py_ssize_t a
+    if type(axis) is int:
+        a = PyNumber_AsSsize_t(axis, NULL)
+        if -ndim <= a < ndim:
+            return a + ndim if a < 0 else a
+    return slow_normalize_axis(axis, ndim)
+
+
+cdef inline int axes_mask(object axis, int ndim, char* mask) except -1:
+    """``checks.normalize_axes(axis, ndim)`` as a mask over ``ndim <= MAXDIMS`` axes; returns how many are set."""
+    cdef int i
+    if axis is None:
+        for i in range(ndim):
+            mask[i] = 1
+        return ndim
+    if type(axis) is int:
+        for i in range(ndim):
+            mask[i] = 0
+        mask[one_axis(axis, ndim)] = 1
+        return 1
+    return slow_axes_mask(axis, ndim, mask)
+
+
 cdef inline int parse_shape(object shape, Py_ssize_t* dims) except -1:
-    """``pure.as_shape`` into ``dims``; returns the number of dimensions."""
+    """``checks.as_shape`` into ``dims``; returns the number of dimensions."""
     cdef Py_ssize_t i, n, d
     if type(shape) is tuple:
         n = len(<tuple>shape)
@@ -91,7 +163,7 @@ cdef inline int parse_shape(object shape, Py_ssize_t* dims) except -1:
 
 cdef inline bint broadcasts_to(int tnd, const Py_ssize_t* tdims,
                                int gnd, const Py_ssize_t* gdims) noexcept nogil:
-    """True when a ``tdims`` array broadcasts to exactly ``gdims`` (``pure.reduction_axes`` OK)."""
+    """True when a ``tdims`` array broadcasts to exactly ``gdims`` (``checks.reduction_axes`` OK)."""
     cdef int i, lead = gnd - tnd
     if lead < 0:
         return False
@@ -192,6 +264,39 @@ cdef inline void c_strides(int nd, const Py_ssize_t* dims, Py_ssize_t* out) noex
     for i in range(nd - 1, -1, -1):
         out[i] = s
         s *= dims[i]
+
+
+# ----------------------------------------------------------------- the float32/float64 dispatch
+# What a kernel hands its core: raw pointers (typed ``floating*`` by the core) and sizes.
+ctypedef struct Call:
+    const void* a        # typed inputs, in the order the core names them
+    const void* b
+    const void* c
+    void* out            # typed outputs
+    void* out2
+    void* out3
+    void* scratch        # a work buffer the wrapper allocated (layout per core)
+    const void* aux      # an untyped extra: a Plan, intp indices, an AdamScalars
+    Py_ssize_t n0, n1, n2
+    double s0            # scalars, rounded to ``floating`` by the core
+    bint flag
+    double ret           # a result the core returns to the wrapper
+
+ctypedef void (*Core32)(Call* k, float* tag) noexcept nogil
+ctypedef void (*Core64)(Call* k, double* tag) noexcept nogil
+
+
+cdef inline void run_typed(int tn, Call* k, Core32 f32, Core64 f64) noexcept:
+    """Run a fused core, ``core[float]`` for NPY_FLOAT else ``core[double]``, without the GIL.
+
+    A core is ``cdef void core(Call* k, floating* tag) noexcept nogil``: ``tag`` (always NULL)
+    only selects the specialisation.  The wrapper validated and converted everything before.
+    """
+    with nogil:
+        if tn == cnp.NPY_FLOAT:
+            f32(k, NULL)
+        else:
+            f64(k, NULL)
 
 
 # ----------------------------------------------------------------- contiguous sums (inline)

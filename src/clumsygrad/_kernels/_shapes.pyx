@@ -3,7 +3,7 @@
 
 The ``cdef`` functions here are the rare paths of the kernels' wrappers: dtype promotion,
 non-tuple shapes, axis normalisation, error messages.  The ``def`` functions are twins of
-``pure``'s helpers of the same name, built on the same ``cdef`` code, so tests can hold the
+``checks``' helpers of the same name, built on the same ``cdef`` code, so tests can hold the
 compiled validation against the reference.
 """
 cimport numpy as cnp
@@ -22,7 +22,7 @@ cdef cnp.ndarray to_array(object a):
 
 
 cdef object slow_result_dtype(tuple arrays):
-    """``pure.result_dtype``: TypeError for non-real dtypes, else ``np.result_type(*arrays, float32)``."""
+    """``checks.result_dtype``: TypeError for non-real dtypes, else ``np.result_type(*arrays, float32)``."""
     for a in arrays:
         if (<cnp.ndarray>a).dtype.kind not in "biuf":
             raise TypeError(
@@ -36,7 +36,7 @@ cdef tuple dims_tuple(int nd, const Py_ssize_t* dims):
 
 
 cdef int slow_parse_shape(object shape, Py_ssize_t* dims) except -1:
-    """``pure.as_shape`` for any input (int, sequence of index-likes); fills ``dims``."""
+    """``checks.as_shape`` for any input (int, sequence of index-likes); fills ``dims``."""
     cdef Py_ssize_t i, n
     try:
         items = (PyNumber_Index(shape),)
@@ -46,7 +46,7 @@ cdef int slow_parse_shape(object shape, Py_ssize_t* dims) except -1:
         if d < 0:
             raise ValueError(f"shape {items} has a negative dimension")
     for d in items:
-        if d >= PY_SSIZE_T_MAX:   # as pure.as_shape: a ValueError, not an OverflowError
+        if d >= PY_SSIZE_T_MAX:   # as checks.as_shape: a ValueError, not an OverflowError
             raise ValueError(f"shape {items} has a dimension too large for an array")
     n = len(items)
     if n > MAXDIMS:
@@ -72,7 +72,7 @@ cdef Py_ssize_t slow_normalize_axis(object axis, Py_ssize_t ndim) except -1:
 
 
 cdef int slow_axes_mask(object axis, int ndim, char* mask) except -1:
-    """``pure.normalize_axes`` as a mask over ``ndim`` axes; returns how many are set."""
+    """``checks.normalize_axes`` as a mask over ``ndim`` axes; returns how many are set."""
     cdef int i, count = 0
     cdef Py_ssize_t a
     for i in range(ndim):
@@ -87,11 +87,7 @@ cdef int slow_axes_mask(object axis, int ndim, char* mask) except -1:
         axes = tuple([PyNumber_Index(x) for x in axis])
     repeated = False
     for x in axes:
-        if not -ndim <= x < ndim:
-            raise ValueError(f"axis {x} is out of bounds for an array of dimension {ndim}")
-        a = x
-        if a < 0:
-            a += ndim
+        a = slow_normalize_axis(x, ndim)
         if mask[a]:
             repeated = True
         else:
@@ -110,7 +106,17 @@ cdef cnp.ndarray as_typed(cnp.ndarray a, int typenum):
     return r
 
 
-# --------------------------------------------------------------------------- def twins of pure
+cdef int slow_kernel_type(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c) except -2:
+    """``kernel_type`` for inputs not all in one native float type."""
+    arrays = (a,) if b is None else (a, b) if c is None else (a, b, c)
+    return kernel_typenum(slow_result_dtype(arrays))
+
+
+cdef int raise_not_same_shape(cnp.ndarray a, cnp.ndarray b, str name, str what) except -1:
+    raise ValueError(f"{name} needs {what} in one shape, got {(<object>a).shape} and {(<object>b).shape}")
+
+
+# --------------------------------------------------------------------------- def twins of checks
 def result_dtype(*arrays):
     """The kernels' output dtype for these inputs; ``TypeError`` for unsupported ones."""
     return slow_result_dtype(arrays)
@@ -128,7 +134,7 @@ def normalize_axes(axis, int ndim):
     cdef char mask[MAXDIMS]
     if ndim > MAXDIMS:
         raise ValueError(f"ndim {ndim} exceeds {MAXDIMS}")
-    slow_axes_mask(axis, ndim, mask)
+    axes_mask(axis, ndim, mask)
     return tuple([i for i in range(ndim) if mask[i]])
 
 

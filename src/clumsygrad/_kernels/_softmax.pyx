@@ -27,8 +27,7 @@ from cython cimport floating
 from libc.math cimport exp, expf
 
 from ._shapes cimport (
-    LANES, as_c_typed, fast_array, hdot, hsum, kernel_typenum, native_float_typenum,
-    same_shape, slow_normalize_axis, slow_result_dtype,
+    LANES, Call, as_c_typed, check_same_shape, fast_array, hdot, hsum, kernel_type, one_axis, run_typed,
 )
 import numpy as np
 
@@ -40,16 +39,6 @@ __all__ = ["softmax_forward", "softmax_backward"]
 
 cdef enum:
     EXP_LOOP_MAX = 4096   # largest input softmax_forward runs through libc exp (see above)
-
-
-cdef inline Py_ssize_t _axis_of(object axis, int nd) except -1:
-    """``axis`` (one int, negatives allowed) in ``[0, max(nd, 1))``: a 0-d array has one axis."""
-    cdef Py_ssize_t ax, ndim = nd if nd > 0 else 1
-    if type(axis) is int and -ndim <= axis < ndim:
-        ax = <Py_ssize_t>axis
-    else:
-        ax = slow_normalize_axis(axis, ndim)
-    return ax + ndim if ax < 0 else ax
 
 
 cdef inline void _split(int nd, const cnp.npy_intp* dims, Py_ssize_t ax, Py_ssize_t* outer,
@@ -156,6 +145,12 @@ cdef void _softmax_forward_core(const floating* x, floating* out, floating* mx, 
         out += n * inner
 
 
+cdef void _forward_call(Call* k, floating* tag) noexcept nogil:
+    """``scratch`` holds ``n2`` doubles (the sums), then ``n2`` ``floating`` (the maxima)."""
+    _softmax_forward_core(<const floating*>k.a, <floating*>k.out, <floating*>(<double*>k.scratch + k.n2),
+                          <double*>k.scratch, k.n0, k.n1, k.n2)
+
+
 def softmax_forward(x, axis):
     """``exp(x - max(x, axis)) / sum(exp(x - max(x, axis)), axis)`` for one int ``axis``.
 
@@ -165,16 +160,13 @@ def softmax_forward(x, axis):
     cdef:
         cnp.ndarray xa = fast_array(x)
         cnp.ndarray out
-        int tn, nd
-        Py_ssize_t ax, outer, n, inner
-        void* buf = NULL
-    tn = native_float_typenum(xa)
+        int tn = kernel_type(xa, None, None)
+        int nd = cnp.PyArray_NDIM(xa)
+        Py_ssize_t ax
+        Call k
     if tn < 0:
-        tn = kernel_typenum(slow_result_dtype((xa,)))
-        if tn < 0:
-            return pure.softmax_forward(xa, axis)
-    nd = cnp.PyArray_NDIM(xa)
-    ax = _axis_of(axis, nd)
+        return pure.softmax_forward(xa, axis)
+    ax = one_axis(axis, nd if nd > 0 else 1)   # a 0-d array has one axis
     if nd and cnp.PyArray_DIM(xa, <int>ax) == 0:  # no max to subtract
         raise ValueError(
             f"softmax_forward over axis {ax} of shape {(<object>xa).shape}, which has no elements"
@@ -182,23 +174,19 @@ def softmax_forward(x, axis):
     if cnp.PyArray_SIZE(xa) > EXP_LOOP_MAX:
         return pure.softmax_forward(xa, axis)  # NumPy's vectorised exp beats a libc call per element
     xa = as_c_typed(xa, tn)
-    _split(nd, cnp.PyArray_DIMS(xa), ax, &outer, &n, &inner)
+    _split(nd, cnp.PyArray_DIMS(xa), ax, &k.n0, &k.n1, &k.n2)
     out = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(xa), tn, 0)
-    if outer * n * inner == 0:
+    if k.n0 * k.n1 * k.n2 == 0:
         return out
-    if inner > 1:
-        buf = PyMem_Malloc(inner * (sizeof(double) + cnp.PyArray_ITEMSIZE(out)))
-        if buf == NULL:
+    k.scratch = NULL
+    if k.n2 > 1:
+        k.scratch = PyMem_Malloc(k.n2 * (sizeof(double) + cnp.PyArray_ITEMSIZE(out)))
+        if k.scratch == NULL:
             raise MemoryError()
-    if tn == cnp.NPY_FLOAT:
-        with nogil:
-            _softmax_forward_core[float](<const float*>cnp.PyArray_DATA(xa), <float*>cnp.PyArray_DATA(out),
-                                         <float*>(<double*>buf + inner), <double*>buf, outer, n, inner)
-    else:
-        with nogil:
-            _softmax_forward_core[double](<const double*>cnp.PyArray_DATA(xa), <double*>cnp.PyArray_DATA(out),
-                                          <double*>buf + inner, <double*>buf, outer, n, inner)
-    PyMem_Free(buf)
+    k.a = cnp.PyArray_DATA(xa)
+    k.out = cnp.PyArray_DATA(out)
+    run_typed(tn, &k, _forward_call[float], _forward_call[double])
+    PyMem_Free(k.scratch)
     return out
 
 
@@ -246,6 +234,12 @@ cdef void _softmax_core(const floating* s, const floating* g, floating* out, flo
         out += n * inner
 
 
+cdef void _backward_call(Call* k, floating* tag) noexcept nogil:
+    """``scratch`` holds ``n2`` ``floating`` (the dot products)."""
+    _softmax_core(<const floating*>k.a, <const floating*>k.b, <floating*>k.out, <floating*>k.scratch,
+                  k.n0, k.n1, k.n2)
+
+
 def softmax_backward(s, grad, axis):
     """``s * (grad - sum(s * grad, axis, keepdims=True))`` for a softmax output ``s``.
 
@@ -256,39 +250,29 @@ def softmax_backward(s, grad, axis):
         cnp.ndarray sa = fast_array(s)
         cnp.ndarray ga = fast_array(grad)
         cnp.ndarray out
-        int tn, nd
-        Py_ssize_t ax, outer, n, inner
-        void* acc = NULL
-    tn = native_float_typenum(sa)
-    if tn < 0 or native_float_typenum(ga) != tn:
-        tn = kernel_typenum(slow_result_dtype((sa, ga)))
-        if tn < 0:
-            return pure.softmax_backward(sa, ga, axis)
-    if not same_shape(sa, ga):
-        raise ValueError(
-            "softmax_backward needs the output and gradient in one shape, "
-            f"got {(<object>sa).shape} and {(<object>ga).shape}"
-        )
-    nd = cnp.PyArray_NDIM(sa)
-    ax = _axis_of(axis, nd)
+        int tn = kernel_type(sa, ga, None)
+        int nd = cnp.PyArray_NDIM(sa)
+        Py_ssize_t ax
+        Call k
+    if tn < 0:
+        return pure.softmax_backward(sa, ga, axis)
+    check_same_shape(sa, ga, "softmax_backward", "the output and gradient")
+    ax = one_axis(axis, nd if nd > 0 else 1)   # a 0-d array has one axis
     # dims are read after the conversions: a converted temporary may have been the only owner
     sa = as_c_typed(sa, tn)
     ga = as_c_typed(ga, tn)
-    _split(nd, cnp.PyArray_DIMS(sa), ax, &outer, &n, &inner)
+    _split(nd, cnp.PyArray_DIMS(sa), ax, &k.n0, &k.n1, &k.n2)
     out = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(sa), tn, 0)
-    if outer * n * inner == 0:
+    if k.n0 * k.n1 * k.n2 == 0:
         return out
-    if inner > 1:
-        acc = PyMem_Malloc(inner * cnp.PyArray_ITEMSIZE(out))
-        if acc == NULL:
+    k.scratch = NULL
+    if k.n2 > 1:
+        k.scratch = PyMem_Malloc(k.n2 * cnp.PyArray_ITEMSIZE(out))
+        if k.scratch == NULL:
             raise MemoryError()
-    if tn == cnp.NPY_FLOAT:
-        with nogil:
-            _softmax_core[float](<const float*>cnp.PyArray_DATA(sa), <const float*>cnp.PyArray_DATA(ga),
-                                 <float*>cnp.PyArray_DATA(out), <float*>acc, outer, n, inner)
-    else:
-        with nogil:
-            _softmax_core[double](<const double*>cnp.PyArray_DATA(sa), <const double*>cnp.PyArray_DATA(ga),
-                                  <double*>cnp.PyArray_DATA(out), <double*>acc, outer, n, inner)
-    PyMem_Free(acc)
+    k.a = cnp.PyArray_DATA(sa)
+    k.b = cnp.PyArray_DATA(ga)
+    k.out = cnp.PyArray_DATA(out)
+    run_typed(tn, &k, _backward_call[float], _backward_call[double])
+    PyMem_Free(k.scratch)
     return out

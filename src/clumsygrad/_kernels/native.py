@@ -9,22 +9,41 @@ no Python wrapper sits between a caller and the compiled code.
 ``expand_to_shape``         ``_reduce.pyx``
 ``softmax_backward``        ``_softmax.pyx``
 ``softmax_forward``         ``_softmax.pyx``
+``matmul_backward``         ``_matmul.pyx``
 ``mse_forward``             ``_loss.pyx``
 ``mse_backward``            ``_loss.pyx``
 ``relu_backward``           ``_elementwise.pyx``
 ``sgd_update``              ``_elementwise.pyx`` (in place)
-``matmul_backward``         ``_matmul.pyx``
+``scatter_add``             ``_scatter.pyx``
+``cross_entropy_backward``  ``_cross_entropy.pyx``
 ``adam_update``             ``_optim.pyx`` (in place)
+``conv2d_forward``          ``_conv.pyx``
+``conv2d_backward_input``   ``_conv.pyx``
+``conv2d_backward_weight``  ``_conv.pyx``
+``max_pool2d_forward``      ``_pool.pyx``
+``max_pool2d_backward``     ``_pool.pyx``
+``avg_pool2d_forward``      ``_pool.pyx``
+``avg_pool2d_backward``     ``_pool.pyx``
+``layer_norm_backward``     ``_norm.pyx``
+``batch_norm_backward``     ``_norm.pyx``
 ==========================  ===============================
+
+``_shapes.pyx`` holds what they share (the dtype rule, the prologue, the float32/float64
+dispatch, axes, the loop plan); the interface and its rules are in ``docs/kernels.md``.
 
 Importing this module raises ``ImportError`` when the extensions were never built; the
 backend switch (``clumsygrad._backend``) then falls back to ``pure``.
 """
+from ._conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
+from ._cross_entropy import cross_entropy_backward
 from ._elementwise import relu_backward, sgd_update
 from ._loss import mse_backward, mse_forward
 from ._matmul import matmul_backward
+from ._norm import batch_norm_backward, layer_norm_backward
 from ._optim import adam_update
+from ._pool import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
 from ._reduce import expand_to_shape, mul_reduce_to_shape, reduce_to_shape
+from ._scatter import scatter_add
 from ._softmax import softmax_backward, softmax_forward
 
 __all__ = [
@@ -38,24 +57,16 @@ __all__ = [
     "mse_backward",
     "relu_backward",
     "sgd_update",
+    "scatter_add",
+    "cross_entropy_backward",
     "adam_update",
-]
-
-# Issue 9: the embedding-lookup backward and the cross-entropy backward.
-from ._cross_entropy import cross_entropy_backward  # noqa: E402
-from ._scatter import scatter_add  # noqa: E402
-
-__all__ += ["scatter_add", "cross_entropy_backward"]
-
-# Issue 16: convolution, pooling and normalisation kernels of clumsygrad.nn.
-from ._conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward  # noqa: E402
-from ._norm import batch_norm_backward, layer_norm_backward  # noqa: E402
-from ._pool import (  # noqa: E402
-    avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
-)
-
-__all__ += [
-    "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
-    "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
-    "layer_norm_backward", "batch_norm_backward",
+    "conv2d_forward",
+    "conv2d_backward_input",
+    "conv2d_backward_weight",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+    "layer_norm_backward",
+    "batch_norm_backward",
 ]

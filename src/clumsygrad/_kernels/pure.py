@@ -2,9 +2,11 @@
 
 Every function here has a compiled twin of the same name and signature in
 ``clumsygrad._kernels.native``; the two must agree to float rounding on every
-input.  This module imports nothing compiled, so it is always available.
+input.  This module imports nothing compiled, so it is always available.  It holds
+the reference kernels only; the checks and helpers they share with the compiled
+twins live in ``checks`` (and are importable from here under the same names).
 
-Rules shared by all kernels (see KERNELS.md):
+Rules shared by all kernels (``docs/kernels.md``):
 
 * inputs may have any memory layout (C, Fortran, sliced, negative strides,
   zero-size, 0-d);
@@ -15,11 +17,34 @@ Rules shared by all kernels (see KERNELS.md):
 """
 from __future__ import annotations
 
-import math
 import operator
-import sys
 
 import numpy as np
+
+from .checks import (  # noqa: F401  (re-exported: callers import these from pure)
+    REDUCTIONS,
+    _float_array,
+    _norm_arrays,
+    _pair,
+    conv2d_geometry,
+    pool_geometry,
+    adam_coefficients,
+    as_double,
+    as_shape,
+    check_adam_arrays,
+    check_reduction,
+    check_same_shape,
+    check_scatter,
+    cross_entropy_scale,
+    cross_entropy_targets,
+    matmul_shapes,
+    mean_of_all,
+    normalize_axes,
+    reduced_shape,
+    reduction_axes,
+    result_dtype,
+    sum_without_overflow,
+)
 
 __all__ = [
     "reduce_to_shape",
@@ -32,125 +57,19 @@ __all__ = [
     "mse_backward",
     "relu_backward",
     "sgd_update",
+    "scatter_add",
+    "cross_entropy_backward",
     "adam_update",
+    "conv2d_forward",
+    "conv2d_backward_input",
+    "conv2d_backward_weight",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+    "layer_norm_backward",
+    "batch_norm_backward",
 ]
-
-
-# --------------------------------------------------------------------------- helpers
-def result_dtype(*arrays: np.ndarray) -> np.dtype:
-    """The kernels' output dtype for these inputs; ``TypeError`` for unsupported ones."""
-    dtypes = [a.dtype for a in arrays]
-    for dt in dtypes:
-        if dt.kind not in "biuf":
-            raise TypeError(f"clumsygrad kernels need real numeric arrays, got dtype {dt}")
-    # Dtypes, not arrays: NumPy 1.x would treat a 0-d array like a Python scalar (value-based).
-    return np.result_type(*dtypes, np.float32)
-
-
-def as_shape(shape) -> tuple:
-    """``shape`` as a tuple of non-negative ints (an int is a 1-d shape)."""
-    try:
-        dims = (operator.index(shape),)
-    except TypeError:
-        dims = tuple(operator.index(d) for d in shape)
-    if any(d < 0 for d in dims):
-        raise ValueError(f"shape {dims} has a negative dimension")
-    if any(d >= sys.maxsize for d in dims):  # what the compiled kernels' C sizes can hold
-        raise ValueError(f"shape {dims} has a dimension too large for an array")
-    return dims
-
-
-def as_double(value) -> float:
-    """``value`` as a Python float the way a compiled kernel's C ``double`` argument takes it
-    (``__float__``, else ``__index__``); ``TypeError`` "must be real number" otherwise."""
-    if type(value) is float:
-        return value
-    kind = type(value)
-    if hasattr(kind, "__float__"):
-        return kind.__float__(value)
-    if hasattr(kind, "__index__"):
-        return float(kind.__index__(value))
-    raise TypeError(f"must be real number, not {kind.__name__}")
-
-
-def sum_without_overflow(values: np.ndarray, axes: tuple, dtype: np.dtype) -> np.ndarray:
-    """``np.sum(values, axes, keepdims=True)`` in ``dtype``, redone with float64 accumulators
-    when a float32 sum comes out non-finite.
-
-    The compiled reductions add in double where it matters, so a float32 sum whose partial
-    sums leave float32's range but whose total does not (``[3e38, 3e38, -3e38, -3e38]``) is
-    right there; this gives the same answer without paying for a float64 pass on every call
-    (NumPy's float32 -> float64 reduction over axis 0 is 12x slower at 256x256).
-    """
-    total = np.sum(values, axis=axes, dtype=dtype, keepdims=True)
-    if dtype == np.float32 and not np.isfinite(total).all():
-        with np.errstate(over="ignore"):  # a total beyond float32 becomes inf, quietly
-            total = np.sum(values, axis=axes, dtype=np.float64, keepdims=True).astype(dtype)
-    return total
-
-
-def normalize_axes(axis, ndim: int) -> tuple:
-    """``axis`` (None, int or sequence of ints, negatives allowed) as a sorted tuple.
-
-    ``None`` means every axis.  Out-of-range or repeated axes raise ``ValueError``.
-    """
-    if axis is None:
-        return tuple(range(ndim))
-    try:
-        axes = (operator.index(axis),)
-    except TypeError:
-        axes = tuple(operator.index(a) for a in axis)
-    normalized = []
-    for a in axes:
-        if not -ndim <= a < ndim:
-            raise ValueError(f"axis {a} is out of bounds for an array of dimension {ndim}")
-        normalized.append(a % ndim)
-    if len(set(normalized)) != len(normalized):
-        raise ValueError(f"repeated axis in {axis!r}")
-    return tuple(sorted(normalized))
-
-
-def reduction_axes(grad_shape: tuple, shape: tuple) -> tuple:
-    """Axes of ``grad_shape`` to sum so that the result fits ``shape``.
-
-    ``shape`` must broadcast to exactly ``grad_shape``; otherwise ``ValueError``.
-    """
-    lead = len(grad_shape) - len(shape)
-    if lead < 0 or any(
-        s != g and s != 1 for s, g in zip(shape, grad_shape[lead:])
-    ):
-        raise ValueError(
-            f"cannot reduce a gradient of shape {grad_shape} to shape {shape}: "
-            f"{shape} does not broadcast to {grad_shape}"
-        )
-    stretched = tuple(
-        lead + i for i, (s, g) in enumerate(zip(shape, grad_shape[lead:])) if s == 1 and g != 1
-    )
-    return tuple(range(lead)) + stretched
-
-
-def reduced_shape(input_shape: tuple, axes: tuple, keepdims: bool) -> tuple:
-    """Shape of a sum of ``input_shape`` over ``axes``."""
-    if keepdims:
-        return tuple(1 if i in axes else d for i, d in enumerate(input_shape))
-    return tuple(d for i, d in enumerate(input_shape) if i not in axes)
-
-
-def matmul_shapes(x_shape: tuple, y_shape: tuple) -> tuple:
-    """Shape of ``x @ y`` for operands of at least 2 dimensions; ``ValueError`` otherwise."""
-    if len(x_shape) < 2 or len(y_shape) < 2:
-        raise ValueError(
-            f"matmul_backward needs operands of at least 2 dimensions, got {x_shape} and {y_shape}"
-        )
-    if x_shape[-1] != y_shape[-2]:
-        raise ValueError(f"Matrix shapes not aligned: {x_shape} @ {y_shape}")
-    try:
-        batch = np.broadcast_shapes(x_shape[:-2], y_shape[:-2])
-    except ValueError:
-        raise ValueError(
-            f"matmul batch dimensions do not broadcast: {x_shape} @ {y_shape}"
-        ) from None
-    return batch + (x_shape[-2], y_shape[-1])
 
 
 # --------------------------------------------------------------------------- kernels
@@ -210,10 +129,7 @@ def softmax_backward(s, grad, axis) -> np.ndarray:
     s = np.asarray(s)
     grad = np.asarray(grad)
     dtype = result_dtype(s, grad)
-    if s.shape != grad.shape:
-        raise ValueError(
-            f"softmax_backward needs the output and gradient in one shape, got {s.shape} and {grad.shape}"
-        )
+    check_same_shape("softmax_backward", "the output and gradient", s, grad)
     (ax,) = normalize_axes(operator.index(axis), max(s.ndim, 1))
     s = s.astype(dtype, copy=False)
     if s.ndim == 0:  # a softmax over a single element
@@ -247,12 +163,6 @@ def matmul_backward(x, y, grad, need_x=True, need_y=True) -> tuple:
 
 
 # --------------------------------------------------------------------------- fused forward/backward steps
-def mean_of_all(values: np.ndarray) -> np.ndarray:
-    """Mean of every element; NaN (with NumPy's warnings) for an empty array."""
-    # np.add.reduce is np.mean's own pairwise sum, without its Python-level dispatch.
-    return np.add.reduce(values, axis=None) / values.size if values.size else np.mean(values)
-
-
 def softmax_forward(x, axis) -> np.ndarray:
     """``exp(x - max(x, axis)) / sum(exp(x - max(x, axis)), axis)``, an array of ``x.shape``.
 
@@ -269,17 +179,12 @@ def softmax_forward(x, axis) -> np.ndarray:
     return np.asarray(e)  # 0-d arithmetic gives a NumPy scalar
 
 
-def _same_shape(name: str, what: str, a: np.ndarray, b: np.ndarray) -> None:
-    if a.shape != b.shape:
-        raise ValueError(f"{name} needs {what} in one shape, got {a.shape} and {b.shape}")
-
-
 def mse_forward(pred, target) -> np.ndarray:
     """``mean((pred - target)^2)`` as a 0-d array (NaN when empty); shapes must match."""
     pred = np.asarray(pred)
     target = np.asarray(target)
     dtype = result_dtype(pred, target)
-    _same_shape("mse_forward", "the prediction and target", pred, target)
+    check_same_shape("mse_forward", "the prediction and target", pred, target)
     diff = np.subtract(pred, target, dtype=dtype)
     return np.asarray(mean_of_all(diff * diff), dtype=dtype)
 
@@ -294,7 +199,7 @@ def mse_backward(pred, target, grad, need_pred=True, need_target=True) -> tuple:
     target = np.asarray(target)
     grad = np.asarray(grad)
     dtype = result_dtype(pred, target, grad)
-    _same_shape("mse_backward", "the prediction and target", pred, target)
+    check_same_shape("mse_backward", "the prediction and target", pred, target)
     if grad.size != 1:
         raise ValueError(
             f"mse_backward needs a one-element gradient (the loss is a scalar), got shape {grad.shape}"
@@ -310,7 +215,7 @@ def relu_backward(y, grad) -> np.ndarray:
     y = np.asarray(y)
     grad = np.asarray(grad)
     dtype = result_dtype(y, grad)
-    _same_shape("relu_backward", "the output and gradient", y, grad)
+    check_same_shape("relu_backward", "the output and gradient", y, grad)
     return np.asarray(np.multiply(grad, y > 0, dtype=dtype))
 
 
@@ -319,11 +224,11 @@ def sgd_update(data, grad, lr) -> None:
     if not isinstance(data, np.ndarray):
         raise TypeError(f"sgd_update updates an ndarray in place, got {type(data).__name__}")
     grad = np.asarray(grad)
-    _same_shape("sgd_update", "the parameter and gradient", data, grad)
+    check_same_shape("sgd_update", "the parameter and gradient", data, grad)
     data -= lr * grad
 
 
-# --------------------------------------------------------------------------- scatter-add and cross-entropy (issue 9)
+# --------------------------------------------------------------------------- scatter-add and cross-entropy
 def scatter_add(grad, indices, shape) -> np.ndarray:
     """Zeros of ``shape`` with ``out[indices[i]] += grad[i]`` for every ``i``, in order.
 
@@ -339,102 +244,6 @@ def scatter_add(grad, indices, shape) -> np.ndarray:
     out = np.zeros(shape, dtype=dtype)
     np.add.at(out, indices, grad)
     return out
-
-
-def check_scatter(grad_shape: tuple, indices: np.ndarray, shape: tuple) -> None:
-    """Validate ``scatter_add``'s inputs (both twins): one message per mistake."""
-    if not shape:
-        raise ValueError("scatter_add needs a shape of at least one dimension, got ()")
-    if indices.dtype.kind not in "iu":
-        raise TypeError(f"scatter_add needs integer indices, got dtype {indices.dtype}")
-    if indices.ndim != 1:
-        raise ValueError(f"scatter_add needs 1-D indices, got shape {indices.shape}")
-    expected = (indices.shape[0],) + tuple(shape[1:])
-    if tuple(grad_shape) != expected:
-        raise ValueError(
-            f"scatter_add needs a gradient of shape {expected} for {indices.shape[0]} indices into "
-            f"shape {shape}, got {tuple(grad_shape)}"
-        )
-    size = shape[0]
-    bad = np.flatnonzero((indices >= size) | (indices < -size)) if indices.size else ()
-    if len(bad):
-        raise IndexError(
-            f"index {int(indices[bad[0]])} is out of bounds for axis 0 with size {size}"
-        )
-
-
-REDUCTIONS = ("mean", "sum", "none")
-
-
-def check_reduction(reduction) -> str:
-    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    return reduction
-
-
-def cross_entropy_targets(logits: np.ndarray, target) -> tuple:
-    """``(labels, None)`` for class labels or ``(None, target)`` for per-class targets, validated.
-
-    ``logits`` has shape (N, C).  Labels have shape (N,), integer values in ``[0, C)`` (floats
-    holding integers are accepted) and come back as an intp array; targets have shape (N, C).
-    """
-    target = np.asarray(target)
-    if logits.ndim != 2:
-        raise ValueError(f"cross_entropy needs logits of shape (N, C), got shape {logits.shape}")
-    n, c = logits.shape
-    if c == 0:
-        raise ValueError(f"cross_entropy needs at least one class, got logits of shape {logits.shape}")
-    if target.ndim == 2:
-        if target.shape != logits.shape:
-            raise ValueError(
-                f"cross_entropy needs targets of the logits' shape {logits.shape}, got {target.shape}"
-            )
-        result_dtype(target)
-        return None, target
-    if target.shape != (n,):
-        raise ValueError(
-            f"cross_entropy needs class labels of shape ({n},) or targets of shape {logits.shape}, "
-            f"got shape {target.shape}"
-        )
-    kind = target.dtype.kind
-    if kind == "f":
-        fractional = np.flatnonzero(~(np.floor(target) == target)) if n else ()
-        if len(fractional):
-            i = int(fractional[0])
-            raise ValueError(
-                f"cross_entropy labels must be integer class indices, got {target[i].item()!r} at position {i}"
-            )
-    elif kind not in "iu":
-        raise ValueError(f"cross_entropy labels must be integer class indices, got dtype {target.dtype}")
-    bad = np.flatnonzero((target < 0) | (target >= c)) if n else ()
-    if len(bad):
-        i = int(bad[0])
-        label = target[i].item()
-        raise ValueError(
-            f"cross_entropy label {label!r} at position {i} is out of range for {c} classes"
-        )
-    return target.astype(np.intp), None
-
-
-def cross_entropy_scale(grad: np.ndarray, n: int, reduction: str, dtype) -> np.ndarray:
-    """The (N, 1) factor each row's ``softmax - target`` is multiplied by, from the incoming gradient."""
-    check_reduction(reduction)
-    if reduction == "none":
-        if grad.shape != (n,):
-            raise ValueError(
-                f"cross_entropy_backward needs a gradient of shape ({n},) for reduction='none', "
-                f"got {grad.shape}"
-            )
-        return grad.astype(dtype, copy=False).reshape(n, 1)
-    if grad.size != 1:
-        raise ValueError(
-            f"cross_entropy_backward needs a one-element gradient for reduction={reduction!r}, "
-            f"got shape {grad.shape}"
-        )
-    g = grad.astype(dtype).reshape(())
-    if reduction == "mean":
-        g = g / dtype.type(max(n, 1))
-    return np.full((n, 1), g, dtype=dtype)
 
 
 def cross_entropy_backward(logits, target, grad, reduction) -> np.ndarray:
@@ -461,68 +270,7 @@ def cross_entropy_backward(logits, target, grad, reduction) -> np.ndarray:
     return (p * np.sum(t, axis=1, keepdims=True) - t) * scale
 
 
-__all__ += ["scatter_add", "cross_entropy_backward"]
-
-
 # --------------------------------------------------------------------------- fused optimizer steps
-def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
-    return np.may_share_memory(a, b)
-
-
-def adam_coefficients(lr, beta1, beta2, eps, weight_decay, decoupled, step) -> tuple:
-    """Validated scalars of one Adam step, as Python floats (double precision).
-
-    Returns ``(decay, l2, beta1, 1 - beta1, beta2, 1 - beta2, step_size, inv_sqrt_bc2, eps)``
-    where ``decay`` multiplies the parameter first (AdamW), ``l2`` times the parameter is
-    added to the gradient (Adam), ``step_size = lr / (1 - beta1**step)`` and
-    ``inv_sqrt_bc2 = 1 / sqrt(1 - beta2**step)``.  ``ValueError`` for ``step < 1`` or a beta
-    outside ``[0, 1)``.
-    """
-    step = operator.index(step)
-    if step < 1:
-        raise ValueError(f"adam_update needs step >= 1 (the step count after this update), got {step}")
-    # as_double: a C double's conversion, as in the compiled twin (a string is a TypeError)
-    lr, beta1, beta2, eps, weight_decay = (as_double(x) for x in (lr, beta1, beta2, eps, weight_decay))
-    if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):  # else a bias correction divides by <= 0
-        raise ValueError(f"adam_update needs 0 <= beta1, beta2 < 1, got {beta1!r} and {beta2!r}")
-    decay = 1.0 - lr * weight_decay if decoupled else 1.0
-    l2 = 0.0 if decoupled else weight_decay
-    step_size = lr / (1.0 - beta1 ** step)
-    inv_sqrt_bc2 = 1.0 / math.sqrt(1.0 - beta2 ** step)
-    return decay, l2, beta1, 1.0 - beta1, beta2, 1.0 - beta2, step_size, inv_sqrt_bc2, eps
-
-
-def check_adam_arrays(param, grad, m, v) -> np.dtype:
-    """Shared validation of ``adam_update``'s arrays; returns the parameter's dtype.
-
-    ``param``, ``m`` and ``v`` are writeable float32/float64 ndarrays of one dtype and shape
-    that do not overlap; ``grad`` is any real array of that shape.
-    """
-    for name, a in (("param", param), ("m", m), ("v", v)):
-        if not isinstance(a, np.ndarray):
-            raise TypeError(f"adam_update updates ndarrays in place, got {type(a).__name__} for {name}")
-    dtype = param.dtype
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"adam_update needs a float32 or float64 parameter, got dtype {dtype}")
-    if m.dtype != dtype or v.dtype != dtype:
-        raise TypeError(
-            f"adam_update needs the moments in the parameter's dtype {dtype}, got {m.dtype} and {v.dtype}"
-        )
-    grad = np.asarray(grad)
-    result_dtype(grad)
-    if not (param.shape == grad.shape == m.shape == v.shape):
-        raise ValueError(
-            f"adam_update needs the parameter, gradient and moments in one shape, got "
-            f"{param.shape}, {grad.shape}, {m.shape} and {v.shape}"
-        )
-    for name, a in (("param", param), ("m", m), ("v", v)):
-        if not a.flags.writeable:
-            raise ValueError(f"adam_update updates {name} in place, but it is read-only")
-    if _overlap(param, m) or _overlap(param, v) or _overlap(m, v):
-        raise ValueError("adam_update needs separate arrays for the parameter and its two moments")
-    return dtype
-
-
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step) -> None:
     """One Adam/AdamW step, in place on ``param``, ``m`` (first moment) and ``v`` (second).
 
@@ -558,7 +306,7 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decouple
     param[...] = new_p
 
 
-# =========================================================================== nn kernels (issue 16)
+# =========================================================================== convolution, pooling, normalisation
 # Convolution, pooling and normalisation for ``clumsygrad.nn``; compiled twins in ``_conv.pyx``,
 # ``_pool.pyx`` and ``_norm.pyx``.  Images are (N, C, H, W).  ``stride`` and ``dilation`` are
 # ``(sh, sw)``, ``padding`` is ``(top, bottom, left, right)`` (uneven for "same" with an even
@@ -568,64 +316,8 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decouple
 # x[n, c, oh*sh - top + i*dh, ow*sw - left + j*dw]`` (0 outside the image), then per group
 # ``out = w @ cols`` through ``np.matmul``.  The input gradient is ``w^T @ grad`` scattered back
 # (col2im), the weight gradient ``sum_n grad @ cols^T``.
-__all__ += [
-    "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
-    "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
-    "layer_norm_backward", "batch_norm_backward",
-]
-
-
-def _pair(name: str, value, size: int = 2) -> tuple:
-    try:
-        items = tuple(operator.index(v) for v in value)
-    except TypeError:
-        raise TypeError(f"{name} must be a tuple of {size} ints, got {value!r}") from None
-    if len(items) != size:
-        raise ValueError(f"{name} must have {size} entries, got {value!r}")
-    return items
-
-
-def _float_array(name: str, a, ndim: int, dtype=None) -> np.ndarray:
-    a = np.asarray(a)
-    if a.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {a.dtype}")
-    if a.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimensions, got shape {a.shape}")
-    return a
-
-
-def conv2d_geometry(x_shape, w_shape, stride, padding, dilation, groups) -> tuple:
-    """``(N, C, H, W, F, kh, kw, OH, OW, sh, sw, pt, pl, dh, dw, G)`` for a convolution of an
-    input of ``x_shape`` by a weight of ``w_shape``; ``ValueError`` naming what does not fit."""
-    n, c, h, w = (operator.index(d) for d in x_shape)
-    f, cg, kh, kw = (operator.index(d) for d in w_shape)
-    sh, sw = _pair("stride", stride)
-    pt, pb, pl, pr = _pair("padding", padding, 4)
-    dh, dw = _pair("dilation", dilation)
-    g = operator.index(groups)
-    if sh < 1 or sw < 1 or dh < 1 or dw < 1:
-        raise ValueError(f"stride {stride} and dilation {dilation} must be positive")
-    if min(pt, pb, pl, pr) < 0:
-        raise ValueError(f"padding {padding} must not be negative")
-    if g < 1 or c % g or f % g:
-        raise ValueError(
-            f"groups={g} must divide the input channels ({c}) and the output channels ({f})"
-        )
-    if cg * g != c:
-        raise ValueError(
-            f"weight of shape {tuple(w_shape)} expects {cg * g} input channels "
-            f"({cg} per group x {g} groups), got an input of shape {tuple(x_shape)}"
-        )
-    if kh < 1 or kw < 1:
-        raise ValueError(f"kernel size must be positive, got weight of shape {tuple(w_shape)}")
-    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
-    ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
-    if oh < 1 or ow < 1:
-        raise ValueError(
-            f"input of shape {tuple(x_shape)} (padded by {padding}) is smaller than the dilated "
-            f"kernel {(dh * (kh - 1) + 1, dw * (kw - 1) + 1)}"
-        )
-    return n, c, h, w, f, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, g
+# Their argument checks (``conv2d_geometry``, ``pool_geometry``, ``_float_array``, ``_norm_arrays``)
+# are in ``checks``, shared with the compiled twins.
 
 
 def _windows(xp: np.ndarray, kh, kw, oh, ow, sh, sw, dh, dw) -> np.ndarray:
@@ -643,7 +335,7 @@ def _pad(x: np.ndarray, pt, pb, pl, pr, value=0.0) -> np.ndarray:
     return x
 
 
-def conv_im2col(x: np.ndarray, geo: tuple) -> np.ndarray:
+def _conv_im2col(x: np.ndarray, geo: tuple) -> np.ndarray:
     """The (N, C*kh*kw, OH*OW) column matrix of ``x`` (see the section comment)."""
     n, c, h, w, f, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, g = geo
     pb = max(0, (oh - 1) * sh + dh * (kh - 1) + 1 - h - pt)
@@ -660,7 +352,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups) -> np.ndarray:
     dtype = result_dtype(x, weight)
     geo = conv2d_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
     n, c, h, w, f, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, g = geo
-    cols = conv_im2col(x.astype(dtype, copy=False), geo).reshape(n, g, (c // g) * kh * kw, oh * ow)
+    cols = _conv_im2col(x.astype(dtype, copy=False), geo).reshape(n, g, (c // g) * kh * kw, oh * ow)
     wm = weight.astype(dtype, copy=False).reshape(g, f // g, (c // g) * kh * kw)
     return np.matmul(wm, cols).reshape(n, f, oh, ow)
 
@@ -696,42 +388,11 @@ def conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation, gro
     if grad.shape != (n, f, oh, ow):
         raise ValueError(f"conv2d gradient of shape {grad.shape}, expected {(n, f, oh, ow)}")
     k = (c // g) * kh * kw
-    cols = conv_im2col(x.astype(dtype, copy=False), geo).reshape(n, g, k, oh * ow)
+    cols = _conv_im2col(x.astype(dtype, copy=False), geo).reshape(n, g, k, oh * ow)
     gm = grad.astype(dtype, copy=False).reshape(n, g, f // g, oh * ow)
     # one small GEMM per image and group, then the sum over the images: measured 3-10x faster
     # than folding the batch into one GEMM, whose transposed copies of grad and cols dominate
     return np.matmul(gm, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(f, c // g, kh, kw)
-
-
-def pool_geometry(x_shape, kernel_size, stride, padding, dilation) -> tuple:
-    """``(N, C, H, W, kh, kw, OH, OW, sh, sw, ph, pw, dh, dw)`` of a pooling (floor mode)."""
-    n, c, h, w = (operator.index(d) for d in x_shape)
-    kh, kw = _pair("kernel_size", kernel_size)
-    sh, sw = _pair("stride", stride)
-    ph, pw = _pair("padding", padding)
-    dh, dw = _pair("dilation", dilation)
-    if min(kh, kw, sh, sw, dh, dw) < 1:
-        raise ValueError(
-            f"kernel_size {kernel_size}, stride {stride} and dilation {dilation} must be positive"
-        )
-    if ph < 0 or pw < 0 or 2 * ph > kh or 2 * pw > kw:
-        raise ValueError(f"padding {padding} must be at least 0 and at most half of kernel_size {kernel_size}")
-    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    if oh < 1 or ow < 1:
-        raise ValueError(
-            f"input of shape {tuple(x_shape)} (padded by {padding}) is smaller than the pooling "
-            f"window {(dh * (kh - 1) + 1, dw * (kw - 1) + 1)}"
-        )
-    for size, out, k, s, p, d in ((h, oh, kh, sh, ph, dh), (w, ow, kw, sw, pw, dw)):
-        if d > 1:  # a dilated window may fall entirely into the padding: no value to pool
-            cells = (np.arange(out) * s - p)[:, None] + np.arange(k) * d
-            if not ((cells >= 0) & (cells < size)).any(axis=1).all():
-                raise ValueError(
-                    f"a pooling window of {k} cells dilated by {d} with padding {p} falls "
-                    f"entirely into the padding of an input of size {size}"
-                )
-    return n, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw
 
 
 def _pool_windows(x, geo, value):
@@ -820,16 +481,6 @@ def avg_pool2d_backward(grad, input_shape, kernel_size, stride, padding, count_i
         for j in range(kw):
             dxp[:, :, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw] += share
     return np.ascontiguousarray(dxp[:, :, ph:ph + h, pw:pw + w])
-
-
-def _norm_arrays(name, grad, xhat, rstd, weight, ndim):
-    grad = _float_array(f"{name} gradient", grad, ndim)
-    xhat = _float_array(f"{name} normalised input", xhat, ndim)
-    rstd = np.asarray(rstd)
-    if grad.shape != xhat.shape:
-        raise ValueError(f"{name}: gradient of shape {grad.shape} and input of shape {xhat.shape} differ")
-    arrays = (grad, xhat, rstd) + (() if weight is None else (np.asarray(weight),))
-    return grad, xhat, rstd, None if weight is None else np.asarray(weight), result_dtype(*arrays)
 
 
 def layer_norm_backward(grad, xhat, rstd, weight) -> tuple:
