@@ -79,7 +79,8 @@ class OpDef:
 def _signature(forward: Callable) -> inspect.Signature:
     """``forward``'s signature; a NumPy ufunc of one input (``np.exp``) reads as ``(x)``."""
     if isinstance(forward, np.ufunc):
-        return inspect.Signature([inspect.Parameter("x", inspect.Parameter.POSITIONAL_ONLY)])
+        # named as 0.2.x's functions name it (``exp(tensor=t)`` keeps working)
+        return inspect.Signature([inspect.Parameter("tensor", inspect.Parameter.POSITIONAL_OR_KEYWORD)])
     return inspect.signature(forward)
 
 
@@ -280,25 +281,45 @@ def _derive_function(op: OpDef) -> Callable:
     new_node = _backend.graph.new_node
     profile_name = backward.__name__[: -len("_backward")]  # the profiler's row for this op
 
-    def function(*args, **kwargs):
-        if _profiler.active is not None:  # clumsygrad.profile() times the forward
-            start = _profiler.forward_begin()
-            try:
-                return call(*args, **kwargs)
-            finally:
-                _profiler.forward_end(profile_name, start)
-        if len(args) == nin and not kwargs and save is None:  # inputs only: the short paths
-            if nin == 1:
-                x = args[0]
-                if not isinstance(x, _Tensor):
-                    (x,) = as_tensors(args)
-                return new_node(forward(x._data), backward, (x,), defaults or None)
-            if nin == 2:
-                x, y = args
-                if not (isinstance(x, _Tensor) and isinstance(y, _Tensor)):
-                    x, y = as_tensors(args)
-                return new_node(forward(x._data, y._data), backward, (x, y), defaults or None)
-        return call(*args, **kwargs)
+    plain_extra = defaults or None  # what a call with no parameters records
+
+    def profiled(*args, **kwargs):  # clumsygrad.profile() times the forward
+        start = _profiler.forward_begin()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            _profiler.forward_end(profile_name, start)
+
+    # The common calls (inputs only, no profile) take the shortest path: one frame, no binding.
+    if nin == 1:
+
+        def function(*args, **kwargs):
+            if len(args) != 1 or kwargs or _profiler.active is not None:
+                return (profiled if _profiler.active is not None else call)(*args, **kwargs)
+            x = args[0]
+            if not isinstance(x, _Tensor):
+                (x,) = as_tensors((x,))
+            data = forward(x._data)
+            if save is None:
+                return new_node(data, backward, (x,), plain_extra)
+            extra = dict(defaults)
+            extra.update(save(data, x._data, **defaults))
+            return new_node(data, backward, (x,), extra)
+
+    elif nin == 2:
+
+        def function(*args, **kwargs):
+            if len(args) != 2 or kwargs or save is not None or _profiler.active is not None:
+                return (profiled if _profiler.active is not None else call)(*args, **kwargs)
+            x, y = args
+            if not (isinstance(x, _Tensor) and isinstance(y, _Tensor)):
+                x, y = as_tensors((x, y))
+            return new_node(forward(x._data, y._data), backward, (x, y), plain_extra)
+
+    else:
+
+        def function(*args, **kwargs):
+            return (profiled if _profiler.active is not None else call)(*args, **kwargs)
 
     def call(*args, **kwargs):
         if len(args) < nin:  # inputs given by keyword

@@ -20,19 +20,19 @@ def _values(x):
 
 
 # ----------------------------------------------------------------------------- 0.2.x
-def tanh(x):
-    return np.tanh(x)
+def tanh(tensor):
+    return np.tanh(tensor)
 
 
-def relu(x):
+def relu(tensor):
     """max(0, x) elementwise."""
-    return np.maximum(x, 0)
+    return np.maximum(tensor, 0)
 
 
-def sigmoid(x):
+def sigmoid(tensor):
     """1 / (1 + e^-x) elementwise; saturates to 0 without overflow warnings for very negative x."""
     with np.errstate(over="ignore"):
-        return 1 / (1 + np.exp(-x))
+        return 1 / (1 + np.exp(-tensor))
 
 
 def _relu_kernel(tensor, grad, *, needs=None):
@@ -53,9 +53,9 @@ def _check_axis(x, axis, what):
         raise ValueError(f"{what} over axis {axis} of shape {np.shape(x)}, which has no elements")
 
 
-def softmax(x, axis: int = -1):
+def softmax(tensor, axis: int = -1):
     """exp(x) / sum(exp(x), axis), computed after subtracting the max along ``axis`` (no overflow)."""
-    return _backend.active.softmax_forward(x, axis)
+    return _backend.active.softmax_forward(tensor, axis)
 
 
 def _softmax_kernel(tensor, grad, *, needs=None):
@@ -67,11 +67,11 @@ defop("softmax", softmax,
       module="activation", method="softmax", kernel=_softmax_kernel)
 
 
-def log_softmax(x, axis: int = -1):
+def log_softmax(tensor, axis: int = -1):
     """``x - logsumexp(x, axis)``, computed as ``(x - max) - log(sum(exp(x - max)))``: no overflow,
     and no ``log(0)`` where the softmax underflows."""
-    _check_axis(x, axis, "log_softmax")
-    shifted = x - np.max(x, axis=axis, keepdims=True)
+    _check_axis(tensor, axis, "log_softmax")
+    shifted = tensor - np.max(tensor, axis=axis, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
 

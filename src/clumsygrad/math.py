@@ -254,7 +254,7 @@ for _name, _ufunc, _vjp, _typed, _doc in (
 
 # ----------------------------------------------------------------------------- reductions
 def _input_shape(out, x, **params):
-    return {"input_shape": np.shape(x)}
+    return {"input_shape": x.shape}
 
 
 def _axis_arg(axis):
@@ -262,14 +262,14 @@ def _axis_arg(axis):
     return tuple(axis) if isinstance(axis, list) else axis
 
 
-def sum(x, axis=None, keepdims: bool = False):
+def sum(tensor, axis=None, keepdims: bool = False):
     """Sum over ``axis`` (None for all, an int, or a tuple; negatives allowed)."""
-    return np.sum(x, axis=_axis_arg(axis), keepdims=keepdims)
+    return np.sum(tensor, axis=_axis_arg(axis), keepdims=keepdims)
 
 
-def mean(x, axis=None, keepdims: bool = False):
+def mean(tensor, axis=None, keepdims: bool = False):
     """Mean over ``axis`` (None for all, an int, or a tuple; negatives allowed)."""
-    return np.mean(x, axis=_axis_arg(axis), keepdims=keepdims)
+    return np.mean(tensor, axis=_axis_arg(axis), keepdims=keepdims)
 
 
 def _count(x, axis) -> int:

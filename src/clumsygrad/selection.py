@@ -48,17 +48,17 @@ def _extreme_vjp(pick):
 
 
 def _input_shape(out, x, **params):
-    return {"input_shape": np.shape(x)}
+    return {"input_shape": x.shape}
 
 
-def max(x, axis=None, keepdims: bool = False):
+def max(tensor, axis=None, keepdims: bool = False):
     """Largest value over ``axis`` (None, int or tuple); the gradient goes to the first maximal element."""
-    return np.max(x, axis=_axis_arg(axis), keepdims=keepdims)
+    return np.max(tensor, axis=_axis_arg(axis), keepdims=keepdims)
 
 
-def min(x, axis=None, keepdims: bool = False):
+def min(tensor, axis=None, keepdims: bool = False):
     """Smallest value over ``axis`` (None, int or tuple); the gradient goes to the first minimal element."""
-    return np.min(x, axis=_axis_arg(axis), keepdims=keepdims)
+    return np.min(tensor, axis=_axis_arg(axis), keepdims=keepdims)
 
 
 defop("max", max, (_extreme_vjp(np.argmax),), module="selection", numpy=(np.max, np.amax),
@@ -141,7 +141,7 @@ def where(condition, a, b):
     return _new_node(data, OPS["where"].backward, (a, b), {"condition": cond})
 
 
-def clip(x, lo=None, hi=None):
+def clip(tensor, lo=None, hi=None):
     """``x`` limited to ``[lo, hi]`` (either bound may be None; scalars, arrays or tensors).
 
     Recorded as ``minimum(maximum(x, lo), hi)``: the gradient passes where ``lo <= x <= hi``
@@ -149,7 +149,7 @@ def clip(x, lo=None, hi=None):
     """
     if lo is None and hi is None:
         raise ValueError("clip needs at least one of lo and hi")
-    (out,) = as_tensors((x,))
+    (out,) = as_tensors((tensor,))
     if lo is not None:
         out = maximum(out, lo)
     if hi is not None:

@@ -43,10 +43,10 @@ defop("getitem", getitem, (lambda g, out, x, key: scatter(g, key, np.shape(x)),)
       module="shape", kernel=_getitem_kernel, public=False)
 
 
-def _getitem(x, key):
-    (x,) = as_tensors((x,))
+def _getitem(tensor, key):
+    (tensor,) = as_tensors((tensor,))
     key = owned_key(key)
-    return _record("getitem", (x,), x._data[key], {"key": key, "original_shape": x._shape})
+    return _record("getitem", (tensor,), tensor._data[key], {"key": key, "original_shape": tensor._shape})
 
 
 def _index_add(g, key, shape):
@@ -79,37 +79,37 @@ def _reshaped(x, data):
     return _record("reshape", (x,), data, {"original_shape": x._shape})
 
 
-def reshape(x, shape, *more):
+def reshape(tensor, shape, *more):
     """The same values in ``shape`` (one dimension may be -1); ``reshape(t, 2, -1)`` works too."""
-    (x,) = as_tensors((x,))
+    (tensor,) = as_tensors((tensor,))
     if more:
         shape = (shape,) + more
     try:
-        data = x._data.reshape(shape)
+        data = tensor._data.reshape(shape)
     except (ValueError, TypeError) as exc:
         raise ValueError(
             f"New shape must have the same number of elements as the original shape. "
-            f"Here: cannot reshape {x._shape} into {shape} ({exc})"
+            f"Here: cannot reshape {tensor._shape} into {shape} ({exc})"
         ) from None
-    return _reshaped(x, data)
+    return _reshaped(tensor, data)
 
 
-def expand_dims(x, axis):
+def expand_dims(tensor, axis):
     """A new axis of length 1 at ``axis`` (an int or a tuple, as ``np.expand_dims``)."""
-    (x,) = as_tensors((x,))
-    return _reshaped(x, np.expand_dims(x._data, axis))
+    (tensor,) = as_tensors((tensor,))
+    return _reshaped(tensor, np.expand_dims(tensor._data, axis))
 
 
-def squeeze(x, axis=None):
+def squeeze(tensor, axis=None):
     """Drop axes of length 1 (all of them, or ``axis``; NumPy's error for an axis longer than 1)."""
-    (x,) = as_tensors((x,))
-    return _reshaped(x, np.squeeze(x._data, axis=axis))
+    (tensor,) = as_tensors((tensor,))
+    return _reshaped(tensor, np.squeeze(tensor._data, axis=axis))
 
 
-def flatten(x):
+def flatten(tensor):
     """The values as one axis, in C order."""
-    (x,) = as_tensors((x,))
-    return _reshaped(x, x._data.reshape(-1))
+    (tensor,) = as_tensors((tensor,))
+    return _reshaped(tensor, tensor._data.reshape(-1))
 
 
 def _ravel(x, order="C"):
@@ -231,15 +231,15 @@ def stack(tensors: Sequence, axis: int = 0):
     return _record("stack", tensors, data, {"axis": _axis(axis, data.ndim, "stack")})
 
 
-def split(x, indices_or_sections, axis: int = 0) -> List:
-    """Split ``x`` along ``axis`` exactly as ``np.split`` does; a list of tensors.
+def split(tensor, indices_or_sections, axis: int = 0) -> List:
+    """Split ``tensor`` along ``axis`` exactly as ``np.split`` does; a list of tensors.
 
-    Piece ``i`` is ``x[..., b[i]:b[i + 1], ...]`` with ``b = [0, *indices, n]`` (so indices that do
+    Piece ``i`` is ``tensor[..., b[i]:b[i + 1], ...]`` with ``b = [0, *indices, n]`` (so indices that do
     not increase give the same pieces as NumPy's), each recorded as a ``getitem``.
     """
-    (x,) = as_tensors((x,))
-    ax = _axis(axis, x._data.ndim, "split")
-    n = x._data.shape[ax]
+    (tensor,) = as_tensors((tensor,))
+    ax = _axis(axis, tensor._data.ndim, "split")
+    n = tensor._data.shape[ax]
     try:
         sections = operator.index(indices_or_sections)
     except TypeError:
@@ -250,7 +250,7 @@ def split(x, indices_or_sections, axis: int = 0) -> List:
         step = n // sections
         bounds = [i * step for i in range(sections + 1)]
     lead = (slice(None),) * ax
-    return [_getitem(x, lead + (slice(bounds[i], bounds[i + 1]),)) for i in range(len(bounds) - 1)]
+    return [_getitem(tensor, lead + (slice(bounds[i], bounds[i + 1]),)) for i in range(len(bounds) - 1)]
 
 
 __all__ = export(globals(), "shape") + [

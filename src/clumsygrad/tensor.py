@@ -452,7 +452,7 @@ class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
             )
         return self._data.item()
 
-    def item(self):
+    def item(self) -> float:
         """The value of a one-element tensor as a Python number."""
         if self._data.size != 1:
             raise ValueError(
