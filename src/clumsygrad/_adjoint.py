@@ -7,30 +7,10 @@ none writes its own loop over axes.
 """
 from __future__ import annotations
 
-import operator
-
 import numpy as np
 
 from . import _backend
-
-
-def normalize_axes(axis, ndim: int, what: str = "axis") -> tuple:
-    """``axis`` (None, an int or a sequence, negatives allowed) as sorted non-negative ints.
-
-    ``ValueError`` naming the axis and the number of dimensions when one is out of range.
-    """
-    if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if not isinstance(axis, (tuple, list)) else tuple(axis)
-    out = []
-    for a in axes:
-        a = operator.index(a)
-        if not -ndim <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
-            raise ValueError(f"{what} {a} is out of bounds for an array of {ndim} dimensions")
-        out.append(a % ndim if ndim else 0)
-    if len(set(out)) != len(out):
-        raise ValueError(f"repeated {what} in {axis}")
-    return tuple(sorted(out))
+from ._kernels.checks import normalize_axes  # noqa: F401  (the one Python copy)
 
 
 def is_array(x) -> bool:

@@ -48,7 +48,7 @@ defop("sigmoid", sigmoid, (lambda g, out, x: g * (out * (1 - out)),), module="ac
 
 
 def _check_axis(x, axis, what):
-    normalize_axes(axis, np.ndim(x), f"{what}: axis")
+    normalize_axes(axis, max(np.ndim(x), 1), f"{what}: axis")  # a 0-d input is one element
     if np.ndim(x) and np.shape(x)[axis] == 0:
         raise ValueError(f"{what} over axis {axis} of shape {np.shape(x)}, which has no elements")
 

@@ -13,7 +13,7 @@ from typing import List, Sequence
 
 import numpy as np
 
-from ._adjoint import owned_key, scatter, scatter_array
+from ._adjoint import normalize_axes, owned_key, scatter, scatter_array
 from ._registry import OPS, as_tensors, defop, export
 
 _new_node = None  # bound below (the graph's new_node)
@@ -61,10 +61,7 @@ index_add = defop("index_add", _index_add, (lambda gg, out, g, key, shape: gg[ke
 
 # ----------------------------------------------------------------------------- reshaping
 def _axis(axis, ndim: int, what: str) -> int:
-    axis = operator.index(axis)
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"{what}: axis {axis} is out of bounds for {ndim} dimensions")
-    return axis % ndim
+    return normalize_axes(operator.index(axis), ndim, f"{what}: axis")[0]
 
 
 def _reshape_forward(x, shape):
