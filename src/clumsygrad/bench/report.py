@@ -221,6 +221,23 @@ def chain_table(results: dict) -> List[str]:
     ]
 
 
+def func_table(results: dict) -> List[str]:
+    """``clumsygrad.func`` on the tiny MLP loss: compiled and pure backends."""
+    if not results.get("func"):
+        return []
+    head = ["transform", "compiled", "pure", "pure/comp"]
+    rows = []
+    for what, t in results["func"].items():
+        cy, py = t.get("cython"), t.get("python")
+        rows.append([what, fmt_time(cy), fmt_time(py), fmt_ratio(ratio(py, cy))])
+    return [
+        "Higher order (clumsygrad.func) on the mlp-tiny loss, median per call",
+        *wrap("  grad: func.grad in all four parameters; hvp: one Hessian-vector product in all "
+              "1,320 numbers; hessian: the 256 x 256 block of W2 (one reverse pass per row)", indent=2),
+        *table(head, rows),
+    ]
+
+
 def kernel_table(results: dict) -> List[str]:
     shapes = list(next(iter(results["kernels"].values())))
     compiled = "cython" in results["backends"]
@@ -291,6 +308,8 @@ def verdict(results: dict) -> str:
 def render(results: dict, quick: bool = False, child: Optional[dict] = None, child_error: Optional[str] = None,
            extra: Sequence[List[str]] = ()) -> str:
     parts = [header(results, quick), step_table(results), chain_table(results), kernel_table(results)]
+    if results.get("func"):
+        parts.append(func_table(results))
     if child is not None:
         parts.append(compare_table(results, child))
     elif child_error:

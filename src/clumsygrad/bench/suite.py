@@ -90,6 +90,12 @@ def step_contenders(name: str, backends: Sequence[str], torch: bool) -> List[Con
     return contenders
 
 
+def func_contenders(what: str, backends: Sequence[str]) -> List[Contender]:
+    """``clumsygrad.func`` on the tiny MLP loss (``workloads.FuncMLP``), one contender per backend."""
+    data = workloads.mlp_data(workloads.MLP_SIZES["tiny"])
+    return [Contender(b, loop_sample(getattr(workloads.FuncMLP(data), what)), prepare=_use(b)) for b in backends]
+
+
 def chain_sample(n: int):
     """A sample that builds an ``n``-op chain and backpropagates it once: seconds per node of each."""
 
@@ -132,7 +138,7 @@ class _Ticks:
 def run_pure_child_jobs(config: dict) -> dict:
     """In the ``CLUMSYGRAD_BACKEND=python`` child: the pure step workloads (beside NumPy) and chains."""
     ticks = _Ticks()
-    result: dict = {"steps": {}, "chain": {}, "graph": _backend.graph.__name__}
+    result: dict = {"steps": {}, "chain": {}, "func": {}, "graph": _backend.graph.__name__}
     for name in config["steps"]:
         clumsy, numpy, _ = step_factories(name)
         contenders = [Contender("python", loop_sample(clumsy().step), prepare=_use("python")),
@@ -141,6 +147,9 @@ def run_pure_child_jobs(config: dict) -> dict:
         result["steps"][name] = {c: t["step"] for c, t in times.items()}
     for n, rounds in config["chains"]:
         result["chain"][str(n)] = run_interleaved(chain_contenders(n, ["python"]), rounds, 0.0, ticks)["python"]
+    for what in config.get("func", ()):
+        times = run_interleaved(func_contenders(what, ["python"]), config["func_rounds"], config["target"], ticks)
+        result["func"][what] = times["python"]["step"]
     return result
 
 
@@ -183,7 +192,8 @@ def count_samples(sizes: Sequence[str], n_backends: int, torch: bool, settings: 
         steps += len(step_names(sizes)) * settings.mlp_rounds
     kernels = len(workloads.KERNELS) * len(settings.kernel_shapes) * n_backends * settings.kernel_rounds
     chains = sum(settings.chain_rounds.values()) * n_backends
-    return steps + kernels + chains
+    funcs = len(workloads.FUNC_WORKLOADS) * n_backends * settings.kernel_rounds
+    return steps + kernels + chains + funcs
 
 
 def run_suite(
@@ -213,6 +223,7 @@ def run_suite(
         "compiled_graph": pure_in_child(),  # False under CLUMSYGRAD_BACKEND=python: pure nodes here
         "steps": {},
         "chain": {},
+        "func": {},
         "kernels": {},
     }
     try:
@@ -224,15 +235,22 @@ def run_suite(
             results["chain"][str(n)] = run_interleaved(
                 chain_contenders(n, here), rounds, settings.target, progress, f"chain-{n:,}"
             )
+        for what in workloads.FUNC_WORKLOADS:
+            times = run_interleaved(func_contenders(what, here), settings.kernel_rounds, settings.target,
+                                    progress, f"func {what}")
+            results["func"][what] = {b: t["step"] for b, t in times.items()}
         if child:
             config = {"steps": step_names(sizes), "rounds": settings.mlp_rounds, "target": settings.target,
-                      "chains": [[n, r] for n, r in settings.chain_rounds.items()]}
+                      "chains": [[n, r] for n, r in settings.chain_rounds.items()],
+                      "func": list(workloads.FUNC_WORKLOADS), "func_rounds": settings.kernel_rounds}
             pure_results = run_pure_child(config, progress)
             for name, times in pure_results["steps"].items():
                 results["steps"][name]["python"] = times["python"]
                 results["steps"][name]["numpy_pure"] = times["numpy"]
             for n, times in pure_results["chain"].items():
                 results["chain"][n]["python"] = times
+            for what, seconds in pure_results.get("func", {}).items():
+                results["func"][what]["python"] = seconds
         for n in settings.chain_rounds:
             for backend in backends:
                 results["chain"][str(n)][backend]["bytes"] = workloads.chain_bytes_per_node(n, backend)

@@ -573,3 +573,39 @@ SEQUENCE_WORKLOADS = {
     "rnn": (lambda: rnn_data(), lambda d: ClumsyRNN(d), lambda d: NumpyRNN(d)),
     "attention": (lambda: attention_data(), lambda d: ClumsyAttention(d), lambda d: NumpyAttention(d)),
 }
+
+
+# --------------------------------------------------------------------------- higher order
+FUNC_WORKLOADS = ("grad", "hvp", "hessian")
+"""``python -m clumsygrad.bench``'s ``clumsygrad.func`` rows: methods of :class:`FuncMLP`."""
+
+
+class FuncMLP:
+    """The tiny MLP step's loss as a function of its four parameters, and ``clumsygrad.func``'s
+    transforms of it: ``grad`` (first order, for scale), ``hvp`` (one Hessian-vector product in
+    all 1,320 parameters) and ``hessian`` (the 256 x 256 block of ``W2``: one recorded gradient,
+    then one reverse pass per row)."""
+
+    def __init__(self, data):
+        from clumsygrad import func  # not in 0.2.1, which --compare-0.2.1 runs this file under
+
+        self.func = func
+        self.x, self.y = Tensor(data["x"]), Tensor(data["y"])
+        self.params = tuple(data[k] for k in ("W1", "b1", "W2", "b2"))
+        rng = np.random.default_rng(1)
+        self.tangents = tuple(rng.standard_normal(p.shape).astype(np.float32) for p in self.params)
+        self._grad = func.grad(self.loss, argnums=(0, 1, 2, 3))
+        self._hessian_w2 = func.hessian(self.loss, argnums=2)
+
+    def loss(self, w1, b1, w2, b2):
+        h = relu(self.x @ w1 + b1)
+        return mse_loss(softmax(h @ w2 + b2, axis=-1), self.y)
+
+    def grad(self):
+        return self._grad(*self.params)
+
+    def hvp(self):
+        return self.func.hvp(self.loss, self.params, self.tangents)
+
+    def hessian(self):
+        return self._hessian_w2(*self.params)
