@@ -10,7 +10,18 @@ from __future__ import annotations
 import numpy as np
 
 from . import _backend
-from ._kernels.checks import normalize_axes  # noqa: F401  (the one Python copy)
+from ._kernels import checks as _checks
+
+
+def normalize_axes(axis, ndim: int, what: str = "axis") -> tuple:
+    """``_kernels.checks.normalize_axes`` (the one Python copy of the rules), its errors naming
+    the axis as ``what`` ("log_softmax: axis", "axis1")."""
+    try:
+        return _checks.normalize_axes(axis, ndim)
+    except ValueError as exc:
+        if what == "axis":
+            raise
+        raise ValueError(str(exc).replace("axis", what, 1)) from None
 
 
 def is_array(x) -> bool:

@@ -90,11 +90,11 @@ def sum_without_overflow(values: np.ndarray, axes: tuple, dtype: np.dtype) -> np
     return total
 
 
-def normalize_axes(axis, ndim: int, what: str = "axis") -> tuple:
+def normalize_axes(axis, ndim: int) -> tuple:
     """``axis`` (None, int or sequence of ints, negatives allowed) as a sorted tuple.
 
-    ``None`` means every axis.  Out-of-range or repeated axes raise ``ValueError`` naming them as
-    ``what`` (the one place in Python where axes are normalised; ``_shapes.pyx`` is Cython's).
+    ``None`` means every axis.  Out-of-range or repeated axes raise ``ValueError`` (the one place
+    in Python where axes are normalised; ``_shapes.pyx`` is Cython's twin).
     """
     if axis is None:
         return tuple(range(ndim))
@@ -105,10 +105,10 @@ def normalize_axes(axis, ndim: int, what: str = "axis") -> tuple:
     normalized = []
     for a in axes:
         if not -ndim <= a < ndim:
-            raise ValueError(f"{what} {a} is out of bounds for an array of dimension {ndim}")
+            raise ValueError(f"axis {a} is out of bounds for an array of dimension {ndim}")
         normalized.append(a % ndim)
     if len(set(normalized)) != len(normalized):
-        raise ValueError(f"repeated {what} in {axis!r}")
+        raise ValueError(f"repeated axis in {axis!r}")
     return tuple(sorted(normalized))
 
 
