@@ -56,9 +56,12 @@ reveal_type(cg.relu(t))
 reveal_type(cg.concatenate([t, t]))
 reveal_type(cg.split(t, 2, axis=1))
 reveal_type(t.grad)
+model = cg.nn.Sequential(cg.nn.Linear(2, 3), cg.nn.ReLU())
+reveal_type(model(t))
+reveal_type(t.sum())
 '''
 EXPECTED_REVEALED = (["clumsygrad.tensor.Tensor"] * 19 + ["list[clumsygrad.tensor.Tensor]"]
-                     + ["numpy.ndarray[...] | None"])
+                     + ["numpy.ndarray[...] | None"] + ["clumsygrad.tensor.Tensor"] * 2)
 
 NOT_A_TENSOR_OPERAND = '''\
 from clumsygrad.tensor import Tensor

@@ -263,8 +263,8 @@ class Module:
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
-    def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+    def __call__(self, *args: Any, **kwargs: Any) -> Tensor:
+        return self.forward(*args, **kwargs)  # type: ignore[no-any-return]
 
     def extra_repr(self) -> str:
         """The arguments shown between the parentheses of this module's ``repr`` line."""
