@@ -234,7 +234,9 @@ def test_interrupts_inside_long_passes_of_either_engine_are_all_or_nothing(backe
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     print(f"{inside_engine} of {rounds} interrupts landed inside the {engine_file} engine's pass")
-    assert inside_engine >= rounds // 10  # measured: 25-66 of 150 on the compiled engine, 142-150 on the pure
+    # Some must land inside the engine's own pass: measured 10-103 of 150 on the compiled engine
+    # (the share depends on the machine's timer granularity and load), 142-150 on the pure one.
+    assert inside_engine >= max(3, rounds // 50)
 
 
 def _signal_can_land(frame, event):
