@@ -29,14 +29,14 @@ from clumsygrad.loss import mse_loss
 from clumsygrad.optimizer import SGD
 from clumsygrad.tensor import Tensor, TensorType
 
-from helpers import requires_compiled_share
+from helpers import requires_compiled_share, examples
 
 pytestmark = pytest.mark.both_backends
 
 KERNELS = ("reduce_to_shape", "mul_reduce_to_shape", "expand_to_shape", "softmax_backward",
            "matmul_backward", "softmax_forward", "mse_forward", "mse_backward", "relu_backward",
            "sgd_update")
-SETTINGS = settings(max_examples=1000, deadline=None,
+SETTINGS = settings(max_examples=examples(1000), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 # float32/float64 dominate (the fast paths); the rest exercise the promotion rule
@@ -429,7 +429,7 @@ def test_sgd_update_matches_pure(case):
 
 
 # --------------------------------------------------------------------------- helper twins
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(shape=dims, data=st.data())
 def test_shape_helpers_match_pure(shape, data):
     target = suffix_target(data.draw, shape)
