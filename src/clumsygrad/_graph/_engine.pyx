@@ -62,14 +62,18 @@ def backward_pass(Node root, cnp.ndarray seed, bint seed_owned, bint keep_graph)
                 _accumulate(root, seed, seed_owned)
                 _propagate(order)
                 _commit(order)
-            finally:
+            except BaseException:
                 for node in order:
                     node.pending_ = None
                     node.pending_type_ = 0
-            if not keep_graph:
-                for node in order:
-                    if node.type_ == INTERMEDIATE:
-                        _free(node)
+                raise
+            # One walk empties this pass's slots and frees the graph: at a million nodes every
+            # walk over the order costs a cache miss per node.
+            for node in order:
+                node.pending_ = None
+                node.pending_type_ = 0
+                if not keep_graph and node.type_ == INTERMEDIATE:
+                    _free(node)
         finally:
             _engine_depth -= 1
 
@@ -166,27 +170,30 @@ cdef int _propagate(list order) except -1:
             continue
         if _hooks_on:
             _run_hooks(node)
-        if node.grad_fn_ is None:
-            continue
-        if _profiling:
-            start = _perf_counter_ns()
-        try:
-            if not node.parents_:
-                raise RuntimeError(
-                    "No backward graph exists for this tensor (freed by an earlier backward(); "
-                    "pass keep_graph=True to keep it)"
-                )
-            _check_versions(node)
-            if node.pending_type_ and _value_vjp(node):
-                continue
-            _pending_as_array(node)
-            if node.op_ == GENERIC or not _typed_vjp(node):
-                _python_vjp(node)
-        except Exception as exc:
-            raise RuntimeError(f"Error in backward pass at tensor {node.id_}: {exc}") from exc
-        finally:
+        if node.grad_fn_ is not None:
             if _profiling:
-                _backward_sink(node.grad_fn_, _perf_counter_ns() - start)
+                start = _perf_counter_ns()
+            try:
+                if not node.parents_:
+                    raise RuntimeError(
+                        "No backward graph exists for this tensor (freed by an earlier backward(); "
+                        "pass keep_graph=True to keep it)"
+                    )
+                _check_versions(node)
+                if not (node.pending_type_ and _value_vjp(node)):
+                    _pending_as_array(node)
+                    if node.op_ == GENERIC or not _typed_vjp(node):
+                        _python_vjp(node)
+            except Exception as exc:
+                raise RuntimeError(f"Error in backward pass at tensor {node.id_}: {exc}") from exc
+            finally:
+                if _profiling:
+                    _backward_sink(node.grad_fn_, _perf_counter_ns() - start)
+        # This node's gradient is final (its consumers came before it): the .grad it becomes
+        # must not share memory with anything else, so a gradient the engine does not own is
+        # copied now, while the node is in cache (_commit then writes without failing midway).
+        if node.pending_ is not None and not node.pending_owned_ and node.grad_ is None and not node.grad_type_:
+            node.pending_ = cnp.PyArray_NewCopy(<cnp.ndarray?> node.pending_, cnp.NPY_CORDER)
     return 0
 
 
@@ -204,11 +211,9 @@ cdef int _run_hooks(Node node) except -1:
 
 
 cdef int _commit(list order) except -1:
-    """Add each node's pending gradient into its ``.grad``: copies first, so a failure writes nothing."""
+    """Add each node's pending gradient into its ``.grad`` (``_propagate`` made the copies it needs,
+    so a failure of the pass writes nothing)."""
     cdef Node node
-    for node in order:
-        if node.pending_ is not None and node.grad_ is None and not node.grad_type_ and not node.pending_owned_:
-            node.pending_ = cnp.PyArray_NewCopy(<cnp.ndarray?> node.pending_, cnp.NPY_CORDER)
     for node in order:
         if node.pending_type_:
             if node.grad_type_:
