@@ -13,11 +13,13 @@ from libc.stdlib cimport free, malloc, realloc
 
 import numpy as np
 
+from .._kernels._reduce import mul_reduce_to_shape as _mul_reduce_to_shape
+from .._kernels._reduce import reduce_to_shape as _reduce_to_shape
 from . import ENGINE_LOCK
 from . import hooks as _hooks
 from . import pure as _pure
 from .native cimport (
-    ADD, ADD_BROADCAST, ADD_SCALAR, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
+    ADD, ADD_BROADCAST, ADD_SCALAR, MUL_BROADCAST, SUB_BROADCAST, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
     L_POWER_VJP, L_SIGMOID_VJP, L_SIN_VJP, L_SQRT_VJP, L_TANH_VJP, LOG, MUL, MUL_SCALAR, NEGATE,
     POWER, RESHAPE, SIGMOID, SIN, SQRT, SUB, SUB_SCALAR, TANH, TRANSPOSE, Node, _apply,
     _array_value, _check_versions, _compute, _data_of, _dispatch, _fast_operand, _fits, _free,
@@ -388,8 +390,8 @@ cdef bint _typed_vjp(Node node) except -1:
     cdef int op = node.op_
     cdef object g = node.pending_
     cdef Py_ssize_t n = len(node.parents_)
-    if op >= ADD_BROADCAST:  # recorded in C, computed by the Python backward function
-        return False
+    if op == ADD_BROADCAST or op == SUB_BROADCAST or op == MUL_BROADCAST:
+        return _broadcast_vjp(node, op, g)
     cdef Node x = <Node> node.parents_[0]
     cdef Node y = <Node> node.parents_[1] if n == 2 else None
     if op == RESHAPE or op == TRANSPOSE:  # a view of the gradient, copied if ever written
@@ -437,6 +439,45 @@ cdef bint _typed_vjp(Node node) except -1:
     if not _fast_operand(_data_of(x)):  # the rest read the input
         return False
     return _accumulate(x, _apply(_loop_of(op), g, x.data_, node.scalar_), True) == 0
+
+
+cdef bint _broadcast_vjp(Node node, int op, object g) except -1:
+    """The broadcast add/sub/mul VJPs: each gradient summed to its operand's shape by the
+    compiled reduction kernels (the Python kernels' calls, without their frames).  False (nothing
+    done) off the fast path: an incoming gradient of another dtype or shape, missing shapes."""
+    cdef Node x, y
+    cdef object dx = None, dy = None
+    cdef bint own_x = True, own_y = True
+    if len(node.parents_) != 2 or type(node.extra_) is not dict or not _fits(g, node):
+        return False
+    x = <Node> node.parents_[0]
+    y = <Node> node.parents_[1]
+    left_shape = (<dict> node.extra_).get("left_shape")
+    right_shape = (<dict> node.extra_).get("right_shape")
+    if left_shape is None or right_shape is None:
+        return False
+    if op == MUL_BROADCAST:
+        if x.requires_grad_:
+            dx = _mul_reduce_to_shape(g, _data_of(y), left_shape)
+        if y.requires_grad_:
+            dy = _mul_reduce_to_shape(g, _data_of(x), right_shape)
+    else:
+        if x.requires_grad_:
+            dx = _reduce_to_shape(g, left_shape)
+            own_x = dx is not g and cnp.PyArray_BASE(<cnp.ndarray> dx) == NULL
+        if y.requires_grad_:
+            dy = _reduce_to_shape(g, right_shape)
+            own_y = dy is not g and cnp.PyArray_BASE(<cnp.ndarray> dy) == NULL
+            if op == SUB_BROADCAST:
+                dy = np.negative(dy)
+                own_y = True
+    if (dx is not None and not _fits(dx, x)) or (dy is not None and not _fits(dy, y)):
+        return False  # an operand changed shape since it was recorded: the Python kernel words it
+    if dx is not None:
+        _accumulate(x, dx, own_x)
+    if dy is not None:
+        _accumulate(y, dy, own_y)
+    return True
 
 
 cdef inline int _loop_of(int op) noexcept:
