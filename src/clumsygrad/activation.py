@@ -42,7 +42,7 @@ def _relu_kernel(tensor, grad, *, needs=None):
 defop("tanh", tanh, (lambda g, out, x: g * (1 - out * out),), module="activation",
       numpy=(np.tanh,), method="tanh", typed="TANH")
 defop("relu", relu, (lambda g, out, x: g * (_values(out) > 0),), module="activation",
-      method="relu", kernel=_relu_kernel)
+      method="relu", kernel=_relu_kernel, typed="RELU")
 defop("sigmoid", sigmoid, (lambda g, out, x: g * (out * (1 - out)),), module="activation",
       method="sigmoid", typed="SIGMOID")
 
@@ -64,7 +64,7 @@ def _softmax_kernel(tensor, grad, *, needs=None):
 
 defop("softmax", softmax,
       (lambda g, out, x, axis=-1: out * (g - np.sum(out * g, axis=axis, keepdims=True)),),
-      module="activation", method="softmax", kernel=_softmax_kernel)
+      module="activation", method="softmax", kernel=_softmax_kernel, typed="SOFTMAX")
 
 
 def log_softmax(tensor, axis: int = -1):

@@ -47,7 +47,7 @@ def _mse_pred(g, out, pred, target):
 
 defop("mse_loss", mse_loss,
       (_mse_pred, lambda g, out, pred, target: -_mse_pred(g, out, pred, target)),
-      module="loss", nin=2, kernel=_mse_kernel, backward_name="mse_backward")
+      module="loss", nin=2, kernel=_mse_kernel, backward_name="mse_backward", typed="MSE")
 
 
 def mae_loss(pred, target):
@@ -156,7 +156,7 @@ def _cross_entropy_kernel(tensor, grad, *, needs=None):
 
 
 defop("cross_entropy", None, _cross_entropy_vjp, module="loss", public=False,
-      kernel=_cross_entropy_kernel, params=["reduction", "target"])
+      kernel=_cross_entropy_kernel, params=["reduction", "target"], typed="CROSS_ENTROPY")
 
 
 def cross_entropy(logits, labels, reduction: str = "mean"):

@@ -218,7 +218,8 @@ def _matmul(x, y):
     return np.matmul(x, y)
 
 
-defop("matmul", _matmul, _matmul_vjp, module="math", nin=2, public=False, kernel=_matmul_kernel)
+defop("matmul", _matmul, _matmul_vjp, module="math", nin=2, public=False, kernel=_matmul_kernel,
+      typed="MATMUL")
 
 
 def _astype(x, dtype):

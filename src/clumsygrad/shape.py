@@ -40,7 +40,7 @@ def _getitem_kernel(tensor, grad, *, needs=None):
 
 
 defop("getitem", getitem, (lambda g, out, x, key: scatter(g, key, np.shape(x)),),
-      module="shape", kernel=_getitem_kernel, public=False)
+      module="shape", kernel=_getitem_kernel, public=False, typed="GETITEM")
 
 
 def _getitem(tensor, key):

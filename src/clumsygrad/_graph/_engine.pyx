@@ -15,13 +15,19 @@ import numpy as np
 
 from .._kernels._reduce import mul_reduce_to_shape as _mul_reduce_to_shape
 from .._kernels._reduce import reduce_to_shape as _reduce_to_shape
+from .._kernels._cross_entropy import probs_minus_onehot as _probs_minus_onehot
+from .._kernels._elementwise import relu_backward as _relu_backward
+from .._kernels._loss import mse_backward as _mse_backward
+from .._kernels._matmul import matmul_backward as _matmul_backward
+from .._kernels._scatter import scatter_add as _scatter_add
+from .._kernels._softmax import softmax_backward as _softmax_backward
 from . import ENGINE_LOCK
 from . import hooks as _hooks
 from . import pure as _pure
 from .native cimport (
-    ADD, ADD_BROADCAST, ADD_SCALAR, MUL_BROADCAST, SUB_BROADCAST, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
+    ADD, ADD_BROADCAST, ADD_SCALAR, CROSS_ENTROPY, GETITEM, MATMUL, MSE, MUL_BROADCAST, RELU, SOFTMAX, SUB_BROADCAST, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
     L_POWER_VJP, L_SIGMOID_VJP, L_SIN_VJP, L_SQRT_VJP, L_TANH_VJP, LOG, MUL, MUL_SCALAR, NEGATE,
-    POWER, RESHAPE, SIGMOID, SIN, SQRT, SUB, SUB_SCALAR, TANH, TRANSPOSE, Node, _apply,
+    POWER, RESHAPE, SIGMOID, SIN, SQRT, SUB, SUB_SCALAR, TANH, TRANSPOSE, Node, _apply, floating,
     _array_value, _check_versions, _compute, _data_of, _dispatch, _fast_operand, _fits, _free,
     _same_dtype, _same_layout, _same_shape, _scalar_array, _scalar_type, _value_of,
 )
@@ -392,6 +398,8 @@ cdef bint _typed_vjp(Node node) except -1:
     cdef Py_ssize_t n = len(node.parents_)
     if op == ADD_BROADCAST or op == SUB_BROADCAST or op == MUL_BROADCAST:
         return _broadcast_vjp(node, op, g)
+    if op >= MATMUL:
+        return _kernel_vjp(node, op, g)
     cdef Node x = <Node> node.parents_[0]
     cdef Node y = <Node> node.parents_[1] if n == 2 else None
     if op == RESHAPE or op == TRANSPOSE:  # a view of the gradient, copied if ever written
@@ -478,6 +486,128 @@ cdef bint _broadcast_vjp(Node node, int op, object g) except -1:
     if dy is not None:
         _accumulate(y, dy, own_y)
     return True
+
+
+# ----------------------------------------------------------------------------- kernel VJPs
+# Ops whose backward is a compiled kernel: the engine calls the kernel itself with the node's
+# arrays (what the op's Python kernel function does, without its frame), checks that every
+# gradient fits its parent, and only then accumulates them.  False (nothing done) when a case
+# is off the fast path; the Python backward function then handles it, errors included.
+cdef inline bint _fresh(object r, object g):
+    """A kernel's result that nothing else holds: adopted as a pending gradient, not copied."""
+    return r is not g and cnp.PyArray_BASE(<cnp.ndarray> r) == NULL
+
+
+cdef bint _kernel_vjp(Node node, int op, object g) except -1:
+    cdef tuple parents = node.parents_
+    cdef Py_ssize_t n = len(parents)
+    cdef Node x, y = None
+    cdef object r0 = None, r1 = None, extra = node.extra_
+    if n == 0 or n > 2 or not _fits(g, node):
+        return False
+    x = <Node> parents[0]
+    if n == 2:
+        y = <Node> parents[1]
+    if op == MATMUL or op == MSE:
+        if n != 2:
+            return False
+        xd = _data_of(x)
+        yd = _data_of(y)
+        if type(xd) is not cnp.ndarray or type(yd) is not cnp.ndarray:
+            return False
+        if op == MATMUL:
+            if cnp.PyArray_NDIM(<cnp.ndarray> xd) < 2 or cnp.PyArray_NDIM(<cnp.ndarray> yd) < 2:
+                return False  # 1-D operands: the op's formulas
+            r0, r1 = _matmul_backward(xd, yd, g, x.requires_grad_, y.requires_grad_)
+        else:
+            r0, r1 = _mse_backward(xd, yd, g, x.requires_grad_, y.requires_grad_)
+    elif n != 1:
+        return False
+    elif not x.requires_grad_:
+        return True
+    elif op == RELU:
+        r0 = _relu_backward(_data_of(node), g)
+    elif op == SOFTMAX:
+        if extra is not None and type(extra) is not dict:
+            return False
+        r0 = _softmax_backward(_data_of(node), g, (<dict> extra).get("axis", -1) if extra is not None else -1)
+    elif op == CROSS_ENTROPY:
+        if type(extra) is not dict or (<dict> extra).get("probs") is None:
+            return False  # recorded without its softmax (targets): the Python kernel
+        r0 = _probs_minus_onehot((<dict> extra)["probs"], (<dict> extra)["target"], g,
+                                 (<dict> extra)["reduction"])
+    elif op == GETITEM:
+        return _rows_vjp(node, x, g)
+    else:
+        return False
+    if (r0 is not None and not _fits(r0, x)) or (r1 is not None and not _fits(r1, y)):
+        return False
+    if r0 is not None and x.requires_grad_:
+        _accumulate(x, r0, _fresh(r0, g))
+    if r1 is not None and y.requires_grad_:
+        _accumulate(y, r1, _fresh(r1, g))
+    return True
+
+
+cdef bint _rows_vjp(Node node, Node x, object g) except -1:
+    """``x[rows]`` for a 1-D integer array ``rows`` (an embedding lookup): the gradient's rows
+    are added into ``x``'s pending gradient in place when the engine owns it (no zeros, no
+    temporary), else scattered into a new array by the ``scatter_add`` kernel."""
+    cdef object extra = node.extra_
+    cdef cnp.ndarray rows, pending
+    cdef Py_ssize_t count, width, i, r, nrows
+    cdef const cnp.npy_intp* idx
+    if type(extra) is not dict:
+        return False
+    key = (<dict> extra).get("key")
+    shape = (<dict> extra).get("original_shape")
+    if type(key) is not cnp.ndarray or type(shape) is not tuple or not shape:
+        return False
+    rows = <cnp.ndarray> key
+    if cnp.PyArray_NDIM(rows) != 1 or cnp.PyArray_TYPE(rows) != cnp.NPY_INTP or not cnp.PyArray_IS_C_CONTIGUOUS(rows):
+        return False
+    data = _data_of(x)
+    if (x.pending_ is not None and x.pending_owned_ and not x.pending_type_ and _fits(x.pending_, x)
+            and cnp.PyArray_NDIM(<cnp.ndarray> g) >= 1):
+        pending = <cnp.ndarray> x.pending_
+        count = cnp.PyArray_DIM(rows, 0)
+        nrows = cnp.PyArray_DIM(pending, 0)
+        if cnp.PyArray_DIM(<cnp.ndarray> g, 0) != count or cnp.PyArray_TYPE(<cnp.ndarray> g) != cnp.PyArray_TYPE(pending):
+            return False
+        width = cnp.PyArray_SIZE(pending) // nrows if nrows else 0
+        if cnp.PyArray_SIZE(<cnp.ndarray> g) != count * width:
+            return False
+        idx = <const cnp.npy_intp*> cnp.PyArray_DATA(rows)
+        for i in range(count):
+            if not (-nrows <= idx[i] < nrows):
+                return False  # the kernel words the error
+        if cnp.PyArray_TYPE(pending) == cnp.NPY_FLOAT:
+            _add_rows(<float*> cnp.PyArray_DATA(pending), <const float*> cnp.PyArray_DATA(<cnp.ndarray> g),
+                      idx, count, width, nrows)
+        else:
+            _add_rows(<double*> cnp.PyArray_DATA(pending), <const double*> cnp.PyArray_DATA(<cnp.ndarray> g),
+                      idx, count, width, nrows)
+        return True
+    r0 = _scatter_add(g, rows, shape)
+    if not _fits(r0, x):
+        return False
+    _accumulate(x, r0, _fresh(r0, g))
+    return True
+
+
+cdef void _add_rows(floating* out, const floating* g, const cnp.npy_intp* idx, Py_ssize_t count,
+                    Py_ssize_t width, Py_ssize_t nrows) noexcept nogil:
+    """``out[idx[i]] += g[i]`` row by row, in order (negative indices count from the end)."""
+    cdef Py_ssize_t i, k, r
+    cdef floating* row
+    for i in range(count):
+        r = idx[i]
+        if r < 0:
+            r += nrows
+        row = out + r * width
+        for k in range(width):
+            row[k] += g[k]
+        g += width
 
 
 cdef inline int _loop_of(int op) noexcept:

@@ -42,6 +42,13 @@ cpdef enum VJP:
     ADD_BROADCAST
     SUB_BROADCAST
     MUL_BROADCAST
+    # Ops whose backward is a compiled kernel, called by the engine with the node's arrays.
+    MATMUL
+    RELU
+    SOFTMAX
+    MSE
+    CROSS_ENTROPY
+    GETITEM
 
 # The elementwise loops, shared by the forward fast paths and the typed VJPs.  ``x`` is the
 # first operand (the gradient in a VJP), ``y`` the second (an operand or the output), ``c`` a

@@ -47,7 +47,7 @@ cdef extern from *:
     int cg_grad_disabled
 
 cdef dict _op_of = {}          # backward function -> VJP member
-cdef list _fn_of = [None] * (MUL_BROADCAST + 1)  # VJP member -> backward function
+cdef list _fn_of = [None] * (GETITEM + 1)  # VJP member -> backward function
 cdef object _tensor_class = None
 cdef tuple _types = None       # (INPUT, PARAMETER, INTERMEDIATE) members
 cdef object _generic_add, _generic_radd, _generic_sub, _generic_rsub, _generic_mul, _generic_rmul
