@@ -20,10 +20,6 @@ def _values(x):
 
 
 # ----------------------------------------------------------------------------- 0.2.x
-def tanh(tensor):
-    return np.tanh(tensor)
-
-
 def relu(tensor):
     """max(0, x) elementwise."""
     return np.maximum(tensor, 0)
@@ -39,8 +35,9 @@ def _relu_kernel(tensor, grad, *, needs=None):
     return (_backend.active.relu_backward(tensor._data, grad),)
 
 
-defop("tanh", tanh, (lambda g, out, x: g * (1 - out * out),), module="activation",
-      numpy=(np.tanh,), method="tanh", typed="TANH")
+# tanh's forward is the ufunc itself (no wrapper frame), as for the ops of ``math``.
+defop("tanh", np.tanh, (lambda g, out, x: g * (1 - out * out),), module="activation",
+      numpy=(np.tanh,), method="tanh", typed="TANH", doc="Hyperbolic tangent elementwise.")
 defop("relu", relu, (lambda g, out, x: g * (_values(out) > 0),), module="activation",
       method="relu", kernel=_relu_kernel, typed="RELU")
 defop("sigmoid", sigmoid, (lambda g, out, x: g * (out * (1 - out)),), module="activation",
