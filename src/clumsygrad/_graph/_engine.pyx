@@ -476,8 +476,8 @@ cdef bint _broadcast_vjp(Node node, int op, object g) except -1:
         if y.requires_grad_:
             dy = _reduce_to_shape(g, right_shape)
             own_y = dy is not g and cnp.PyArray_BASE(<cnp.ndarray> dy) == NULL
-            if op == SUB_BROADCAST:
-                dy = np.negative(dy)
+            if op == SUB_BROADCAST:  # a new array of its own is negated in place
+                dy = np.negative(dy, out=dy) if own_y else np.negative(dy)
                 own_y = True
     if (dx is not None and not _fits(dx, x)) or (dy is not None and not _fits(dy, y)):
         return False  # an operand changed shape since it was recorded: the Python kernel words it
