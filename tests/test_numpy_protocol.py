@@ -198,6 +198,54 @@ def test_array_operand_of_the_tensors_dtype_keeps_float32():
     assert (np.array([1.0, 2.0]) * t).dtype == np.float64  # a float64 array asks for float64
 
 
+ARRAY_OPERATORS = {
+    "a * t": (lambda a, t: a * t, lambda A, t: t * A),
+    "t * a": (lambda a, t: t * a, lambda A, t: t * A),
+    "a + t": (lambda a, t: a + t, lambda A, t: t + A),
+    "t + a": (lambda a, t: t + a, lambda A, t: t + A),
+    "t - a": (lambda a, t: t - a, lambda A, t: t - A),
+    "a - t": (lambda a, t: a - t, lambda A, t: A - t),
+    "np.multiply(a, t)": (lambda a, t: np.multiply(a, t), lambda A, t: t * A),
+    "np.add(t, a)": (lambda a, t: np.add(t, a), lambda A, t: t + A),
+    "np.subtract(t, a)": (lambda a, t: np.subtract(t, a), lambda A, t: t - A),
+}
+LAYOUTS = {
+    "same shape": lambda a: a,
+    "transposed": lambda a: np.ascontiguousarray(a.T).T,
+    "reversed rows": lambda a: a[::-1].copy()[::-1],
+    "row": lambda a: a[:1],
+    "column": lambda a: a[:, :1],
+    "1-d": lambda a: a[0],
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("label", list(ARRAY_OPERATORS))
+def test_an_array_operand_is_the_constant_tensor_the_operators_make_of_it(label, layout, dtype):
+    # The compiled node computes ``a (op) t`` itself when ``a`` has t's dtype: the result, its
+    # graph and its gradient are those of the same op with the INPUT constant Tensor(a).
+    with_array, with_constant = ARRAY_OPERATORS[label]
+    rng = np.random.default_rng(3)
+    a = LAYOUTS[layout](rng.standard_normal((3, 4)).astype(dtype))
+    t = Tensor(rng.standard_normal((3, 4)), TensorType.PARAMETER, dtype=dtype)
+    out = with_array(a, t)
+    kept = a.copy()
+    a *= 100.0  # the operand is copied when recorded: changing it later changes nothing
+    expected = with_constant(Tensor(kept, dtype=dtype), t)
+    assert out.dtype == expected.dtype == dtype
+    np.testing.assert_array_equal(out.data, expected.data)
+    assert out._grad_fn.__name__ == expected._grad_fn.__name__
+    constants = [p for p in out._parents if p is not t]
+    assert all(p._tensor_type is TensorType.INPUT and not p.requires_grad for p in constants)
+    weight = rng.standard_normal(out.shape)
+    (out * Tensor(weight, dtype=dtype)).sum().backward()
+    grad = t.grad.copy()
+    t.grad = None
+    (expected * Tensor(weight, dtype=dtype)).sum().backward()
+    np.testing.assert_array_equal(grad, t.grad)
+
+
 # ----------------------------------------------------------------------------- plain NumPy results
 X = np.array([[0.5, -2.0, 3.0], [np.inf, 1.0, -0.25]])
 PLAIN = {

@@ -265,7 +265,8 @@ def _axis_arg(axis):
 
 def sum(tensor, axis=None, keepdims: bool = False):
     """Sum over ``axis`` (None for all, an int, or a tuple; negatives allowed)."""
-    return np.sum(tensor, axis=_axis_arg(axis), keepdims=keepdims)
+    # np.sum's own reduction, without its Python wrapper (a third of a small sum's time)
+    return np.add.reduce(tensor, axis=_axis_arg(axis), keepdims=keepdims)
 
 
 def mean(tensor, axis=None, keepdims: bool = False):

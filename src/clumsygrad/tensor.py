@@ -142,6 +142,12 @@ class _Operators:
             return _binary_node(self, other, _broadcasting(ufunc, self, other), same_shape_fn, broadcast_fn)
         return _new_node(ufunc(self._data, scalar), scalar_fn, (self,), {"scalar_value": scalar})
 
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """NumPy ufuncs on tensors: registered ops record (``np.exp(t)``, ``a * t``), comparisons
+        and other gradient-free ufuncs give plain arrays, anything else is a ``TypeError``.  The compiled
+        node answers the commonest calls first (``np.multiply(t, 2.0)``, ``np.exp(t)``)."""
+        return _numpy_protocol.ufunc(ufunc, method, inputs, kwargs)
+
     def __add__(self, other: _Operand) -> Tensor:
         return self._elementwise(other, np.add, add_backward, add_broadcast_backward, add_scalar_backward)
 
@@ -403,11 +409,6 @@ class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
             return _new_node(self._data, None, (self,))
 
     # ------------------------------------------------------------------ NumPy and Python protocols
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        """NumPy ufuncs on tensors: registered ops record (``np.exp(t)``, ``a * t``), comparisons
-        and other gradient-free ufuncs give plain arrays, anything else is a ``TypeError``."""
-        return _numpy_protocol.ufunc(ufunc, method, inputs, kwargs)
-
     def __array_function__(self, func, types, args, kwargs):
         """NumPy functions on tensors: registered ops record (``np.sum(t, axis=0)``), gradient-free
         ones (``np.argmax``, ``np.shape``) give plain results, others are a ``TypeError``."""
@@ -620,7 +621,7 @@ _graph.install(
     tuple(TensorType),
     {name: getattr(_Operators, name) for name in (
         "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
-        "__truediv__", "__rtruediv__", "__neg__",
+        "__truediv__", "__rtruediv__", "__neg__", "__array_ufunc__",
     )},
     _registry.typed_vjps(),
 )

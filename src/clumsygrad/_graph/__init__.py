@@ -3,7 +3,8 @@
 Two twins with the same names and behaviour:
 
 * ``pure`` - Python classes and functions, always importable; the reference.
-* ``native`` - the compiled twin (``native.pyx``): the node is a ``cdef class`` whose fields are C
+* ``native`` - the compiled twin (``native.pyx``, re-exporting ``_state``, ``_operators`` and
+  ``_engine``, the other modules of its jobs): the node is a ``cdef class`` whose fields are C
   members, the engine walks those fields with no per-node ``set``/``dict``, and the elementwise
   backward functions run as typed loops.
 

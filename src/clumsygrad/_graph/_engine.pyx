@@ -27,10 +27,11 @@ from . import pure as _pure
 from .native cimport (
     ADD, ADD_BROADCAST, ADD_SCALAR, CROSS_ENTROPY, GETITEM, MATMUL, MSE, MUL_BROADCAST, RELU, SOFTMAX, SUB_BROADCAST, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
     L_POWER_VJP, L_SIGMOID_VJP, L_SIN_VJP, L_SQRT_VJP, L_TANH_VJP, LOG, MUL, MUL_SCALAR, NEGATE,
-    POWER, RESHAPE, SIGMOID, SIN, SQRT, SUB, SUB_SCALAR, TANH, TRANSPOSE, Node, _apply, floating,
-    _array_value, _check_versions, _compute, _data_of, _dispatch, _fast_operand, _fits, _free,
+    POWER, RESHAPE, SIGMOID, SIN, SQRT, SUB, SUB_SCALAR, TANH, TRANSPOSE, Node, floating,
+    _array_value, _check_versions, _compute, _data_of, _fast_operand, _fits, _free,
     _same_dtype, _same_layout, _same_shape, _scalar_array, _scalar_type, _value_of,
 )
+from ._operators cimport _apply, _dispatch
 
 cnp.import_array()
 

@@ -1,8 +1,9 @@
 # cython: language_level=3
 """What the compiled graph modules share: the node's C fields, the enums, the elementwise loops.
 
-``native.pyx`` implements the node (grad mode, ids, fields, creation, version checks) and its
-fast operators; ``_engine.pyx`` the backward pass and its typed VJPs.  Both cimport this file.
+``native.pyx`` implements the node (fields, properties, creation, version checks); ``_state.pyx``
+the grad mode and ids; ``_operators.pyx`` the fast operators and the array loops; ``_engine.pyx``
+the backward pass and its typed VJPs.  All of them cimport this file.
 """
 cimport numpy as cnp
 from libc.math cimport cos, cosf, pow, powf, sin, sinf, sqrt, sqrtf
@@ -103,11 +104,11 @@ cdef class Node:
 # Implemented in native.pyx.
 cdef object _data_of(Node n)
 cdef bint _fits(object g, Node n)
+cdef Node _make_node(object data, object grad_fn, tuple parents, object extra, int op, double scalar)
+cdef Node _make_leaf(object data)
+cdef object _vjp_function(int op)
 cdef int _free(Node node) except -1
 cdef int _check_versions(Node node) except -1
-cdef object _apply(int loop, object a, object b, double c)
-cdef void _dispatch(bint single, int loop, void* out, const void* x, const void* y, double c,
-                    Py_ssize_t n) noexcept nogil
 
 
 cdef inline bint _fast_operand(object data):

@@ -1,0 +1,22 @@
+# cython: language_level=3
+"""The fast operators and the elementwise loops that compute them (``_operators.pyx``)."""
+from .native cimport Node
+
+cdef int install_generic(dict generic_operators) except -1
+
+# ``Node``'s operator methods; each falls back to the generic Python operator off its fast path.
+cdef object array_ufunc(Node self, object ufunc, object method, tuple inputs, dict kwargs)
+cdef object add(Node self, object other)
+cdef object radd(Node self, object other)
+cdef object sub(Node self, object other)
+cdef object rsub(Node self, object other)
+cdef object mul(Node self, object other)
+cdef object rmul(Node self, object other)
+cdef object truediv(Node self, object other)
+cdef object rtruediv(Node self, object other)
+cdef object neg(Node self)
+
+# The loops over whole arrays (the engine's typed VJPs run them too).
+cdef object _apply(int loop, object a, object b, double c)
+cdef void _dispatch(bint single, int loop, void* out, const void* x, const void* y, double c,
+                    Py_ssize_t n) noexcept nogil

@@ -1,0 +1,238 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""The fast operators, compiled: ``+ - * /`` and unary ``-`` computed and recorded in C.
+
+Between same-shape contiguous float arrays, with a Python ``float``/``int``, or between arrays of
+one float dtype that broadcast (a bias row: NumPy computes, the node records the op's broadcast
+VJP), the result is computed by the shared elementwise loops (``native.pxd``'s ``Loop``) and
+recorded by ``native._make_node`` without a Python frame.  A 0-d result keeps its value as a C
+double (``value_``; the array is made when ``_data`` is read).  Everything else calls the generic
+Python operator that ``clumsygrad.tensor`` installs (``install_generic``).  The pure twin has no
+fast paths: its operators are the generic ones.
+"""
+cimport numpy as cnp
+from cpython.number cimport PyNumber_Add, PyNumber_Multiply, PyNumber_Subtract
+
+from .native cimport (
+    ADD, ADD_BROADCAST, ADD_SCALAR, GENERIC, L_ADD, L_ADD_C, L_DIV_C, L_MUL, L_MUL_C, L_NEG, L_SUB,
+    L_SUB_C, MUL, MUL_SCALAR, NEGATE, SUB, SUB_SCALAR, Node, _compute, _fast_operand, _loop,
+    _make_leaf, _make_node, _same_layout, _value_of, _vjp_function,
+)
+
+import numpy as np
+
+cnp.import_array()
+
+cdef object _generic_add, _generic_radd, _generic_sub, _generic_rsub, _generic_mul, _generic_rmul
+cdef object _generic_truediv, _generic_rtruediv, _generic_neg, _generic_array_ufunc
+cdef dict _ufunc_functions = None  # the op registry's NumPy ufunc -> public function table
+cdef object _np_add = np.add, _np_subtract = np.subtract, _np_multiply = np.multiply
+cdef object _np_negative = np.negative
+
+
+cdef int install_generic(dict generic_operators) except -1:
+    """The generic Python operators (``{"__add__": fn, ...}``) that the fast paths fall back to."""
+    global _generic_add, _generic_radd, _generic_sub, _generic_rsub, _generic_array_ufunc
+    global _generic_mul, _generic_rmul, _generic_truediv, _generic_rtruediv, _generic_neg
+    global _ufunc_functions
+    from .._registry import UFUNCS  # the dict itself: ops registered later are seen too
+    _ufunc_functions = UFUNCS
+    _generic_array_ufunc = generic_operators["__array_ufunc__"]
+    _generic_add = generic_operators["__add__"]
+    _generic_radd = generic_operators["__radd__"]
+    _generic_sub = generic_operators["__sub__"]
+    _generic_rsub = generic_operators["__rsub__"]
+    _generic_mul = generic_operators["__mul__"]
+    _generic_rmul = generic_operators["__rmul__"]
+    _generic_truediv = generic_operators["__truediv__"]
+    _generic_rtruediv = generic_operators["__rtruediv__"]
+    _generic_neg = generic_operators["__neg__"]
+    return 0
+
+
+# ----------------------------------------------------------------------------- the operators
+cdef object array_ufunc(Node self, object ufunc, object method, tuple inputs, dict kwargs):
+    """NumPy's ufunc protocol, with no Python frame for the commonest calls.
+
+    ``np.add``/``np.subtract``/``np.multiply`` of this tensor and one operand are its operators
+    (``np.multiply(t, 2.0)`` is ``t * 2.0``; ``a * t`` with an ndarray ``a`` is ``t.__rmul__(a)``),
+    ``np.negative(t)`` is ``-t``, and a registered one-input ufunc (``np.exp(t)``) calls the op's
+    public function: what the generic protocol (``_numpy_protocol.ufunc``) does for them, which
+    answers every other call and words every error.
+    """
+    cdef Py_ssize_t n = len(inputs)
+    if not kwargs and method == "__call__":
+        if n == 2:
+            a = inputs[0]
+            b = inputs[1]
+            result = None
+            if a is not self and isinstance(a, Node):  # another tensor first: its operator decides
+                pass
+            elif ufunc is _np_multiply:
+                result = mul(self, b) if a is self else rmul(self, a)
+            elif ufunc is _np_add:
+                result = add(self, b) if a is self else radd(self, a)
+            elif ufunc is _np_subtract:
+                result = sub(self, b) if a is self else rsub(self, a)
+            if result is not None and result is not NotImplemented:
+                return result
+        elif n == 1 and inputs[0] is self:
+            if ufunc is _np_negative:
+                return neg(self)
+            fn = _ufunc_functions.get(ufunc)
+            if fn is not None:
+                return fn(self)
+    return _generic_array_ufunc(self, ufunc, method, *inputs, **kwargs)
+
+
+cdef object add(Node self, object other):
+    return _scalar_or_same_shape(self, other, L_ADD, ADD, L_ADD_C, ADD_SCALAR, _generic_add)
+
+
+cdef object radd(Node self, object other):
+    return _scalar_or_same_shape(self, other, L_ADD, GENERIC, L_ADD_C, ADD_SCALAR, _generic_radd)
+
+
+cdef object sub(Node self, object other):
+    return _scalar_or_same_shape(self, other, L_SUB, SUB, L_SUB_C, SUB_SCALAR, _generic_sub)
+
+
+cdef object rsub(Node self, object other):
+    return _generic_rsub(self, other)
+
+
+cdef object mul(Node self, object other):
+    return _scalar_or_same_shape(self, other, L_MUL, MUL, L_MUL_C, MUL_SCALAR, _generic_mul)
+
+
+cdef object rmul(Node self, object other):
+    return _scalar_or_same_shape(self, other, L_MUL, GENERIC, L_MUL_C, MUL_SCALAR, _generic_rmul)
+
+
+cdef object truediv(Node self, object other):
+    cdef double c
+    if type(other) is float or type(other) is int:
+        c = other
+        if c != 0.0 and c == c:  # x / c records x * (1 / c); the forward value is the quotient
+            result = _fast_unary(self, L_DIV_C, c, MUL_SCALAR, 1.0 / c)
+            if result is not None:
+                return result
+    return _generic_truediv(self, other)
+
+
+cdef object rtruediv(Node self, object other):
+    return _generic_rtruediv(self, other)
+
+
+cdef object neg(Node self):
+    result = _fast_unary(self, L_NEG, 0.0, NEGATE, 0.0)
+    return result if result is not None else _generic_neg(self)
+
+
+cdef object _scalar_or_same_shape(Node self, object other, int tensor_loop, int tensor_vjp,
+                                  int scalar_loop, int scalar_vjp, object generic):
+    """``self (op) other`` on the fast path when it applies, else ``generic(self, other)``.
+
+    A tensor ``other`` is computed by ``tensor_loop`` and recorded as ``tensor_vjp`` (GENERIC for
+    the reflected operators, whose tensor case is rare); a number by ``scalar_loop``, recorded as
+    ``scalar_vjp``; an ndarray of ``self``'s float dtype becomes the INPUT constant the generic
+    operators make of it (a copy), recorded as ``self (op) constant`` (``a * t`` is ``t * A``)."""
+    cdef double c
+    cdef int array_vjp
+    if type(other) is float or type(other) is int:
+        c = other
+        if c == c and -3.4e38 < c < 3.4e38:  # finite in float32 too: no overflow warnings to mimic
+            result = _fast_unary(self, scalar_loop, c, scalar_vjp, c)
+            if result is not None:
+                return result
+    elif type(other) is cnp.ndarray:
+        if (cnp.PyArray_NDIM(<cnp.ndarray> other) and _fast_operand(self.data_)
+                and cnp.PyArray_TYPE(<cnp.ndarray> other) == cnp.PyArray_TYPE(<cnp.ndarray> self.data_)):
+            array_vjp = ADD if tensor_loop == L_ADD else SUB if tensor_loop == L_SUB else MUL
+            constant = _make_leaf(cnp.PyArray_NewCopy(<cnp.ndarray> other, cnp.NPY_CORDER))
+            return _of_tensors(self, <Node> constant, tensor_loop, array_vjp, generic)
+    elif tensor_vjp != GENERIC and isinstance(other, Node):
+        return _of_tensors(self, <Node> other, tensor_loop, tensor_vjp, generic)
+    return generic(self, other)
+
+
+cdef object _of_tensors(Node self, Node right, int loop, int vjp, object generic):
+    """``self (op) right`` for two tensors: two 0-d values, one shape, or a broadcast of one dtype."""
+    cdef double a, b
+    cdef int ta, tb
+    if _value_of(self, &a, &ta) and _value_of(right, &b, &tb):
+        if ta == tb:
+            return _record_value(_compute(loop, a, b, ta), ta, vjp, (self, right), 0.0)
+    elif _fast_operand(self.data_) and _fast_operand(right.data_):
+        if _same_layout(self.data_, right.data_):
+            return _make_node(_apply(loop, self.data_, right.data_, 0.0), _vjp_function(vjp),
+                              (self, right), None, vjp, 0.0)
+        if cnp.PyArray_TYPE(<cnp.ndarray> self.data_) == cnp.PyArray_TYPE(<cnp.ndarray> right.data_):
+            return _broadcast(self, right, vjp, generic)
+    return generic(self, right)
+
+
+cdef object _broadcast(Node left, Node right, int tensor_vjp, object generic):
+    """``left (op) right`` for arrays of one float dtype and different shapes (a bias row, a
+    column): NumPy broadcasts, and the node records the op's broadcast VJP with both shapes."""
+    cdef int vjp = tensor_vjp + (ADD_BROADCAST - ADD)
+    try:
+        if tensor_vjp == ADD:
+            data = PyNumber_Add(left.data_, right.data_)
+        elif tensor_vjp == SUB:
+            data = PyNumber_Subtract(left.data_, right.data_)
+        else:
+            data = PyNumber_Multiply(left.data_, right.data_)
+    except ValueError:  # shapes that do not broadcast: the generic operator words the error
+        return generic(left, right)
+    extra = {"left_shape": (<object> left.data_).shape, "right_shape": (<object> right.data_).shape}
+    return _make_node(data, _vjp_function(vjp), (left, right), extra, vjp, 0.0)
+
+
+cdef object _fast_unary(Node self, int loop, double c, int op, double scalar):
+    """``loop`` of ``self`` and the constant ``c``, recorded as the VJP ``op``; None off the fast path."""
+    cdef double a
+    cdef int t
+    if _value_of(self, &a, &t):
+        return _record_value(_compute(loop, a, c, t), t, op, (self,), scalar)
+    if _fast_operand(self.data_):
+        return _make_node(_apply(loop, self.data_, None, c), _vjp_function(op), (self,), None, op, scalar)
+    return None
+
+
+cdef object _record_value(double value, int typenum, int op, tuple parents, double scalar):
+    """A 0-d result node whose value stays a C double until ``_data`` is read."""
+    cdef Node node = _make_node(None, _vjp_function(op), parents, None, op, scalar)
+    node.value_ = value
+    node.value_type_ = typenum
+    return node
+
+
+# ----------------------------------------------------------------------------- elementwise loops
+cdef object _apply(int loop, object a, object b, double c):
+    """A new array of ``a``'s shape and dtype: ``loop`` of ``a`` and ``b`` (or the constant ``c``).
+
+    ``a`` and ``b`` (when given) are fast operands of one dtype and size.  Large arrays are
+    computed without the GIL.
+    """
+    cdef cnp.ndarray x = <cnp.ndarray> a
+    cdef cnp.ndarray out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x),
+                                             cnp.PyArray_TYPE(x), 0)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    cdef void* y = cnp.PyArray_DATA(<cnp.ndarray> b) if b is not None else NULL
+    cdef bint single = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT
+    if n > 4096:
+        with nogil:
+            _dispatch(single, loop, cnp.PyArray_DATA(out), cnp.PyArray_DATA(x), y, c, n)
+    else:
+        _dispatch(single, loop, cnp.PyArray_DATA(out), cnp.PyArray_DATA(x), y, c, n)
+    return out
+
+
+cdef void _dispatch(bint single, int loop, void* out, const void* x, const void* y, double c,
+                    Py_ssize_t n) noexcept nogil:
+    # The constant in the array's precision, as NumPy casts a Python scalar (c - 1 for POWER
+    # is taken in double first, as Python computes it).
+    if single:
+        _loop(loop, <float*> out, <const float*> x, <const float*> y, <float> c, <float> (c - 1), n)
+    else:
+        _loop(loop, <double*> out, <const double*> x, <const double*> y, c, c - 1, n)
