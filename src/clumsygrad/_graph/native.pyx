@@ -228,6 +228,12 @@ cdef class Node:
     def __neg__(self):
         return _operators.neg(self)
 
+    def __matmul__(self, other):
+        return _operators.matmul(self, other)
+
+    def __getitem__(self, key):
+        return _operators.getitem(self, key)
+
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         return _operators.array_ufunc(self, ufunc, method, inputs, kwargs)
 
