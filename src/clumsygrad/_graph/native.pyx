@@ -299,6 +299,8 @@ cdef Node _make_node(object data, object grad_fn, tuple parents, object extra, i
     # untracks a tuple of GC-capable objects by itself.
     PyObject_GC_UnTrack(<void*> node)
     PyObject_GC_UnTrack(<void*> node.parents_)
+    if type(node.extra_) is dict:  # a fresh dict of the record's constants: no cycle through it either
+        PyObject_GC_UnTrack(<void*> node.extra_)
     return node
 
 
