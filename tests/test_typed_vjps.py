@@ -189,6 +189,22 @@ def test_embedding_rows_typed_backward_equals_the_python_kernel(rows, ids, width
     _agree(build, [table], dtype)
 
 
+@settings(SETTINGS, max_examples=80)
+@given(st.tuples(positive, small, positive), st.permutations([0, 1, 2]), dtypes, st.integers(0, 2**32 - 1))
+def test_permuted_gradients_equal_the_python_formula(shape, axes, dtype, seed):
+    """A transposed view of the gradient (permute, swapaxes, .T()) reaches a matmul or a
+    broadcast op in that layout; the kernels take it as it is."""
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal(shape), rng.standard_normal((shape[2], shape[2]))
+
+    def build(a, b):
+        k = (a @ tanh(b.T())).transpose(0, 2, 1)  # (B, D, S), the attention step's k^T
+        scores = a @ k  # (B, S, S)
+        return tanh(scores).transpose(*axes) * 2.0
+
+    _agree(build, [x, w], dtype)
+
+
 def test_the_typed_paths_run_instead_of_the_python_kernels(monkeypatch):
     if not COMPILED:
         pytest.skip("the compiled graph is not built")

@@ -129,7 +129,7 @@ def _permute_forward(x, axes):
 
 defop("permute", _permute_forward,
       (lambda g, out, x, axes: np.transpose(g, tuple(np.argsort(axes))),), module="shape",
-      public=False)
+      public=False, typed="PERMUTE")
 
 
 def transpose(x, axes=None):

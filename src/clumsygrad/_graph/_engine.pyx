@@ -25,7 +25,7 @@ from . import ENGINE_LOCK
 from . import hooks as _hooks
 from . import pure as _pure
 from .native cimport (
-    ADD, ADD_BROADCAST, ADD_SCALAR, CROSS_ENTROPY, GETITEM, MATMUL, MSE, MUL_BROADCAST, RELU, SOFTMAX, SUB_BROADCAST, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
+    ADD, ADD_BROADCAST, ADD_SCALAR, CROSS_ENTROPY, GETITEM, MATMUL, MSE, MUL_BROADCAST, PERMUTE, RELU, SOFTMAX, SUB_BROADCAST, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
     L_POWER_VJP, L_SIGMOID_VJP, L_SIN_VJP, L_SQRT_VJP, L_TANH_VJP, LOG, MUL, MUL_SCALAR, NEGATE,
     POWER, RESHAPE, SIGMOID, SIN, SQRT, SUB, SUB_SCALAR, TANH, TRANSPOSE, Node, floating,
     _array_value, _check_versions, _compute, _data_of, _fast_operand, _fits, _free,
@@ -399,18 +399,26 @@ cdef bint _typed_vjp(Node node) except -1:
     cdef Py_ssize_t n = len(node.parents_)
     if op == ADD_BROADCAST or op == SUB_BROADCAST or op == MUL_BROADCAST:
         return _broadcast_vjp(node, op, g)
-    if op >= MATMUL:
+    if op >= MATMUL and op != PERMUTE:
         return _kernel_vjp(node, op, g)
     cdef Node x = <Node> node.parents_[0]
     cdef Node y = <Node> node.parents_[1] if n == 2 else None
-    if op == RESHAPE or op == TRANSPOSE:  # a view of the gradient, copied if ever written
-        if not _fast_operand(g) or n != 1:
+    if op == RESHAPE or op == TRANSPOSE or op == PERMUTE:  # a view of the gradient, copied if ever written
+        if n != 1:
             return False
         if op == RESHAPE:
+            if not _fast_operand(g):
+                return False
             g = cnp.PyArray_Reshape(<cnp.ndarray> g, x._shape)
-        else:
+        elif not _fits_view(g, node):
+            return False
+        elif op == TRANSPOSE:
             g = cnp.PyArray_Transpose(<cnp.ndarray> g, NULL)
-        if not _fits(g, x):
+        else:
+            g = _inverse_permutation(node, <cnp.ndarray> g)
+            if g is None:
+                return False
+        if not _fits_view(g, x):
             return False
         if x.requires_grad_:
             _accumulate(x, g, False)
@@ -489,6 +497,44 @@ cdef bint _broadcast_vjp(Node node, int op, object g) except -1:
     return True
 
 
+cdef bint _fits_view(object g, Node n):
+    """``g`` is an ndarray of ``n``'s float dtype and shape, in any layout (a view)."""
+    cdef int t
+    if type(g) is not cnp.ndarray or type(n.data_) is not cnp.ndarray:
+        return False
+    t = cnp.PyArray_TYPE(<cnp.ndarray> g)
+    return ((t == cnp.NPY_FLOAT or t == cnp.NPY_DOUBLE) and t == cnp.PyArray_TYPE(<cnp.ndarray> n.data_)
+            and _same_shape(<cnp.ndarray> g, <cnp.ndarray> n.data_))
+
+
+cdef object _inverse_permutation(Node node, cnp.ndarray g):
+    """``g`` transposed back through the node's recorded ``axes`` (non-negative ints, a
+    permutation of ``g``'s axes); None for anything else (the Python formula handles it)."""
+    cdef cnp.npy_intp inverse[64]
+    cdef cnp.PyArray_Dims dims
+    cdef int nd = cnp.PyArray_NDIM(g), i
+    cdef Py_ssize_t a
+    if type(node.extra_) is not dict:
+        return None
+    axes = (<dict> node.extra_).get("axes")
+    if type(axes) is not tuple and type(axes) is not list:
+        return None
+    if len(axes) != nd or nd > 64:
+        return None
+    for i in range(nd):
+        inverse[i] = -1
+    for i in range(nd):
+        if type(axes[i]) is not int:
+            return None
+        a = axes[i]
+        if a < 0 or a >= nd or inverse[a] != -1:
+            return None
+        inverse[a] = i
+    dims.ptr = inverse
+    dims.len = nd
+    return cnp.PyArray_Transpose(g, &dims)
+
+
 # ----------------------------------------------------------------------------- kernel VJPs
 # Ops whose backward is a compiled kernel: the engine calls the kernel itself with the node's
 # arrays (what the op's Python kernel function does, without its frame), checks that every
@@ -504,7 +550,7 @@ cdef bint _kernel_vjp(Node node, int op, object g) except -1:
     cdef Py_ssize_t n = len(parents)
     cdef Node x, y = None
     cdef object r0 = None, r1 = None, extra = node.extra_
-    if n == 0 or n > 2 or not _fits(g, node):
+    if n == 0 or n > 2 or not (_fits(g, node) or _fits_view(g, node)):  # the kernels take any layout
         return False
     x = <Node> parents[0]
     if n == 2:
@@ -569,7 +615,7 @@ cdef bint _rows_vjp(Node node, Node x, object g) except -1:
         return False
     data = _data_of(x)
     if (x.pending_ is not None and x.pending_owned_ and not x.pending_type_ and _fits(x.pending_, x)
-            and cnp.PyArray_NDIM(<cnp.ndarray> g) >= 1):
+            and cnp.PyArray_NDIM(<cnp.ndarray> g) >= 1 and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> g)):
         pending = <cnp.ndarray> x.pending_
         count = cnp.PyArray_DIM(rows, 0)
         nrows = cnp.PyArray_DIM(pending, 0)

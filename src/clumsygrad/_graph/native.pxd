@@ -50,6 +50,7 @@ cpdef enum VJP:
     MSE
     CROSS_ENTROPY
     GETITEM
+    PERMUTE          # transpose with axes: a view of the gradient, like RESHAPE and TRANSPOSE
 
 # The elementwise loops, shared by the forward fast paths and the typed VJPs.  ``x`` is the
 # first operand (the gradient in a VJP), ``y`` the second (an operand or the output), ``c`` a
