@@ -172,7 +172,7 @@ def cross_entropy(logits, labels, reduction: str = "mean"):
     that requires gradients receives ``-log softmax(z)``, scaled.  The labels or targets are
     copied when recorded.
     """
-    if isinstance(logits, _Node) and not hasattr(labels, "_data"):  # class labels: one compiled pass
+    if isinstance(logits, _Node) and not isinstance(labels, _Node):  # class labels: one compiled pass
         fast = _backend.active.cross_entropy_forward(logits._data, labels, reduction)
         if fast is not None:
             data, probs, kept = fast
