@@ -20,9 +20,15 @@ def _values(x):
 
 
 # ----------------------------------------------------------------------------- 0.2.x
+# 0-d zeros of the float dtypes: np.maximum(x, 0) converts the Python 0 on every call (~1.5 us
+# on a 16x32 array against ~0.1 us of work); a 0-d array of x's own dtype gives the same values.
+_ZEROS = {np.dtype(np.float32): np.zeros((), np.float32), np.dtype(np.float64): np.zeros((), np.float64)}
+
+
 def relu(tensor):
     """max(0, x) elementwise."""
-    return np.maximum(tensor, 0)
+    zero = _ZEROS.get(getattr(tensor, "dtype", None))
+    return np.maximum(tensor, 0 if zero is None else zero)
 
 
 def sigmoid(tensor):
