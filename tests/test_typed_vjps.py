@@ -215,11 +215,38 @@ def test_permuted_gradients_equal_the_python_formula(shape, axes, dtype, seed):
     _agree(build, [x, w], dtype)
 
 
+@st.composite
+def reduction_cases(draw):
+    shape = tuple(draw(st.lists(small, min_size=0, max_size=3)))
+    nd = len(shape)
+    axis = draw(st.one_of(st.none(), st.integers(-nd, nd - 1) if nd else st.none(),
+                          st.lists(st.integers(0, max(nd - 1, 0)), unique=True, max_size=nd).map(tuple)
+                          if nd else st.none()))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return (rng.standard_normal(shape), axis, draw(st.booleans()), draw(st.sampled_from(["sum", "mean"])),
+            draw(dtypes), draw(st.sampled_from(LAYOUTS)))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's own warnings for the mean of nothing
+@SETTINGS
+@given(reduction_cases())
+def test_sum_and_mean_typed_backward_equal_the_formulas(case):
+    values, axis, keepdims, name, dtype, layout = case
+    reduce = getattr(clumsygrad, name)
+
+    def build(x):
+        if x.ndim == 2:
+            x = _laid_out(x, layout)
+        return tanh(reduce(x * 1.5, axis=axis, keepdims=keepdims))
+
+    _agree(build, [values], dtype)
+
+
 def test_the_typed_paths_run_instead_of_the_python_kernels(monkeypatch):
     if not _compiled():
         return
     names = ("matmul_backward", "reduce_to_shape", "relu_backward", "softmax_backward", "mse_backward",
-             "cross_entropy_backward", "probs_minus_onehot", "scatter_add")
+             "cross_entropy_backward", "probs_minus_onehot", "scatter_add", "expand_to_shape")
     counters = {name: _Counter(monkeypatch, name) for name in names}
     rng = np.random.default_rng(0)
     E = Tensor(rng.standard_normal((6, 4)), TensorType.PARAMETER)
@@ -228,6 +255,7 @@ def test_the_typed_paths_run_instead_of_the_python_kernels(monkeypatch):
     ids = np.array([1, 5, 1])
     h = relu(E[ids] @ W + b)
     loss = mse_loss(softmax(h), np.zeros((3, 3), np.float32)) + cross_entropy(h, ids % 3) + cross_entropy(E[ids] @ W, ids % 3)
+    loss = loss + clumsygrad.mean(h * 2.0, axis=0).sum() + clumsygrad.sum(h, axis=(0, 1), keepdims=True).sum()
     loss.backward()
     assert {name: c.calls for name, c in counters.items()} == dict.fromkeys(names, 0)
     assert E.grad.shape == (6, 4) and W.grad.shape == (4, 3) and b.grad.shape == (3,)

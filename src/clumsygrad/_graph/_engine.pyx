@@ -14,6 +14,7 @@ from libc.stdlib cimport free, malloc, realloc
 import numpy as np
 
 from .._kernels._reduce import mul_reduce_to_shape as _mul_reduce_to_shape
+from .._kernels._reduce import expand_to_shape as _expand_to_shape
 from .._kernels._reduce import reduce_to_shape as _reduce_to_shape
 from .._kernels._cross_entropy import probs_minus_onehot as _probs_minus_onehot
 from .._kernels._elementwise import relu_backward as _relu_backward
@@ -25,7 +26,7 @@ from . import ENGINE_LOCK
 from . import hooks as _hooks
 from . import pure as _pure
 from .native cimport (
-    ADD, ADD_BROADCAST, ADD_SCALAR, CROSS_ENTROPY, GETITEM, MATMUL, MSE, MUL_BROADCAST, PERMUTE, RELU, SOFTMAX, SUB_BROADCAST, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
+    ADD, ADD_BROADCAST, ADD_SCALAR, CROSS_ENTROPY, GETITEM, MATMUL, MEAN, MSE, MUL_BROADCAST, PERMUTE, SUM, RELU, SOFTMAX, SUB_BROADCAST, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
     L_POWER_VJP, L_SIGMOID_VJP, L_SIN_VJP, L_SQRT_VJP, L_TANH_VJP, LOG, MUL, MUL_SCALAR, NEGATE,
     POWER, RESHAPE, SIGMOID, SIN, SQRT, SUB, SUB_SCALAR, TANH, TRANSPOSE, Node, floating,
     _array_value, _check_versions, _compute, _data_of, _fast_operand, _fits, _free,
@@ -585,6 +586,10 @@ cdef bint _kernel_vjp(Node node, int op, object g) except -1:
                                  (<dict> extra)["reduction"])
     elif op == GETITEM:
         return _rows_vjp(node, x, g)
+    elif op == SUM or op == MEAN:
+        r0 = _reduction_vjp(node, op, x, g)
+        if r0 is None:
+            return False
     else:
         return False
     if (r0 is not None and not _fits(r0, x)) or (r1 is not None and not _fits(r1, y)):
@@ -594,6 +599,29 @@ cdef bint _kernel_vjp(Node node, int op, object g) except -1:
     if r1 is not None and y.requires_grad_:
         _accumulate(y, r1, _fresh(r1, g))
     return True
+
+
+cdef object _reduction_vjp(Node node, int op, Node x, object g):
+    """``expand_to_shape`` of the gradient of ``sum``/``mean`` over the recorded ``axis``
+    (``keepdims`` as recorded), scaled by ``1 / count`` for the mean, as the op's formula does;
+    None (the formula runs) for an empty input or an axis given as a list."""
+    cdef object extra = node.extra_
+    cdef Py_ssize_t size, out_size
+    cdef double scale = 1.0
+    data = _data_of(x)
+    if type(data) is not cnp.ndarray or (extra is not None and type(extra) is not dict):
+        return None
+    axis = (<dict> extra).get("axis") if extra is not None else None
+    keepdims = (<dict> extra).get("keepdims", False) if extra is not None else False
+    if type(axis) is list or type(keepdims) is not bool:
+        return None
+    size = cnp.PyArray_SIZE(<cnp.ndarray> data)
+    if op == MEAN:
+        out_size = cnp.PyArray_SIZE(<cnp.ndarray> g)
+        if size == 0 or out_size == 0:
+            return None
+        scale = 1.0 / <double> (size // out_size)  # the count of the reduced axes
+    return _expand_to_shape(g, (<object> data).shape, axis, keepdims, scale)
 
 
 cdef bint _rows_vjp(Node node, Node x, object g) except -1:

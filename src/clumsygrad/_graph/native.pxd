@@ -51,6 +51,8 @@ cpdef enum VJP:
     CROSS_ENTROPY
     GETITEM
     PERMUTE          # transpose with axes: a view of the gradient, like RESHAPE and TRANSPOSE
+    SUM              # sum and mean over axes: the gradient expanded back (expand_to_shape)
+    MEAN
 
 # The elementwise loops, shared by the forward fast paths and the typed VJPs.  ``x`` is the
 # first operand (the gradient in a VJP), ``y`` the second (an operand or the output), ``c`` a
