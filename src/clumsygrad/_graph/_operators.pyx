@@ -286,7 +286,7 @@ cdef object _bias_rows(cnp.ndarray a, cnp.ndarray b, int tensor_vjp):
     dtype; None when the shapes are not of that form."""
     cdef cnp.ndarray big, out
     cdef int nd, loop = L_ADD if tensor_vjp == ADD else L_SUB if tensor_vjp == SUB else L_MUL
-    cdef Py_ssize_t width, rows, i, item
+    cdef Py_ssize_t width, rows, item
     cdef bint row_first, single
     cdef char* o
     cdef const char* m
@@ -310,15 +310,25 @@ cdef object _bias_rows(cnp.ndarray a, cnp.ndarray b, int tensor_vjp):
     item = cnp.PyArray_ITEMSIZE(big)
     o = <char*> cnp.PyArray_DATA(out)
     m = <const char*> cnp.PyArray_DATA(big)
-    with nogil:
-        for i in range(rows):
-            if row_first:  # bias (op) row
-                _dispatch(single, loop, o, r, m, 0.0, width)
-            else:
-                _dispatch(single, loop, o, m, r, 0.0, width)
-            o += width * item
-            m += width * item
+    if rows * width > 4096:  # as _apply: the GIL is released for large arrays only
+        with nogil:
+            _rows_loop(single, loop, row_first, o, m, r, rows, width, item)
+    else:
+        _rows_loop(single, loop, row_first, o, m, r, rows, width, item)
     return out
+
+
+cdef void _rows_loop(bint single, int loop, bint row_first, char* o, const char* m, const char* r,
+                     Py_ssize_t rows, Py_ssize_t width, Py_ssize_t item) noexcept nogil:
+    """``loop`` of each row of ``m`` with the row ``r`` (``r`` first when ``row_first``) into ``o``."""
+    cdef Py_ssize_t i
+    for i in range(rows):
+        if row_first:  # bias (op) row
+            _dispatch(single, loop, o, r, m, 0.0, width)
+        else:
+            _dispatch(single, loop, o, m, r, 0.0, width)
+        o += width * item
+        m += width * item
 
 
 cdef object _fast_unary(Node self, int loop, double c, int op, double scalar):
