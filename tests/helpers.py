@@ -7,6 +7,7 @@ the gradient tests use instead of ``clumsygrad.gradcheck``) or closed forms writ
 from __future__ import annotations
 
 import itertools
+import os
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -14,10 +15,20 @@ from hypothesis import HealthCheck, settings
 
 from clumsygrad.tensor import Tensor, TensorType
 
+def examples(n: int) -> int:
+    """``n`` hypothesis examples, times ``CLUMSYGRAD_HYPOTHESIS_SCALE`` (default 1; at least 10).
+
+    ``.ci/run`` sets 0.2 for its second run of the whole suite on the pure graph node: the
+    first run, on the compiled node, has just drawn every example in full, and the kernel
+    comparisons these settings drive do not depend on the node.
+    """
+    return max(10, round(n * float(os.environ.get("CLUMSYGRAD_HYPOTHESIS_SCALE", "1"))))
+
+
 # The autouse ``backend`` fixture is function-scoped; it only selects the kernel set, so it is
 # safe to share between the examples hypothesis draws inside one test run.
 SHAPE_SETTINGS = settings(
-    max_examples=50,
+    max_examples=examples(50),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

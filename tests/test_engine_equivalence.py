@@ -14,6 +14,7 @@ import clumsygrad
 from clumsygrad.activation import relu, sigmoid, softmax, tanh
 from clumsygrad.math import exp, mean, sum
 from clumsygrad.tensor import Tensor, TensorType
+from helpers import examples
 
 pytestmark = pytest.mark.both_backends
 
@@ -107,7 +108,7 @@ def _run(program, backend):
     return unique, [t.grad for t in unique]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(programs())
 def test_compiled_engine_matches_pure_engine(program):
     pure = _run(program, "python")

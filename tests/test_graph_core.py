@@ -22,7 +22,7 @@ from clumsygrad.activation import relu, sigmoid, tanh
 from clumsygrad.math import cos, exp, log, sin, sqrt, sum
 from clumsygrad.tensor import Tensor, TensorType, _Operators
 
-from helpers import SHAPE_SETTINGS
+from helpers import SHAPE_SETTINGS, examples
 
 COMPILED = _backend.graph.__name__ == "clumsygrad._graph.native"
 
@@ -177,7 +177,7 @@ def _grads(build, data, dtype, engine, seed):
     return x.grad, y.grad
 
 
-@settings(SHAPE_SETTINGS, max_examples=40)
+@settings(SHAPE_SETTINGS, max_examples=examples(40))
 @given(arrays_and_dtype(min_side=1), st.sampled_from(UNARY_OPS + [
     ("add", None), ("sub", None), ("mul", None), ("self_mul", None)]))
 @pytest.mark.both_backends

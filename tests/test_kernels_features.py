@@ -9,12 +9,12 @@ from hypothesis import strategies as st
 
 from clumsygrad._kernels import native, pure
 
-from helpers import requires_compiled_share
+from helpers import requires_compiled_share, examples
 
 pytestmark = pytest.mark.both_backends
 
 TWINS = {"native": native, "pure": pure}
-SETTINGS = settings(max_examples=300, deadline=None,
+SETTINGS = settings(max_examples=examples(300), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 LAYOUTS = st.sampled_from(["C", "F", "sliced", "reversed"])
 

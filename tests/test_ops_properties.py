@@ -8,9 +8,9 @@ from hypothesis import given, settings, strategies as st
 import clumsygrad as cg
 from clumsygrad.tensor import Tensor, TensorType
 
-from helpers import numeric_gradient
+from helpers import numeric_gradient, examples
 
-SETTINGS = settings(max_examples=40, deadline=None)
+SETTINGS = settings(max_examples=examples(40), deadline=None)
 
 
 def _check(fn_tensor, fn_array, x0, seed=0):

@@ -10,12 +10,12 @@ from hypothesis import strategies as st
 
 from clumsygrad._kernels import native, pure
 
-from helpers import requires_compiled_share
+from helpers import requires_compiled_share, examples
 
 pytestmark = pytest.mark.both_backends
 
 MODULES = pytest.mark.parametrize("module", [native, pure], ids=["native", "pure"])
-SETTINGS = settings(max_examples=300, deadline=None,
+SETTINGS = settings(max_examples=examples(300), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 EPS = {np.float32: np.finfo(np.float32).eps, np.float64: np.finfo(np.float64).eps}
 

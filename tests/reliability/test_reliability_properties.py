@@ -29,7 +29,7 @@ from clumsygrad.math import cos, exp, log, mean, sin, sqrt, sum
 from clumsygrad.selection import clip, max, maximum
 from clumsygrad.tensor import Tensor, TensorType
 
-from helpers import SHAPE_SETTINGS, away_from_zero, gradcheck
+from helpers import SHAPE_SETTINGS, away_from_zero, gradcheck, examples
 
 SHAPE = (3, 4)
 MASK = np.array([[True, False, True, False], [False, False, True, True], [True, True, False, False]])
@@ -136,7 +136,7 @@ def _run(program, values, dtype, backend, cotangent):
 
 
 @pytest.mark.both_backends
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(programs(kinks_anywhere=True), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**16))
 def test_programs_give_the_same_values_and_gradients_on_both_backends(program, dtype, seed):
     values = _leaf_values(program[0], seed)
@@ -155,7 +155,7 @@ def test_programs_give_the_same_values_and_gradients_on_both_backends(program, d
             np.testing.assert_allclose(g_c, g_py, rtol=tol, atol=tol * scale)
 
 
-@settings(SHAPE_SETTINGS, max_examples=60)
+@settings(SHAPE_SETTINGS, max_examples=examples(60))
 @given(programs(kinks_anywhere=False), st.integers(0, 2**16))
 def test_program_gradients_match_finite_differences(program, seed):
     values = _leaf_values(program[0], seed)

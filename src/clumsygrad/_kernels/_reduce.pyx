@@ -85,11 +85,68 @@ cdef inline void _row_macc(floating* out, const floating* g, Py_ssize_t gs,
                 out[j] += g[j * gs] * t[j * ts]
 
 
+cdef enum:
+    PAIRWISE_BLOCK = 128   # below this a strided sum runs in 8 partial sums, above it halves
+
+
+cdef floating _hsum_strided(const floating* g, Py_ssize_t gs, Py_ssize_t n) noexcept nogil:
+    """Sum of ``g[0], g[gs], ... g[(n-1)*gs]`` by NumPy's pairwise scheme (8 partial sums per
+    block of at most 128, halves above), so a long float64 sum loses ~log2(n) roundings, not n."""
+    cdef Py_ssize_t j, half
+    cdef floating acc[8]
+    cdef floating total
+    cdef int l
+    if n <= PAIRWISE_BLOCK:
+        for l in range(8):
+            acc[l] = 0
+        j = 0
+        while n - j >= 8:
+            for l in range(8):
+                acc[l] += g[(j + l) * gs]
+            j += 8
+        total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+        while j < n:
+            total += g[j * gs]
+            j += 1
+        return total
+    half = (n // 2) & ~(<Py_ssize_t> 7)
+    return _hsum_strided(g, gs, half) + _hsum_strided(g + half * gs, gs, n - half)
+
+
+cdef floating _hdot_strided(const floating* g, Py_ssize_t gs, const floating* t, Py_ssize_t ts,
+                            Py_ssize_t n) noexcept nogil:
+    """Sum of ``g[j*gs] * t[j*ts]`` over ``j < n``, pairwise as ``_hsum_strided``."""
+    cdef Py_ssize_t j, half
+    cdef floating acc[8]
+    cdef floating total
+    cdef int l
+    if n <= PAIRWISE_BLOCK:
+        for l in range(8):
+            acc[l] = 0
+        j = 0
+        while n - j >= 8:
+            for l in range(8):
+                acc[l] += g[(j + l) * gs] * t[(j + l) * ts]
+            j += 8
+        total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+        while j < n:
+            total += g[j * gs] * t[j * ts]
+            j += 1
+        return total
+    half = (n // 2) & ~(<Py_ssize_t> 7)
+    return (_hdot_strided(g, gs, t, ts, half)
+            + _hdot_strided(g + half * gs, gs, t + half * ts, ts, n - half))
+
+
 cdef inline floating _hsum_any(const floating* g, Py_ssize_t gs, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t j
     cdef double total = 0.0
     if gs == 1:
         return hsum(g, n)
+    if gs == 0:  # a broadcast value: n copies of it
+        return <floating>(<double> g[0] * <double> n)
+    if floating is double:  # float64 has no wider sum to absorb the roundings: go pairwise
+        return _hsum_strided(g, gs, n)
     for j in range(n):
         total += g[j * gs]
     return <floating>total
@@ -103,6 +160,8 @@ cdef inline floating _hdot_any(const floating* g, Py_ssize_t gs, const floating*
         return hdot(g, t, n)
     if ts == 0:
         return t[0] * _hsum_any(g, gs, n)
+    if floating is double:
+        return _hdot_strided(g, gs, t, ts, n)
     for j in range(n):
         total += g[j * gs] * t[j * ts]
     return <floating>total
@@ -237,6 +296,27 @@ cdef void _expand_call(Call* k, floating* tag) noexcept nogil:
 
 
 # --------------------------------------------------------------------------- shared driver
+cdef inline void _unit_stride_inner(Plan* p) noexcept nogil:
+    """Make ``g``'s contiguous axis (stride 1) the inner one when it is summed away, as NumPy's
+    iterator does: a Fortran-ordered or transposed gradient then sums along memory (vectorised,
+    in blocks) instead of adding one row at a time across it.  (A kept axis stays where it is:
+    the core writes a kept inner axis as one contiguous output row.)"""
+    cdef int i, j, last = p.nd - 1
+    cdef Py_ssize_t d, a, b, c
+    if p.sa[last] == 1:
+        return
+    for i in range(last):
+        if p.sa[i] == 1 and p.sb[i] == 0:
+            d, a, b, c = p.dims[i], p.sa[i], p.sb[i], p.sc[i]
+            for j in range(i, last):
+                p.dims[j] = p.dims[j + 1]
+                p.sa[j] = p.sa[j + 1]
+                p.sb[j] = p.sb[j + 1]
+                p.sc[j] = p.sc[j + 1]
+            p.dims[last], p.sa[last], p.sb[last], p.sc[last] = d, a, b, c
+            return
+
+
 cdef cnp.ndarray reduce_typed(cnp.ndarray g, cnp.ndarray t, int tnd, Py_ssize_t* tdims, int tn):
     """Sum ``g`` (times ``t``, which broadcasts to ``g``; may be None) to ``tdims``.
 
@@ -280,6 +360,7 @@ cdef cnp.ndarray reduce_typed(cnp.ndarray g, cnp.ndarray t, int tnd, Py_ssize_t*
         plan.sb[i] = 0 if (i < tlead or tdims[i - tlead] != d) else ostr[i - tlead]
         plan.sc[i] = 0 if (i < olead or odims[i - olead] != d) else ostrides[i - olead] // item
     plan_coalesce(&plan)
+    _unit_stride_inner(&plan)
     k.out = cnp.PyArray_DATA(out)
     k.a = cnp.PyArray_DATA(g)
     k.b = tdata
