@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from clumsygrad import _backend, grad
 from clumsygrad.tensor import Tensor, TensorType, _Operators
 
+from helpers import examples
+
 pytestmark = pytest.mark.both_backends
 
 COMPILED = _backend.graph.__name__ == "clumsygrad._graph.native"
@@ -30,7 +32,7 @@ def _compiled() -> bool:
         assert os.environ.get("CLUMSYGRAD_BACKEND", "").strip().lower() == "python", \
             "the compiled graph was built but not selected"
     return COMPILED
-SETTINGS = settings(max_examples=200, deadline=None,
+SETTINGS = settings(max_examples=examples(200), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 LAYOUTS = ["C", "F", "sliced", "reversed"]
 

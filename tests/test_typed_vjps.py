@@ -23,7 +23,7 @@ from clumsygrad.activation import relu, softmax, tanh
 from clumsygrad.loss import cross_entropy, mse_loss
 from clumsygrad.tensor import Tensor, TensorType
 
-from helpers import numeric_gradient
+from helpers import examples, numeric_gradient
 
 pytestmark = pytest.mark.both_backends
 
@@ -38,7 +38,7 @@ def _compiled() -> bool:
         assert os.environ.get("CLUMSYGRAD_BACKEND", "").strip().lower() == "python", \
             "the compiled graph was built but not selected"
     return COMPILED
-SETTINGS = settings(max_examples=150, deadline=None,
+SETTINGS = settings(max_examples=examples(150), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 LAYOUTS = ["C", "F", "sliced", "reversed"]
 
@@ -156,7 +156,7 @@ def test_matmul_typed_backward_equals_the_python_kernel(case):
     _agree(build, [a, b], dtype)
 
 
-@settings(SETTINGS, max_examples=60)
+@settings(SETTINGS, max_examples=examples(60))
 @given(st.tuples(positive, positive), dtypes, st.sampled_from(LAYOUTS), st.sampled_from([-1, 0, 1]))
 def test_relu_softmax_mse_typed_backward_equal_the_python_kernels(shape, dtype, layout, axis):
     rng = np.random.default_rng(sum(shape))
@@ -169,7 +169,7 @@ def test_relu_softmax_mse_typed_backward_equal_the_python_kernels(shape, dtype, 
     _agree(build, [a, target], dtype)
 
 
-@settings(SETTINGS, max_examples=80)
+@settings(SETTINGS, max_examples=examples(80))
 @given(small, positive, dtypes, st.sampled_from(["mean", "sum", "none"]), st.integers(0, 2**32 - 1))
 def test_cross_entropy_typed_backward_equals_the_python_kernel(n, c, dtype, reduction, seed):
     rng = np.random.default_rng(seed)
@@ -181,7 +181,7 @@ def test_cross_entropy_typed_backward_equals_the_python_kernel(n, c, dtype, redu
     _agree(build, [z], dtype)
 
 
-@settings(SETTINGS, max_examples=80)
+@settings(SETTINGS, max_examples=examples(80))
 @given(positive, st.lists(st.integers(-5, 4), min_size=0, max_size=8), st.integers(0, 3), dtypes,
        st.integers(1, 3))
 def test_embedding_rows_typed_backward_equals_the_python_kernel(rows, ids, width, dtype, uses):
@@ -199,7 +199,7 @@ def test_embedding_rows_typed_backward_equals_the_python_kernel(rows, ids, width
     _agree(build, [table], dtype)
 
 
-@settings(SETTINGS, max_examples=80)
+@settings(SETTINGS, max_examples=examples(80))
 @given(st.tuples(positive, small, positive), st.permutations([0, 1, 2]), dtypes, st.integers(0, 2**32 - 1))
 def test_permuted_gradients_equal_the_python_formula(shape, axes, dtype, seed):
     """A transposed view of the gradient (permute, swapaxes, .T()) reaches a matmul or a
