@@ -242,6 +242,26 @@ def test_sum_and_mean_typed_backward_equal_the_formulas(case):
     _agree(build, [values], dtype)
 
 
+@settings(SETTINGS, max_examples=examples(80))
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=4), st.tuples(positive, positive), st.integers(-2, 1),
+       st.booleans(), dtypes, st.integers(0, 2**32 - 1))
+def test_concatenate_and_stack_typed_backward_equal_the_formulas(sizes, shape, axis, stacked, dtype, seed):
+    rng = np.random.default_rng(seed)
+    if stacked:
+        arrays = [rng.standard_normal(shape) for _ in sizes]
+        axis = axis % 3 - 3 if axis < 0 else axis  # a new axis of three
+    else:
+        axis = axis % 2
+        arrays = [rng.standard_normal(shape[:axis] + (k,) + shape[axis + 1:]) for k in sizes]
+
+    def build(*parts):
+        parts = [tanh(p) if i % 2 else p for i, p in enumerate(parts)]  # some leaves, some nodes
+        joined = clumsygrad.stack(parts, axis=axis) if stacked else clumsygrad.concatenate(parts, axis=axis)
+        return tanh(joined * 1.5)
+
+    _agree(build, arrays, dtype)
+
+
 def test_the_typed_paths_run_instead_of_the_python_kernels(monkeypatch):
     if not _compiled():
         return
@@ -259,6 +279,24 @@ def test_the_typed_paths_run_instead_of_the_python_kernels(monkeypatch):
     loss.backward()
     assert {name: c.calls for name, c in counters.items()} == dict.fromkeys(names, 0)
     assert E.grad.shape == (6, 4) and W.grad.shape == (4, 3) and b.grad.shape == (3,)
+
+
+def test_concatenate_and_stack_do_not_run_their_formulas_on_the_compiled_engine(monkeypatch):
+    if not _compiled():
+        return
+    from clumsygrad._registry import OPS
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the formula ran")
+
+    for name in ("concatenate", "stack"):
+        monkeypatch.setattr(OPS[name], "vjps", refuse)
+    a = Tensor(np.ones((2, 3)), TensorType.PARAMETER)
+    b = Tensor(np.ones((1, 3)), TensorType.PARAMETER)
+    loss = (clumsygrad.concatenate([a, b * 2.0]) * 3.0).sum() + (clumsygrad.stack([a, a], axis=1) * 5.0).sum()
+    loss.backward()
+    np.testing.assert_array_equal(a.grad, np.full((2, 3), 13.0))
+    np.testing.assert_array_equal(b.grad, np.full((1, 3), 6.0))
 
 
 def test_embedding_rows_are_added_in_place_into_the_owned_pending_gradient():

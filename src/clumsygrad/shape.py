@@ -198,7 +198,8 @@ def _concatenate_vjp(g, out, *inputs, axis=0, needs):
     return tuple(p if need else None for p, need in zip(pieces, needs))
 
 
-defop("concatenate", None, _concatenate_vjp, module="shape", public=False, params=["axis"])
+defop("concatenate", None, _concatenate_vjp, module="shape", public=False, params=["axis"],
+      typed="CONCATENATE")
 
 
 def concatenate(tensors: Sequence, axis: int = 0):
@@ -216,7 +217,7 @@ def _stack_vjp(g, out, *inputs, axis=0, needs):
     return tuple(g[lead + (i,)] if need else None for i, need in enumerate(needs))
 
 
-defop("stack", None, _stack_vjp, module="shape", public=False, params=["axis"])
+defop("stack", None, _stack_vjp, module="shape", public=False, params=["axis"], typed="STACK")
 
 
 def stack(tensors: Sequence, axis: int = 0):

@@ -26,7 +26,7 @@ from . import ENGINE_LOCK
 from . import hooks as _hooks
 from . import pure as _pure
 from .native cimport (
-    ADD, ADD_BROADCAST, ADD_SCALAR, CROSS_ENTROPY, GETITEM, MATMUL, MEAN, MSE, MUL_BROADCAST, PERMUTE, SUM, RELU, SOFTMAX, SUB_BROADCAST, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
+    ADD, ADD_BROADCAST, ADD_SCALAR, CONCATENATE, CROSS_ENTROPY, GETITEM, STACK, MATMUL, MEAN, MSE, MUL_BROADCAST, PERMUTE, SUM, RELU, SOFTMAX, SUB_BROADCAST, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
     L_POWER_VJP, L_SIGMOID_VJP, L_SIN_VJP, L_SQRT_VJP, L_TANH_VJP, LOG, MUL, MUL_SCALAR, NEGATE,
     POWER, RESHAPE, SIGMOID, SIN, SQRT, SUB, SUB_SCALAR, TANH, TRANSPOSE, Node, floating,
     _array_value, _check_versions, _compute, _data_of, _fast_operand, _fits, _free,
@@ -400,6 +400,8 @@ cdef bint _typed_vjp(Node node) except -1:
     cdef Py_ssize_t n = len(node.parents_)
     if op == ADD_BROADCAST or op == SUB_BROADCAST or op == MUL_BROADCAST:
         return _broadcast_vjp(node, op, g)
+    if op == CONCATENATE or op == STACK:
+        return _join_vjp(node, op, g)
     if op >= MATMUL and op != PERMUTE:
         return _kernel_vjp(node, op, g)
     cdef Node x = <Node> node.parents_[0]
@@ -598,6 +600,50 @@ cdef bint _kernel_vjp(Node node, int op, object g) except -1:
         _accumulate(x, r0, _fresh(r0, g))
     if r1 is not None and y.requires_grad_:
         _accumulate(y, r1, _fresh(r1, g))
+    return True
+
+
+cdef bint _join_vjp(Node node, int op, object g) except -1:
+    """concatenate / stack: each input gets its slice of the gradient along the recorded axis,
+    a view (as ``np.split`` and ``g[..., i]`` give the formulas); all pieces are checked against
+    their inputs before any is accumulated."""
+    cdef tuple parents = node.parents_
+    cdef Py_ssize_t n = len(parents), i, start = 0, size
+    cdef int ax, nd
+    cdef Node p
+    cdef list pieces = []
+    if type(node.extra_) is not dict or not _fits_view(g, node):
+        return False
+    axis = (<dict> node.extra_).get("axis")
+    if type(axis) is not int:
+        return False
+    nd = cnp.PyArray_NDIM(<cnp.ndarray> g)
+    ax = axis
+    if ax < 0 or ax >= nd:
+        return False
+    lead = (slice(None),) * ax
+    for i in range(n):
+        p = <Node> parents[i]
+        data = _data_of(p)
+        if type(data) is not cnp.ndarray:
+            return False
+        if op == CONCATENATE:
+            if cnp.PyArray_NDIM(<cnp.ndarray> data) != nd:
+                return False
+            size = cnp.PyArray_DIM(<cnp.ndarray> data, ax)
+            piece = g[lead + (slice(start, start + size),)]
+            start += size
+        else:
+            piece = g[lead + (i,)]
+        if p.requires_grad_ and not _fits_view(piece, p):
+            return False
+        pieces.append(piece)
+    if op == CONCATENATE and start != cnp.PyArray_DIM(<cnp.ndarray> g, ax):
+        return False
+    for i in range(n):
+        p = <Node> parents[i]
+        if p.requires_grad_:
+            _accumulate(p, pieces[i], False)
     return True
 
 

@@ -53,6 +53,8 @@ cpdef enum VJP:
     PERMUTE          # transpose with axes: a view of the gradient, like RESHAPE and TRANSPOSE
     SUM              # sum and mean over axes: the gradient expanded back (expand_to_shape)
     MEAN
+    CONCATENATE      # each input gets its slice of the gradient (a view), any number of inputs
+    STACK
 
 # The elementwise loops, shared by the forward fast paths and the typed VJPs.  ``x`` is the
 # first operand (the gradient in a VJP), ``y`` the second (an operand or the output), ``c`` a
