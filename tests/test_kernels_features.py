@@ -229,6 +229,88 @@ def test_cross_entropy_backward_errors_are_the_same_on_both_twins(args, message)
     assert messages[0] == messages[1]
 
 
+# --------------------------------------------------------------------------- cross_entropy_forward
+def reference_ce_loss(z, labels, reduction):
+    """Per-row logsumexp(z) - z[label] in float64, reduced."""
+    z = np.asarray(z, dtype=np.float64)
+    m = z.max(axis=1, keepdims=True) if z.shape[0] else np.zeros((0, 1))
+    rows = np.log(np.exp(z - m).sum(axis=1)) + m[:, 0] - z[np.arange(z.shape[0]), np.asarray(labels, dtype=int)]
+    if reduction == "none":
+        return rows
+    return rows.sum() if reduction == "sum" else (rows.mean() if rows.size else np.nan)
+
+
+@st.composite
+def ce_label_cases(draw):
+    logits, target, grad, reduction = draw(ce_cases())
+    n, c = logits.shape
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    labels = rng.integers(0, c, size=n).astype(draw(st.sampled_from([np.int64, np.int64, np.int32, np.uint8, np.float64])))
+    return logits, laid_out(labels, draw(st.sampled_from(["C", "sliced", "reversed"]))), grad, reduction
+
+
+@requires_compiled_share("cross_entropy_forward", 0.9)
+@SETTINGS
+@given(ce_label_cases())
+def test_cross_entropy_forward_twins_agree_with_each_other_and_the_formula(case):
+    logits, labels, grad, reduction = case
+    ref_loss, ref_probs, ref_kept = pure.cross_entropy_forward(logits, labels, reduction)
+    loss, probs, kept = native.cross_entropy_forward(logits, labels, reduction)
+    assert loss.dtype == ref_loss.dtype == probs.dtype == ref_probs.dtype
+    assert loss.shape == ref_loss.shape and probs.shape == ref_probs.shape == logits.shape
+    assert kept.dtype == np.intp and not kept.flags.writeable and not np.shares_memory(kept, labels)
+    np.testing.assert_array_equal(kept, ref_kept)
+    np.testing.assert_array_equal(kept, labels.astype(np.intp))
+    tol = 1e-5 if loss.dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(probs, ref_probs, rtol=tol, atol=tol)
+    expected = reference_ce_loss(logits, labels, reduction)
+    scale = max(1.0, float(np.abs(np.asarray(logits, dtype=np.float64)).max(initial=0))) * (logits.shape[0] if reduction == "sum" else 1)
+    np.testing.assert_allclose(loss, ref_loss, rtol=tol, atol=tol * scale * 4)
+    np.testing.assert_allclose(ref_loss, expected, rtol=tol, atol=tol * scale * 4)
+    # the backward from the kept softmax is the fused backward from the logits
+    back = native.probs_minus_onehot(probs, kept, grad, reduction)
+    ref_back = pure.probs_minus_onehot(ref_probs, ref_kept, grad, reduction)
+    full = pure.cross_entropy_backward(logits, labels, grad, reduction)
+    assert back.dtype == ref_back.dtype == full.dtype
+    bound = np.abs(np.asarray(grad, dtype=np.float64)).max(initial=0) * 2
+    np.testing.assert_allclose(back, ref_back, rtol=tol, atol=tol * bound)
+    np.testing.assert_allclose(back, full, rtol=tol, atol=tol * bound)
+
+
+@pytest.mark.parametrize("name", TWINS)
+def test_cross_entropy_forward_of_targets_is_left_to_the_caller(name):
+    assert TWINS[name].cross_entropy_forward(np.zeros((2, 3)), np.full((2, 3), 1 / 3), "mean") is None
+
+
+@pytest.mark.parametrize("args, message", [args for args in CE_ERRORS if args[0][2].size == 1])
+def test_cross_entropy_forward_errors_are_the_same_on_both_twins(args, message):
+    logits, labels, _, reduction = args
+    messages = []
+    for twin in TWINS.values():
+        with pytest.raises(ValueError, match=message) as info:
+            twin.cross_entropy_forward(logits, labels, reduction)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+
+
+@pytest.mark.parametrize("name", TWINS)
+def test_cross_entropy_forward_names_the_first_label_out_of_range(name):
+    labels = np.array([1, 2, -1, 7, 0])
+    with pytest.raises(ValueError, match="label -1 at position 2 is out of range for 3 classes"):
+        TWINS[name].cross_entropy_forward(np.zeros((5, 3), np.float32), labels, "mean")
+
+
+@pytest.mark.parametrize("name", TWINS)
+def test_probs_minus_onehot_errors_are_the_same_on_both_twins(name):
+    probs, kept = np.full((2, 3), 1 / 3), np.array([0, 2], dtype=np.intp)
+    with pytest.raises(ValueError, match=r"one-element gradient for reduction='sum', got shape \(2,\)"):
+        TWINS[name].probs_minus_onehot(probs, kept, np.ones(2), "sum")
+    with pytest.raises(ValueError, match=r"gradient of shape \(2,\) for reduction='none', got \(3,\)"):
+        TWINS[name].probs_minus_onehot(probs, kept, np.ones(3), "none")
+    with pytest.raises(ValueError, match=r"needs labels in \[0, 3\), got \[0, 3\]"):
+        TWINS[name].probs_minus_onehot(probs, np.array([0, 3], dtype=np.intp), np.ones(()), "sum")
+
+
 # --------------------------------------------------------------------------- references
 def _reference_cases():
     z = np.ones((3, 4), np.float32)
@@ -242,6 +324,10 @@ def _reference_cases():
         "cross_entropy_backward labels": (native.cross_entropy_backward, (z, labels, one, "mean")),
         "cross_entropy_backward targets": (native.cross_entropy_backward, (z[::-1], targets, per_row, "none")),
         "cross_entropy_backward error": (native.cross_entropy_backward, (z, bad, one, "sum")),
+        "cross_entropy_forward labels": (native.cross_entropy_forward, (z[::-1], labels, "mean")),
+        "cross_entropy_forward int32 labels": (native.cross_entropy_forward, (z, labels.astype(np.int32), "none")),
+        "cross_entropy_forward error": (native.cross_entropy_forward, (z, bad, "sum")),
+        "probs_minus_onehot": (native.probs_minus_onehot, (z, labels, one, "mean")),
     }
 
 

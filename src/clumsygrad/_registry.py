@@ -292,11 +292,23 @@ def _derive_function(op: OpDef) -> Callable:
 
     # The common calls (inputs only, no profile) take the shortest path: one frame, no binding.
     if nin == 1:
+        param_set = frozenset(param_names)
 
         def function(*args, **kwargs):
-            if len(args) != 1 or kwargs or _profiler.active is not None:
+            if len(args) != 1 or _profiler.active is not None:
                 return (profiled if _profiler.active is not None else call)(*args, **kwargs)
             x = args[0]
+            if kwargs:  # parameters by keyword (``softmax(t, axis=-1)``): bound here, not in call
+                if not param_set.issuperset(kwargs):
+                    return call(*args, **kwargs)  # it words the error
+                if not isinstance(x, _Tensor):
+                    (x,) = as_tensors((x,))
+                params = dict(defaults)
+                params.update(kwargs)
+                data = forward(x._data, **params)
+                if save is not None:
+                    params.update(save(data, x._data, **params))
+                return new_node(data, backward, (x,), params)
             if not isinstance(x, _Tensor):
                 (x,) = as_tensors((x,))
             data = forward(x._data)

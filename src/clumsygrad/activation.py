@@ -20,13 +20,15 @@ def _values(x):
 
 
 # ----------------------------------------------------------------------------- 0.2.x
-def tanh(tensor):
-    return np.tanh(tensor)
+# 0-d zeros of the float dtypes: np.maximum(x, 0) converts the Python 0 on every call (~1.5 us
+# on a 16x32 array against ~0.1 us of work); a 0-d array of x's own dtype gives the same values.
+_ZEROS = {np.dtype(np.float32): np.zeros((), np.float32), np.dtype(np.float64): np.zeros((), np.float64)}
 
 
 def relu(tensor):
     """max(0, x) elementwise."""
-    return np.maximum(tensor, 0)
+    zero = _ZEROS.get(getattr(tensor, "dtype", None))
+    return np.maximum(tensor, 0 if zero is None else zero)
 
 
 def sigmoid(tensor):
@@ -39,10 +41,11 @@ def _relu_kernel(tensor, grad, *, needs=None):
     return (_backend.active.relu_backward(tensor._data, grad),)
 
 
-defop("tanh", tanh, (lambda g, out, x: g * (1 - out * out),), module="activation",
-      numpy=(np.tanh,), method="tanh", typed="TANH")
+# tanh's forward is the ufunc itself (no wrapper frame), as for the ops of ``math``.
+defop("tanh", np.tanh, (lambda g, out, x: g * (1 - out * out),), module="activation",
+      numpy=(np.tanh,), method="tanh", typed="TANH", doc="Hyperbolic tangent elementwise.")
 defop("relu", relu, (lambda g, out, x: g * (_values(out) > 0),), module="activation",
-      method="relu", kernel=_relu_kernel)
+      method="relu", kernel=_relu_kernel, typed="RELU")
 defop("sigmoid", sigmoid, (lambda g, out, x: g * (out * (1 - out)),), module="activation",
       method="sigmoid", typed="SIGMOID")
 
@@ -64,7 +67,7 @@ def _softmax_kernel(tensor, grad, *, needs=None):
 
 defop("softmax", softmax,
       (lambda g, out, x, axis=-1: out * (g - np.sum(out * g, axis=axis, keepdims=True)),),
-      module="activation", method="softmax", kernel=_softmax_kernel)
+      module="activation", method="softmax", kernel=_softmax_kernel, typed="SOFTMAX")
 
 
 def log_softmax(tensor, axis: int = -1):

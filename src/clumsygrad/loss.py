@@ -47,7 +47,7 @@ def _mse_pred(g, out, pred, target):
 
 defop("mse_loss", mse_loss,
       (_mse_pred, lambda g, out, pred, target: -_mse_pred(g, out, pred, target)),
-      module="loss", nin=2, kernel=_mse_kernel, backward_name="mse_backward")
+      module="loss", nin=2, kernel=_mse_kernel, backward_name="mse_backward", typed="MSE")
 
 
 def mae_loss(pred, target):
@@ -138,7 +138,13 @@ def _cross_entropy_kernel(tensor, grad, *, needs=None):
     logits = parents[0]._data
     reduction = tensor._extra["reduction"]
     target = parents[1]._data if len(parents) == 2 else tensor._extra["target"]
-    d_logits = _backend.active.cross_entropy_backward(logits, target, grad, reduction) if needs[0] else None
+    d_logits = None
+    if needs[0]:
+        probs = tensor._extra.get("probs")
+        if probs is not None:  # the forward kept the softmax and the checked labels
+            d_logits = _backend.active.probs_minus_onehot(probs, target, grad, reduction)
+        else:
+            d_logits = _backend.active.cross_entropy_backward(logits, target, grad, reduction)
     if len(parents) == 1:
         return (d_logits,)
     d_target = None
@@ -150,7 +156,7 @@ def _cross_entropy_kernel(tensor, grad, *, needs=None):
 
 
 defop("cross_entropy", None, _cross_entropy_vjp, module="loss", public=False,
-      kernel=_cross_entropy_kernel, params=["reduction", "target"])
+      kernel=_cross_entropy_kernel, params=["reduction", "target"], typed="CROSS_ENTROPY")
 
 
 def cross_entropy(logits, labels, reduction: str = "mean"):
@@ -166,6 +172,12 @@ def cross_entropy(logits, labels, reduction: str = "mean"):
     that requires gradients receives ``-log softmax(z)``, scaled.  The labels or targets are
     copied when recorded.
     """
+    if isinstance(logits, _Node) and not isinstance(labels, _Node):  # class labels: one compiled pass
+        fast = _backend.active.cross_entropy_forward(logits._data, labels, reduction)
+        if fast is not None:
+            data, probs, kept = fast
+            return _new_node(data, _ce_backward, (logits,),
+                             {"reduction": reduction, "target": kept, "probs": probs})
     check_reduction(reduction)
     is_target_tensor = hasattr(labels, "_data")
     (logits,) = as_tensors((logits,))
@@ -437,3 +449,5 @@ __all__ = export(globals(), "loss") + ["cross_entropy"]
 from ._backend import graph as _graph  # noqa: E402
 
 _new_node = _graph.new_node
+_Node = _graph.Node
+_ce_backward = OPS["cross_entropy"].backward

@@ -218,7 +218,8 @@ def _matmul(x, y):
     return np.matmul(x, y)
 
 
-defop("matmul", _matmul, _matmul_vjp, module="math", nin=2, public=False, kernel=_matmul_kernel)
+defop("matmul", _matmul, _matmul_vjp, module="math", nin=2, public=False, kernel=_matmul_kernel,
+      typed="MATMUL")
 
 
 def _astype(x, dtype):
@@ -285,8 +286,9 @@ def _mean_vjp(g, out, x, axis=None, keepdims=False):
 
 defop("sum", sum, (lambda g, out, x, axis=None, keepdims=False:
                    expand(g, np.shape(x), _axis_arg(axis), keepdims, 1.0),),
-      module="math", numpy=(np.sum,), method="sum", save=_input_shape)
-defop("mean", mean, (_mean_vjp,), module="math", numpy=(np.mean,), method="mean", save=_input_shape)
+      module="math", numpy=(np.sum,), method="sum", save=_input_shape, typed="SUM")
+defop("mean", mean, (_mean_vjp,), module="math", numpy=(np.mean,), method="mean", save=_input_shape,
+      typed="MEAN")
 
 
 def var(x, axis=None, ddof: int = 0, keepdims: bool = False):

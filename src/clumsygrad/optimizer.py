@@ -347,7 +347,7 @@ class SGD(Optimizer):
         sgd_update = _backend.active.sgd_update  # param._data -= lr * g, in place
         lr, momentum, weight_decay = self.lr, self.momentum, self.weight_decay
         for i, param in enumerate(self.parameters):
-            grad = _grad_array(param)
+            grad = param._grad  # _grad_array, inlined: this loop runs once per parameter per step
             if grad is None:
                 continue
             if weight_decay != 0 or momentum != 0:
@@ -367,8 +367,12 @@ class SGD(Optimizer):
                     else:
                         g = buf
                 grad = g
-            with _writable(param._data):
-                sgd_update(param._data, grad, lr)
+            data = param._data
+            if data.flags.writeable:  # _writable without a context when the guard holds nothing
+                sgd_update(data, grad, lr)
+            else:
+                with _guard.writable(data):
+                    sgd_update(data, grad, lr)
             _updated_in_place(param)
 
     def _param_state(self, index: int) -> Dict[str, object]:

@@ -40,7 +40,7 @@ def _getitem_kernel(tensor, grad, *, needs=None):
 
 
 defop("getitem", getitem, (lambda g, out, x, key: scatter(g, key, np.shape(x)),),
-      module="shape", kernel=_getitem_kernel, public=False)
+      module="shape", kernel=_getitem_kernel, public=False, typed="GETITEM")
 
 
 def _getitem(tensor, key):
@@ -129,7 +129,7 @@ def _permute_forward(x, axes):
 
 defop("permute", _permute_forward,
       (lambda g, out, x, axes: np.transpose(g, tuple(np.argsort(axes))),), module="shape",
-      public=False)
+      public=False, typed="PERMUTE")
 
 
 def transpose(x, axes=None):
@@ -198,7 +198,8 @@ def _concatenate_vjp(g, out, *inputs, axis=0, needs):
     return tuple(p if need else None for p, need in zip(pieces, needs))
 
 
-defop("concatenate", None, _concatenate_vjp, module="shape", public=False, params=["axis"])
+defop("concatenate", None, _concatenate_vjp, module="shape", public=False, params=["axis"],
+      typed="CONCATENATE")
 
 
 def concatenate(tensors: Sequence, axis: int = 0):
@@ -216,7 +217,7 @@ def _stack_vjp(g, out, *inputs, axis=0, needs):
     return tuple(g[lead + (i,)] if need else None for i, need in enumerate(needs))
 
 
-defop("stack", None, _stack_vjp, module="shape", public=False, params=["axis"])
+defop("stack", None, _stack_vjp, module="shape", public=False, params=["axis"], typed="STACK")
 
 
 def stack(tensors: Sequence, axis: int = 0):

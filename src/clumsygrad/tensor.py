@@ -142,6 +142,11 @@ class _Operators:
             return _binary_node(self, other, _broadcasting(ufunc, self, other), same_shape_fn, broadcast_fn)
         return _new_node(ufunc(self._data, scalar), scalar_fn, (self,), {"scalar_value": scalar})
 
+    def __getitem__(self, key: Any) -> "Tensor":
+        """``self[key]`` for any NumPy index, with gradients (``clumsygrad.shape.getitem``).  The
+        compiled node records an integer row array (an embedding lookup) itself."""
+        return _getitem(self, key)
+
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         """NumPy ufuncs on tensors: registered ops record (``np.exp(t)``, ``a * t``), comparisons
         and other gradient-free ufuncs give plain arrays, anything else is a ``TypeError``.  The compiled
@@ -536,10 +541,6 @@ class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
         memo[id(self)] = new
         return new
 
-    def __getitem__(self, key: Any) -> "Tensor":
-        """``self[key]`` for any NumPy index, with gradients (``clumsygrad.shape.getitem``)."""
-        return _getitem(self, key)
-
     # ------------------------------------------------------------------ backward
     def backward(self, gradient: Any = None, keep_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) * ``gradient`` into ``.grad`` of every tensor that requires it.
@@ -621,7 +622,7 @@ _graph.install(
     tuple(TensorType),
     {name: getattr(_Operators, name) for name in (
         "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
-        "__truediv__", "__rtruediv__", "__neg__", "__array_ufunc__",
+        "__truediv__", "__rtruediv__", "__neg__", "__array_ufunc__", "__matmul__", "__getitem__",
     )},
     _registry.typed_vjps(),
 )

@@ -13,13 +13,22 @@ from libc.stdlib cimport free, malloc, realloc
 
 import numpy as np
 
+from .._kernels._reduce import mul_reduce_to_shape as _mul_reduce_to_shape
+from .._kernels._reduce import expand_to_shape as _expand_to_shape
+from .._kernels._reduce import reduce_to_shape as _reduce_to_shape
+from .._kernels._cross_entropy import probs_minus_onehot as _probs_minus_onehot
+from .._kernels._elementwise import relu_backward as _relu_backward
+from .._kernels._loss import mse_backward as _mse_backward
+from .._kernels._matmul import matmul_backward as _matmul_backward
+from .._kernels._scatter import scatter_add as _scatter_add
+from .._kernels._softmax import softmax_backward as _softmax_backward
 from . import ENGINE_LOCK
 from . import hooks as _hooks
 from . import pure as _pure
 from .native cimport (
-    ADD, ADD_BROADCAST, ADD_SCALAR, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
+    ADD, ADD_BROADCAST, ADD_SCALAR, CONCATENATE, CROSS_ENTROPY, GETITEM, STACK, MATMUL, MEAN, MSE, MUL_BROADCAST, PERMUTE, SUM, RELU, SOFTMAX, SUB_BROADCAST, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
     L_POWER_VJP, L_SIGMOID_VJP, L_SIN_VJP, L_SQRT_VJP, L_TANH_VJP, LOG, MUL, MUL_SCALAR, NEGATE,
-    POWER, RESHAPE, SIGMOID, SIN, SQRT, SUB, SUB_SCALAR, TANH, TRANSPOSE, Node,
+    POWER, RESHAPE, SIGMOID, SIN, SQRT, SUB, SUB_SCALAR, TANH, TRANSPOSE, Node, floating,
     _array_value, _check_versions, _compute, _data_of, _fast_operand, _fits, _free,
     _same_dtype, _same_layout, _same_shape, _scalar_array, _scalar_type, _value_of,
 )
@@ -394,18 +403,30 @@ cdef bint _typed_vjp(Node node) except -1:
     cdef int op = node.op_
     cdef object g = node.pending_
     cdef Py_ssize_t n = len(node.parents_)
-    if op >= ADD_BROADCAST:  # recorded in C, computed by the Python backward function
-        return False
+    if op == ADD_BROADCAST or op == SUB_BROADCAST or op == MUL_BROADCAST:
+        return _broadcast_vjp(node, op, g)
+    if op == CONCATENATE or op == STACK:
+        return _join_vjp(node, op, g)
+    if op >= MATMUL and op != PERMUTE:
+        return _kernel_vjp(node, op, g)
     cdef Node x = <Node> node.parents_[0]
     cdef Node y = <Node> node.parents_[1] if n == 2 else None
-    if op == RESHAPE or op == TRANSPOSE:  # a view of the gradient, copied if ever written
-        if not _fast_operand(g) or n != 1:
+    if op == RESHAPE or op == TRANSPOSE or op == PERMUTE:  # a view of the gradient, copied if ever written
+        if n != 1:
             return False
         if op == RESHAPE:
+            if not _fast_operand(g):
+                return False
             g = cnp.PyArray_Reshape(<cnp.ndarray> g, x._shape)
-        else:
+        elif not _fits_view(g, node):
+            return False
+        elif op == TRANSPOSE:
             g = cnp.PyArray_Transpose(<cnp.ndarray> g, NULL)
-        if not _fits(g, x):
+        else:
+            g = _inverse_permutation(node, <cnp.ndarray> g)
+            if g is None:
+                return False
+        if not _fits_view(g, x):
             return False
         if x.requires_grad_:
             _accumulate(x, g, False)
@@ -443,6 +464,276 @@ cdef bint _typed_vjp(Node node) except -1:
     if not _fast_operand(_data_of(x)):  # the rest read the input
         return False
     return _accumulate(x, _apply(_loop_of(op), g, x.data_, node.scalar_), True) == 0
+
+
+cdef bint _broadcast_vjp(Node node, int op, object g) except -1:
+    """The broadcast add/sub/mul VJPs: each gradient summed to its operand's shape by the
+    compiled reduction kernels (the Python kernels' calls, without their frames).  False (nothing
+    done) off the fast path: an incoming gradient of another dtype or shape, missing shapes."""
+    cdef Node x, y
+    cdef object dx = None, dy = None
+    cdef bint own_x = True, own_y = True
+    if len(node.parents_) != 2 or type(node.extra_) is not dict or not _fits(g, node):
+        return False
+    x = <Node> node.parents_[0]
+    y = <Node> node.parents_[1]
+    left_shape = (<dict> node.extra_).get("left_shape")
+    right_shape = (<dict> node.extra_).get("right_shape")
+    if left_shape is None or right_shape is None:
+        return False
+    if op == MUL_BROADCAST:
+        if x.requires_grad_:
+            dx = _mul_reduce_to_shape(g, _data_of(y), left_shape)
+        if y.requires_grad_:
+            dy = _mul_reduce_to_shape(g, _data_of(x), right_shape)
+    else:
+        if x.requires_grad_:
+            dx = _reduce_to_shape(g, left_shape)
+            own_x = dx is not g and cnp.PyArray_BASE(<cnp.ndarray> dx) == NULL
+        if y.requires_grad_:
+            dy = _reduce_to_shape(g, right_shape)
+            own_y = dy is not g and cnp.PyArray_BASE(<cnp.ndarray> dy) == NULL
+            if op == SUB_BROADCAST:  # a new array of its own is negated in place
+                dy = np.negative(dy, out=dy) if own_y else np.negative(dy)
+                own_y = True
+    if (dx is not None and not _fits(dx, x)) or (dy is not None and not _fits(dy, y)):
+        return False  # an operand changed shape since it was recorded: the Python kernel words it
+    if dx is not None:
+        _accumulate(x, dx, own_x)
+    if dy is not None:
+        _accumulate(y, dy, own_y)
+    return True
+
+
+cdef bint _fits_view(object g, Node n):
+    """``g`` is an ndarray of ``n``'s float dtype and shape, in any layout (a view)."""
+    cdef int t
+    if type(g) is not cnp.ndarray or type(n.data_) is not cnp.ndarray:
+        return False
+    t = cnp.PyArray_TYPE(<cnp.ndarray> g)
+    return ((t == cnp.NPY_FLOAT or t == cnp.NPY_DOUBLE) and t == cnp.PyArray_TYPE(<cnp.ndarray> n.data_)
+            and _same_shape(<cnp.ndarray> g, <cnp.ndarray> n.data_))
+
+
+cdef object _inverse_permutation(Node node, cnp.ndarray g):
+    """``g`` transposed back through the node's recorded ``axes`` (non-negative ints, a
+    permutation of ``g``'s axes); None for anything else (the Python formula handles it)."""
+    cdef cnp.npy_intp inverse[64]
+    cdef cnp.PyArray_Dims dims
+    cdef int nd = cnp.PyArray_NDIM(g), i
+    cdef Py_ssize_t a
+    if type(node.extra_) is not dict:
+        return None
+    axes = (<dict> node.extra_).get("axes")
+    if type(axes) is not tuple and type(axes) is not list:
+        return None
+    if len(axes) != nd or nd > 64:
+        return None
+    for i in range(nd):
+        inverse[i] = -1
+    for i in range(nd):
+        if type(axes[i]) is not int:
+            return None
+        a = axes[i]
+        if a < 0 or a >= nd or inverse[a] != -1:
+            return None
+        inverse[a] = i
+    dims.ptr = inverse
+    dims.len = nd
+    return cnp.PyArray_Transpose(g, &dims)
+
+
+# ----------------------------------------------------------------------------- kernel VJPs
+# Ops whose backward is a compiled kernel: the engine calls the kernel itself with the node's
+# arrays (what the op's Python kernel function does, without its frame), checks that every
+# gradient fits its parent, and only then accumulates them.  False (nothing done) when a case
+# is off the fast path; the Python backward function then handles it, errors included.
+cdef inline bint _fresh(object r, object g):
+    """A kernel's result that nothing else holds: adopted as a pending gradient, not copied."""
+    return r is not g and cnp.PyArray_BASE(<cnp.ndarray> r) == NULL
+
+
+cdef bint _kernel_vjp(Node node, int op, object g) except -1:
+    cdef tuple parents = node.parents_
+    cdef Py_ssize_t n = len(parents)
+    cdef Node x, y = None
+    cdef object r0 = None, r1 = None, extra = node.extra_
+    if n == 0 or n > 2 or not (_fits(g, node) or _fits_view(g, node)):  # the kernels take any layout
+        return False
+    x = <Node> parents[0]
+    if n == 2:
+        y = <Node> parents[1]
+    if op == MATMUL or op == MSE:
+        if n != 2:
+            return False
+        xd = _data_of(x)
+        yd = _data_of(y)
+        if type(xd) is not cnp.ndarray or type(yd) is not cnp.ndarray:
+            return False
+        if op == MATMUL:
+            if cnp.PyArray_NDIM(<cnp.ndarray> xd) < 2 or cnp.PyArray_NDIM(<cnp.ndarray> yd) < 2:
+                return False  # 1-D operands: the op's formulas
+            r0, r1 = _matmul_backward(xd, yd, g, x.requires_grad_, y.requires_grad_)
+        else:
+            r0, r1 = _mse_backward(xd, yd, g, x.requires_grad_, y.requires_grad_)
+    elif n != 1:
+        return False
+    elif not x.requires_grad_:
+        return True
+    elif op == RELU:
+        r0 = _relu_backward(_data_of(node), g)
+    elif op == SOFTMAX:
+        if extra is not None and type(extra) is not dict:
+            return False
+        r0 = _softmax_backward(_data_of(node), g, (<dict> extra).get("axis", -1) if extra is not None else -1)
+    elif op == CROSS_ENTROPY:
+        if type(extra) is not dict or (<dict> extra).get("probs") is None:
+            return False  # recorded without its softmax (targets): the Python kernel
+        r0 = _probs_minus_onehot((<dict> extra)["probs"], (<dict> extra)["target"], g,
+                                 (<dict> extra)["reduction"])
+    elif op == GETITEM:
+        return _rows_vjp(node, x, g)
+    elif op == SUM or op == MEAN:
+        r0 = _reduction_vjp(node, op, x, g)
+        if r0 is None:
+            return False
+    else:
+        return False
+    if (r0 is not None and not _fits(r0, x)) or (r1 is not None and not _fits(r1, y)):
+        return False
+    if r0 is not None and x.requires_grad_:
+        _accumulate(x, r0, _fresh(r0, g))
+    if r1 is not None and y.requires_grad_:
+        _accumulate(y, r1, _fresh(r1, g))
+    return True
+
+
+cdef bint _join_vjp(Node node, int op, object g) except -1:
+    """concatenate / stack: each input gets its slice of the gradient along the recorded axis,
+    a view (as ``np.split`` and ``g[..., i]`` give the formulas); all pieces are checked against
+    their inputs before any is accumulated."""
+    cdef tuple parents = node.parents_
+    cdef Py_ssize_t n = len(parents), i, start = 0, size
+    cdef int ax, nd
+    cdef Node p
+    cdef list pieces = []
+    if type(node.extra_) is not dict or not _fits_view(g, node):
+        return False
+    axis = (<dict> node.extra_).get("axis")
+    if type(axis) is not int:
+        return False
+    nd = cnp.PyArray_NDIM(<cnp.ndarray> g)
+    ax = axis
+    if ax < 0 or ax >= nd:
+        return False
+    lead = (slice(None),) * ax
+    for i in range(n):
+        p = <Node> parents[i]
+        data = _data_of(p)
+        if type(data) is not cnp.ndarray:
+            return False
+        if op == CONCATENATE:
+            if cnp.PyArray_NDIM(<cnp.ndarray> data) != nd:
+                return False
+            size = cnp.PyArray_DIM(<cnp.ndarray> data, ax)
+            piece = g[lead + (slice(start, start + size),)]
+            start += size
+        else:
+            piece = g[lead + (i,)]
+        if p.requires_grad_ and not _fits_view(piece, p):
+            return False
+        pieces.append(piece)
+    if op == CONCATENATE and start != cnp.PyArray_DIM(<cnp.ndarray> g, ax):
+        return False
+    for i in range(n):
+        p = <Node> parents[i]
+        if p.requires_grad_:
+            _accumulate(p, pieces[i], False)
+    return True
+
+
+cdef object _reduction_vjp(Node node, int op, Node x, object g):
+    """``expand_to_shape`` of the gradient of ``sum``/``mean`` over the recorded ``axis``
+    (``keepdims`` as recorded), scaled by ``1 / count`` for the mean, as the op's formula does;
+    None (the formula runs) for an empty input or an axis given as a list."""
+    cdef object extra = node.extra_
+    cdef Py_ssize_t size, out_size
+    cdef double scale = 1.0
+    data = _data_of(x)
+    if type(data) is not cnp.ndarray or (extra is not None and type(extra) is not dict):
+        return None
+    axis = (<dict> extra).get("axis") if extra is not None else None
+    keepdims = (<dict> extra).get("keepdims", False) if extra is not None else False
+    if type(axis) is list or type(keepdims) is not bool:
+        return None
+    size = cnp.PyArray_SIZE(<cnp.ndarray> data)
+    if op == MEAN:
+        out_size = cnp.PyArray_SIZE(<cnp.ndarray> g)
+        if size == 0 or out_size == 0:
+            return None
+        scale = 1.0 / <double> (size // out_size)  # the count of the reduced axes
+    return _expand_to_shape(g, (<object> data).shape, axis, keepdims, scale)
+
+
+cdef bint _rows_vjp(Node node, Node x, object g) except -1:
+    """``x[rows]`` for a 1-D integer array ``rows`` (an embedding lookup): the gradient's rows
+    are added into ``x``'s pending gradient in place when the engine owns it (no zeros, no
+    temporary), else scattered into a new array by the ``scatter_add`` kernel."""
+    cdef object extra = node.extra_
+    cdef cnp.ndarray rows, pending
+    cdef Py_ssize_t count, width, i, r, nrows
+    cdef const cnp.npy_intp* idx
+    if type(extra) is not dict:
+        return False
+    key = (<dict> extra).get("key")
+    shape = (<dict> extra).get("original_shape")
+    if type(key) is not cnp.ndarray or type(shape) is not tuple or not shape:
+        return False
+    rows = <cnp.ndarray> key
+    if cnp.PyArray_NDIM(rows) != 1 or cnp.PyArray_TYPE(rows) != cnp.NPY_INTP or not cnp.PyArray_IS_C_CONTIGUOUS(rows):
+        return False
+    data = _data_of(x)
+    if (x.pending_ is not None and x.pending_owned_ and not x.pending_type_ and _fits(x.pending_, x)
+            and cnp.PyArray_NDIM(<cnp.ndarray> g) >= 1 and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> g)):
+        pending = <cnp.ndarray> x.pending_
+        count = cnp.PyArray_DIM(rows, 0)
+        nrows = cnp.PyArray_DIM(pending, 0)
+        if cnp.PyArray_DIM(<cnp.ndarray> g, 0) != count or cnp.PyArray_TYPE(<cnp.ndarray> g) != cnp.PyArray_TYPE(pending):
+            return False
+        width = cnp.PyArray_SIZE(pending) // nrows if nrows else 0
+        if cnp.PyArray_SIZE(<cnp.ndarray> g) != count * width:
+            return False
+        idx = <const cnp.npy_intp*> cnp.PyArray_DATA(rows)
+        for i in range(count):
+            if not (-nrows <= idx[i] < nrows):
+                return False  # the kernel words the error
+        if cnp.PyArray_TYPE(pending) == cnp.NPY_FLOAT:
+            _add_rows(<float*> cnp.PyArray_DATA(pending), <const float*> cnp.PyArray_DATA(<cnp.ndarray> g),
+                      idx, count, width, nrows)
+        else:
+            _add_rows(<double*> cnp.PyArray_DATA(pending), <const double*> cnp.PyArray_DATA(<cnp.ndarray> g),
+                      idx, count, width, nrows)
+        return True
+    r0 = _scatter_add(g, rows, shape)
+    if not _fits(r0, x):
+        return False
+    _accumulate(x, r0, _fresh(r0, g))
+    return True
+
+
+cdef void _add_rows(floating* out, const floating* g, const cnp.npy_intp* idx, Py_ssize_t count,
+                    Py_ssize_t width, Py_ssize_t nrows) noexcept nogil:
+    """``out[idx[i]] += g[i]`` row by row, in order (negative indices count from the end)."""
+    cdef Py_ssize_t i, k, r
+    cdef floating* row
+    for i in range(count):
+        r = idx[i]
+        if r < 0:
+            r += nrows
+        row = out + r * width
+        for k in range(width):
+            row[k] += g[k]
+        g += width
 
 
 cdef inline int _loop_of(int op) noexcept:

@@ -15,6 +15,8 @@ cdef object rmul(Node self, object other)
 cdef object truediv(Node self, object other)
 cdef object rtruediv(Node self, object other)
 cdef object neg(Node self)
+cdef object matmul(Node self, object other)
+cdef object getitem(Node self, object key)
 
 # The loops over whole arrays (the engine's typed VJPs run them too).
 cdef object _apply(int loop, object a, object b, double c)

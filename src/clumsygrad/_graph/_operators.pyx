@@ -13,7 +13,7 @@ cimport numpy as cnp
 from cpython.number cimport PyNumber_Add, PyNumber_Multiply, PyNumber_Subtract
 
 from .native cimport (
-    ADD, ADD_BROADCAST, ADD_SCALAR, GENERIC, L_ADD, L_ADD_C, L_DIV_C, L_MUL, L_MUL_C, L_NEG, L_SUB,
+    ADD, ADD_BROADCAST, ADD_SCALAR, GENERIC, GETITEM, MATMUL, L_ADD, L_ADD_C, L_DIV_C, L_MUL, L_MUL_C, L_NEG, L_SUB,
     L_SUB_C, MUL, MUL_SCALAR, NEGATE, SUB, SUB_SCALAR, Node, _compute, _fast_operand, _loop,
     _make_leaf, _make_node, _same_layout, _value_of, _vjp_function,
 )
@@ -22,18 +22,25 @@ import numpy as np
 
 cnp.import_array()
 
+cdef extern from "numpy/arrayobject.h":
+    # numpy's .pxd types ``out`` as an ndarray, which cannot be NULL (a new array)
+    object _take_rows "PyArray_TakeFrom" (cnp.ndarray a, object indices, int axis, void* out,
+                                          cnp.NPY_CLIPMODE mode)
+
 cdef object _generic_add, _generic_radd, _generic_sub, _generic_rsub, _generic_mul, _generic_rmul
 cdef object _generic_truediv, _generic_rtruediv, _generic_neg, _generic_array_ufunc
 cdef dict _ufunc_functions = None  # the op registry's NumPy ufunc -> public function table
 cdef object _np_add = np.add, _np_subtract = np.subtract, _np_multiply = np.multiply
 cdef object _np_negative = np.negative
+cdef object _np_matmul = np.matmul
+cdef object _generic_matmul, _generic_getitem
 
 
 cdef int install_generic(dict generic_operators) except -1:
     """The generic Python operators (``{"__add__": fn, ...}``) that the fast paths fall back to."""
     global _generic_add, _generic_radd, _generic_sub, _generic_rsub, _generic_array_ufunc
     global _generic_mul, _generic_rmul, _generic_truediv, _generic_rtruediv, _generic_neg
-    global _ufunc_functions
+    global _ufunc_functions, _generic_matmul, _generic_getitem
     from .._registry import UFUNCS  # the dict itself: ops registered later are seen too
     _ufunc_functions = UFUNCS
     _generic_array_ufunc = generic_operators["__array_ufunc__"]
@@ -46,6 +53,8 @@ cdef int install_generic(dict generic_operators) except -1:
     _generic_truediv = generic_operators["__truediv__"]
     _generic_rtruediv = generic_operators["__rtruediv__"]
     _generic_neg = generic_operators["__neg__"]
+    _generic_matmul = generic_operators["__matmul__"]
+    _generic_getitem = generic_operators["__getitem__"]
     return 0
 
 
@@ -128,6 +137,85 @@ cdef object neg(Node self):
     return result if result is not None else _generic_neg(self)
 
 
+cdef object matmul(Node self, object other):
+    """``self @ other`` for two float arrays of one dtype with two or more dimensions, recorded
+    as MATMUL.  A 2-D product of C- or Fortran-ordered operands, and a C-ordered ``(..., n, k) @
+    (k, m)`` seen as one 2-D product, is ``np.dot`` (the same BLAS call as ``np.matmul``, less
+    dispatch); other layouts and batches are ``np.matmul``.  Everything else (1-D operands, arrays, errors) is the generic operator."""
+    cdef Node right
+    cdef cnp.ndarray a, b
+    cdef int nda, ndb, t, i
+    cdef cnp.npy_intp k
+    cdef cnp.npy_intp dims[2]
+    cdef cnp.npy_intp outdims[32]
+    cdef cnp.PyArray_Dims shape
+    if not isinstance(other, Node):
+        return _generic_matmul(self, other)
+    right = <Node> other
+    if type(self.data_) is not cnp.ndarray or type(right.data_) is not cnp.ndarray:
+        return _generic_matmul(self, other)
+    a = <cnp.ndarray> self.data_
+    b = <cnp.ndarray> right.data_
+    nda = cnp.PyArray_NDIM(a)
+    ndb = cnp.PyArray_NDIM(b)
+    t = cnp.PyArray_TYPE(a)
+    if (nda < 2 or ndb < 2 or nda > 32 or t != cnp.PyArray_TYPE(b) or (t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE)
+            or cnp.PyArray_DIM(a, nda - 1) != cnp.PyArray_DIM(b, ndb - 2)):
+        return _generic_matmul(self, other)
+    k = cnp.PyArray_DIM(a, nda - 1)
+    if nda == 2 and ndb == 2 and _blas_layout(a) and _blas_layout(b):
+        data = cnp.PyArray_MatrixProduct(a, b)
+    elif ndb == 2 and k > 0 and cnp.PyArray_IS_C_CONTIGUOUS(a) and _blas_layout(b):
+        dims[0] = cnp.PyArray_SIZE(a) // k
+        dims[1] = k
+        shape.ptr = dims
+        shape.len = 2
+        flat = cnp.PyArray_MatrixProduct(cnp.PyArray_Newshape(a, &shape, cnp.NPY_CORDER), b)
+        for i in range(nda - 1):
+            outdims[i] = cnp.PyArray_DIM(a, i)
+        outdims[nda - 1] = cnp.PyArray_DIM(b, 1)
+        shape.ptr = outdims
+        shape.len = nda
+        data = cnp.PyArray_Newshape(<cnp.ndarray> flat, &shape, cnp.NPY_CORDER)
+    else:
+        try:
+            data = _np_matmul(a, b)
+        except ValueError:  # batch axes that do not broadcast: the generic operator words it
+            return _generic_matmul(self, other)
+    return _make_node(data, _vjp_function(MATMUL), (self, right), None, MATMUL, 0.0)
+
+
+cdef inline bint _blas_layout(cnp.ndarray a) noexcept:
+    """C or Fortran order: both np.dot and np.matmul hand it to BLAS as it is (same values)."""
+    return cnp.PyArray_IS_C_CONTIGUOUS(a) or cnp.PyArray_IS_F_CONTIGUOUS(a)
+
+
+cdef object getitem(Node self, object key):
+    """``self[rows]`` for a 1-D intp array ``rows`` (an embedding lookup), recorded as GETITEM
+    with a read-only copy of ``rows``; the rows are checked in C (any out of range, and every
+    other key, go to the generic operator, which indexes as NumPy does and words its errors)."""
+    cdef cnp.ndarray x, rows, kept
+    cdef Py_ssize_t i, n, size
+    cdef const cnp.npy_intp* idx
+    if type(key) is not cnp.ndarray or type(self.data_) is not cnp.ndarray:
+        return _generic_getitem(self, key)
+    rows = <cnp.ndarray> key
+    x = <cnp.ndarray> self.data_
+    if cnp.PyArray_NDIM(rows) != 1 or cnp.PyArray_TYPE(rows) != cnp.NPY_INTP or cnp.PyArray_NDIM(x) < 1:
+        return _generic_getitem(self, key)
+    kept = cnp.PyArray_NewCopy(rows, cnp.NPY_CORDER)
+    n = cnp.PyArray_DIM(kept, 0)
+    size = cnp.PyArray_DIM(x, 0)
+    idx = <const cnp.npy_intp*> cnp.PyArray_DATA(kept)
+    for i in range(n):
+        if not (-size <= idx[i] < size):
+            return _generic_getitem(self, key)
+    cnp.PyArray_CLEARFLAGS(kept, cnp.NPY_ARRAY_WRITEABLE)
+    data = _take_rows(x, kept, 0, NULL, cnp.NPY_RAISE)
+    return _make_node(data, _vjp_function(GETITEM), (self,),
+                      {"key": kept, "original_shape": (<object> x).shape}, GETITEM, 0.0)
+
+
 cdef object _scalar_or_same_shape(Node self, object other, int tensor_loop, int tensor_vjp,
                                   int scalar_loop, int scalar_vjp, object generic):
     """``self (op) other`` on the fast path when it applies, else ``generic(self, other)``.
@@ -175,6 +263,10 @@ cdef object _broadcast(Node left, Node right, int tensor_vjp, object generic):
     """``left (op) right`` for arrays of one float dtype and different shapes (a bias row, a
     column): NumPy broadcasts, and the node records the op's broadcast VJP with both shapes."""
     cdef int vjp = tensor_vjp + (ADD_BROADCAST - ADD)
+    data = _bias_rows(<cnp.ndarray> left.data_, <cnp.ndarray> right.data_, tensor_vjp)
+    if data is not None:
+        extra = {"left_shape": (<object> left.data_).shape, "right_shape": (<object> right.data_).shape}
+        return _make_node(data, _vjp_function(vjp), (left, right), extra, vjp, 0.0)
     try:
         if tensor_vjp == ADD:
             data = PyNumber_Add(left.data_, right.data_)
@@ -186,6 +278,57 @@ cdef object _broadcast(Node left, Node right, int tensor_vjp, object generic):
         return generic(left, right)
     extra = {"left_shape": (<object> left.data_).shape, "right_shape": (<object> right.data_).shape}
     return _make_node(data, _vjp_function(vjp), (left, right), extra, vjp, 0.0)
+
+
+cdef object _bias_rows(cnp.ndarray a, cnp.ndarray b, int tensor_vjp):
+    """``a (op) b`` when one operand is a row of the other's last axis (``x + bias``, ``bias -
+    x``): the shared loop per row, no broadcasting machinery.  Both are fast operands of one
+    dtype; None when the shapes are not of that form."""
+    cdef cnp.ndarray big, out
+    cdef int nd, loop = L_ADD if tensor_vjp == ADD else L_SUB if tensor_vjp == SUB else L_MUL
+    cdef Py_ssize_t width, rows, item
+    cdef bint row_first, single
+    cdef char* o
+    cdef const char* m
+    cdef const char* r
+    if cnp.PyArray_NDIM(b) == 1 and cnp.PyArray_NDIM(a) >= 2:
+        big, row_first = a, False
+        width = cnp.PyArray_DIM(b, 0)
+        r = <const char*> cnp.PyArray_DATA(b)
+    elif cnp.PyArray_NDIM(a) == 1 and cnp.PyArray_NDIM(b) >= 2:
+        big, row_first = b, True
+        width = cnp.PyArray_DIM(a, 0)
+        r = <const char*> cnp.PyArray_DATA(a)
+    else:
+        return None
+    nd = cnp.PyArray_NDIM(big)
+    if cnp.PyArray_DIM(big, nd - 1) != width or width == 0:
+        return None
+    out = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(big), cnp.PyArray_TYPE(big), 0)
+    rows = cnp.PyArray_SIZE(big) // width
+    single = cnp.PyArray_TYPE(big) == cnp.NPY_FLOAT
+    item = cnp.PyArray_ITEMSIZE(big)
+    o = <char*> cnp.PyArray_DATA(out)
+    m = <const char*> cnp.PyArray_DATA(big)
+    if rows * width > 4096:  # as _apply: the GIL is released for large arrays only
+        with nogil:
+            _rows_loop(single, loop, row_first, o, m, r, rows, width, item)
+    else:
+        _rows_loop(single, loop, row_first, o, m, r, rows, width, item)
+    return out
+
+
+cdef void _rows_loop(bint single, int loop, bint row_first, char* o, const char* m, const char* r,
+                     Py_ssize_t rows, Py_ssize_t width, Py_ssize_t item) noexcept nogil:
+    """``loop`` of each row of ``m`` with the row ``r`` (``r`` first when ``row_first``) into ``o``."""
+    cdef Py_ssize_t i
+    for i in range(rows):
+        if row_first:  # bias (op) row
+            _dispatch(single, loop, o, r, m, 0.0, width)
+        else:
+            _dispatch(single, loop, o, m, r, 0.0, width)
+        o += width * item
+        m += width * item
 
 
 cdef object _fast_unary(Node self, int loop, double c, int op, double scalar):

@@ -43,6 +43,18 @@ cpdef enum VJP:
     ADD_BROADCAST
     SUB_BROADCAST
     MUL_BROADCAST
+    # Ops whose backward is a compiled kernel, called by the engine with the node's arrays.
+    MATMUL
+    RELU
+    SOFTMAX
+    MSE
+    CROSS_ENTROPY
+    GETITEM
+    PERMUTE          # transpose with axes: a view of the gradient, like RESHAPE and TRANSPOSE
+    SUM              # sum and mean over axes: the gradient expanded back (expand_to_shape)
+    MEAN
+    CONCATENATE      # each input gets its slice of the gradient (a view), any number of inputs
+    STACK
 
 # The elementwise loops, shared by the forward fast paths and the typed VJPs.  ``x`` is the
 # first operand (the gradient in a VJP), ``y`` the second (an operand or the output), ``c`` a

@@ -34,7 +34,7 @@ cdef extern from "Python.h":
     void PyObject_GC_UnTrack(void* op)
 
 cdef dict _op_of = {}          # backward function -> VJP member
-cdef list _fn_of = [None] * (MUL_BROADCAST + 1)  # VJP member -> backward function
+cdef list _fn_of = [None] * (STACK + 1)  # VJP member -> backward function
 cdef object _tensor_class = None
 cdef tuple _types = None       # (INPUT, PARAMETER, INTERMEDIATE) members
 cdef bint _guard_on = False    # guard.is_enabled(), kept in C for _make_node
@@ -228,6 +228,12 @@ cdef class Node:
     def __neg__(self):
         return _operators.neg(self)
 
+    def __matmul__(self, other):
+        return _operators.matmul(self, other)
+
+    def __getitem__(self, key):
+        return _operators.getitem(self, key)
+
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         return _operators.array_ufunc(self, ufunc, method, inputs, kwargs)
 
@@ -293,6 +299,8 @@ cdef Node _make_node(object data, object grad_fn, tuple parents, object extra, i
     # untracks a tuple of GC-capable objects by itself.
     PyObject_GC_UnTrack(<void*> node)
     PyObject_GC_UnTrack(<void*> node.parents_)
+    if type(node.extra_) is dict:  # a fresh dict of the record's constants: no cycle through it either
+        PyObject_GC_UnTrack(<void*> node.extra_)
     return node
 
 

@@ -16,6 +16,8 @@ no Python wrapper sits between a caller and the compiled code.
 ``sgd_update``              ``_elementwise.pyx`` (in place)
 ``scatter_add``             ``_scatter.pyx``
 ``cross_entropy_backward``  ``_cross_entropy.pyx``
+``cross_entropy_forward``   ``_cross_entropy.pyx``
+``probs_minus_onehot``      ``_cross_entropy.pyx``
 ``adam_update``             ``_optim.pyx`` (in place)
 ``conv2d_forward``          ``_conv.pyx``
 ``conv2d_backward_input``   ``_conv.pyx``
@@ -35,7 +37,7 @@ Importing this module raises ``ImportError`` when the extensions were never buil
 backend switch (``clumsygrad._backend``) then falls back to ``pure``.
 """
 from ._conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
-from ._cross_entropy import cross_entropy_backward
+from ._cross_entropy import cross_entropy_backward, cross_entropy_forward, probs_minus_onehot
 from ._elementwise import relu_backward, sgd_update
 from ._loss import mse_backward, mse_forward
 from ._matmul import matmul_backward
@@ -59,6 +61,8 @@ __all__ = [
     "sgd_update",
     "scatter_add",
     "cross_entropy_backward",
+    "cross_entropy_forward",
+    "probs_minus_onehot",
     "adam_update",
     "conv2d_forward",
     "conv2d_backward_input",

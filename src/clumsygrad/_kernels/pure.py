@@ -59,6 +59,8 @@ __all__ = [
     "sgd_update",
     "scatter_add",
     "cross_entropy_backward",
+    "cross_entropy_forward",
+    "probs_minus_onehot",
     "adam_update",
     "conv2d_forward",
     "conv2d_backward_input",
@@ -268,6 +270,58 @@ def cross_entropy_backward(logits, target, grad, reduction) -> np.ndarray:
         return out
     t = dense.astype(dtype, copy=False)
     return (p * np.sum(t, axis=1, keepdims=True) - t) * scale
+
+
+def cross_entropy_forward(logits, labels, reduction):
+    """Cross-entropy of (N, C) ``logits`` against class labels (N,), and what its backward needs.
+
+    Returns ``(loss, probs, kept)``: ``loss`` reduced by ``reduction`` ("mean": a 0-d array,
+    NaN for N = 0; "sum": 0-d; "none": (N,)), ``probs = softmax(z)`` per row (N, C), and
+    ``kept``, the labels as a new read-only intp array.  Per row ``L_i = log(sum(exp(z_i -
+    max z_i))) - (z_i[y_i] - max z_i)``.  Everything in ``result_dtype(logits)``.  Returns
+    None for (N, C) targets (the caller computes those itself); the labels' errors are
+    ``cross_entropy_targets``' (the compiled twin checks them in its pass over the rows).
+    """
+    check_reduction(reduction)
+    logits = np.asarray(logits)
+    kept, dense = cross_entropy_targets(logits, labels)
+    if dense is not None:
+        return None
+    z = logits.astype(result_dtype(logits), copy=False)
+    n = z.shape[0]
+    shifted = z - np.max(z, axis=1, keepdims=True)
+    e = np.exp(shifted)
+    total = np.sum(e, axis=1)
+    per_row = np.log(total) - shifted[np.arange(n), kept]
+    probs = e / total[:, None]
+    if reduction == "none":
+        loss = per_row
+    elif reduction == "sum":
+        loss = np.asarray(np.sum(per_row))
+    elif n:
+        loss = np.asarray(np.sum(per_row) / n)
+    else:
+        loss = np.asarray(np.nan, dtype=z.dtype)
+    kept = np.array(kept, dtype=np.intp)
+    kept.flags.writeable = False
+    return loss, probs, kept
+
+
+def probs_minus_onehot(probs, labels, grad, reduction) -> np.ndarray:
+    """``cross_entropy_backward`` from the forward's ``probs`` (N, C) and validated intp
+    ``labels`` (N,): ``(probs - onehot(labels)) * s``, ``s`` as there.  A new array in
+    ``result_dtype(probs, grad)``."""
+    probs = np.asarray(probs)
+    grad = np.asarray(grad)
+    n, c = probs.shape
+    labels = np.asarray(labels)
+    if n and (labels.min() < 0 or labels.max() >= c):
+        raise ValueError(f"probs_minus_onehot needs labels in [0, {c}), got {labels.tolist()}")
+    dtype = result_dtype(probs, grad)
+    scale = cross_entropy_scale(grad, n, reduction, dtype)
+    out = probs.astype(dtype, copy=False) * scale
+    out[np.arange(n), labels] -= scale[:, 0]
+    return out
 
 
 # --------------------------------------------------------------------------- fused optimizer steps

@@ -467,14 +467,14 @@ class ClumsyAttention:
     """One head of self-attention: ``q = x Wq``, ``k = x Wk``, ``v = x Wv``,
     ``out = softmax(q k^T / sqrt(d)) v Wo``, ``L = mse_loss(out, y)``, with clumsygrad's ops.
 
-    ``k^T`` per batch element is computed as ``Wk^T x^T`` (``x^T`` of every batch element is a
-    constant input, taken once): the library has ``.T()`` (all axes reversed) but no transpose
-    of the last two axes of a 3-D tensor yet.  The values and gradients are those of ``q k^T``.
+    ``k^T`` is ``k.transpose(0, 2, 1)``, a view of the last two axes, as the NumPy step writes it.
+    (Before the registry had that transpose, ``k^T`` was computed as ``Wk^T x^T`` with ``x^T`` a
+    constant input: the same values and gradients, but a batch of small products and a batch
+    reduction in the backward pass where the NumPy step has one GEMM.)
     """
 
     def __init__(self, data: Dict[str, np.ndarray], lr: float = LR):
         self.x = _input(data["x"])
-        self.xT = _input(np.ascontiguousarray(data["x"].transpose(0, 2, 1)))
         self.y = _input(data["y"])
         self.params = tuple(_param(data[k]) for k in ATTENTION_PARAMS)
         self.scale = 1.0 / float(np.sqrt(data["x"].shape[-1]))
@@ -483,7 +483,7 @@ class ClumsyAttention:
     def loss(self) -> Tensor:
         Wq, Wk, Wv, Wo = self.params
         q = self.x @ Wq
-        kT = Wk.T() @ self.xT  # (batch, width, seq)
+        kT = (self.x @ Wk).transpose(0, 2, 1)  # (batch, width, seq), a view
         v = self.x @ Wv
         attention = softmax((q @ kT) * self.scale, axis=-1)
         return mse_loss((attention @ v) @ Wo, self.y)
