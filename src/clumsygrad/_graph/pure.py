@@ -119,6 +119,8 @@ _inline: dict = {}  # backward function -> _PASS or _SCALE
 _inline_get = _inline.get
 _ndarray = np.ndarray
 _asarray = np.asarray
+_array = np.array
+_F32 = np.dtype(np.float32)
 _add, _subtract, _multiply, _divide, _negative = np.add, np.subtract, np.multiply, np.divide, np.negative
 
 
@@ -178,49 +180,58 @@ class Node:
     # functions and ``_extra`` as the generic operators (tests/test_graph_core.py holds them equal).
     def __add__(self, other):
         if type(other) is float or type(other) is int:
-            c = float(other)
-            return _record_one(_add(self._data, c), _ADD_SCALAR, self, {"scalar_value": c})
+            c, data = float(other), self._data
+            value = _add_0d(data, c) if data.ndim == 0 else _add(data, c)
+            return _record_one(value, _ADD_SCALAR, self, {"scalar_value": c})
         if type(other) is _tensor_class:
             return _same_shape(self, other, _add, _ADD, _generic_add)
         return _generic_add(self, other)
 
     def __radd__(self, other):
         if type(other) is float or type(other) is int:
-            c = float(other)
-            return _record_one(_add(self._data, c), _ADD_SCALAR, self, {"scalar_value": c})
+            c, data = float(other), self._data
+            value = _add_0d(data, c) if data.ndim == 0 else _add(data, c)
+            return _record_one(value, _ADD_SCALAR, self, {"scalar_value": c})
         return _generic_radd(self, other)
 
     def __sub__(self, other):
         if type(other) is float or type(other) is int:
-            c = float(other)
-            return _record_one(_subtract(self._data, c), _SUB_SCALAR, self, {"scalar_value": c})
+            c, data = float(other), self._data
+            value = _sub_0d(data, c) if data.ndim == 0 else _subtract(data, c)
+            return _record_one(value, _SUB_SCALAR, self, {"scalar_value": c})
         if type(other) is _tensor_class:
             return _same_shape(self, other, _subtract, _SUB, _generic_sub)
         return _generic_sub(self, other)
 
     def __mul__(self, other):
         if type(other) is float or type(other) is int:
-            c = float(other)
-            return _record_one(_multiply(self._data, c), _MUL_SCALAR, self, {"scalar_value": c})
+            c, data = float(other), self._data
+            value = _mul_0d(data, c) if data.ndim == 0 else _multiply(data, c)
+            return _record_one(value, _MUL_SCALAR, self, {"scalar_value": c})
         if type(other) is _tensor_class:
             return _same_shape(self, other, _multiply, _MUL, _generic_mul)
         return _generic_mul(self, other)
 
     def __rmul__(self, other):
         if type(other) is float or type(other) is int:
-            c = float(other)
-            return _record_one(_multiply(self._data, c), _MUL_SCALAR, self, {"scalar_value": c})
+            c, data = float(other), self._data
+            value = _mul_0d(data, c) if data.ndim == 0 else _multiply(data, c)
+            return _record_one(value, _MUL_SCALAR, self, {"scalar_value": c})
         return _generic_rmul(self, other)
 
     def __truediv__(self, other):
         if type(other) is float or type(other) is int:
             c = float(other)
             if c != 0.0 and c == c:  # x / c records x * (1 / c); the forward value is the quotient
-                return _record_one(_divide(self._data, c), _MUL_SCALAR, self, {"scalar_value": 1.0 / c})
+                data = self._data
+                value = _div_0d(data, c) if data.ndim == 0 else _divide(data, c)
+                return _record_one(value, _MUL_SCALAR, self, {"scalar_value": 1.0 / c})
         return _generic_truediv(self, other)
 
     def __neg__(self):
-        return _record_one(_negative(self._data), _NEGATE, self, {})
+        data = self._data
+        value = _array(-data[()]) if data.ndim == 0 else _negative(data)  # a sign flip raises nothing
+        return _record_one(value, _NEGATE, self, {})
 
 
 def _raise_modified(node, changed, saved_version) -> None:
@@ -339,6 +350,63 @@ def _record_one(data, grad_fn, parent, extra):
         node._extra = {}
         node._saved_versions = ()
     return node
+
+
+# 0-d arithmetic.  NumPy's arithmetic on 0-d arrays costs ~1 us a call (the scalar chain is nothing
+# but that); on NumPy scalars it is ~0.1 us and gives the same value (the same IEEE operation in
+# the same precision, a Python float constant taken in the array's dtype), but words its
+# floating-point warnings differently ("overflow encountered in scalar multiply").  So these take
+# the scalar path only where no floating-point exception can occur: the constant and the result
+# (computed in double first, with room to spare for float32's rounding) normal and finite in the
+# array's dtype.  Anywhere else, and for other dtypes, it is NumPy's array arithmetic with its
+# own warnings, as before.
+def _mul_0d(data, c: float):
+    """``np.multiply(data, c)`` for a 0-d ``data`` and a Python float ``c`` (a 0-d array, or a
+    NumPy scalar from the array path)."""
+    v = data[()]
+    dtype = data.dtype
+    if dtype is _F32:
+        if 1.2e-38 <= abs(c) < 3.4e38 and 1.2e-38 <= abs(float(v) * c) < 3.4e38:
+            return _array(v * c)
+    elif dtype is _FLOAT64 and 2.3e-308 <= abs(float(v) * c) < 1.7e308:
+        return _array(v * c)
+    return _multiply(data, c)
+
+
+def _div_0d(data, c: float):
+    """``np.divide(data, c)`` for a 0-d ``data`` and a Python float ``c`` other than 0 or NaN."""
+    v = data[()]
+    dtype = data.dtype
+    if dtype is _F32:
+        if 1.2e-38 <= abs(c) < 3.4e38 and 1.2e-38 <= abs(float(v) / c) < 3.4e38:
+            return _array(v / c)
+    elif dtype is _FLOAT64 and 2.3e-308 <= abs(float(v) / c) < 1.7e308:
+        return _array(v / c)
+    return _divide(data, c)
+
+
+def _add_0d(data, c: float):
+    """``np.add(data, c)`` for a 0-d ``data`` and a Python float ``c`` (a sum never underflows)."""
+    v = data[()]
+    dtype = data.dtype
+    if dtype is _F32:
+        if 1.2e-38 <= abs(c) < 3.4e38 and abs(float(v) + c) < 3.4e38:
+            return _array(v + c)
+    elif dtype is _FLOAT64 and abs(float(v) + c) < 1.7e308:
+        return _array(v + c)
+    return _add(data, c)
+
+
+def _sub_0d(data, c: float):
+    """``np.subtract(data, c)`` for a 0-d ``data`` and a Python float ``c``."""
+    v = data[()]
+    dtype = data.dtype
+    if dtype is _F32:
+        if 1.2e-38 <= abs(c) < 3.4e38 and abs(float(v) - c) < 3.4e38:
+            return _array(v - c)
+    elif dtype is _FLOAT64 and abs(float(v) - c) < 1.7e308:
+        return _array(v - c)
+    return _subtract(data, c)
 
 
 def _same_shape(left, right, ufunc, grad_fn, generic):
@@ -572,7 +640,11 @@ def _propagate_pure(order: list, seed: np.ndarray, seed_owned: bool):
                 if formula is _PASS:  # add/sub of a constant: the registry's kernel returns (grad,)
                     g = grad
                 elif formula is _SCALE:  # times a constant: (grad * scalar_value,)
-                    g = grad * node._extra.get("scalar_value", 1.0)
+                    c = node._extra.get("scalar_value", 1.0)
+                    if type(c) is float and type(grad) is _ndarray and grad.ndim == 0:
+                        g = _mul_0d(grad, c)
+                    else:
+                        g = grad * c
                 else:
                     if parent._requires_grad or not getattr(grad_fn, "skips_unneeded", False):
                         parent_grads = grad_fn(node, grad)
