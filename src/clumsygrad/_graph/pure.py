@@ -486,6 +486,27 @@ def _reverse_topological_order(root, pure_nodes: bool = False) -> list:
     stack = [root]
     pop, push, emit = stack.pop, stack.append, postorder.append
     seen, see = visited.__contains__, visited.add
+    if pure_nodes:  # the same walk, but the last parent pushed is visited at once (not pushed and popped)
+        while stack:
+            node = pop()
+            if node is None:  # its parents are all emitted
+                emit(pop())
+                continue
+            if seen(node):  # pushed twice (two children), visited from the other
+                continue
+            while node is not None:
+                see(node)
+                push(node)
+                push(None)
+                last = None
+                for parent in node._parent_nodes:
+                    if parent._requires_grad and not seen(parent):
+                        if last is not None:
+                            push(last)
+                        last = parent
+                node = last
+        postorder.reverse()
+        return postorder
     while stack:
         node = pop()
         if node is None:  # its parents are all emitted
@@ -496,7 +517,7 @@ def _reverse_topological_order(root, pure_nodes: bool = False) -> list:
         see(node)
         push(node)
         push(None)
-        for parent in node._parent_nodes if pure_nodes else node._parents:
+        for parent in node._parents:
             if parent._requires_grad and not seen(parent):
                 push(parent)
     postorder.reverse()
@@ -619,7 +640,7 @@ def _propagate_pure(order: list, seed: np.ndarray, seed_owned: bool):
             if fns is not None:
                 grad = totals[node] = hooks.apply(node, fns, grad)
                 share(node)  # the hook may keep it
-        if is_shared(node) and node._grad is None:  # the copy the commit would make, made now
+        if shared and is_shared(node) and node._grad is None:  # the copy the commit would make, made now
             grad = totals[node] = grad.copy()  # (while the node's fields are in the cache)
             shared.discard(node)
         grad_fn = node._grad_fn
