@@ -104,8 +104,7 @@ def install(tensor_class, tensor_types, generic_operators, typed_vjps) -> None:
     fn = {name: f for f, name in typed_vjps.items()}
     _ADD, _ADD_SCALAR, _SUB, _SUB_SCALAR = fn["ADD"], fn["ADD_SCALAR"], fn["SUB"], fn["SUB_SCALAR"]
     _MUL, _MUL_SCALAR, _NEGATE = fn["MUL"], fn["MUL_SCALAR"], fn["NEGATE"]
-    _inline.clear()
-    _inline.update({_ADD_SCALAR: _PASS, _SUB_SCALAR: _PASS, _MUL_SCALAR: _SCALE})
+    _set_inline(typed_vjps)
 
 
 _generic_add = _generic_radd = _generic_sub = _generic_mul = _generic_rmul = None
@@ -117,6 +116,13 @@ _ADD = _ADD_SCALAR = _SUB = _SUB_SCALAR = _MUL = _MUL_SCALAR = _NEGATE = None
 _PASS, _SCALE = "pass", "scale"
 _inline: dict = {}  # backward function -> _PASS or _SCALE
 _inline_get = _inline.get
+
+
+def _set_inline(typed_vjps) -> None:
+    """Fill ``_inline`` from the registry's backward functions by typed-loop name."""
+    fn = {name: f for f, name in typed_vjps.items()}
+    _inline.clear()
+    _inline.update({fn["ADD_SCALAR"]: _PASS, fn["SUB_SCALAR"]: _PASS, fn["MUL_SCALAR"]: _SCALE})
 _ndarray = np.ndarray
 _asarray = np.asarray
 _array = np.array
@@ -444,14 +450,23 @@ def backward_pass(root, seed: np.ndarray, seed_owned: bool, keep_graph: bool) ->
 
     The engine runs over either twin's nodes.  On this twin's nodes (``CLUMSYGRAD_BACKEND=python``)
     it reads their slots directly (parents, saved versions, data) instead of going through the
-    properties and methods both twins have.
+    properties and methods both twins have (``_propagate_pure``); on the compiled twin's it goes
+    through those (``_propagate_nodes``, the same loop).  While ``clumsygrad.profile()`` records,
+    the generic pair ``_propagate``/``_push_to_parents`` calls and times every backward function.
     """
     pure_nodes = isinstance(root, Node)
     with ENGINE_LOCK:
         order = _reverse_topological_order(root, pure_nodes)
-        if pure_nodes and _backward_sink is None:
-            totals, shared = _propagate_pure(order, seed, seed_owned)
-        else:  # compiled nodes, or a profile() recording: the generic pair times each node
+        if _backward_sink is None:
+            if pure_nodes:
+                totals, shared = _propagate_pure(order, seed, seed_owned)
+            else:  # the compiled twin's nodes (``set_backend("python")`` at run time)
+                if not _inline:  # this twin's install() was not called: ask the registry once
+                    from .._registry import typed_vjps
+
+                    _set_inline(typed_vjps())
+                totals, shared = _propagate_nodes(order, seed, seed_owned)
+        else:  # a profile() recording: the generic pair calls and times each backward function
             totals = _propagate(order, seed, seed_owned)
             shared = {node for node, (_, own) in totals.items() if not own}
             totals = {node: grad for node, (grad, _) in totals.items()}
@@ -732,6 +747,117 @@ def _propagate_pure(order: list, seed: np.ndarray, seed_owned: bool):
                     raise ValueError(
                         f"Gradient shape mismatch for tensor {parent._id}: the gradient has shape {g.shape}, "
                         f"expected {data.shape}"
+                    )
+                total = get(parent)
+                if total is None:
+                    totals[parent] = g
+                    if not own:
+                        share(parent)
+                elif is_shared(parent):  # into a new array (a plain `+` of 0-d arrays gives a NumPy scalar)
+                    totals[parent] = np.add(total, g, out=np.empty_like(g))
+                    shared.discard(parent)
+                else:
+                    total.__iadd__(g)
+        except Exception as exc:
+            raise RuntimeError(f"Error in backward pass at tensor {node._id}: {exc}") from exc
+    return totals, shared
+
+
+def _propagate_nodes(order: list, seed: np.ndarray, seed_owned: bool):
+    """:func:`_propagate_pure` over nodes of either twin (the compiled twin's, when
+    ``set_backend("python")`` runs the pure engine on them): the same loop, reading the fields
+    both twins have (``_parents``, ``_check_versions()``, ``_dtype``, ``_shape``)."""
+    totals = {order[0]: seed}
+    shared = set() if seed_owned else {order[0]}
+    get, share, is_shared = totals.get, shared.add, shared.__contains__
+    for node in order:
+        grad = get(node)
+        if grad is None:
+            continue
+        if _hook_table and id(node) in _hook_table:  # as in _propagate
+            fns = hooks.hooks_of(node)
+            if fns is not None:
+                grad = totals[node] = hooks.apply(node, fns, grad)
+                share(node)  # the hook may keep it
+        if shared and is_shared(node) and node._grad is None:  # the copy the commit would make, made now
+            grad = totals[node] = grad.copy()  # (while the node's fields are in the cache)
+            shared.discard(node)
+        grad_fn = node._grad_fn
+        if grad_fn is None:
+            continue
+        try:
+            parents = node._parents
+            if not parents:
+                _raise_freed()
+            node._check_versions()
+            if len(parents) == 1:
+                parent = parents[0]
+                formula = _inline_get(grad_fn) if parent._requires_grad else None
+                if formula is _PASS:  # add/sub of a constant: the registry's kernel returns (grad,)
+                    g = grad
+                elif formula is _SCALE:  # times a constant: (grad * scalar_value,)
+                    c = node._extra.get("scalar_value", 1.0)
+                    if type(c) is float and type(grad) is _ndarray and grad.ndim == 0:
+                        g = _mul_0d(grad, c)
+                    else:
+                        g = grad * c
+                else:
+                    if parent._requires_grad or not getattr(grad_fn, "skips_unneeded", False):
+                        parent_grads = grad_fn(node, grad)
+                    else:
+                        parent_grads = grad_fn(node, grad, needs=(False,))
+                    if len(parent_grads) != 1:
+                        raise ValueError(
+                            f"{grad_fn.__name__} returned {len(parent_grads)} gradients for 1 parents"
+                        )
+                    g = parent_grads[0]
+                    if g is None or not parent._requires_grad:
+                        continue
+                dtype, shape = parent._dtype, parent._shape
+                if type(g) is not _ndarray or (g.dtype is not dtype and g.dtype != dtype):
+                    g, own = np.array(g, dtype=dtype), True  # one conversion, into a fresh array
+                else:
+                    own = g.base is None and _refcount(g) <= _FRESH_REFCOUNT
+                if g.shape != shape:
+                    raise ValueError(
+                        f"Gradient shape mismatch for tensor {parent._id}: the gradient has shape {g.shape}, "
+                        f"expected {shape}"
+                    )
+                total = get(parent)
+                if total is None:
+                    totals[parent] = g
+                    if not own:
+                        share(parent)
+                elif is_shared(parent):  # into a new array (a plain `+` of 0-d arrays gives a NumPy scalar)
+                    totals[parent] = np.add(total, g, out=np.empty_like(g))
+                    shared.discard(parent)
+                else:
+                    total.__iadd__(g)
+                continue
+            n = len(parents)
+            all_needed = all([p._requires_grad for p in parents])
+            if all_needed or not getattr(grad_fn, "skips_unneeded", False):
+                parent_grads = grad_fn(node, grad)
+            else:
+                parent_grads = grad_fn(node, grad, needs=tuple([p._requires_grad for p in parents]))
+            if len(parent_grads) != n:
+                raise ValueError(
+                    f"{grad_fn.__name__} returned {len(parent_grads)} gradients for {n} parents"
+                )
+            for i in range(n):
+                parent = parents[i]
+                g = parent_grads[i]
+                if g is None or not parent._requires_grad:
+                    continue
+                dtype, shape = parent._dtype, parent._shape
+                if type(g) is not _ndarray or (g.dtype is not dtype and g.dtype != dtype):
+                    g, own = np.array(g, dtype=dtype), True  # one conversion, into a fresh array
+                else:
+                    own = g.base is None and _refcount(g) <= _FRESH_REFCOUNT
+                if g.shape != shape:
+                    raise ValueError(
+                        f"Gradient shape mismatch for tensor {parent._id}: the gradient has shape {g.shape}, "
+                        f"expected {shape}"
                     )
                 total = get(parent)
                 if total is None:
