@@ -15,6 +15,7 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 NODE_TESTS = [
     "test_graph_core.py",
+    "test_pure_twin.py",
     "test_backward.py",
     "test_tensor.py",
     "reliability/test_reliability_defects.py",

@@ -10,7 +10,7 @@ import sys
 import threading
 from collections import deque
 from itertools import chain, repeat
-from operator import attrgetter, iadd
+from operator import attrgetter, iadd, is_not
 from time import perf_counter_ns
 
 import numpy as np
@@ -76,21 +76,58 @@ def set_profile_sinks(node_sink, backward_sink) -> None:
     _backward_sink = backward_sink
 
 
-# ----------------------------------------------------------------------------- the node
+# ----------------------------------------------------------------------------- the node and its creation, versions
 _tensor_class = None
 _types = None  # (INPUT, PARAMETER, INTERMEDIATE) TensorType members
 _T_INPUT = _T_INTERMEDIATE = None  # two of them, as globals (identity tests are the cheapest)
 
 
 def install(tensor_class, tensor_types, generic_operators, typed_vjps) -> None:
-    """Called once by ``clumsygrad.tensor``: the class ``new_node`` builds and the enum members.
-
-    ``generic_operators`` and ``typed_vjps`` serve the compiled twin's fast paths; this twin has none.
+    """Called once by ``clumsygrad.tensor``: the class ``new_node`` builds, the enum members, the
+    generic operators the node's fast paths fall back to (``tensor._Operators``), and the op
+    registry's backward functions by the name of their typed loop, which the fast paths record.
     """
     global _tensor_class, _types, _T_INPUT, _T_INTERMEDIATE
+    global _generic_add, _generic_radd, _generic_sub, _generic_mul, _generic_rmul
+    global _generic_truediv, _generic_neg
+    global _ADD, _ADD_SCALAR, _SUB, _SUB_SCALAR, _MUL, _MUL_SCALAR, _NEGATE
     _tensor_class = tensor_class
     _types = tuple(tensor_types)
     _T_INPUT, _T_INTERMEDIATE = _types[_INPUT], _types[_INTERMEDIATE]
+    _generic_add = generic_operators["__add__"]
+    _generic_radd = generic_operators["__radd__"]
+    _generic_sub = generic_operators["__sub__"]
+    _generic_mul = generic_operators["__mul__"]
+    _generic_rmul = generic_operators["__rmul__"]
+    _generic_truediv = generic_operators["__truediv__"]
+    _generic_neg = generic_operators["__neg__"]
+    fn = {name: f for f, name in typed_vjps.items()}
+    _ADD, _ADD_SCALAR, _SUB, _SUB_SCALAR = fn["ADD"], fn["ADD_SCALAR"], fn["SUB"], fn["SUB_SCALAR"]
+    _MUL, _MUL_SCALAR, _NEGATE = fn["MUL"], fn["MUL_SCALAR"], fn["NEGATE"]
+    _set_inline(typed_vjps)
+
+
+_generic_add = _generic_radd = _generic_sub = _generic_mul = _generic_rmul = None
+_generic_truediv = _generic_neg = None
+_ADD = _ADD_SCALAR = _SUB = _SUB_SCALAR = _MUL = _MUL_SCALAR = _NEGATE = None
+# The engine's inline formulas (``_propagate_pure``): the backward functions of the scalar
+# operators, whose registry kernels are one line (``math._pass_first``, ``math._mul_by_constant``),
+# are computed in the engine's loop instead of called (the compiled engine's typed loops in Python).
+_PASS, _SCALE = "pass", "scale"
+_inline: dict = {}  # backward function -> _PASS or _SCALE
+_inline_get = _inline.get
+
+
+def _set_inline(typed_vjps) -> None:
+    """Fill ``_inline`` from the registry's backward functions by typed-loop name."""
+    fn = {name: f for f, name in typed_vjps.items()}
+    _inline.clear()
+    _inline.update({fn["ADD_SCALAR"]: _PASS, fn["SUB_SCALAR"]: _PASS, fn["MUL_SCALAR"]: _SCALE})
+_ndarray = np.ndarray
+_asarray = np.asarray
+_array = np.array
+_F32 = np.dtype(np.float32)
+_add, _subtract, _multiply, _divide, _negative = np.add, np.subtract, np.multiply, np.divide, np.negative
 
 
 class Node:
@@ -142,6 +179,65 @@ class Node:
         for parent, version in zip(self._parents, saved):
             if parent._version != version:
                 _raise_modified(self, parent, version)
+
+    # The common operators, as the compiled node has them: a Python float or int constant, or a
+    # tensor of the same shape and dtype, is computed by NumPy and recorded here directly;
+    # anything else is the generic operator (``tensor._Operators``).  Same values, backward
+    # functions and ``_extra`` as the generic operators (tests/test_graph_core.py holds them equal).
+    def __add__(self, other):
+        if type(other) is float or type(other) is int:
+            c, data = float(other), self._data
+            value = _add_0d(data, c) if data.ndim == 0 else _add(data, c)
+            return _record_one(value, _ADD_SCALAR, self, {"scalar_value": c})
+        if type(other) is _tensor_class:
+            return _same_shape(self, other, _add, _ADD, _generic_add)
+        return _generic_add(self, other)
+
+    def __radd__(self, other):
+        if type(other) is float or type(other) is int:
+            c, data = float(other), self._data
+            value = _add_0d(data, c) if data.ndim == 0 else _add(data, c)
+            return _record_one(value, _ADD_SCALAR, self, {"scalar_value": c})
+        return _generic_radd(self, other)
+
+    def __sub__(self, other):
+        if type(other) is float or type(other) is int:
+            c, data = float(other), self._data
+            value = _sub_0d(data, c) if data.ndim == 0 else _subtract(data, c)
+            return _record_one(value, _SUB_SCALAR, self, {"scalar_value": c})
+        if type(other) is _tensor_class:
+            return _same_shape(self, other, _subtract, _SUB, _generic_sub)
+        return _generic_sub(self, other)
+
+    def __mul__(self, other):
+        if type(other) is float or type(other) is int:
+            c, data = float(other), self._data
+            value = _mul_0d(data, c) if data.ndim == 0 else _multiply(data, c)
+            return _record_one(value, _MUL_SCALAR, self, {"scalar_value": c})
+        if type(other) is _tensor_class:
+            return _same_shape(self, other, _multiply, _MUL, _generic_mul)
+        return _generic_mul(self, other)
+
+    def __rmul__(self, other):
+        if type(other) is float or type(other) is int:
+            c, data = float(other), self._data
+            value = _mul_0d(data, c) if data.ndim == 0 else _multiply(data, c)
+            return _record_one(value, _MUL_SCALAR, self, {"scalar_value": c})
+        return _generic_rmul(self, other)
+
+    def __truediv__(self, other):
+        if type(other) is float or type(other) is int:
+            c = float(other)
+            if c != 0.0 and c == c:  # x / c records x * (1 / c); the forward value is the quotient
+                data = self._data
+                value = _div_0d(data, c) if data.ndim == 0 else _divide(data, c)
+                return _record_one(value, _MUL_SCALAR, self, {"scalar_value": 1.0 / c})
+        return _generic_truediv(self, other)
+
+    def __neg__(self):
+        data = self._data
+        value = _array(-data[()]) if data.ndim == 0 else _negative(data)  # a sign flip raises nothing
+        return _record_one(value, _NEGATE, self, {})
 
 
 def _raise_modified(node, changed, saved_version) -> None:
@@ -200,11 +296,14 @@ def new_node(data, grad_fn, parents: tuple, extra=None):
         node._grad_fn = grad_fn
         node._parent_nodes = parents
         node._extra = dict(extra) if extra else {}
-        node._saved_versions = (
-            (first._version,) if n == 1
-            else (first._version, parents[1]._version) if n == 2
-            else tuple(map(_version_of, parents))
-        )
+        if n == 1:
+            version = first._version
+            node._saved_versions = _SAVED_0 if version == 0 else (version,)
+        elif n == 2:
+            version, other = first._version, parents[1]._version
+            node._saved_versions = _SAVED_00 if version == 0 == other else (version, other)
+        else:
+            node._saved_versions = tuple(map(_version_of, parents))
         if guard._enabled:
             guard.protect(node, (data,) + tuple(map(_data_of, parents)))
     else:
@@ -220,6 +319,109 @@ def new_node(data, grad_fn, parents: tuple, extra=None):
 _allocate = object.__new__
 _version_of = attrgetter("_version")
 _data_of = attrgetter("_data")
+_SAVED_0 = (0,)  # the saved versions of one or two parents at version 0, shared (no tuple per node)
+_SAVED_00 = (0, 0)
+
+
+def _record_one(data, grad_fn, parent, extra):
+    """``new_node(data, grad_fn, (parent,), extra)`` for the node's fast operators: ``parent``
+    is a node and ``data`` its operator's NumPy result; ``extra`` is the node's own dict."""
+    global _next_id
+    if _node_sink is not None:
+        _node_sink(grad_fn)
+    dtype = parent._data.dtype
+    if type(data) is not _ndarray or data.dtype is not dtype:
+        data = _asarray(data, dtype=dtype)  # 0-d NumPy arithmetic gives a NumPy scalar
+    node = _allocate(_tensor_class)
+    node._data = data
+    node._grad = None
+    node._id = _next_id
+    _next_id += 1
+    node._version = 0
+    if parent._tensor_type is not _T_INPUT and _mode.enabled:
+        node._tensor_type = _T_INTERMEDIATE
+        node._requires_grad = parent._requires_grad
+        node._grad_fn = grad_fn
+        node._parent_nodes = (parent,)
+        node._extra = extra
+        version = parent._version
+        node._saved_versions = _SAVED_0 if version == 0 else (version,)
+        if guard._enabled:
+            guard.protect(node, (data, parent._data))
+    else:
+        node._tensor_type = _T_INPUT
+        node._requires_grad = False
+        node._grad_fn = None
+        node._parent_nodes = ()
+        node._extra = {}
+        node._saved_versions = ()
+    return node
+
+
+# 0-d arithmetic.  NumPy's arithmetic on 0-d arrays costs ~1 us a call (the scalar chain is nothing
+# but that); on NumPy scalars it is ~0.1 us and gives the same value (the same IEEE operation in
+# the same precision, a Python float constant taken in the array's dtype), but words its
+# floating-point warnings differently ("overflow encountered in scalar multiply").  So these take
+# the scalar path only where no floating-point exception can occur: the constant and the result
+# (computed in double first, with room to spare for float32's rounding) normal and finite in the
+# array's dtype.  Anywhere else, and for other dtypes, it is NumPy's array arithmetic with its
+# own warnings, as before.
+def _mul_0d(data, c: float):
+    """``np.multiply(data, c)`` for a 0-d ``data`` and a Python float ``c`` (a 0-d array, or a
+    NumPy scalar from the array path)."""
+    v = data[()]
+    dtype = data.dtype
+    if dtype is _F32:
+        if 1.2e-38 <= abs(c) < 3.4e38 and 1.2e-38 <= abs(float(v) * c) < 3.4e38:
+            return _array(v * c)
+    elif dtype is _FLOAT64 and 2.3e-308 <= abs(float(v) * c) < 1.7e308:
+        return _array(v * c)
+    return _multiply(data, c)
+
+
+def _div_0d(data, c: float):
+    """``np.divide(data, c)`` for a 0-d ``data`` and a Python float ``c`` other than 0 or NaN."""
+    v = data[()]
+    dtype = data.dtype
+    if dtype is _F32:
+        if 1.2e-38 <= abs(c) < 3.4e38 and 1.2e-38 <= abs(float(v) / c) < 3.4e38:
+            return _array(v / c)
+    elif dtype is _FLOAT64 and 2.3e-308 <= abs(float(v) / c) < 1.7e308:
+        return _array(v / c)
+    return _divide(data, c)
+
+
+def _add_0d(data, c: float):
+    """``np.add(data, c)`` for a 0-d ``data`` and a Python float ``c`` (a sum never underflows)."""
+    v = data[()]
+    dtype = data.dtype
+    if dtype is _F32:
+        if 1.2e-38 <= abs(c) < 3.4e38 and abs(float(v) + c) < 3.4e38:
+            return _array(v + c)
+    elif dtype is _FLOAT64 and abs(float(v) + c) < 1.7e308:
+        return _array(v + c)
+    return _add(data, c)
+
+
+def _sub_0d(data, c: float):
+    """``np.subtract(data, c)`` for a 0-d ``data`` and a Python float ``c``."""
+    v = data[()]
+    dtype = data.dtype
+    if dtype is _F32:
+        if 1.2e-38 <= abs(c) < 3.4e38 and abs(float(v) - c) < 3.4e38:
+            return _array(v - c)
+    elif dtype is _FLOAT64 and abs(float(v) - c) < 1.7e308:
+        return _array(v - c)
+    return _subtract(data, c)
+
+
+def _same_shape(left, right, ufunc, grad_fn, generic):
+    """``ufunc`` of two tensors of one shape and dtype, recorded with ``grad_fn``; other pairs
+    go to ``generic`` (which broadcasts, promotes and words the errors)."""
+    a, b = left._data, right._data
+    if a.shape != b.shape or a.dtype is not b.dtype:
+        return generic(left, right)
+    return new_node(ufunc(a, b), grad_fn, (left, right))
 
 
 # ----------------------------------------------------------------------------- the engine
@@ -248,18 +450,27 @@ def backward_pass(root, seed: np.ndarray, seed_owned: bool, keep_graph: bool) ->
 
     The engine runs over either twin's nodes.  On this twin's nodes (``CLUMSYGRAD_BACKEND=python``)
     it reads their slots directly (parents, saved versions, data) instead of going through the
-    properties and methods both twins have.
+    properties and methods both twins have (``_propagate_pure``); on the compiled twin's it goes
+    through those (``_propagate_nodes``, the same loop).  While ``clumsygrad.profile()`` records,
+    the generic pair ``_propagate``/``_push_to_parents`` calls and times every backward function.
     """
     pure_nodes = isinstance(root, Node)
     with ENGINE_LOCK:
         order = _reverse_topological_order(root, pure_nodes)
-        if pure_nodes and _backward_sink is None:
-            totals, owned = _propagate_pure(order, seed, seed_owned)
-        else:  # compiled nodes, or a profile() recording: the generic pair times each node
+        if _backward_sink is None:
+            if pure_nodes:
+                totals, shared = _propagate_pure(order, seed, seed_owned)
+            else:  # the compiled twin's nodes (``set_backend("python")`` at run time)
+                if not _inline:  # this twin's install() was not called: ask the registry once
+                    from .._registry import typed_vjps
+
+                    _set_inline(typed_vjps())
+                totals, shared = _propagate_nodes(order, seed, seed_owned)
+        else:  # a profile() recording: the generic pair calls and times each backward function
             totals = _propagate(order, seed, seed_owned)
-            owned = {node for node, (_, own) in totals.items() if own}
+            shared = {node for node, (_, own) in totals.items() if not own}
             totals = {node: grad for node, (grad, _) in totals.items()}
-        _commit(totals, owned)
+        _commit(totals, shared)
         if not keep_graph:
             if pure_nodes:
                 guards = _guards
@@ -290,6 +501,27 @@ def _reverse_topological_order(root, pure_nodes: bool = False) -> list:
     stack = [root]
     pop, push, emit = stack.pop, stack.append, postorder.append
     seen, see = visited.__contains__, visited.add
+    if pure_nodes:  # the same walk, but the last parent pushed is visited at once (not pushed and popped)
+        while stack:
+            node = pop()
+            if node is None:  # its parents are all emitted
+                emit(pop())
+                continue
+            if seen(node):  # pushed twice (two children), visited from the other
+                continue
+            while node is not None:
+                see(node)
+                push(node)
+                push(None)
+                last = None
+                for parent in node._parent_nodes:
+                    if parent._requires_grad and not seen(parent):
+                        if last is not None:
+                            push(last)
+                        last = parent
+                node = last
+        postorder.reverse()
+        return postorder
     while stack:
         node = pop()
         if node is None:  # its parents are all emitted
@@ -300,7 +532,7 @@ def _reverse_topological_order(root, pure_nodes: bool = False) -> list:
         see(node)
         push(node)
         push(None)
-        for parent in node._parent_nodes if pure_nodes else node._parents:
+        for parent in node._parents:
             if parent._requires_grad and not seen(parent):
                 push(parent)
     postorder.reverse()
@@ -404,14 +636,16 @@ def _propagate_pure(order: list, seed: np.ndarray, seed_owned: bool):
     """:func:`_propagate` and :func:`_push_to_parents` in one loop, over this twin's nodes
     (not used while a ``clumsygrad.profile()`` records: the generic pair times each node).
 
-    Returns ``(totals, owned)``: each node's total gradient, and the set of nodes whose total
-    the engine owns (adopted or accumulated into; the others are copied at commit).  Same
-    checks, order and errors as the generic pair; the slots are read directly, and no tuple is
-    made per gradient.
+    Returns ``(totals, shared)``: each node's total gradient, and the set of nodes whose total
+    the engine does not own (an array someone else may hold: copied at commit).  A node whose
+    total is shared and which has no ``.grad`` gets its copy when its turn comes, so the
+    usual commit copies nothing.  Same checks,
+    order and errors as the generic pair; the slots are read directly, no tuple is made per
+    gradient, and a node of one parent (most of them) takes a branch without a loop.
     """
     totals = {order[0]: seed}
-    owned = {order[0]} if seed_owned else set()
-    get = totals.get
+    shared = set() if seed_owned else {order[0]}
+    get, share, is_shared = totals.get, shared.add, shared.__contains__
     for node in order:
         grad = get(node)
         if grad is None:
@@ -420,7 +654,10 @@ def _propagate_pure(order: list, seed: np.ndarray, seed_owned: bool):
             fns = hooks.hooks_of(node)
             if fns is not None:
                 grad = totals[node] = hooks.apply(node, fns, grad)
-                owned.discard(node)  # the hook may keep it: copied at commit
+                share(node)  # the hook may keep it
+        if shared and is_shared(node) and node._grad is None:  # the copy the commit would make, made now
+            grad = totals[node] = grad.copy()  # (while the node's fields are in the cache)
+            shared.discard(node)
         grad_fn = node._grad_fn
         if grad_fn is None:
             continue
@@ -430,21 +667,63 @@ def _propagate_pure(order: list, seed: np.ndarray, seed_owned: bool):
                 _raise_freed()
             if node._version:
                 _raise_modified(node, node, 0)
+            if len(parents) == 1:
+                parent = parents[0]
+                saved = node._saved_versions[0]
+                if parent._version != saved:
+                    _raise_modified(node, parent, saved)
+                formula = _inline_get(grad_fn) if parent._requires_grad else None
+                if formula is _PASS:  # add/sub of a constant: the registry's kernel returns (grad,)
+                    g = grad
+                elif formula is _SCALE:  # times a constant: (grad * scalar_value,)
+                    c = node._extra.get("scalar_value", 1.0)
+                    if type(c) is float and type(grad) is _ndarray and grad.ndim == 0:
+                        g = _mul_0d(grad, c)
+                    else:
+                        g = grad * c
+                else:
+                    if parent._requires_grad or not getattr(grad_fn, "skips_unneeded", False):
+                        parent_grads = grad_fn(node, grad)
+                    else:
+                        parent_grads = grad_fn(node, grad, needs=(False,))
+                    if len(parent_grads) != 1:
+                        raise ValueError(
+                            f"{grad_fn.__name__} returned {len(parent_grads)} gradients for 1 parents"
+                        )
+                    g = parent_grads[0]
+                    if g is None or not parent._requires_grad:
+                        continue
+                data = parent._data
+                dtype = data.dtype
+                if type(g) is not _ndarray or (g.dtype is not dtype and g.dtype != dtype):
+                    g, own = np.array(g, dtype=dtype), True  # one conversion, into a fresh array
+                else:
+                    own = g.base is None and _refcount(g) <= _FRESH_REFCOUNT
+                if g.shape != data.shape:
+                    raise ValueError(
+                        f"Gradient shape mismatch for tensor {parent._id}: the gradient has shape {g.shape}, "
+                        f"expected {data.shape}"
+                    )
+                total = get(parent)
+                if total is None:
+                    totals[parent] = g
+                    if not own:
+                        share(parent)
+                elif is_shared(parent):  # into a new array (a plain `+` of 0-d arrays gives a NumPy scalar)
+                    totals[parent] = np.add(total, g, out=np.empty_like(g))
+                    shared.discard(parent)
+                else:
+                    total.__iadd__(g)
+                continue
             saved = node._saved_versions
             n = len(parents)
-            if n == 1:
-                parent = parents[0]
-                if parent._version != saved[0]:
-                    _raise_modified(node, parent, saved[0])
-                all_needed = parent._requires_grad
-            else:
-                all_needed = True
-                for i in range(n):
-                    parent = parents[i]
-                    if parent._version != saved[i]:
-                        _raise_modified(node, parent, saved[i])
-                    if not parent._requires_grad:
-                        all_needed = False
+            all_needed = True
+            for i in range(n):
+                parent = parents[i]
+                if parent._version != saved[i]:
+                    _raise_modified(node, parent, saved[i])
+                if not parent._requires_grad:
+                    all_needed = False
             if all_needed or not getattr(grad_fn, "skips_unneeded", False):
                 parent_grads = grad_fn(node, grad)
             else:
@@ -460,7 +739,7 @@ def _propagate_pure(order: list, seed: np.ndarray, seed_owned: bool):
                     continue
                 data = parent._data
                 dtype = data.dtype
-                if type(g) is not np.ndarray or (g.dtype is not dtype and g.dtype != dtype):
+                if type(g) is not _ndarray or (g.dtype is not dtype and g.dtype != dtype):
                     g, own = np.array(g, dtype=dtype), True  # one conversion, into a fresh array
                 else:
                     own = g.base is None and _refcount(g) <= _FRESH_REFCOUNT
@@ -472,16 +751,127 @@ def _propagate_pure(order: list, seed: np.ndarray, seed_owned: bool):
                 total = get(parent)
                 if total is None:
                     totals[parent] = g
-                    if own:
-                        owned.add(parent)
-                elif parent in owned:
-                    total.__iadd__(g)
-                else:  # into a new array (a plain `+` of 0-d arrays gives a NumPy scalar)
+                    if not own:
+                        share(parent)
+                elif is_shared(parent):  # into a new array (a plain `+` of 0-d arrays gives a NumPy scalar)
                     totals[parent] = np.add(total, g, out=np.empty_like(g))
-                    owned.add(parent)
+                    shared.discard(parent)
+                else:
+                    total.__iadd__(g)
         except Exception as exc:
             raise RuntimeError(f"Error in backward pass at tensor {node._id}: {exc}") from exc
-    return totals, owned
+    return totals, shared
+
+
+def _propagate_nodes(order: list, seed: np.ndarray, seed_owned: bool):
+    """:func:`_propagate_pure` over nodes of either twin (the compiled twin's, when
+    ``set_backend("python")`` runs the pure engine on them): the same loop, reading the fields
+    both twins have (``_parents``, ``_check_versions()``, ``_dtype``, ``_shape``)."""
+    totals = {order[0]: seed}
+    shared = set() if seed_owned else {order[0]}
+    get, share, is_shared = totals.get, shared.add, shared.__contains__
+    for node in order:
+        grad = get(node)
+        if grad is None:
+            continue
+        if _hook_table and id(node) in _hook_table:  # as in _propagate
+            fns = hooks.hooks_of(node)
+            if fns is not None:
+                grad = totals[node] = hooks.apply(node, fns, grad)
+                share(node)  # the hook may keep it
+        if shared and is_shared(node) and node._grad is None:  # the copy the commit would make, made now
+            grad = totals[node] = grad.copy()  # (while the node's fields are in the cache)
+            shared.discard(node)
+        grad_fn = node._grad_fn
+        if grad_fn is None:
+            continue
+        try:
+            parents = node._parents
+            if not parents:
+                _raise_freed()
+            node._check_versions()
+            if len(parents) == 1:
+                parent = parents[0]
+                formula = _inline_get(grad_fn) if parent._requires_grad else None
+                if formula is _PASS:  # add/sub of a constant: the registry's kernel returns (grad,)
+                    g = grad
+                elif formula is _SCALE:  # times a constant: (grad * scalar_value,)
+                    c = node._extra.get("scalar_value", 1.0)
+                    if type(c) is float and type(grad) is _ndarray and grad.ndim == 0:
+                        g = _mul_0d(grad, c)
+                    else:
+                        g = grad * c
+                else:
+                    if parent._requires_grad or not getattr(grad_fn, "skips_unneeded", False):
+                        parent_grads = grad_fn(node, grad)
+                    else:
+                        parent_grads = grad_fn(node, grad, needs=(False,))
+                    if len(parent_grads) != 1:
+                        raise ValueError(
+                            f"{grad_fn.__name__} returned {len(parent_grads)} gradients for 1 parents"
+                        )
+                    g = parent_grads[0]
+                    if g is None or not parent._requires_grad:
+                        continue
+                dtype, shape = parent._dtype, parent._shape
+                if type(g) is not _ndarray or (g.dtype is not dtype and g.dtype != dtype):
+                    g, own = np.array(g, dtype=dtype), True  # one conversion, into a fresh array
+                else:
+                    own = g.base is None and _refcount(g) <= _FRESH_REFCOUNT
+                if g.shape != shape:
+                    raise ValueError(
+                        f"Gradient shape mismatch for tensor {parent._id}: the gradient has shape {g.shape}, "
+                        f"expected {shape}"
+                    )
+                total = get(parent)
+                if total is None:
+                    totals[parent] = g
+                    if not own:
+                        share(parent)
+                elif is_shared(parent):  # into a new array (a plain `+` of 0-d arrays gives a NumPy scalar)
+                    totals[parent] = np.add(total, g, out=np.empty_like(g))
+                    shared.discard(parent)
+                else:
+                    total.__iadd__(g)
+                continue
+            n = len(parents)
+            all_needed = all([p._requires_grad for p in parents])
+            if all_needed or not getattr(grad_fn, "skips_unneeded", False):
+                parent_grads = grad_fn(node, grad)
+            else:
+                parent_grads = grad_fn(node, grad, needs=tuple([p._requires_grad for p in parents]))
+            if len(parent_grads) != n:
+                raise ValueError(
+                    f"{grad_fn.__name__} returned {len(parent_grads)} gradients for {n} parents"
+                )
+            for i in range(n):
+                parent = parents[i]
+                g = parent_grads[i]
+                if g is None or not parent._requires_grad:
+                    continue
+                dtype, shape = parent._dtype, parent._shape
+                if type(g) is not _ndarray or (g.dtype is not dtype and g.dtype != dtype):
+                    g, own = np.array(g, dtype=dtype), True  # one conversion, into a fresh array
+                else:
+                    own = g.base is None and _refcount(g) <= _FRESH_REFCOUNT
+                if g.shape != shape:
+                    raise ValueError(
+                        f"Gradient shape mismatch for tensor {parent._id}: the gradient has shape {g.shape}, "
+                        f"expected {shape}"
+                    )
+                total = get(parent)
+                if total is None:
+                    totals[parent] = g
+                    if not own:
+                        share(parent)
+                elif is_shared(parent):  # into a new array (a plain `+` of 0-d arrays gives a NumPy scalar)
+                    totals[parent] = np.add(total, g, out=np.empty_like(g))
+                    shared.discard(parent)
+                else:
+                    total.__iadd__(g)
+        except Exception as exc:
+            raise RuntimeError(f"Error in backward pass at tensor {node._id}: {exc}") from exc
+    return totals, shared
 
 
 def _raise_freed() -> None:
@@ -491,21 +881,31 @@ def _raise_freed() -> None:
     )
 
 
-def _commit(totals: dict, owned: set) -> None:
+def _commit(totals: dict, shared: set) -> None:
     """Add each node's total into its ``.grad``: copies first, so nothing is written if one fails.
 
-    ``owned``: the nodes whose total the engine may adopt as their ``.grad``.  The writes
-    themselves are one call into C (no line of Python runs between two of them), so an
-    asynchronous exception such as a ``KeyboardInterrupt`` from a signal handler, which Python
-    raises only between bytecodes, lands before all of them or after all of them.
+    ``shared``: the nodes whose total the engine may not adopt as their ``.grad`` (copied when
+    it becomes one).  The writes themselves are one call into C (no line of Python runs between
+    two of them), so an asynchronous exception such as a ``KeyboardInterrupt`` from a signal
+    handler, which Python raises only between bytecodes, lands before all of them or after all
+    of them.
     """
+    nodes = list(totals)
+    currents = list(map(_grad_of, nodes))
+    if not any(map(is_not, currents, repeat(None))):  # no .grad yet (the usual pass): each total becomes one
+        for node in shared:
+            totals[node] = totals[node].copy()
+        deque(map(setattr, nodes, repeat("_grad"), totals.values()), maxlen=0)
+        return
     fresh_nodes, fresh, added_to, added = [], [], [], []
-    for node, grad in totals.items():
-        current = node._grad
+    for node, grad, current in zip(nodes, totals.values(), currents):
         if current is None:
             fresh_nodes.append(node)
-            fresh.append(grad if node in owned else grad.copy())
+            fresh.append(grad.copy() if node in shared else grad)
         else:
             added_to.append(current)
             added.append(grad)
     deque(chain(map(setattr, fresh_nodes, repeat("_grad"), fresh), map(iadd, added_to, added)), maxlen=0)
+
+
+_grad_of = attrgetter("_grad")

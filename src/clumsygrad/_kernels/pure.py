@@ -74,12 +74,33 @@ __all__ = [
 ]
 
 
+# The hot kernels of a training step (reduce_to_shape, matmul_backward, softmax, mse, relu) first
+# try a short path for what the ops pass them nearly always: ndarrays of one float dtype (float32
+# or float64) with fitting shapes.  It computes exactly what the general path computes (same
+# NumPy calls in the same dtype), without the validation the general path words errors with;
+# anything else takes the general path.
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_ndarray = np.ndarray
+_add_reduce, _max_reduce, _and_reduce = np.add.reduce, np.maximum.reduce, np.logical_and.reduce
+_isfinite, _matmul, _exp, _multiply, _subtract = np.isfinite, np.matmul, np.exp, np.multiply, np.subtract
+
+
 # --------------------------------------------------------------------------- kernels
 def reduce_to_shape(grad, shape) -> np.ndarray:
     """Sum ``grad`` over the axes broadcasting added or stretched so it has ``shape``.
 
     May return ``grad`` itself (or a view of it) when no reduction is needed.
     """
+    if type(grad) is _ndarray and type(shape) is tuple:
+        dtype = grad.dtype
+        if (dtype is _F32 or dtype is _F64) and list(map(type, shape)).count(int) == len(shape):
+            if grad.shape == shape:
+                return grad
+            if grad.shape[1:] == shape and grad.shape[0]:  # a bias row: the leading axis summed
+                total = _add_reduce(grad, axis=0, dtype=dtype, keepdims=True)  # what np.sum calls
+                if dtype is _F64 or _and_reduce(_isfinite(total), axis=None):
+                    return total.reshape(shape)
+                return sum_without_overflow(grad, (0,), dtype).reshape(shape)  # redone in float64
     grad = np.asarray(grad)
     shape = as_shape(shape)
     dtype = result_dtype(grad)
@@ -128,6 +149,11 @@ def expand_to_shape(grad, input_shape, axis, keepdims, scale) -> np.ndarray:
 
 def softmax_backward(s, grad, axis) -> np.ndarray:
     """``s * (grad - sum(s * grad, axis, keepdims=True))`` for a softmax output ``s``."""
+    if type(s) is _ndarray and type(grad) is _ndarray and type(axis) is int:
+        dtype = s.dtype
+        if (dtype is _F32 or dtype is _F64) and grad.dtype is dtype and s.shape == grad.shape:
+            if -s.ndim <= axis < s.ndim:
+                return s * (grad - _add_reduce(_multiply(s, grad), axis=axis, keepdims=True))
     s = np.asarray(s)
     grad = np.asarray(grad)
     dtype = result_dtype(s, grad)
@@ -146,6 +172,12 @@ def matmul_backward(x, y, grad, need_x=True, need_y=True) -> tuple:
     Batch axes that broadcasting added or stretched are summed back.  A gradient whose
     ``need_*`` flag is false is not computed and returned as None.
     """
+    if type(x) is _ndarray and type(y) is _ndarray and type(grad) is _ndarray:
+        dtype = x.dtype
+        if (dtype is _F32 or dtype is _F64) and y.dtype is dtype and grad.dtype is dtype:
+            xs, ys = x.shape, y.shape
+            if len(xs) == 2 and len(ys) == 2 and xs[1] == ys[0] and grad.shape == (xs[0], ys[1]):
+                return (_matmul(grad, y.T) if need_x else None, _matmul(x.T, grad) if need_y else None)
     x = np.asarray(x)
     y = np.asarray(y)
     grad = np.asarray(grad)
@@ -170,6 +202,12 @@ def softmax_forward(x, axis) -> np.ndarray:
 
     ``axis`` is one int (negatives allowed); a 0-d ``x`` takes axis 0 or -1 and gives 1.0.
     """
+    if type(x) is _ndarray and type(axis) is int:
+        dtype = x.dtype
+        if (dtype is _F32 or dtype is _F64) and -x.ndim <= axis < x.ndim and x.shape[axis]:
+            e = _exp(x - _max_reduce(x, axis=axis, keepdims=True))
+            e /= _add_reduce(e, axis=axis, keepdims=True)
+            return e
     x = np.asarray(x)
     dtype = result_dtype(x)
     (ax,) = normalize_axes(operator.index(axis), max(x.ndim, 1))
@@ -183,6 +221,11 @@ def softmax_forward(x, axis) -> np.ndarray:
 
 def mse_forward(pred, target) -> np.ndarray:
     """``mean((pred - target)^2)`` as a 0-d array (NaN when empty); shapes must match."""
+    if type(pred) is _ndarray and type(target) is _ndarray:
+        dtype = pred.dtype
+        if (dtype is _F32 or dtype is _F64) and target.dtype is dtype and pred.shape == target.shape:
+            diff = _subtract(pred, target)
+            return np.asarray(mean_of_all(diff * diff), dtype=dtype)
     pred = np.asarray(pred)
     target = np.asarray(target)
     dtype = result_dtype(pred, target)
@@ -214,6 +257,10 @@ def mse_backward(pred, target, grad, need_pred=True, need_target=True) -> tuple:
 
 def relu_backward(y, grad) -> np.ndarray:
     """``grad * (y > 0)`` for a relu output ``y`` of ``grad``'s shape."""
+    if type(y) is _ndarray and type(grad) is _ndarray:
+        dtype = y.dtype
+        if (dtype is _F32 or dtype is _F64) and grad.dtype is dtype and y.shape == grad.shape and y.ndim:
+            return _multiply(grad, y > 0)
     y = np.asarray(y)
     grad = np.asarray(grad)
     dtype = result_dtype(y, grad)
