@@ -32,6 +32,8 @@ __all__ = [
     "cross_entropy_scale",
     "adam_coefficients",
     "check_adam_arrays",
+    "conv2d_arrays",
+    "check_conv2d_grad",
     "conv2d_geometry",
     "pool_geometry",
 ]
@@ -341,6 +343,26 @@ def _float_array(name: str, a, ndim: int, dtype=None) -> np.ndarray:
     if a.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {a.shape}")
     return a
+
+
+def conv2d_arrays(a_name: str, a, b_name: str, b, bias=None) -> tuple:
+    """``(a, b, bias, dtype)``: two 4-d real arrays (the input or gradient, and the weight or
+    input) and an optional (F,) bias for a weight ``b``; the dtype of the result."""
+    a = _float_array(a_name, a, 4)
+    b = _float_array(b_name, b, 4)
+    if bias is None:
+        return a, b, None, result_dtype(a, b)
+    bias = _float_array("conv2d bias", bias, 1)
+    if bias.shape != b.shape[:1]:
+        raise ValueError(f"conv2d bias of shape {bias.shape} for a weight of shape {b.shape}")
+    return a, b, bias, result_dtype(a, b, bias)
+
+
+def check_conv2d_grad(grad_shape: tuple, geo: tuple) -> None:
+    """``ValueError`` unless ``grad_shape`` is the (N, F, OH, OW) output of the geometry ``geo``."""
+    expected = (geo[0], geo[4], geo[7], geo[8])
+    if tuple(grad_shape) != expected:
+        raise ValueError(f"conv2d gradient of shape {tuple(grad_shape)}, expected {expected}")
 
 
 def conv2d_geometry(x_shape, w_shape, stride, padding, dilation, groups) -> tuple:

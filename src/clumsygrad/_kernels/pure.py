@@ -26,6 +26,8 @@ from .checks import (  # noqa: F401  (re-exported: callers import these from pur
     _float_array,
     _norm_arrays,
     _pair,
+    check_conv2d_grad,
+    conv2d_arrays,
     conv2d_geometry,
     pool_geometry,
     adam_coefficients,
@@ -344,28 +346,26 @@ def _conv_im2col(x: np.ndarray, geo: tuple) -> np.ndarray:
     return _windows(xp, kh, kw, oh, ow, sh, sw, dh, dw).reshape(n, c * kh * kw, oh * ow)
 
 
-def conv2d_forward(x, weight, stride, padding, dilation, groups) -> np.ndarray:
+def conv2d_forward(x, weight, stride, padding, dilation, groups, bias=None) -> np.ndarray:
     """``y[n, f, oh, ow] = sum_{c, i, j} w[f, c, i, j] x[n, g(f)*Cg + c, oh*sh - top + i*dh,
-    ow*sw - left + j*dw]`` (no bias): shape (N, F, OH, OW)."""
-    x = _float_array("conv2d input", x, 4)
-    weight = _float_array("conv2d weight", weight, 4)
-    dtype = result_dtype(x, weight)
+    ow*sw - left + j*dw] + bias[f]`` (``bias`` an (F,) array or None): shape (N, F, OH, OW)."""
+    x, weight, bias, dtype = conv2d_arrays("conv2d input", x, "conv2d weight", weight, bias)
     geo = conv2d_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
     n, c, h, w, f, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, g = geo
     cols = _conv_im2col(x.astype(dtype, copy=False), geo).reshape(n, g, (c // g) * kh * kw, oh * ow)
     wm = weight.astype(dtype, copy=False).reshape(g, f // g, (c // g) * kh * kw)
-    return np.matmul(wm, cols).reshape(n, f, oh, ow)
+    out = np.matmul(wm, cols).reshape(n, f, oh, ow)
+    if bias is not None:
+        out += bias.astype(dtype, copy=False).reshape(f, 1, 1)
+    return out
 
 
 def conv2d_backward_input(grad, weight, input_shape, stride, padding, dilation, groups) -> np.ndarray:
     """The gradient of :func:`conv2d_forward` with respect to its input, of ``input_shape``."""
-    grad = _float_array("conv2d gradient", grad, 4)
-    weight = _float_array("conv2d weight", weight, 4)
-    dtype = result_dtype(grad, weight)
+    grad, weight, _, dtype = conv2d_arrays("conv2d gradient", grad, "conv2d weight", weight)
     geo = conv2d_geometry(as_shape(input_shape), weight.shape, stride, padding, dilation, groups)
     n, c, h, w, f, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, g = geo
-    if grad.shape != (n, f, oh, ow):
-        raise ValueError(f"conv2d gradient of shape {grad.shape}, expected {(n, f, oh, ow)}")
+    check_conv2d_grad(grad.shape, geo)
     wm = weight.astype(dtype, copy=False).reshape(g, f // g, (c // g) * kh * kw)
     gm = grad.astype(dtype, copy=False).reshape(n, g, f // g, oh * ow)
     cols = np.matmul(wm.transpose(0, 2, 1), gm).reshape(n, c, kh, kw, oh, ow)
@@ -380,13 +380,10 @@ def conv2d_backward_input(grad, weight, input_shape, stride, padding, dilation, 
 
 def conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation, groups) -> np.ndarray:
     """The gradient of :func:`conv2d_forward` with respect to its weight, of ``weight_shape``."""
-    grad = _float_array("conv2d gradient", grad, 4)
-    x = _float_array("conv2d input", x, 4)
-    dtype = result_dtype(grad, x)
+    grad, x, _, dtype = conv2d_arrays("conv2d gradient", grad, "conv2d input", x)
     geo = conv2d_geometry(x.shape, as_shape(weight_shape), stride, padding, dilation, groups)
     n, c, h, w, f, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, g = geo
-    if grad.shape != (n, f, oh, ow):
-        raise ValueError(f"conv2d gradient of shape {grad.shape}, expected {(n, f, oh, ow)}")
+    check_conv2d_grad(grad.shape, geo)
     k = (c // g) * kh * kw
     cols = _conv_im2col(x.astype(dtype, copy=False), geo).reshape(n, g, k, oh * ow)
     gm = grad.astype(dtype, copy=False).reshape(n, g, f // g, oh * ow)
