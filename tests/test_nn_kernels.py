@@ -96,8 +96,10 @@ def conv_case(draw):
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     layout = draw(st.sampled_from(["C", "F", "slice", "reversed"]))
     seed = draw(st.integers(0, 2 ** 16))
+    bias = draw(st.booleans())
     return dict(shape=(n, groups * cg, h, w), wshape=(groups * fg, cg, kh, kw), stride=(sh, sw),
-                padding=pad, dilation=(dh, dw), groups=groups, dtype=dtype, layout=layout, seed=seed)
+                padding=pad, dilation=(dh, dw), groups=groups, dtype=dtype, layout=layout, seed=seed,
+                bias=bias)
 
 
 def make(shape, dtype, layout, rng):
@@ -140,6 +142,87 @@ def test_conv2d_compiled_matches_pure_and_the_naive_loops(case):
     ref = float(np.sum(naive_conv2d(x, w, *args) * g))
     assert np.isclose(float(np.sum(dx_p.astype(np.float64) * x)), ref, rtol=1e-3, atol=1e-3)
     assert np.isclose(float(np.sum(dw_p.astype(np.float64) * w)), ref, rtol=1e-3, atol=1e-3)
+    if case["bias"]:  # the fused bias: one value per output channel, added to every position
+        b = rng.standard_normal(case["wshape"][0]).astype(case["dtype"])[::-1]
+        yb_native, yb_pure = native.conv2d_forward(x, w, *args, b), pure.conv2d_forward(x, w, *args, bias=b)
+        assert yb_native.dtype == yb_pure.dtype == case["dtype"]
+        np.testing.assert_allclose(yb_native, yb_pure, **tol(case["dtype"]))
+        np.testing.assert_allclose(yb_pure, naive_conv2d(x, w, *args) + b[:, None, None], **tol(case["dtype"]))
+
+
+# shapes whose whole-batch column matrix exceeds 1 MB: the compiled kernels loop over the images
+# (one product per image and group) instead of one product over the batch
+@pytest.mark.parametrize("shape,wshape,stride,padding,dilation,groups,dtype", [
+    ((4, 8, 40, 36), (6, 4, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 2, np.float32),
+    ((3, 4, 50, 50), (8, 1, 5, 5), (2, 2), (2, 1, 0, 3), (2, 2), 4, np.float64),
+    ((5, 6, 45, 40), (6, 2, 3, 3), (2, 1), (0, 0, 2, 2), (1, 2), 3, np.float32),
+    ((3, 16, 28, 28), (32, 16, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, np.float32),
+])
+def test_conv2d_per_image_path_matches_pure(shape, wshape, stride, padding, dilation, groups, dtype):
+    rng = np.random.default_rng(3)
+    x = make(shape, dtype, "F", rng)
+    w = rng.standard_normal(wshape).astype(dtype)
+    b = rng.standard_normal(wshape[0]).astype(dtype)
+    args = (stride, padding, dilation, groups)
+    y = pure.conv2d_forward(x, w, *args, bias=b)
+    assert x.size * wshape[2] * wshape[3] * x.itemsize > 2 ** 20
+    t = dict(rtol=2e-4, atol=2e-3) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(native.conv2d_forward(x, w, *args, b), y, **t)
+    g = make(y.shape, dtype, "slice", rng)
+    np.testing.assert_allclose(native.conv2d_backward_input(g, w, x.shape, *args),
+                               pure.conv2d_backward_input(g, w, x.shape, *args), **t)
+    np.testing.assert_allclose(native.conv2d_backward_weight(g, x, w.shape, *args),
+                               pure.conv2d_backward_weight(g, x, w.shape, *args), rtol=t["rtol"], atol=t["atol"] * 50)
+
+
+BAD_CONV_CALLS = [
+    ("conv2d_forward", (np.zeros((1, 3, 5, 5)), np.zeros((4, 2, 3, 3)), (1, 1), (0, 0, 0, 0), (1, 1), 2)),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 3, 3)), (1, 1), (0, 0, 0, 0), (1, 1), 1, np.zeros(3))),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 3, 3)), (1, 1), (0, 0, 0, 0), (1, 1), 1, np.zeros((4, 1)))),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 3, 3)), (1, 1), (0, 0, 0, 0), (1, 1), 1, np.zeros(4, complex))),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 3, 3)), (1,), (0, 0, 0, 0), (1, 1), 1)),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 3, 3)), (1, 1), (0, -1, 0, 0), (1, 1), 1)),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 3, 3)), (1, 1), (0, 0, 0, 0), (1, 0), 1)),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 3, 3)), (1, 1), (0, 0, 0, 0), (1, 1), 0)),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 3, 3)), (1, 1), (0, 0, 0, 0), (1, 1), 1.5)),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 3, 3)), (1, 1), "same", (1, 1), 1)),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 0, 3)), (1, 1), (0, 0, 0, 0), (1, 1), 1)),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 3)), (1, 1), (0, 0, 0, 0), (1, 1), 1)),
+    ("conv2d_backward_input", (np.zeros((1, 4, 3, 3)), np.zeros((4, 2, 3, 3)), (1, 2, 5), (1, 1), (0, 0, 0, 0), (1, 1), 1)),
+    ("conv2d_backward_input", (np.zeros((1, 4, 3, 3)), np.zeros((4, 2, 3, 3)), (1, 2, 5, -5), (1, 1), (0, 0, 0, 0), (1, 1), 1)),
+    ("conv2d_backward_input", (np.zeros((1, 4, 3, 2)), np.zeros((4, 2, 3, 3)), (1, 2, 5, 5), (1, 1), (0, 0, 0, 0), (1, 1), 1)),
+    ("conv2d_backward_weight", (np.zeros((1, 4, 3, 3)), np.zeros((1, 2, 5, 5)), (4, 2, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1)),
+    ("conv2d_backward_weight", (np.zeros((2, 4, 3, 3)), np.zeros((1, 2, 5, 5)), (4, 2, 3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1)),
+    ("conv2d_backward_weight", (np.zeros((1, 4, 3, 3), "U1"), np.zeros((1, 2, 5, 5)), (4, 2, 3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1)),
+]
+
+
+@pytest.mark.parametrize("name,args", BAD_CONV_CALLS)
+def test_conv2d_twins_raise_the_same_error(name, args):
+    """The compiled kernels validate in C; every refusal is the pure twin's, message included."""
+    with pytest.raises((ValueError, TypeError)) as expected:
+        getattr(pure, name)(*args)
+    with pytest.raises(expected.type) as got:
+        getattr(native, name)(*args)
+    assert str(got.value) == str(expected.value)
+
+
+def test_conv2d_takes_any_index_like_arguments():
+    """Lists, NumPy integers and int-like shapes take the checked slow path to the same result."""
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((2, 2, 6, 5)), rng.standard_normal((4, 1, 3, 2))
+    ref = pure.conv2d_forward(x, w, (2, 1), (1, 0, 2, 1), (1, 2), 2)
+    for k in (native, pure):
+        y = k.conv2d_forward(x, w, [np.int64(2), 1], np.array([1, 0, 2, 1]), (np.int8(1), 2), np.int32(2))
+        np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+        g = rng.standard_normal(ref.shape)
+        np.testing.assert_allclose(k.conv2d_backward_input(g, w, np.array(x.shape), [2, 1], [1, 0, 2, 1], [1, 2], 2),
+                                   pure.conv2d_backward_input(g, w, x.shape, (2, 1), (1, 0, 2, 1), (1, 2), 2),
+                                   rtol=1e-12, atol=1e-12)
+    y16 = native.conv2d_forward(x.astype(np.float16), w.astype(np.float16), (2, 1), (1, 0, 2, 1), (1, 2), 2)
+    assert y16.dtype == np.float32
+    yl = native.conv2d_forward(x.astype(np.longdouble), w, (2, 1), (1, 0, 2, 1), (1, 2), 2)
+    assert yl.dtype == np.longdouble
 
 
 @pytest.mark.parametrize("kernels", [native, pure], ids=["cython", "python"])

@@ -155,15 +155,15 @@ def _conv(op, input, weight, bias, stride, padding, dilation, groups, spatial):
             f"{op} with a weight of shape {w._shape} and groups={groups} expects an input of "
             f"{w4.shape[1] * groups} channels, got an input of shape {x._shape}"
         )
-    k = _backend.active
-    data = k.conv2d_forward(x4, w4, stride, pads, dilation, groups)
-    parents = (x, w)
+    parents, b4 = (x, w), None
     if bias is not None:
         b = _as_tensor(bias, "bias")
         if b._shape != (w._shape[0],):
             raise ValueError(f"{op} expects a bias of shape ({w._shape[0]},), got {b._shape}")
-        data += b._data.reshape(1, -1, 1, 1).astype(data.dtype, copy=False)
+        # added by the kernel, in the dtype of the input and the weight (as before the fusion)
+        b4 = b._data.astype(np.result_type(x4.dtype, w4.dtype, np.float32), copy=False)
         parents = (x, w, b)
+    data = _backend.active.conv2d_forward(x4, w4, stride, pads, dilation, groups, b4)
     out_shape = data.shape[:2] + data.shape[4 - spatial:]
     data = data.reshape(out_shape if batched else out_shape[1:])
     extra = {"stride": stride, "padding": pads, "dilation": dilation, "groups": groups,
