@@ -30,7 +30,7 @@ from . import checks, pure
 from ._shapes cimport Call, PyNumber_AsSsize_t, fast_array, kernel_typenum, native_float_typenum, run_typed
 
 cdef extern from "numpy/arrayobject.h":
-    object PyArray_MatrixProduct2(object a, object b, cnp.ndarray out)
+    object PyArray_MatrixProduct2(object a, object b, void* out)   # NULL out: a new array
 
 cnp.import_array()
 
@@ -155,70 +155,114 @@ cdef inline void _pad_plane(const floating* src, floating* P, const Geo* q) noex
             prow[t] = src[h * q.w + t]
 
 
+cdef inline void _copy(const floating* src, floating* dst, Py_ssize_t n) noexcept nogil:
+    """``dst[:n] = src[:n]`` for short rows: four loads then four stores per step, which the
+    compiler turns into one vector copy without the overlap checks (and set-up) of a loop."""
+    cdef Py_ssize_t t = 0
+    cdef floating a0, a1, a2, a3
+    while t + 4 <= n:
+        a0 = src[t]
+        a1 = src[t + 1]
+        a2 = src[t + 2]
+        a3 = src[t + 3]
+        dst[t] = a0
+        dst[t + 1] = a1
+        dst[t + 2] = a2
+        dst[t + 3] = a3
+        t += 4
+    while t < n:
+        dst[t] = src[t]
+        t += 1
+
+
+cdef inline void _add_row(const floating* src, floating* dst, Py_ssize_t n) noexcept nogil:
+    """``dst[:n] += src[:n]``, four at a time as ``_copy``."""
+    cdef Py_ssize_t t = 0
+    cdef floating a0, a1, a2, a3
+    while t + 4 <= n:
+        a0 = dst[t] + src[t]
+        a1 = dst[t + 1] + src[t + 1]
+        a2 = dst[t + 2] + src[t + 2]
+        a3 = dst[t + 3] + src[t + 3]
+        dst[t] = a0
+        dst[t + 1] = a1
+        dst[t + 2] = a2
+        dst[t + 3] = a3
+        t += 4
+    while t < n:
+        dst[t] += src[t]
+        t += 1
+
+
 cdef void _im2col(Call* k, floating* tag) noexcept nogil:
     """Images ``n0 .. n0+n1-1`` of ``a`` (N, C, H, W) into the column matrix ``out`` laid out by
-    ``Geo.sn``/``Geo.sk`` (image ``n0`` first):
-    each (H, W) plane is padded once into ``scratch``, then every row is a plain strided copy."""
+    ``Geo.sn``/``Geo.sk`` (image ``n0`` first).  The planes are padded once into ``scratch``
+    (n1*C planes of hp x wp); then each row of ``out`` is written in order, plain strided copies."""
     cdef:
         const Geo* q = <const Geo*>k.aux
         const floating* x = <const floating*>k.a
         floating* cols = <floating*>k.out
         floating* P = <floating*>k.scratch
-        Py_ssize_t b, c, i, j, oh, ow
+        Py_ssize_t b, c, i, j, oh, ow, plane = q.hp * q.wp
         floating* row
         const floating* src
-    for b in range(k.n0, k.n0 + k.n1):
+    for b in range(k.n1):
         for c in range(q.c):
-            _pad_plane(x + (b * q.c + c) * q.h * q.w, P, q)
-            for i in range(q.kh):
-                for j in range(q.kw):
-                    row = cols + (b - k.n0) * q.sn + ((c * q.kh + i) * q.kw + j) * q.sk
+            _pad_plane(x + ((k.n0 + b) * q.c + c) * q.h * q.w, P + (b * q.c + c) * plane, q)
+    for c in range(q.c):
+        for i in range(q.kh):
+            for j in range(q.kw):
+                for b in range(k.n1):
+                    row = cols + b * q.sn + ((c * q.kh + i) * q.kw + j) * q.sk
+                    src = P + (b * q.c + c) * plane + i * q.dh * q.wp + j * q.dw
                     for oh in range(q.oh):
-                        src = P + (oh * q.sh + i * q.dh) * q.wp + j * q.dw
                         if q.sw == 1:
-                            for ow in range(q.ow):
-                                row[ow] = src[ow]
+                            _copy(src, row, q.ow)
                         else:
                             for ow in range(q.ow):
                                 row[ow] = src[ow * q.sw]
                         row += q.ow
+                        src += q.sh * q.wp
 
 
 cdef void _col2im(Call* k, floating* tag) noexcept nogil:
     """The adjoint of ``_im2col``: images ``n0 .. n0+n1-1`` of ``out`` (N, C, H, W) = the columns
-    ``a`` (image ``n0`` first) added up in a padded
-    plane (``scratch``), whose inside is then copied out."""
+    ``a`` (image ``n0`` first) added up in padded planes (``scratch``), whose insides are then
+    copied out."""
     cdef:
         const Geo* q = <const Geo*>k.aux
         const floating* cols = <const floating*>k.a
-        floating* dx = <floating*>k.out
+        floating* dx
         floating* P = <floating*>k.scratch
-        Py_ssize_t b, c, i, j, oh, ow, h, t, n = q.wp - q.pl if q.wp - q.pl < q.w else q.w
+        Py_ssize_t b, c, i, j, oh, ow, h, t, plane = q.hp * q.wp
+        Py_ssize_t n = q.wp - q.pl if q.wp - q.pl < q.w else q.w
         const floating* row
         floating* dst
         const floating* prow
     if n < 0:
         n = 0
-    for b in range(k.n0, k.n0 + k.n1):
-        for c in range(q.c):
-            for t in range(q.hp * q.wp):
-                P[t] = 0
-            for i in range(q.kh):
-                for j in range(q.kw):
-                    row = cols + (b - k.n0) * q.sn + ((c * q.kh + i) * q.kw + j) * q.sk
+    for t in range(k.n1 * q.c * plane):
+        P[t] = 0
+    for c in range(q.c):
+        for i in range(q.kh):
+            for j in range(q.kw):
+                for b in range(k.n1):
+                    row = cols + b * q.sn + ((c * q.kh + i) * q.kw + j) * q.sk
+                    dst = P + (b * q.c + c) * plane + i * q.dh * q.wp + j * q.dw
                     for oh in range(q.oh):
-                        dst = P + (oh * q.sh + i * q.dh) * q.wp + j * q.dw
                         if q.sw == 1:
-                            for ow in range(q.ow):
-                                dst[ow] += row[ow]
+                            _add_row(row, dst, q.ow)
                         else:
                             for ow in range(q.ow):
                                 dst[ow * q.sw] += row[ow]
                         row += q.ow
-            dx = <floating*>k.out + (b * q.c + c) * q.h * q.w
+                        dst += q.sh * q.wp
+    for b in range(k.n1):
+        for c in range(q.c):
+            prow = P + (b * q.c + c) * plane + q.pt * q.wp + q.pl
+            dx = <floating*>k.out + ((k.n0 + b) * q.c + c) * q.h * q.w
             for h in range(q.h):
                 if h + q.pt < q.hp:
-                    prow = P + (h + q.pt) * q.wp + q.pl
                     for t in range(n):
                         dx[t] = prow[t]
                     for t in range(n, q.w):
@@ -227,6 +271,7 @@ cdef void _col2im(Call* k, floating* tag) noexcept nogil:
                     for t in range(q.w):
                         dx[t] = 0
                 dx += q.w
+                prow += q.wp
 
 
 cdef void _unfold(Call* k, floating* tag) noexcept nogil:
@@ -280,12 +325,13 @@ cdef void _add_bias(Call* k, floating* tag) noexcept nogil:
         dst += L
 
 
-cdef cnp.ndarray _plane(Geo* q, int tn):
-    """Sets ``q.hp``/``q.wp`` (the rows and columns the windows reach) and returns a scratch plane."""
+cdef cnp.ndarray _plane(Geo* q, int tn, Py_ssize_t images):
+    """Sets ``q.hp``/``q.wp`` (the rows and columns the windows reach) and returns scratch
+    space for the padded planes of ``images`` images."""
     cdef Py_ssize_t size
     q.hp = (q.oh - 1) * q.sh + (q.kh - 1) * q.dh + 1
     q.wp = (q.ow - 1) * q.sw + (q.kw - 1) * q.dw + 1
-    size = q.hp * q.wp
+    size = images * q.c * q.hp * q.wp
     return _empty(1, &size, tn)
 
 
@@ -309,8 +355,9 @@ cdef inline void _columns_of(Call* k, Geo* q, int tn, cnp.ndarray xa, cnp.ndarra
 
 
 cdef inline object _dot(object a, object b, cnp.ndarray out):
-    """``a @ b`` of two 2-d arrays into ``out`` (NumPy's ``dot``: BLAS for float32/float64)."""
-    return PyArray_MatrixProduct2(a, b, out)
+    """``a @ b`` of two 2-d arrays into ``out`` (a new array when None): NumPy's ``dot``, BLAS
+    for float32/float64, without the generalised-ufunc set-up of ``np.matmul``."""
+    return PyArray_MatrixProduct2(a, b, NULL if out is None else <void*>out)
 
 
 # --------------------------------------------------------------------------- kernels
@@ -331,10 +378,11 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, bias=None):
         ba = _c(ba, tn)
     cdef Py_ssize_t L = q.oh * q.ow, K = (q.c // q.g) * q.kh * q.kw, G = q.g, Fg = q.f // q.g, b, gi
     cdef Call k
-    cdef cnp.ndarray plane = _plane(&q, tn), cols, out, prod
+    cdef bint per_image = _per_image(&q, tn)
+    cdef cnp.ndarray plane = _plane(&q, tn, 1 if per_image else q.n), cols, out, prod
     wm = _c(wa, tn).reshape(G, Fg, K)
     dims[0], dims[1], dims[2], dims[3] = q.n, q.f, q.oh, q.ow
-    if _per_image(&q, tn):
+    if per_image:
         # per image: its columns (C*kh*kw, L) in cache, one product per group into the output
         dims[0], dims[1] = q.c * q.kh * q.kw, L
         cols = _empty(2, dims, tn)
@@ -355,7 +403,10 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, bias=None):
         cols = _empty(2, dims, tn)
         q.sn, q.sk = L, q.n * L
         _columns_of(&k, &q, tn, xa, cols, plane, 0, q.n)
-        prod = np.matmul(wm, cols.reshape(G, K, q.n * L))
+        if G == 1:
+            prod = _dot(wm[0], cols, None)
+        else:
+            prod = np.matmul(wm, cols.reshape(G, K, q.n * L))
         if q.n == 1:   # (F, 1*L) is already the output's layout
             out = prod.reshape(1, q.f, q.oh, q.ow)
         else:
@@ -401,12 +452,13 @@ def conv2d_backward_input(grad, weight, input_shape, stride, padding, dilation, 
     gm = _c(ga, tn).reshape(q.n, G, Fg, L)
     dims[0], dims[1], dims[2], dims[3] = q.n, q.c, q.h, q.w
     cdef cnp.ndarray dx = _empty(4, dims, tn)
-    cdef cnp.ndarray plane = _plane(&q, tn)
+    cdef bint per_image = _per_image(&q, tn)
+    cdef cnp.ndarray plane = _plane(&q, tn, 1 if per_image else q.n)
     cdef Call k
     k.out = cnp.PyArray_DATA(dx)
     k.scratch = cnp.PyArray_DATA(plane)
     k.aux = &q
-    if _per_image(&q, tn):
+    if per_image:
         # per image: W^T grad_n into cache-sized columns, scattered back at once
         dims[0], dims[1] = q.c * q.kh * q.kw, L
         cols = _empty(2, dims, tn)
@@ -445,10 +497,11 @@ def conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation, gro
     _check_grad(ga, &q)
     cdef Py_ssize_t L = q.oh * q.ow, K = (q.c // q.g) * q.kh * q.kw, G = q.g, Fg = q.f // q.g, b, gi
     cdef cnp.ndarray gc = _c(ga, tn), gt, cols, acc, part
-    cdef cnp.ndarray plane = _plane(&q, tn)
+    cdef bint per_image = _per_image(&q, tn)
+    cdef cnp.ndarray plane = _plane(&q, tn, 1 if per_image else q.n)
     cdef Call k
     xa = _c(xa, tn)
-    if _per_image(&q, tn):
+    if per_image:
         # per image: its columns in cache; (K, L) @ grad_n^T (L, F/G) added up over the images
         dims[0], dims[1] = q.c * q.kh * q.kw, L
         cols = _empty(2, dims, tn)
@@ -478,5 +531,7 @@ def conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation, gro
     _columns_of(&k, &q, tn, xa, cols, plane, 0, q.n)
     # (G, K, N*L) @ (G, N*L, F/G): one product per group over the whole batch (this orientation
     # measured faster than grad @ cols^T), then the small (K, F/G) blocks transposed
+    if G == 1:
+        return _dot(cols, gt.reshape(q.f, q.n * L).T, None).T.reshape(q.f, q.c, q.kh, q.kw)
     dw = np.matmul(cols.reshape(G, K, q.n * L), gt.reshape(G, Fg, q.n * L).transpose(0, 2, 1))
     return dw.transpose(0, 2, 1).reshape(q.f, q.c // q.g, q.kh, q.kw)
