@@ -300,8 +300,8 @@ def max_pool2d_backward(grad, indices, input_shape):
     cdef const cnp.int64_t* ip
     if not _small_shape(input_shape, xs):
         shape = checks.as_shape(input_shape)
-        if len(shape) != 4:   # pure's unpacking error
-            n, c, h, w = shape
+        if len(shape) != 4:   # the pure twin raises its error
+            return pure.max_pool2d_backward(grad, indices, input_shape)
         for i in range(4):
             xs[i] = shape[i]
     # the indices are checked before the loop below writes where they say

@@ -214,14 +214,22 @@ def _pool_args(op, input, kernel_size, stride, padding, dilation=1):
     return x, batched, x4, kernel, stride, _ints(padding, 2, "padding"), _ints(dilation, 2, "dilation")
 
 
-def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1) -> Tensor:
+def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
     """The max over each window (``stride`` defaults to ``kernel_size``; implicit -inf padding
-    of at most half the kernel; floor mode).  A NaN in a window wins."""
+    of at most half the kernel).  A NaN in a window wins.  ``ceil_mode`` as PyTorch: the output
+    size rounds up, so windows may run past the bottom/right padding, but a window that would
+    start in the right padding is dropped.  With ``return_indices`` also each max's flat index
+    ``h * W + w`` in its (H, W) plane, PyTorch's ``return_indices``, as an int64 NumPy array
+    (clumsygrad tensors hold floats only)."""
     x, batched, x4, kernel, stride, padding, dilation = _pool_args(
         "max_pool2d", input, kernel_size, stride, padding, dilation)
-    data, indices = _backend.active.max_pool2d_forward(x4, kernel, stride, padding, dilation)
-    return _new_node(data if batched else data[0], max_pool2d_backward, (x,),
-                     {"indices": indices, "x4": x4.shape})
+    data, indices = _backend.active.max_pool2d_forward(x4, kernel, stride, padding, dilation, bool(ceil_mode))
+    out = _new_node(data if batched else data[0], max_pool2d_backward, (x,),
+                    {"indices": indices, "x4": x4.shape})
+    if return_indices:
+        return out, (indices if batched else indices[0])
+    return out
 
 
 def max_pool2d_backward(tensor: Tensor, grad: np.ndarray) -> tuple:
@@ -231,13 +239,16 @@ def max_pool2d_backward(tensor: Tensor, grad: np.ndarray) -> tuple:
     return (dx.reshape(tensor._parents[0]._shape),)
 
 
-def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, count_include_pad: bool = True) -> Tensor:
+def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> Tensor:
     """The mean over each window (``stride`` defaults to ``kernel_size``; zero padding of at most
-    half the kernel, counted in the divisor when ``count_include_pad``; floor mode)."""
+    half the kernel, counted in the divisor when ``count_include_pad``).  ``ceil_mode`` as in
+    :func:`max_pool2d`; a window running past the padding divides by its cells inside the padded
+    input (PyTorch's divisor)."""
     x, batched, x4, kernel, stride, padding, _ = _pool_args("avg_pool2d", input, kernel_size, stride, padding)
-    data = _backend.active.avg_pool2d_forward(x4, kernel, stride, padding, bool(count_include_pad))
-    extra = {"x4": x4.shape, "args": (kernel, stride, padding, bool(count_include_pad))}
-    return _new_node(data if batched else data[0], avg_pool2d_backward, (x,), extra)
+    args = (kernel, stride, padding, bool(count_include_pad), bool(ceil_mode))
+    data = _backend.active.avg_pool2d_forward(x4, *args)
+    return _new_node(data if batched else data[0], avg_pool2d_backward, (x,), {"x4": x4.shape, "args": args})
 
 
 def avg_pool2d_backward(tensor: Tensor, grad: np.ndarray) -> tuple:
