@@ -27,7 +27,8 @@ from cython cimport floating
 import numpy as np
 
 from . import checks, pure
-from ._shapes cimport Call, PyNumber_AsSsize_t, fast_array, kernel_typenum, native_float_typenum, run_typed
+from ._nn cimport small_dims, small_ints
+from ._shapes cimport Call, as_c_typed, fast_array, kernel_typenum, native_float_typenum, run_typed
 
 cdef extern from "numpy/arrayobject.h":
     object PyArray_MatrixProduct2(object a, object b, void* out)   # NULL out: a new array
@@ -37,7 +38,6 @@ cnp.import_array()
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"]
 
 cdef enum:
-    SMALL = 1 << 30   # the fast path takes Python ints below this; others go through checks
     PER_IMAGE_BYTES = 1 << 20   # see _per_image
 
 
@@ -50,32 +50,6 @@ ctypedef struct Geo:
 
 
 # --------------------------------------------------------------------------- argument parsing
-cdef inline bint _small_ints(object value, Py_ssize_t* out, Py_ssize_t n) noexcept:
-    """A tuple of ``n`` Python ints in ``[0, SMALL)`` into ``out``; False for anything else."""
-    cdef Py_ssize_t i, v
-    if type(value) is not tuple or len(<tuple>value) != n:
-        return False
-    for i in range(n):
-        item = (<tuple>value)[i]
-        if type(item) is not int:
-            return False
-        v = PyNumber_AsSsize_t(item, NULL)
-        if v < 0 or v >= SMALL:
-            return False
-        out[i] = v
-    return True
-
-
-cdef inline bint _small_dims(cnp.ndarray a, Py_ssize_t* out) noexcept:
-    cdef Py_ssize_t i
-    cdef cnp.npy_intp* d = cnp.PyArray_DIMS(a)
-    for i in range(4):
-        if d[i] >= SMALL:
-            return False
-        out[i] = d[i]
-    return True
-
-
 cdef int _geometry(Geo* q, Py_ssize_t* xs, Py_ssize_t* ws, object x_shape, object w_shape,
                    object stride, object padding, object dilation, object groups) except -1:
     """Fill ``q`` from the shapes ``xs``/``ws`` (NULL: parse ``x_shape``/``w_shape``) and the
@@ -85,9 +59,9 @@ cdef int _geometry(Geo* q, Py_ssize_t* xs, Py_ssize_t* ws, object x_shape, objec
     cdef Py_ssize_t d[2]
     cdef Py_ssize_t gg[1]
     gg[0] = 0
-    cdef bint fast = (xs != NULL and ws != NULL and _small_ints(stride, s, 2)
-                      and _small_ints(padding, p, 4) and _small_ints(dilation, d, 2)
-                      and _small_ints((groups,), gg, 1))
+    cdef bint fast = (xs != NULL and ws != NULL and small_ints(stride, s, 2)
+                      and small_ints(padding, p, 4) and small_ints(dilation, d, 2)
+                      and small_ints((groups,), gg, 1))
     if fast:
         q.n, q.c, q.h, q.w = xs[0], xs[1], xs[2], xs[3]
         q.f, q.kh, q.kw = ws[0], ws[2], ws[3]
@@ -125,14 +99,6 @@ cdef int _arrays(cnp.ndarray a, str a_name, cnp.ndarray b, str b_name, cnp.ndarr
     return kernel_typenum(checks.conv2d_arrays(a_name, a, b_name, b, bias)[3])
 
 
-cdef inline cnp.ndarray _c(cnp.ndarray a, int tn):
-    """``a`` as an aligned, native, C-contiguous ``tn`` array (a copy only when it is not)."""
-    if (cnp.PyArray_TYPE(a) == tn and cnp.PyArray_ISNOTSWAPPED(a)
-            and cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISALIGNED(a)):
-        return a
-    return cnp.PyArray_FROMANY(a, tn, 0, 0, cnp.NPY_ARRAY_CARRAY_RO)
-
-
 cdef inline cnp.ndarray _empty(int nd, Py_ssize_t* dims, int tn):
     return cnp.PyArray_EMPTY(nd, <cnp.npy_intp*>dims, tn, 0)
 
@@ -155,9 +121,10 @@ cdef inline void _pad_plane(const floating* src, floating* P, const Geo* q) noex
             prow[t] = src[h * q.w + t]
 
 
-cdef inline void _copy(const floating* src, floating* dst, Py_ssize_t n) noexcept nogil:
-    """``dst[:n] = src[:n]`` for short rows: four loads then four stores per step, which the
-    compiler turns into one vector copy without the overlap checks (and set-up) of a loop."""
+cdef inline void _row(const floating* src, floating* dst, Py_ssize_t n, bint add) noexcept nogil:
+    """``dst[:n] = src[:n]`` (``+=`` when ``add``) for short rows: four loads, then four stores
+    per step, which the compiler turns into one vector copy without the overlap checks (and
+    set-up) of a loop."""
     cdef Py_ssize_t t = 0
     cdef floating a0, a1, a2, a3
     while t + 4 <= n:
@@ -165,33 +132,50 @@ cdef inline void _copy(const floating* src, floating* dst, Py_ssize_t n) noexcep
         a1 = src[t + 1]
         a2 = src[t + 2]
         a3 = src[t + 3]
+        if add:
+            a0 = a0 + dst[t]
+            a1 = a1 + dst[t + 1]
+            a2 = a2 + dst[t + 2]
+            a3 = a3 + dst[t + 3]
         dst[t] = a0
         dst[t + 1] = a1
         dst[t + 2] = a2
         dst[t + 3] = a3
         t += 4
     while t < n:
-        dst[t] = src[t]
+        dst[t] = dst[t] + src[t] if add else src[t]
         t += 1
 
 
-cdef inline void _add_row(const floating* src, floating* dst, Py_ssize_t n) noexcept nogil:
-    """``dst[:n] += src[:n]``, four at a time as ``_copy``."""
-    cdef Py_ssize_t t = 0
-    cdef floating a0, a1, a2, a3
-    while t + 4 <= n:
-        a0 = dst[t] + src[t]
-        a1 = dst[t + 1] + src[t + 1]
-        a2 = dst[t + 2] + src[t + 2]
-        a3 = dst[t + 3] + src[t + 3]
-        dst[t] = a0
-        dst[t + 1] = a1
-        dst[t + 2] = a2
-        dst[t + 3] = a3
-        t += 4
-    while t < n:
-        dst[t] += src[t]
-        t += 1
+cdef inline void _windows(const Geo* q, floating* P, floating* cols, Py_ssize_t images, bint scatter) noexcept nogil:
+    """Between the padded planes ``P`` (``images`` x C planes of hp x wp) and the column matrix
+    ``cols`` (layout ``Geo.sn``/``Geo.sk``): gather each window row into ``cols`` (im2col), or,
+    with ``scatter``, add each row of ``cols`` back onto the planes (its adjoint).  Rows of
+    ``cols`` are walked in order."""
+    cdef:
+        Py_ssize_t b, c, i, j, oh, ow, plane = q.hp * q.wp
+        floating* row
+        floating* win
+    for c in range(q.c):
+        for i in range(q.kh):
+            for j in range(q.kw):
+                for b in range(images):
+                    row = cols + b * q.sn + ((c * q.kh + i) * q.kw + j) * q.sk
+                    win = P + (b * q.c + c) * plane + i * q.dh * q.wp + j * q.dw
+                    for oh in range(q.oh):
+                        if q.sw == 1:
+                            if scatter:
+                                _row(row, win, q.ow, True)
+                            else:
+                                _row(win, row, q.ow, False)
+                        elif scatter:
+                            for ow in range(q.ow):
+                                win[ow * q.sw] += row[ow]
+                        else:
+                            for ow in range(q.ow):
+                                row[ow] = win[ow * q.sw]
+                        row += q.ow
+                        win += q.sh * q.wp
 
 
 cdef void _im2col(Call* k, floating* tag) noexcept nogil:
@@ -200,29 +184,12 @@ cdef void _im2col(Call* k, floating* tag) noexcept nogil:
     (n1*C planes of hp x wp); then each row of ``out`` is written in order, plain strided copies."""
     cdef:
         const Geo* q = <const Geo*>k.aux
-        const floating* x = <const floating*>k.a
-        floating* cols = <floating*>k.out
-        floating* P = <floating*>k.scratch
-        Py_ssize_t b, c, i, j, oh, ow, plane = q.hp * q.wp
-        floating* row
-        const floating* src
+        Py_ssize_t b, c, plane = q.hp * q.wp
     for b in range(k.n1):
         for c in range(q.c):
-            _pad_plane(x + ((k.n0 + b) * q.c + c) * q.h * q.w, P + (b * q.c + c) * plane, q)
-    for c in range(q.c):
-        for i in range(q.kh):
-            for j in range(q.kw):
-                for b in range(k.n1):
-                    row = cols + b * q.sn + ((c * q.kh + i) * q.kw + j) * q.sk
-                    src = P + (b * q.c + c) * plane + i * q.dh * q.wp + j * q.dw
-                    for oh in range(q.oh):
-                        if q.sw == 1:
-                            _copy(src, row, q.ow)
-                        else:
-                            for ow in range(q.ow):
-                                row[ow] = src[ow * q.sw]
-                        row += q.ow
-                        src += q.sh * q.wp
+            _pad_plane(<const floating*>k.a + ((k.n0 + b) * q.c + c) * q.h * q.w,
+                       <floating*>k.scratch + (b * q.c + c) * plane, q)
+    _windows(q, <floating*>k.scratch, <floating*>k.out, k.n1, False)
 
 
 cdef void _col2im(Call* k, floating* tag) noexcept nogil:
@@ -231,32 +198,16 @@ cdef void _col2im(Call* k, floating* tag) noexcept nogil:
     copied out."""
     cdef:
         const Geo* q = <const Geo*>k.aux
-        const floating* cols = <const floating*>k.a
         floating* dx
         floating* P = <floating*>k.scratch
-        Py_ssize_t b, c, i, j, oh, ow, h, t, plane = q.hp * q.wp
+        Py_ssize_t b, c, h, t, plane = q.hp * q.wp
         Py_ssize_t n = q.wp - q.pl if q.wp - q.pl < q.w else q.w
-        const floating* row
-        floating* dst
         const floating* prow
     if n < 0:
         n = 0
     for t in range(k.n1 * q.c * plane):
         P[t] = 0
-    for c in range(q.c):
-        for i in range(q.kh):
-            for j in range(q.kw):
-                for b in range(k.n1):
-                    row = cols + b * q.sn + ((c * q.kh + i) * q.kw + j) * q.sk
-                    dst = P + (b * q.c + c) * plane + i * q.dh * q.wp + j * q.dw
-                    for oh in range(q.oh):
-                        if q.sw == 1:
-                            _add_row(row, dst, q.ow)
-                        else:
-                            for ow in range(q.ow):
-                                dst[ow * q.sw] += row[ow]
-                        row += q.ow
-                        dst += q.sh * q.wp
+    _windows(q, P, <floating*>k.a, k.n1, True)   # reads the columns only
     for b in range(k.n1):
         for c in range(q.c):
             prow = P + (b * q.c + c) * plane + q.pt * q.wp + q.pl
@@ -274,41 +225,27 @@ cdef void _col2im(Call* k, floating* tag) noexcept nogil:
                 prow += q.wp
 
 
-cdef void _unfold(Call* k, floating* tag) noexcept nogil:
-    """``out`` (N, F, L) = ``a`` (F, N*L) laid out per image, plus ``b[f]`` (the bias, or NULL)."""
+cdef void _relayout(Call* k, floating* tag) noexcept nogil:
+    """Between the per-image layout (N, F, L) and the per-channel one (F, N*L) of ``n0`` images
+    of ``n1`` channels of ``n2`` values: ``flag`` True, ``out`` (N, F, L) = ``a`` (F, N*L) plus
+    ``b[f]`` (the bias, or NULL); ``flag`` False, ``out`` (F, N*L) = ``a`` (N, F, L)."""
     cdef:
         const floating* src = <const floating*>k.a
         const floating* bias = <const floating*>k.b
         floating* dst = <floating*>k.out
-        Py_ssize_t n = k.n0, f = k.n1, L = k.n2, b, c, l
+        Py_ssize_t n = k.n0, f = k.n1, L = k.n2, b, c, l, per_channel, per_image
         const floating* s
+        floating* d
         floating v
     for b in range(n):
         for c in range(f):
-            s = src + (c * n + b) * L
-            if bias != NULL:
-                v = bias[c]
-                for l in range(L):
-                    dst[l] = s[l] + v
-            else:
-                for l in range(L):
-                    dst[l] = s[l]
-            dst += L
-
-
-cdef void _fold(Call* k, floating* tag) noexcept nogil:
-    """``out`` (F, N*L) = ``a`` (N, F, L): the images side by side for each channel."""
-    cdef:
-        const floating* src = <const floating*>k.a
-        floating* dst = <floating*>k.out
-        Py_ssize_t n = k.n0, f = k.n1, L = k.n2, b, c, l
-        floating* d
-    for b in range(n):
-        for c in range(f):
-            d = dst + (c * n + b) * L
+            per_channel = (c * n + b) * L
+            per_image = (b * f + c) * L
+            s = src + (per_channel if k.flag else per_image)
+            d = dst + (per_image if k.flag else per_channel)
+            v = bias[c] if bias != NULL else 0
             for l in range(L):
-                d[l] = src[l]
-            src += L
+                d[l] = s[l] + v
 
 
 cdef void _add_bias(Call* k, floating* tag) noexcept nogil:
@@ -371,16 +308,16 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, bias=None):
     cdef Py_ssize_t xs[4]
     cdef Py_ssize_t ws[4]
     cdef Py_ssize_t dims[4]
-    _geometry(&q, xs if _small_dims(xa, xs) else NULL, ws if _small_dims(wa, ws) else NULL,
+    _geometry(&q, xs if small_dims(xa, xs) else NULL, ws if small_dims(wa, ws) else NULL,
               (<object>xa).shape, (<object>wa).shape, stride, padding, dilation, groups)
-    xa = _c(xa, tn)
+    xa = as_c_typed(xa, tn)
     if ba is not None:
-        ba = _c(ba, tn)
+        ba = as_c_typed(ba, tn)
     cdef Py_ssize_t L = q.oh * q.ow, K = (q.c // q.g) * q.kh * q.kw, G = q.g, Fg = q.f // q.g, b, gi
     cdef Call k
     cdef bint per_image = _per_image(&q, tn)
     cdef cnp.ndarray plane = _plane(&q, tn, 1 if per_image else q.n), cols, out, prod
-    wm = _c(wa, tn).reshape(G, Fg, K)
+    wm = as_c_typed(wa, tn).reshape(G, Fg, K)
     dims[0], dims[1], dims[2], dims[3] = q.n, q.f, q.oh, q.ow
     if per_image:
         # per image: its columns (C*kh*kw, L) in cache, one product per group into the output
@@ -417,7 +354,8 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, bias=None):
     k.n0, k.n1, k.n2 = q.n, q.f, L
     if prod is not None and q.n != 1:
         k.a = cnp.PyArray_DATA(prod)
-        run_typed(tn, &k, _unfold[float], _unfold[double])
+        k.flag = True
+        run_typed(tn, &k, _relayout[float], _relayout[double])
     elif ba is not None:
         k.n1 = q.n * q.f
         k.n0 = q.f
@@ -441,15 +379,15 @@ def conv2d_backward_input(grad, weight, input_shape, stride, padding, dilation, 
     cdef Py_ssize_t xs[4]
     cdef Py_ssize_t ws[4]
     cdef Py_ssize_t dims[4]
-    cdef bint fast_shape = _small_ints(input_shape, xs, 4)
-    _geometry(&q, xs if fast_shape else NULL, ws if _small_dims(wa, ws) else NULL,
+    cdef bint fast_shape = small_ints(input_shape, xs, 4)
+    _geometry(&q, xs if fast_shape else NULL, ws if small_dims(wa, ws) else NULL,
               None if fast_shape else checks.as_shape(input_shape), (<object>wa).shape,
               stride, padding, dilation, groups)
     _check_grad(ga, &q)
     cdef Py_ssize_t L = q.oh * q.ow, K = (q.c // q.g) * q.kh * q.kw, G = q.g, Fg = q.f // q.g, b, gi
     cdef cnp.ndarray cols
-    wt = _c(wa, tn).reshape(G, Fg, K).transpose(0, 2, 1)
-    gm = _c(ga, tn).reshape(q.n, G, Fg, L)
+    wt = as_c_typed(wa, tn).reshape(G, Fg, K).transpose(0, 2, 1)
+    gm = as_c_typed(ga, tn).reshape(q.n, G, Fg, L)
     dims[0], dims[1], dims[2], dims[3] = q.n, q.c, q.h, q.w
     cdef cnp.ndarray dx = _empty(4, dims, tn)
     cdef bint per_image = _per_image(&q, tn)
@@ -473,7 +411,7 @@ def conv2d_backward_input(grad, weight, input_shape, stride, padding, dilation, 
             run_typed(tn, &k, _col2im[float], _col2im[double])
         return dx
     # (G, K, F/G) @ (N, G, F/G, L) -> (N, G, K, L): per image in one call, no transposed grad
-    cols = _c(<cnp.ndarray>np.matmul(wt, gm), tn)
+    cols = as_c_typed(<cnp.ndarray>np.matmul(wt, gm), tn)
     q.sn, q.sk = q.c * q.kh * q.kw * L, L
     k.a = cnp.PyArray_DATA(cols)
     k.n0, k.n1 = 0, q.n
@@ -490,17 +428,17 @@ def conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation, gro
     cdef Py_ssize_t xs[4]
     cdef Py_ssize_t ws[4]
     cdef Py_ssize_t dims[3]
-    cdef bint fast_shape = _small_ints(weight_shape, ws, 4)
-    _geometry(&q, xs if _small_dims(xa, xs) else NULL, ws if fast_shape else NULL,
+    cdef bint fast_shape = small_ints(weight_shape, ws, 4)
+    _geometry(&q, xs if small_dims(xa, xs) else NULL, ws if fast_shape else NULL,
               (<object>xa).shape, None if fast_shape else checks.as_shape(weight_shape),
               stride, padding, dilation, groups)
     _check_grad(ga, &q)
     cdef Py_ssize_t L = q.oh * q.ow, K = (q.c // q.g) * q.kh * q.kw, G = q.g, Fg = q.f // q.g, b, gi
-    cdef cnp.ndarray gc = _c(ga, tn), gt, cols, acc, part
+    cdef cnp.ndarray gc = as_c_typed(ga, tn), gt, cols, acc, part
     cdef bint per_image = _per_image(&q, tn)
     cdef cnp.ndarray plane = _plane(&q, tn, 1 if per_image else q.n)
     cdef Call k
-    xa = _c(xa, tn)
+    xa = as_c_typed(xa, tn)
     if per_image:
         # per image: its columns in cache; (K, L) @ grad_n^T (L, F/G) added up over the images
         dims[0], dims[1] = q.c * q.kh * q.kw, L
@@ -524,7 +462,9 @@ def conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation, gro
         k.a = cnp.PyArray_DATA(gc)
         k.out = cnp.PyArray_DATA(gt)
         k.n0, k.n1, k.n2 = q.n, q.f, L
-        run_typed(tn, &k, _fold[float], _fold[double])
+        k.b = NULL
+        k.flag = False
+        run_typed(tn, &k, _relayout[float], _relayout[double])
     dims[0], dims[1] = q.c * q.kh * q.kw, q.n * L
     cols = _empty(2, dims, tn)
     q.sn, q.sk = L, q.n * L

@@ -19,42 +19,10 @@ cnp.import_array()
 __all__ = ["layer_norm_backward", "batch_norm_backward"]
 
 
-cdef void _layer_core(Call* k, floating* tag) noexcept nogil:
-    """Rows of (M, D) = (n0, n1): ``a`` grad, ``b`` xhat, ``c`` rstd, ``aux`` weight or NULL;
-    ``out`` dx, ``out2``/``out3`` dweight/dbias sums (double, zeroed)."""
-    cdef:
-        const floating* g = <const floating*>k.a
-        const floating* xh = <const floating*>k.b
-        const floating* rstd = <const floating*>k.c
-        const floating* wt = <const floating*>k.aux
-        floating* dx = <floating*>k.out
-        double* dw = <double*>k.out2
-        double* db = <double*>k.out3
-        Py_ssize_t M = k.n0, D = k.n1, r, j
-        double s1, s2, gk, r_
-    for r in range(M):
-        s1 = 0
-        s2 = 0
-        for j in range(D):
-            gk = g[j] * wt[j] if wt != NULL else g[j]
-            s1 += gk
-            s2 += gk * xh[j]
-            if wt != NULL:
-                dw[j] += g[j] * xh[j]
-                db[j] += g[j]
-        s1 /= D
-        s2 /= D
-        r_ = rstd[r]
-        for j in range(D):
-            gk = g[j] * wt[j] if wt != NULL else g[j]
-            dx[j] = <floating>(r_ * (gk - s1 - xh[j] * s2))
-        g += D
-        xh += D
-        dx += D
-
-
-cdef void _batch_core(Call* k, floating* tag) noexcept nogil:
-    """(N, C, L) = (n0, n1, n2), statistics per channel; pointers as ``_layer_core``."""
+cdef void _norm_core(Call* k, floating* tag) noexcept nogil:
+    """``a`` grad, ``b`` xhat, ``c`` rstd, ``aux`` weight or NULL; ``out`` dx, ``out2``/``out3``
+    the dweight/dbias sums (double, zeroed).  Layer norm (``n2 == 0``): rows of (M, D) =
+    (n0, n1), statistics per row.  Batch norm: (N, C, L) = (n0, n1, n2), statistics per channel."""
     cdef:
         const floating* g = <const floating*>k.a
         const floating* xh = <const floating*>k.b
@@ -64,7 +32,28 @@ cdef void _batch_core(Call* k, floating* tag) noexcept nogil:
         double* dw = <double*>k.out2
         double* db = <double*>k.out3
         Py_ssize_t N = k.n0, C = k.n1, L = k.n2, n, c, j, off
-        double s1, s2, scale, m = <double>(N * L)
+        double s1, s2, gk, scale, m = <double>(N * L)
+    if L == 0:   # layer norm: n0 rows of n1
+        for n in range(N):
+            s1 = 0
+            s2 = 0
+            for j in range(C):
+                gk = g[j] * wt[j] if wt != NULL else g[j]
+                s1 += gk
+                s2 += gk * xh[j]
+                if wt != NULL:
+                    dw[j] += g[j] * xh[j]
+                    db[j] += g[j]
+            s1 /= C
+            s2 /= C
+            scale = rstd[n]
+            for j in range(C):
+                gk = g[j] * wt[j] if wt != NULL else g[j]
+                dx[j] = <floating>(scale * (gk - s1 - xh[j] * s2))
+            g += C
+            xh += C
+            dx += C
+        return
     for c in range(C):
         s1 = 0
         s2 = 0
@@ -127,11 +116,10 @@ cdef object _norm_backward(str name, grad, xhat, rstd, weight, int ndim, object 
     k.out3 = cnp.PyArray_DATA(db)
     k.n0 = cnp.PyArray_DIM(ga, 0)
     k.n1 = d
-    k.n2 = cnp.PyArray_DIM(ga, 2) if ndim == 3 else 1
-    if ndim == 2:
-        run_typed(tn, &k, _layer_core[float], _layer_core[double])
-    else:
-        run_typed(tn, &k, _batch_core[float], _batch_core[double])
+    k.n2 = cnp.PyArray_DIM(ga, 2) if ndim == 3 else 0
+    if ndim == 3 and k.n2 == 0:   # (N, C, 0): nothing to sum, an empty dx; zero sums
+        return (dx, None, None) if weight is None else (dx, cnp.PyArray_Cast(dw, tn), cnp.PyArray_Cast(db, tn))
+    run_typed(tn, &k, _norm_core[float], _norm_core[double])
     if weight is None:
         return dx, None, None
     return dx, cnp.PyArray_Cast(dw, tn), cnp.PyArray_Cast(db, tn)

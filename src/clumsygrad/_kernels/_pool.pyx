@@ -17,37 +17,18 @@ from cython cimport floating
 import numpy as np
 
 from . import checks, pure
-from ._shapes cimport Call, PyNumber_AsSsize_t, fast_array, kernel_typenum, native_float_typenum, run_typed
+from ._nn cimport small_dims, small_ints
+from ._shapes cimport Call, as_c_typed, fast_array, kernel_typenum, native_float_typenum, run_typed
 
 cnp.import_array()
 
 __all__ = ["max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward"]
-
-cdef enum:
-    SMALL = 1 << 30   # the fast path takes Python ints below this; others go through checks
-
 
 ctypedef struct Pool:
     Py_ssize_t planes, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw
 
 
 # --------------------------------------------------------------------------- argument parsing
-cdef inline bint _small_pair(object value, Py_ssize_t* out) noexcept:
-    """A tuple of two Python ints in ``[0, SMALL)`` into ``out``; False for anything else."""
-    cdef Py_ssize_t i, v
-    if type(value) is not tuple or len(<tuple>value) != 2:
-        return False
-    for i in range(2):
-        item = (<tuple>value)[i]
-        if type(item) is not int:
-            return False
-        v = PyNumber_AsSsize_t(item, NULL)
-        if v < 0 or v >= SMALL:
-            return False
-        out[i] = v
-    return True
-
-
 cdef inline Py_ssize_t _out_size(Py_ssize_t size, Py_ssize_t k, Py_ssize_t s, Py_ssize_t p, Py_ssize_t d,
                                  bint ceil_mode) noexcept:
     """``checks.pool_output_size`` for a non-negative span (the caller checks); 0 when it is not."""
@@ -88,8 +69,8 @@ cdef int _geometry(Pool* q, Py_ssize_t* xs, object x_shape, object kernel_size, 
     cdef Py_ssize_t p[2]
     cdef Py_ssize_t d[2]
     cdef bint ceil = bool(ceil_mode)
-    cdef bint fast = (xs != NULL and _small_pair(kernel_size, k) and _small_pair(stride, s)
-                      and _small_pair(padding, p) and _small_pair(dilation, d))
+    cdef bint fast = (xs != NULL and small_ints(kernel_size, k, 2) and small_ints(stride, s, 2)
+                      and small_ints(padding, p, 2) and small_ints(dilation, d, 2))
     if fast:
         fast = (k[0] >= 1 and k[1] >= 1 and s[0] >= 1 and s[1] >= 1 and d[0] >= 1 and d[1] >= 1
                 and 2 * p[0] <= k[0] and 2 * p[1] <= k[1])
@@ -119,38 +100,6 @@ cdef inline int _float4(cnp.ndarray a, str name) except -2:
         return tn
     checks._float_array(name, a, 4)
     return kernel_typenum(checks.result_dtype(a))
-
-
-cdef inline bint _small_dims(cnp.ndarray a, Py_ssize_t* out) noexcept:
-    cdef Py_ssize_t i
-    for i in range(4):
-        if cnp.PyArray_DIM(a, i) >= SMALL:
-            return False
-        out[i] = cnp.PyArray_DIM(a, i)
-    return True
-
-
-cdef inline bint _small_shape(object shape, Py_ssize_t* out) noexcept:
-    cdef Py_ssize_t i, v
-    if type(shape) is not tuple or len(<tuple>shape) != 4:
-        return False
-    for i in range(4):
-        item = (<tuple>shape)[i]
-        if type(item) is not int:
-            return False
-        v = PyNumber_AsSsize_t(item, NULL)
-        if v < 0 or v >= SMALL:
-            return False
-        out[i] = v
-    return True
-
-
-cdef inline cnp.ndarray _c(cnp.ndarray a, int tn):
-    """``a`` as an aligned, native, C-contiguous ``tn`` array (a copy only when it is not)."""
-    if (cnp.PyArray_TYPE(a) == tn and cnp.PyArray_ISNOTSWAPPED(a)
-            and cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISALIGNED(a)):
-        return a
-    return cnp.PyArray_FROMANY(a, tn, 0, 0, cnp.NPY_ARRAY_CARRAY_RO)
 
 
 cdef inline cnp.ndarray _new(Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t d2, Py_ssize_t d3, int tn, bint zero):
@@ -267,26 +216,39 @@ cdef void _avg(Call* k, floating* tag) noexcept nogil:
 
 
 # --------------------------------------------------------------------------- kernels
-def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode=False):
+cdef object _pool_forward(bint is_max, x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad):
+    """The forward pass of both poolings: prologue, output(s), core."""
     cdef cnp.ndarray xa = fast_array(x)
-    cdef int tn = _float4(xa, "max_pool2d input")
+    cdef int tn = _float4(xa, "max_pool2d input" if is_max else "avg_pool2d input")
     if tn < 0:
-        return pure.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode)
+        if is_max:
+            return pure.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode)
+        return pure.avg_pool2d_forward(x, kernel_size, stride, padding, count_include_pad, ceil_mode)
     cdef Pool q
     cdef Py_ssize_t xs[4]
-    _geometry(&q, xs if _small_dims(xa, xs) else NULL, (<object>xa).shape, kernel_size, stride,
+    _geometry(&q, xs if small_dims(xa, xs) else NULL, (<object>xa).shape, kernel_size, stride,
               padding, dilation, ceil_mode)
-    xa = _c(xa, tn)
+    xa = as_c_typed(xa, tn)
     cdef Py_ssize_t n = cnp.PyArray_DIM(xa, 0), c = cnp.PyArray_DIM(xa, 1)
     cdef cnp.ndarray out = _new(n, c, q.oh, q.ow, tn, False)
-    cdef cnp.ndarray idx = _new(n, c, q.oh, q.ow, cnp.NPY_INT64, False)
+    cdef cnp.ndarray idx
     cdef Call k
     k.a = cnp.PyArray_DATA(xa)
     k.out = cnp.PyArray_DATA(out)
-    k.out2 = cnp.PyArray_DATA(idx)
     k.aux = &q
-    run_typed(tn, &k, _max_core[float], _max_core[double])
-    return out, idx
+    if is_max:
+        idx = _new(n, c, q.oh, q.ow, cnp.NPY_INT64, False)
+        k.out2 = cnp.PyArray_DATA(idx)
+        run_typed(tn, &k, _max_core[float], _max_core[double])
+        return out, idx
+    k.flag = False
+    k.s0 = 1.0 if count_include_pad else 0.0
+    run_typed(tn, &k, _avg[float], _avg[double])
+    return out
+
+
+def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode=False):
+    return _pool_forward(True, x, kernel_size, stride, padding, dilation, ceil_mode, False)
 
 
 def max_pool2d_backward(grad, indices, input_shape):
@@ -298,7 +260,7 @@ def max_pool2d_backward(grad, indices, input_shape):
     cdef Py_ssize_t xs[4]
     cdef Py_ssize_t i, size
     cdef const cnp.int64_t* ip
-    if not _small_shape(input_shape, xs):
+    if not small_ints(input_shape, xs, 4):
         shape = checks.as_shape(input_shape)
         if len(shape) != 4:   # the pure twin raises its error
             return pure.max_pool2d_backward(grad, indices, input_shape)
@@ -312,7 +274,7 @@ def max_pool2d_backward(grad, indices, input_shape):
         for i in range(4):
             fast = fast and cnp.PyArray_DIM(ia, i) == cnp.PyArray_DIM(ga, i)
     if fast:
-        ia = _c(ia, cnp.NPY_INT64)
+        ia = as_c_typed(ia, cnp.NPY_INT64)
         ip = <const cnp.int64_t*>cnp.PyArray_DATA(ia)
         size = cnp.PyArray_SIZE(ia)
         for i in range(size):
@@ -321,8 +283,8 @@ def max_pool2d_backward(grad, indices, input_shape):
                 break
     if not fast:   # raises the error (or accepts other integer dtypes, then converted)
         checks.check_max_pool_indices(ga, ia, tuple([xs[i] for i in range(4)]))
-        ia = _c(ia, cnp.NPY_INT64)
-    ga = _c(ga, tn)
+        ia = as_c_typed(ia, cnp.NPY_INT64)
+    ga = as_c_typed(ga, tn)
     cdef cnp.ndarray dx = _new(xs[0], xs[1], xs[2], xs[3], tn, True)
     cdef Call k
     k.a = cnp.PyArray_DATA(ga)
@@ -336,24 +298,7 @@ def max_pool2d_backward(grad, indices, input_shape):
 
 
 def avg_pool2d_forward(x, kernel_size, stride, padding, count_include_pad, ceil_mode=False):
-    cdef cnp.ndarray xa = fast_array(x)
-    cdef int tn = _float4(xa, "avg_pool2d input")
-    if tn < 0:
-        return pure.avg_pool2d_forward(x, kernel_size, stride, padding, count_include_pad, ceil_mode)
-    cdef Pool q
-    cdef Py_ssize_t xs[4]
-    _geometry(&q, xs if _small_dims(xa, xs) else NULL, (<object>xa).shape, kernel_size, stride,
-              padding, (1, 1), ceil_mode)
-    xa = _c(xa, tn)
-    cdef cnp.ndarray out = _new(cnp.PyArray_DIM(xa, 0), cnp.PyArray_DIM(xa, 1), q.oh, q.ow, tn, False)
-    cdef Call k
-    k.a = cnp.PyArray_DATA(xa)
-    k.out = cnp.PyArray_DATA(out)
-    k.aux = &q
-    k.flag = False
-    k.s0 = 1.0 if count_include_pad else 0.0
-    run_typed(tn, &k, _avg[float], _avg[double])
-    return out
+    return _pool_forward(False, x, kernel_size, stride, padding, (1, 1), ceil_mode, count_include_pad)
 
 
 def avg_pool2d_backward(grad, input_shape, kernel_size, stride, padding, count_include_pad, ceil_mode=False):
@@ -365,7 +310,7 @@ def avg_pool2d_backward(grad, input_shape, kernel_size, stride, padding, count_i
     cdef Pool q
     cdef Py_ssize_t xs[4]
     cdef Py_ssize_t i
-    cdef bint fast_shape = _small_shape(input_shape, xs)
+    cdef bint fast_shape = small_ints(input_shape, xs, 4)
     _geometry(&q, xs if fast_shape else NULL, None if fast_shape else checks.as_shape(input_shape),
               kernel_size, stride, padding, (1, 1), ceil_mode)
     if not fast_shape:
@@ -375,7 +320,7 @@ def avg_pool2d_backward(grad, input_shape, kernel_size, stride, padding, count_i
     if not (cnp.PyArray_DIM(ga, 0) == xs[0] and cnp.PyArray_DIM(ga, 1) == xs[1]
             and cnp.PyArray_DIM(ga, 2) == q.oh and cnp.PyArray_DIM(ga, 3) == q.ow):
         checks.check_pool_grad("avg_pool2d", (<object>ga).shape, (xs[0], xs[1], q.oh, q.ow))
-    ga = _c(ga, tn)
+    ga = as_c_typed(ga, tn)
     cdef cnp.ndarray dx = _new(xs[0], xs[1], xs[2], xs[3], tn, True)
     cdef Call k
     k.a = cnp.PyArray_DATA(ga)
