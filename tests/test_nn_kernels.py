@@ -159,6 +159,10 @@ def test_conv2d_compiled_matches_pure_and_the_naive_loops(case):
     assert dx_n.dtype == dx_p.dtype == dw_n.dtype == dw_p.dtype == case["dtype"]
     np.testing.assert_allclose(dx_n, dx_p, **tol(case["dtype"]))
     np.testing.assert_allclose(dw_n, dw_p, **tol(case["dtype"]))
+    db_n, db_p = native.conv2d_backward_bias(g), pure.conv2d_backward_bias(g)
+    assert db_n.shape == db_p.shape == (w.shape[0],) and db_n.dtype == db_p.dtype == case["dtype"]
+    np.testing.assert_allclose(db_n, db_p, **tol(case["dtype"]))
+    np.testing.assert_allclose(db_p, np.asarray(g, np.float64).sum(axis=(0, 2, 3)), **tol(case["dtype"]))
     # the adjoint identity <conv(x), g> = <x, dx> = <w, dw> against the naive forward
     ref = float(np.sum(naive_conv2d(x, w, *args) * g))
     assert np.isclose(float(np.sum(dx_p.astype(np.float64) * x)), ref, rtol=1e-3, atol=1e-3)
@@ -215,6 +219,8 @@ BAD_CONV_CALLS = [
     ("conv2d_backward_weight", (np.zeros((1, 4, 3, 3)), np.zeros((1, 2, 5, 5)), (4, 2, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1)),
     ("conv2d_backward_weight", (np.zeros((2, 4, 3, 3)), np.zeros((1, 2, 5, 5)), (4, 2, 3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1)),
     ("conv2d_backward_weight", (np.zeros((1, 4, 3, 3), "U1"), np.zeros((1, 2, 5, 5)), (4, 2, 3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1)),
+    ("conv2d_backward_bias", (np.zeros((1, 4, 3)),)),
+    ("conv2d_backward_bias", (np.zeros((1, 4, 3, 3), complex),)),
 ]
 
 

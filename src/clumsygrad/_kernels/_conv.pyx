@@ -28,14 +28,14 @@ import numpy as np
 
 from . import checks, pure
 from ._nn cimport small_dims, small_ints
-from ._shapes cimport Call, as_c_typed, fast_array, kernel_typenum, native_float_typenum, run_typed
+from ._shapes cimport Call, as_c_typed, fast_array, hsum, kernel_typenum, native_float_typenum, run_typed
 
 cdef extern from "numpy/arrayobject.h":
     object PyArray_MatrixProduct2(object a, object b, void* out)   # NULL out: a new array
 
 cnp.import_array()
 
-__all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"]
+__all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_backward_bias"]
 
 cdef enum:
     PER_IMAGE_BYTES = 1 << 20   # see _per_image
@@ -475,3 +475,41 @@ def conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation, gro
         return _dot(cols, gt.reshape(q.f, q.n * L).T, None).T.reshape(q.f, q.c, q.kh, q.kw)
     dw = np.matmul(cols.reshape(G, K, q.n * L), gt.reshape(G, Fg, q.n * L).transpose(0, 2, 1))
     return dw.transpose(0, 2, 1).reshape(q.f, q.c // q.g, q.kh, q.kw)
+
+
+cdef void _channel_sums(Call* k, floating* tag) noexcept nogil:
+    """``out`` (n1,) = sums of ``a`` (n0, n1, n2) over its first and last axes (in double)."""
+    cdef:
+        const floating* g = <const floating*>k.a
+        floating* out = <floating*>k.out
+        double* acc = <double*>k.scratch
+        Py_ssize_t b, c
+    for c in range(k.n1):
+        acc[c] = 0
+    for b in range(k.n0):
+        for c in range(k.n1):
+            acc[c] += hsum(g, k.n2)
+            g += k.n2
+    for c in range(k.n1):
+        out[c] = <floating>acc[c]
+
+
+def conv2d_backward_bias(grad):
+    cdef cnp.ndarray ga = fast_array(grad)
+    cdef int tn = native_float_typenum(ga)
+    if tn < 0 or cnp.PyArray_NDIM(ga) != 4:
+        tn = kernel_typenum(checks.result_dtype(checks._float_array("conv2d gradient", ga, 4)))
+        if tn < 0:
+            return pure.conv2d_backward_bias(grad)
+    ga = as_c_typed(ga, tn)
+    cdef cnp.npy_intp f = cnp.PyArray_DIM(ga, 1)
+    cdef cnp.ndarray out = cnp.PyArray_EMPTY(1, &f, tn, 0)
+    cdef cnp.ndarray acc = cnp.PyArray_EMPTY(1, &f, cnp.NPY_DOUBLE, 0)
+    cdef Call k
+    k.a = cnp.PyArray_DATA(ga)
+    k.out = cnp.PyArray_DATA(out)
+    k.scratch = cnp.PyArray_DATA(acc)
+    k.n0, k.n1 = cnp.PyArray_DIM(ga, 0), f
+    k.n2 = cnp.PyArray_DIM(ga, 2) * cnp.PyArray_DIM(ga, 3)
+    run_typed(tn, &k, _channel_sums[float], _channel_sums[double])
+    return out

@@ -69,6 +69,7 @@ __all__ = [
     "conv2d_forward",
     "conv2d_backward_input",
     "conv2d_backward_weight",
+    "conv2d_backward_bias",
     "max_pool2d_forward",
     "max_pool2d_backward",
     "avg_pool2d_forward",
@@ -394,6 +395,12 @@ def conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation, gro
     # one small GEMM per image and group, then the sum over the images: measured 3-10x faster
     # than folding the batch into one GEMM, whose transposed copies of grad and cols dominate
     return np.matmul(gm, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(f, c // g, kh, kw)
+
+
+def conv2d_backward_bias(grad) -> np.ndarray:
+    """The gradient of :func:`conv2d_forward`'s ``bias``: ``grad`` (N, F, OH, OW) summed per channel."""
+    grad = _float_array("conv2d gradient", grad, 4)
+    return grad.astype(result_dtype(grad), copy=False).sum(axis=(0, 2, 3))
 
 
 def _pool_windows(x, geo, value):

@@ -185,7 +185,7 @@ def conv_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True, True))
     dw = k.conv2d_backward_weight(g4, x._data.reshape(e["x4"]), e["w4"], *args).reshape(w._shape) if needs[1] else None
     if len(tensor._parents) == 2:
         return dx, dw
-    return dx, dw, (g4.sum(axis=(0, 2, 3)) if needs[2] else None)
+    return dx, dw, (k.conv2d_backward_bias(g4) if needs[2] else None)
 
 
 def conv1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=1, padding=0,
