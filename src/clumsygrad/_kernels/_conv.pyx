@@ -1,25 +1,27 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Compiled 2-d convolution: im2col / col2im / layout loops in C, the products through ``np.matmul``.
+"""Compiled 2-d convolution: im2col / col2im / layout loops in C, the products through NumPy (BLAS).
 
 Same names, signatures, layout and results as the pure twins in ``pure.py`` (section
 "convolution, pooling, normalisation").  Each wrapper runs the shared prologue of
-``_shapes.pxd``: ``fast_array``, the dtype (``kernel_type``), the geometry parsed in C (any
+``_shapes.pxd``: ``fast_array``, the dtype (native float32/float64), the geometry parsed in C (any
 argument the fast path does not take, and every error, goes through ``checks.conv2d_geometry``
 and ``checks.conv2d_arrays``, so both twins raise the same messages), then the C loops through
 ``run_typed`` without the GIL.
 
-The design (measurements in the notes of issue 16): BLAS products on large matrices win over
-direct loops as soon as there are a few channels, and one large product beats one small
-product per image, so
+The design (measurements in the notes of issue 16): BLAS products win over direct loops as
+soon as there are a few channels (and this module is compiled for baseline x86-64, no FMA), so
+C loops only move data: each (H, W) plane is padded once (``_pad_plane``), then every row of the
+column matrix is a plain strided copy (``_windows``; ``_col2im`` walks it backwards, adding).
+The batch loop depends on the size (``_per_image``):
 
-* forward: the columns of the whole batch as one (C*kh*kw, N*OH*OW) matrix (``_im2col``),
-  one product per group ``W (F/G, K) @ cols (K, N*L)``, then one C pass that lays the
-  (F, N, L) product out as (N, F, L) and adds the bias;
-* input gradient: one product per image and group ``W^T (K, F/G) @ grad_n (F/G, L)``
-  (``np.matmul`` over the batch; no transposed copy of ``grad`` is needed), scattered back by
-  ``_col2im``;
-* weight gradient: ``grad`` laid out as (F, N*L) by one C pass, the batch's columns as for the
-  forward pass, one product per group ``grad (F/G, N*L) @ cols^T (N*L, K)``.
+* the batch's columns fit in a core's cache (small images): one product per group over the
+  whole batch.  Forward ``W (F/G, K) @ cols (K, N*L)``, then one pass lays the (F, N*L) product
+  out as (N, F, L) and adds the bias (``_relayout``); input gradient ``W^T @ grad_n`` for every
+  image in one ``np.matmul`` (no transposed copy of ``grad``), scattered back by ``_col2im``;
+  weight gradient ``cols (K, N*L) @ grad^T`` with ``grad`` laid out as (F, N*L) by
+  ``_relayout`` (this orientation measured faster than ``grad @ cols^T``);
+* otherwise one product per image (and group), its columns kept in cache: measured faster than
+  one product over a column matrix of many megabytes.
 """
 cimport numpy as cnp
 from cython cimport floating
