@@ -39,6 +39,43 @@ def test_numpy_yardstick_makes_the_same_sgd_update_as_clumsygrad(backend_name, s
         np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max() + ulps, err_msg=name)
 
 
+@pytest.mark.parametrize("name", list(workloads.CONV_WORKLOADS))
+@pytest.mark.parametrize("backend_name", ["cython", "python"])
+def test_hand_written_numpy_conv_steps_compute_clumsygrads_gradients(backend_name, name):
+    """The conv rows compare like with like: the NumPy im2col step's gradients are the library's."""
+    clumsygrad.set_backend(backend_name)
+    make_data, clumsy, numpy_step = workloads.CONV_WORKLOADS[name]
+    data = make_data()
+    ours, yardstick = clumsy(data).gradients(), numpy_step(data).gradients()
+    assert set(ours) <= set(yardstick)
+    for key, grad in ours.items():
+        expected = yardstick[key]
+        assert grad.shape == expected.shape and grad.dtype == expected.dtype == np.float32, key
+        assert np.abs(expected).max() > 1e-6, f"{name} {key}: an all-zero gradient proves nothing"
+        np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max(), err_msg=key)
+
+
+@pytest.mark.parametrize("backend_name", ["cython", "python"])
+def test_hand_written_numpy_cnn_makes_the_same_adam_steps(backend_name):
+    clumsygrad.set_backend(backend_name)
+    data = workloads.cnn_data()
+    ours, yardstick = workloads.ClumsyCNN(data), workloads.NumpyCNN(data)
+    for _ in range(3):
+        ours.step()
+        yardstick.step()
+    for key in workloads.CNN_PARAMS:
+        moved = yardstick.weights()[key] - data[key]
+        assert np.abs(moved).max() > 1e-4, f"{key}: three Adam steps did not move it"
+        np.testing.assert_allclose(ours.weights()[key] - data[key], moved, rtol=1e-3, atol=1e-6, err_msg=key)
+
+
+def test_conv_data_sizes_are_the_issues():
+    small, medium = workloads.conv_data(workloads.CONV_SIZES["small"]), workloads.conv_data(workloads.CONV_SIZES["medium"])
+    assert small["x"].shape == (64, 1, 8, 8) and small["W"].shape == (16, 1, 3, 3)
+    assert medium["x"].shape == (32, 16, 28, 28) and medium["W"].shape == (32, 16, 3, 3)
+    assert workloads.cnn_data()["x"].shape == (32, 1, 8, 8)
+
+
 def test_mlp_data_is_fixed_by_the_seed():
     a, b = (workloads.mlp_data(workloads.MLP_SIZES["tiny"]) for _ in range(2))
     assert all(np.array_equal(a[k], b[k]) and a[k].dtype == np.float32 for k in a)

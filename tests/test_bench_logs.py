@@ -70,10 +70,10 @@ def test_the_whole_suite_writes_one_line_per_workload_to_a_log():
     progress = Progress(total, stream)
     suite.run_suite(["tiny"], settings, progress)
     progress.close()
-    # mlp-tiny, rnn, attention, chain-50, the func transforms, the pure child (when it runs) and
-    # the kernels
+    # mlp-tiny, rnn, attention, the conv steps, chain-50, the func transforms, the pure child
+    # (when it runs) and the kernels
     child = n_backends > 1 and suite.pure_in_child()
-    workloads_run = (3 + 1 + len(workloads.FUNC_WORKLOADS) + child
+    workloads_run = (len(suite.step_names(["tiny"])) + 1 + len(workloads.FUNC_WORKLOADS) + child
                      + len(workloads.KERNELS) * len(settings.kernel_shapes))
     lines = stream.getvalue().splitlines()
     assert len(lines) == workloads_run + 1, lines

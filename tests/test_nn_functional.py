@@ -97,6 +97,58 @@ def test_pooling_values_and_gradients(kw, rng):
     np.testing.assert_allclose(out.data, naive_pool(x, k, s, (p, p), (1, 1), "avg", False)[0])
 
 
+@pytest.mark.parametrize("kw", [
+    dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=2), dict(kernel_size=(3, 2), stride=(2, 3)),
+    dict(kernel_size=3, stride=3, padding=1),
+])
+def test_ceil_mode_pooling_values_and_gradients(kw, rng):
+    x = rng.permutation(2 * 3 * 6 * 7).reshape(2, 3, 6, 7) / 10.0
+    k = kw["kernel_size"]
+    k = (k, k) if isinstance(k, int) else k
+    s = kw.get("stride") or k
+    s = (s, s) if isinstance(s, int) else s
+    p = (kw.get("padding", 0),) * 2
+    out = check_gradients(lambda x: F.max_pool2d(x, ceil_mode=True, **kw), [x], rng, atol=1e-5)
+    np.testing.assert_allclose(out.data, naive_pool(x, k, s, p, (1, 1), "max", ceil_mode=True)[0])
+    floor = F.max_pool2d(Tensor(x), **kw)
+    assert out.shape[2] >= floor.shape[2] and out.shape[3] >= floor.shape[3]
+    for include in (True, False):
+        out = check_gradients(lambda x: F.avg_pool2d(x, ceil_mode=True, count_include_pad=include, **kw), [x], rng)
+        np.testing.assert_allclose(out.data, naive_pool(x, k, s, p, (1, 1), "avg", include, ceil_mode=True)[0])
+
+
+def test_ceil_mode_adds_the_windows_pytorch_adds(rng):
+    x = Tensor(rng.standard_normal((1, 1, 7, 7)))
+    assert F.max_pool2d(x, 2).shape == (1, 1, 3, 3)
+    assert F.max_pool2d(x, 2, ceil_mode=True).shape == (1, 1, 4, 4)  # the last row/column alone
+    assert F.avg_pool2d(x, 2, ceil_mode=True).data[0, 0, 3, 3] == x.data[0, 0, 6, 6]  # divisor 1
+    # 5 cells, kernel 3, stride 3, padding 1: a third window would start at 5, in the padding
+    assert F.max_pool2d(Tensor(np.zeros((1, 1, 5, 5))), 3, 3, 1, ceil_mode=True).shape == (1, 1, 2, 2)
+    layer = clumsygrad.nn.MaxPool2d(2, ceil_mode=True)
+    assert layer(x).shape == (1, 1, 4, 4) and "ceil_mode=True" in repr(layer)
+    assert clumsygrad.nn.AvgPool2d(2, ceil_mode=True)(x).shape == (1, 1, 4, 4)
+    assert clumsygrad.nn.AvgPool2d(3, 1, 1, False, False)(x).shape == (1, 1, 7, 7)  # PyTorch's order
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_max_pool_return_indices(batched, rng):
+    x = rng.permutation(2 * 3 * 5 * 6).reshape(2, 3, 5, 6) / 10.0
+    x = x if batched else x[0]
+    out, idx = F.max_pool2d(parameter(x), 3, 2, 1, ceil_mode=True, return_indices=True)
+    ref, ref_idx = naive_pool(x if batched else x[None], (3, 3), (2, 2), (1, 1), (1, 1), "max", ceil_mode=True)
+    assert isinstance(idx, np.ndarray) and idx.dtype == np.int64 and idx.shape == out.shape
+    np.testing.assert_array_equal(idx, ref_idx if batched else ref_idx[0])
+    np.testing.assert_allclose(out.data, ref if batched else ref[0])
+    # each index points at the value it reports (PyTorch's flat h * W + w in its plane)
+    planes = x.reshape(-1, 5 * 6) if batched else x.reshape(3, 30)
+    np.testing.assert_array_equal(np.take_along_axis(planes, idx.reshape(planes.shape[0], -1), 1).ravel(),
+                                  out.data.ravel())
+    layer_out, layer_idx = clumsygrad.nn.MaxPool2d(3, 2, 1, return_indices=True, ceil_mode=True)(Tensor(x, dtype=np.float64))
+    np.testing.assert_array_equal(layer_idx, idx)
+    np.testing.assert_array_equal(layer_out.data, out.data)
+    out.backward(np.ones(out.shape))  # the values still carry the gradient
+
+
 def test_adaptive_avg_pool_matches_pytorch_bins(rng):
     x = rng.standard_normal((2, 3, 7, 5))
     out = check_gradients(lambda x: F.adaptive_avg_pool2d(x, (3, 2)), [x], rng)

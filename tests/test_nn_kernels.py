@@ -40,21 +40,42 @@ def naive_conv2d(x, w, stride, padding, dilation, groups):
     return out
 
 
-def naive_pool(x, k, stride, padding, dilation, mode, include_pad=True):
+def naive_pool(x, k, stride, padding, dilation, mode, include_pad=True, ceil_mode=False):
+    """Pooling by loops, PyTorch's rules written out: the windows start at ``o*s - p``; floor
+    mode keeps those that end inside the padded input, ceil mode also one that runs past it,
+    unless that one starts in the right padding; max over the image cells of a window; the
+    average divides by the window's cells inside the padded input (``include_pad``) or inside
+    the image."""
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = k, stride, padding, dilation
-    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    out = np.zeros((n, c, oh, ow))
-    idx = np.zeros((n, c, oh, ow), np.int64)
+
+    def starts(size, k_, s, p, d):
+        out = []
+        o = 0
+        while True:
+            last = o * s + d * (k_ - 1)  # in padded coordinates
+            if last <= size + 2 * p - 1 or (ceil_mode and o * s <= size + 2 * p - 1 - d * (k_ - 1) + s - 1):
+                out.append(o * s - p)
+                o += 1
+            else:
+                break
+        if ceil_mode and out and out[-1] >= size:
+            out.pop()
+        return out
+
+    rows, cols = starts(h, kh, sh, ph, dh), starts(w, kw, sw, pw, dw)
+    out = np.zeros((n, c, len(rows), len(cols)))
+    idx = np.zeros((n, c, len(rows), len(cols)), np.int64)
     for b in range(n):
         for ch in range(c):
-            for y in range(oh):
-                for z in range(ow):
-                    vals, where = [], []
+            for y, r0 in enumerate(rows):
+                for z, c0 in enumerate(cols):
+                    vals, where, padded = [], [], 0
                     for i in range(kh):
                         for j in range(kw):
-                            hh, ww = y * sh - ph + i * dh, z * sw - pw + j * dw
+                            hh, ww = r0 + i * dh, c0 + j * dw
+                            if -ph <= hh < h + ph and -pw <= ww < w + pw:
+                                padded += 1
                             if 0 <= hh < h and 0 <= ww < w:
                                 vals.append(float(x[b, ch, hh, ww]))
                                 where.append(hh * w + ww)
@@ -62,7 +83,7 @@ def naive_pool(x, k, stride, padding, dilation, mode, include_pad=True):
                         best = int(np.argmax(vals))
                         out[b, ch, y, z], idx[b, ch, y, z] = vals[best], where[best]
                     else:
-                        out[b, ch, y, z] = sum(vals) / (kh * kw if include_pad else len(vals))
+                        out[b, ch, y, z] = sum(vals) / (padded if include_pad else len(vals))
     return out, idx
 
 
@@ -96,8 +117,10 @@ def conv_case(draw):
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     layout = draw(st.sampled_from(["C", "F", "slice", "reversed"]))
     seed = draw(st.integers(0, 2 ** 16))
+    bias = draw(st.booleans())
     return dict(shape=(n, groups * cg, h, w), wshape=(groups * fg, cg, kh, kw), stride=(sh, sw),
-                padding=pad, dilation=(dh, dw), groups=groups, dtype=dtype, layout=layout, seed=seed)
+                padding=pad, dilation=(dh, dw), groups=groups, dtype=dtype, layout=layout, seed=seed,
+                bias=bias)
 
 
 def make(shape, dtype, layout, rng):
@@ -136,10 +159,129 @@ def test_conv2d_compiled_matches_pure_and_the_naive_loops(case):
     assert dx_n.dtype == dx_p.dtype == dw_n.dtype == dw_p.dtype == case["dtype"]
     np.testing.assert_allclose(dx_n, dx_p, **tol(case["dtype"]))
     np.testing.assert_allclose(dw_n, dw_p, **tol(case["dtype"]))
+    db_n, db_p = native.conv2d_backward_bias(g), pure.conv2d_backward_bias(g)
+    assert db_n.shape == db_p.shape == (w.shape[0],) and db_n.dtype == db_p.dtype == case["dtype"]
+    np.testing.assert_allclose(db_n, db_p, **tol(case["dtype"]))
+    np.testing.assert_allclose(db_p, np.asarray(g, np.float64).sum(axis=(0, 2, 3)), **tol(case["dtype"]))
     # the adjoint identity <conv(x), g> = <x, dx> = <w, dw> against the naive forward
     ref = float(np.sum(naive_conv2d(x, w, *args) * g))
     assert np.isclose(float(np.sum(dx_p.astype(np.float64) * x)), ref, rtol=1e-3, atol=1e-3)
     assert np.isclose(float(np.sum(dw_p.astype(np.float64) * w)), ref, rtol=1e-3, atol=1e-3)
+    if case["bias"]:  # the fused bias: one value per output channel, added to every position
+        b = rng.standard_normal(case["wshape"][0]).astype(case["dtype"])[::-1]
+        yb_native, yb_pure = native.conv2d_forward(x, w, *args, b), pure.conv2d_forward(x, w, *args, bias=b)
+        assert yb_native.dtype == yb_pure.dtype == case["dtype"]
+        np.testing.assert_allclose(yb_native, yb_pure, **tol(case["dtype"]))
+        np.testing.assert_allclose(yb_pure, naive_conv2d(x, w, *args) + b[:, None, None], **tol(case["dtype"]))
+
+
+# shapes whose whole-batch column matrix exceeds 1 MB: the compiled kernels loop over the images
+# (one product per image and group) instead of one product over the batch
+@pytest.mark.parametrize("shape,wshape,stride,padding,dilation,groups,dtype", [
+    ((4, 8, 40, 36), (6, 4, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 2, np.float32),
+    ((3, 4, 50, 50), (8, 1, 5, 5), (2, 2), (2, 1, 0, 3), (2, 2), 4, np.float64),
+    ((5, 6, 45, 40), (6, 2, 3, 3), (2, 1), (0, 0, 2, 2), (1, 2), 3, np.float32),
+    ((3, 16, 28, 28), (32, 16, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, np.float32),
+])
+def test_conv2d_per_image_path_matches_pure(shape, wshape, stride, padding, dilation, groups, dtype):
+    rng = np.random.default_rng(3)
+    x = make(shape, dtype, "F", rng)
+    w = rng.standard_normal(wshape).astype(dtype)
+    b = rng.standard_normal(wshape[0]).astype(dtype)
+    args = (stride, padding, dilation, groups)
+    y = pure.conv2d_forward(x, w, *args, bias=b)
+    assert x.size * wshape[2] * wshape[3] * x.itemsize > 2 ** 20
+    t = dict(rtol=2e-4, atol=2e-3) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(native.conv2d_forward(x, w, *args, b), y, **t)
+    g = make(y.shape, dtype, "slice", rng)
+    np.testing.assert_allclose(native.conv2d_backward_input(g, w, x.shape, *args),
+                               pure.conv2d_backward_input(g, w, x.shape, *args), **t)
+    np.testing.assert_allclose(native.conv2d_backward_weight(g, x, w.shape, *args),
+                               pure.conv2d_backward_weight(g, x, w.shape, *args), rtol=t["rtol"], atol=t["atol"] * 50)
+
+
+BAD_CONV_CALLS = [
+    ("conv2d_forward", (np.zeros((1, 3, 5, 5)), np.zeros((4, 2, 3, 3)), (1, 1), (0, 0, 0, 0), (1, 1), 2)),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 3, 3)), (1, 1), (0, 0, 0, 0), (1, 1), 1, np.zeros(3))),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 3, 3)), (1, 1), (0, 0, 0, 0), (1, 1), 1, np.zeros((4, 1)))),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 3, 3)), (1, 1), (0, 0, 0, 0), (1, 1), 1, np.zeros(4, complex))),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 3, 3)), (1,), (0, 0, 0, 0), (1, 1), 1)),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 3, 3)), (1, 1), (0, -1, 0, 0), (1, 1), 1)),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 3, 3)), (1, 1), (0, 0, 0, 0), (1, 0), 1)),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 3, 3)), (1, 1), (0, 0, 0, 0), (1, 1), 0)),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 3, 3)), (1, 1), (0, 0, 0, 0), (1, 1), 1.5)),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 3, 3)), (1, 1), "same", (1, 1), 1)),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 0, 3)), (1, 1), (0, 0, 0, 0), (1, 1), 1)),
+    ("conv2d_forward", (np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 3)), (1, 1), (0, 0, 0, 0), (1, 1), 1)),
+    ("conv2d_backward_input", (np.zeros((1, 4, 3, 3)), np.zeros((4, 2, 3, 3)), (1, 2, 5), (1, 1), (0, 0, 0, 0), (1, 1), 1)),
+    ("conv2d_backward_input", (np.zeros((1, 4, 3, 3)), np.zeros((4, 2, 3, 3)), (1, 2, 5, -5), (1, 1), (0, 0, 0, 0), (1, 1), 1)),
+    ("conv2d_backward_input", (np.zeros((1, 4, 3, 2)), np.zeros((4, 2, 3, 3)), (1, 2, 5, 5), (1, 1), (0, 0, 0, 0), (1, 1), 1)),
+    ("conv2d_backward_weight", (np.zeros((1, 4, 3, 3)), np.zeros((1, 2, 5, 5)), (4, 2, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1)),
+    ("conv2d_backward_weight", (np.zeros((2, 4, 3, 3)), np.zeros((1, 2, 5, 5)), (4, 2, 3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1)),
+    ("conv2d_backward_weight", (np.zeros((1, 4, 3, 3), "U1"), np.zeros((1, 2, 5, 5)), (4, 2, 3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1)),
+    ("conv2d_backward_bias", (np.zeros((1, 4, 3)),)),
+    ("conv2d_backward_bias", (np.zeros((1, 4, 3, 3), complex),)),
+]
+
+
+X4 = np.zeros((1, 2, 5, 5))
+BAD_POOL_AND_NORM_CALLS = [
+    ("max_pool2d_forward", (X4, (2, 2), (1, 1), (2, 0), (1, 1))),
+    ("max_pool2d_forward", (X4, (2,), (1, 1), (0, 0), (1, 1))),
+    ("max_pool2d_forward", (X4, (2, 2), (0, 1), (0, 0), (1, 1))),
+    ("max_pool2d_forward", (np.zeros((1, 2, 1, 5)), (2, 1), (1, 1), (1, 0), (2, 1))),
+    ("max_pool2d_forward", (X4, (7, 2), (1, 1), (0, 0), (1, 1), True)),
+    ("max_pool2d_forward", (X4[0], (2, 2), (1, 1), (0, 0), (1, 1))),
+    ("max_pool2d_forward", (X4.astype(complex), (2, 2), (1, 1), (0, 0), (1, 1))),
+    ("max_pool2d_backward", (np.ones((1, 1, 1, 1)), np.array([[[[9]]]]), (1, 1, 2, 2))),
+    ("max_pool2d_backward", (np.ones((1, 1, 1, 1)), np.array([[[[-1]]]]), (1, 1, 2, 2))),
+    ("max_pool2d_backward", (np.ones((1, 1, 1, 1)), np.array([[[[0.0]]]]), (1, 1, 2, 2))),
+    ("max_pool2d_backward", (np.ones((1, 1, 1, 1)), np.zeros((1, 1, 1, 2), np.int64), (1, 1, 2, 2))),
+    ("max_pool2d_backward", (np.ones((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int64), (1, 2, 2, 2))),
+    ("max_pool2d_backward", (np.ones((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int64), (1, 1, 2))),
+    ("avg_pool2d_forward", (np.zeros((1, 1, 1, 4)), (2, 2), (1, 1), (0, 0), True)),
+    ("avg_pool2d_forward", (X4, (2, 2), (1, 1), [0, 3], False, True)),
+    ("avg_pool2d_backward", (np.ones((1, 2, 4, 3)), (1, 2, 5, 5), (2, 2), (1, 1), (0, 0), True)),
+    ("avg_pool2d_backward", (np.ones((1, 2, 4, 4)), (1, 2, 5), (2, 2), (1, 1), (0, 0), True)),
+    ("avg_pool2d_backward", (np.ones((1, 2, 2, 2)), (1, 2, 5, 5), (2, 2), (2, 2), (0, 0), True, True)),
+    ("layer_norm_backward", (np.ones((3, 4)), np.ones((3, 5)), np.ones(3), None)),
+    ("layer_norm_backward", (np.ones((3, 4)), np.ones((3, 4)), np.ones(4), None)),
+    ("layer_norm_backward", (np.ones((3, 4)), np.ones((3, 4)), np.ones(3), np.ones(3))),
+    ("layer_norm_backward", (np.ones((3, 4, 1)), np.ones((3, 4, 1)), np.ones(3), None)),
+    ("layer_norm_backward", (np.ones((3, 4), complex), np.ones((3, 4)), np.ones(3), None)),
+    ("layer_norm_backward", (np.ones((3, 4)), np.ones((3, 4)), np.ones(3, complex), None)),
+    ("batch_norm_backward", (np.ones((2, 3, 4)), np.ones((2, 3, 4)), np.ones(2), None)),
+    ("batch_norm_backward", (np.ones((2, 3, 4)), np.ones((2, 3, 4)), np.ones(3), np.ones((3, 1)))),
+    ("batch_norm_backward", (np.ones((2, 3)), np.ones((2, 3)), np.ones(3), None)),
+]
+
+
+@pytest.mark.parametrize("name,args", BAD_CONV_CALLS + BAD_POOL_AND_NORM_CALLS)
+def test_twins_raise_the_same_error(name, args):
+    """The compiled kernels validate in C; every refusal is the pure twin's, message included."""
+    with pytest.raises((ValueError, TypeError)) as expected:
+        getattr(pure, name)(*args)
+    with pytest.raises(expected.type) as got:
+        getattr(native, name)(*args)
+    assert str(got.value) == str(expected.value)
+
+
+def test_conv2d_takes_any_index_like_arguments():
+    """Lists, NumPy integers and int-like shapes take the checked slow path to the same result."""
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((2, 2, 6, 5)), rng.standard_normal((4, 1, 3, 2))
+    ref = pure.conv2d_forward(x, w, (2, 1), (1, 0, 2, 1), (1, 2), 2)
+    for k in (native, pure):
+        y = k.conv2d_forward(x, w, [np.int64(2), 1], np.array([1, 0, 2, 1]), (np.int8(1), 2), np.int32(2))
+        np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+        g = rng.standard_normal(ref.shape)
+        np.testing.assert_allclose(k.conv2d_backward_input(g, w, np.array(x.shape), [2, 1], [1, 0, 2, 1], [1, 2], 2),
+                                   pure.conv2d_backward_input(g, w, x.shape, (2, 1), (1, 0, 2, 1), (1, 2), 2),
+                                   rtol=1e-12, atol=1e-12)
+    y16 = native.conv2d_forward(x.astype(np.float16), w.astype(np.float16), (2, 1), (1, 0, 2, 1), (1, 2), 2)
+    assert y16.dtype == np.float32
+    yl = native.conv2d_forward(x.astype(np.longdouble), w, (2, 1), (1, 0, 2, 1), (1, 2), 2)
+    assert yl.dtype == np.longdouble
 
 
 @pytest.mark.parametrize("kernels", [native, pure], ids=["cython", "python"])
@@ -188,7 +330,7 @@ def pool_case(draw):
                 stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))), padding=(ph, pw),
                 dilation=(dh, dw), dtype=draw(st.sampled_from([np.float32, np.float64])),
                 layout=draw(st.sampled_from(["C", "F", "slice", "reversed"])),
-                include=draw(st.booleans()), seed=draw(st.integers(0, 2 ** 16)))
+                include=draw(st.booleans()), ceil=draw(st.booleans()), seed=draw(st.integers(0, 2 ** 16)))
 
 
 @SETTINGS
@@ -196,17 +338,17 @@ def pool_case(draw):
 def test_pooling_compiled_matches_pure_and_the_naive_loops(case):
     rng = np.random.default_rng(case["seed"])
     x = make(case["shape"], case["dtype"], case["layout"], rng)
-    k, s, p, d = case["k"], case["stride"], case["padding"], case["dilation"]
+    k, s, p, d, ceil = case["k"], case["stride"], case["padding"], case["dilation"], case["ceil"]
     try:
-        pure.pool_geometry(x.shape, k, s, p, d)
+        pure.pool_geometry(x.shape, k, s, p, d, ceil)
     except ValueError as exc:  # a dilated window entirely in the padding: both refuse it
         assert "entirely into the padding" in str(exc)
         with pytest.raises(ValueError, match="entirely into the padding"):
-            native.max_pool2d_forward(x, k, s, p, d)
+            native.max_pool2d_forward(x, k, s, p, d, ceil)
         d = (1, 1)
-    out_n, idx_n = native.max_pool2d_forward(x, k, s, p, d)
-    out_p, idx_p = pure.max_pool2d_forward(x, k, s, p, d)
-    ref, ref_idx = naive_pool(x, k, s, p, d, "max")
+    out_n, idx_n = native.max_pool2d_forward(x, k, s, p, d, ceil)
+    out_p, idx_p = pure.max_pool2d_forward(x, k, s, p, d, ceil)
+    ref, ref_idx = naive_pool(x, k, s, p, d, "max", ceil_mode=ceil)
     assert out_n.dtype == out_p.dtype == case["dtype"]
     np.testing.assert_array_equal(out_n, out_p)
     np.testing.assert_array_equal(idx_n, idx_p)
@@ -215,30 +357,57 @@ def test_pooling_compiled_matches_pure_and_the_naive_loops(case):
     g = make(out_p.shape, case["dtype"], case["layout"], rng)
     np.testing.assert_allclose(native.max_pool2d_backward(g, idx_n, x.shape),
                                pure.max_pool2d_backward(g, idx_p, x.shape), **tol(case["dtype"]))
-    a_n = native.avg_pool2d_forward(x, k, s, p, case["include"])
-    a_p = pure.avg_pool2d_forward(x, k, s, p, case["include"])
+    a_n = native.avg_pool2d_forward(x, k, s, p, case["include"], ceil)
+    a_p = pure.avg_pool2d_forward(x, k, s, p, case["include"], ceil)
     np.testing.assert_allclose(a_n, a_p, **tol(case["dtype"]))
-    np.testing.assert_allclose(a_p, naive_pool(x, k, s, p, (1, 1), "avg", case["include"])[0], **tol(case["dtype"]))
+    np.testing.assert_allclose(a_p, naive_pool(x, k, s, p, (1, 1), "avg", case["include"], ceil)[0],
+                               **tol(case["dtype"]))
     g = make(a_p.shape, case["dtype"], case["layout"], rng)
-    b_n = native.avg_pool2d_backward(g, x.shape, k, s, p, case["include"])
-    b_p = pure.avg_pool2d_backward(g, x.shape, k, s, p, case["include"])
+    b_n = native.avg_pool2d_backward(g, x.shape, k, s, p, case["include"], ceil)
+    b_p = pure.avg_pool2d_backward(g, x.shape, k, s, p, case["include"], ceil)
     assert b_n.dtype == b_p.dtype == case["dtype"]
     np.testing.assert_allclose(b_n, b_p, **tol(case["dtype"]))
 
 
+def test_pool_output_size_is_pytorchs():
+    # floor: (size + 2p - d(k-1) - 1) // s + 1; ceil rounds up, but a window that would start in
+    # the right padding is dropped (5, k3 s3 p1: a third window would start at 5 = size)
+    assert pure.pool_output_size(5, 3, 3, 1, 1, False) == 2
+    assert pure.pool_output_size(5, 3, 3, 1, 1, True) == 2
+    assert pure.pool_output_size(4, 2, 2, 1, 1, True) == 3
+    assert pure.pool_output_size(4, 2, 2, 1, 1, False) == 3
+    assert pure.pool_output_size(6, 3, 2, 1, 1, False) == 3
+    assert pure.pool_output_size(6, 3, 2, 1, 1, True) == 4
+    assert pure.pool_output_size(7, 2, 2, 0, 1, True) == 4
+    for size in range(1, 12):
+        for k in range(1, 4):
+            for s in range(1, 4):
+                for p in range(0, k // 2 + 1):
+                    x = np.zeros((1, 1, size, 1))
+                    for ceil in (False, True):
+                        if size + 2 * p < k:
+                            continue
+                        n = len(naive_pool(x, (k, 1), (s, 1), (p, 0), (1, 1), "max", ceil_mode=ceil)[0][0, 0])
+                        assert pure.pool_output_size(size, k, s, p, 1, ceil) == n, (size, k, s, p, ceil)
+                        assert native.max_pool2d_forward(x, (k, 1), (s, 1), (p, 0), (1, 1), ceil)[0].shape[2] == n
+
+
 @pytest.mark.parametrize("kernels", [native, pure], ids=["cython", "python"])
 @pytest.mark.parametrize("include", [True, False])
-def test_pooling_gradients_match_finite_differences(kernels, include):
+@pytest.mark.parametrize("ceil", [False, True])
+def test_pooling_gradients_match_finite_differences(kernels, include, ceil):
     rng = np.random.default_rng(1)
-    x = rng.permutation(2 * 2 * 5 * 6).reshape(2, 2, 5, 6) / 7.0  # distinct values: max is smooth
+    x = rng.permutation(2 * 2 * 6 * 7).reshape(2, 2, 6, 7) / 7.0  # distinct values: max is smooth
     k, s, p = (3, 2), (2, 2), (1, 1)
-    out, idx = kernels.max_pool2d_forward(x, k, s, p, (1, 1))
+    out, idx = kernels.max_pool2d_forward(x, k, s, p, (1, 1), ceil)
+    assert out.shape[2:] == ((4, 4) if ceil else (3, 4))  # ceil mode adds a bottom row of windows
     g = rng.standard_normal(out.shape)
-    numeric_max = numeric(lambda v: np.sum(naive_pool(v, k, s, p, (1, 1), "max")[0] * g), x, eps=1e-4)
+    numeric_max = numeric(lambda v: np.sum(naive_pool(v, k, s, p, (1, 1), "max", ceil_mode=ceil)[0] * g), x, eps=1e-4)
     np.testing.assert_allclose(kernels.max_pool2d_backward(g, idx, x.shape), numeric_max, atol=1e-6)
-    g = rng.standard_normal(kernels.avg_pool2d_forward(x, k, s, p, include).shape)
-    numeric_avg = numeric(lambda v: np.sum(naive_pool(v, k, s, p, (1, 1), "avg", include)[0] * g), x)
-    np.testing.assert_allclose(kernels.avg_pool2d_backward(g, x.shape, k, s, p, include), numeric_avg, atol=1e-6)
+    g = rng.standard_normal(kernels.avg_pool2d_forward(x, k, s, p, include, ceil).shape)
+    numeric_avg = numeric(lambda v: np.sum(naive_pool(v, k, s, p, (1, 1), "avg", include, ceil)[0] * g), x)
+    np.testing.assert_allclose(kernels.avg_pool2d_backward(g, x.shape, k, s, p, include, ceil), numeric_avg,
+                               atol=1e-6)
 
 
 def test_max_pool_nan_wins_and_ties_go_to_the_first():

@@ -32,8 +32,14 @@ __all__ = [
     "cross_entropy_scale",
     "adam_coefficients",
     "check_adam_arrays",
+    "conv2d_arrays",
+    "check_conv2d_grad",
     "conv2d_geometry",
+    "pool_output_size",
     "pool_geometry",
+    "check_pool_grad",
+    "check_max_pool_indices",
+    "check_norm_shapes",
 ]
 
 
@@ -343,6 +349,26 @@ def _float_array(name: str, a, ndim: int, dtype=None) -> np.ndarray:
     return a
 
 
+def conv2d_arrays(a_name: str, a, b_name: str, b, bias=None) -> tuple:
+    """``(a, b, bias, dtype)``: two 4-d real arrays (the input or gradient, and the weight or
+    input) and an optional (F,) bias for a weight ``b``; the dtype of the result."""
+    a = _float_array(a_name, a, 4)
+    b = _float_array(b_name, b, 4)
+    if bias is None:
+        return a, b, None, result_dtype(a, b)
+    bias = _float_array("conv2d bias", bias, 1)
+    if bias.shape != b.shape[:1]:
+        raise ValueError(f"conv2d bias of shape {bias.shape} for a weight of shape {b.shape}")
+    return a, b, bias, result_dtype(a, b, bias)
+
+
+def check_conv2d_grad(grad_shape: tuple, geo: tuple) -> None:
+    """``ValueError`` unless ``grad_shape`` is the (N, F, OH, OW) output of the geometry ``geo``."""
+    expected = (geo[0], geo[4], geo[7], geo[8])
+    if tuple(grad_shape) != expected:
+        raise ValueError(f"conv2d gradient of shape {tuple(grad_shape)}, expected {expected}")
+
+
 def conv2d_geometry(x_shape, w_shape, stride, padding, dilation, groups) -> tuple:
     """``(N, C, H, W, F, kh, kw, OH, OW, sh, sw, pt, pl, dh, dw, G)`` for a convolution of an
     input of ``x_shape`` by a weight of ``w_shape``; ``ValueError`` naming what does not fit."""
@@ -377,8 +403,19 @@ def conv2d_geometry(x_shape, w_shape, stride, padding, dilation, groups) -> tupl
     return n, c, h, w, f, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, g
 
 
-def pool_geometry(x_shape, kernel_size, stride, padding, dilation) -> tuple:
-    """``(N, C, H, W, kh, kw, OH, OW, sh, sw, ph, pw, dh, dw)`` of a pooling (floor mode)."""
+def pool_output_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    """PyTorch's pooled length: ``floor`` (or ``ceil``) of ``(size + 2p - d(k-1) - 1) / s`` plus
+    one; in ceil mode a last window that would start in the right padding is dropped."""
+    span = size + 2 * p - d * (k - 1) - 1
+    out = (-(-span // s) if ceil_mode else span // s) + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode=False) -> tuple:
+    """``(N, C, H, W, kh, kw, OH, OW, sh, sw, ph, pw, dh, dw)`` of a pooling (floor mode, or
+    ``ceil_mode`` as PyTorch: windows may run past the bottom/right padding)."""
     n, c, h, w = (operator.index(d) for d in x_shape)
     kh, kw = _pair("kernel_size", kernel_size)
     sh, sw = _pair("stride", stride)
@@ -390,8 +427,9 @@ def pool_geometry(x_shape, kernel_size, stride, padding, dilation) -> tuple:
         )
     if ph < 0 or pw < 0 or 2 * ph > kh or 2 * pw > kw:
         raise ValueError(f"padding {padding} must be at least 0 and at most half of kernel_size {kernel_size}")
-    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    ceil_mode = bool(ceil_mode)
+    oh = pool_output_size(h, kh, sh, ph, dh, ceil_mode)
+    ow = pool_output_size(w, kw, sw, pw, dw, ceil_mode)
     if oh < 1 or ow < 1:
         raise ValueError(
             f"input of shape {tuple(x_shape)} (padded by {padding}) is smaller than the pooling "
@@ -406,6 +444,38 @@ def pool_geometry(x_shape, kernel_size, stride, padding, dilation) -> tuple:
                     f"entirely into the padding of an input of size {size}"
                 )
     return n, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw
+
+
+def check_pool_grad(name: str, grad_shape: tuple, expected: tuple) -> None:
+    if tuple(grad_shape) != tuple(expected):
+        raise ValueError(f"{name} gradient of shape {tuple(grad_shape)}, expected {tuple(expected)}")
+
+
+def check_max_pool_indices(grad: np.ndarray, indices: np.ndarray, input_shape: tuple) -> None:
+    """``ValueError`` unless ``indices`` fit ``grad`` and index (H, W) planes of ``input_shape``."""
+    n, c, h, w = input_shape
+    if indices.shape != grad.shape or indices.dtype.kind not in "iu":
+        raise ValueError(
+            f"max_pool2d indices of shape {indices.shape} and dtype {indices.dtype} do not match "
+            f"the gradient of shape {grad.shape}"
+        )
+    if grad.shape[:2] != (n, c):
+        raise ValueError(f"max_pool2d gradient of shape {grad.shape} for an input of shape {(n, c, h, w)}")
+    if indices.size and (indices.min() < 0 or indices.max() >= h * w):
+        raise ValueError(f"max_pool2d indices out of range for planes of {h}x{w}")
+
+
+def check_norm_shapes(name: str, grad: np.ndarray, rstd: np.ndarray, weight) -> None:
+    """``rstd`` (and ``weight``) of one value per row (layer norm, (M, D) arrays) or per channel
+    (batch norm, (N, C, L) arrays)."""
+    per = grad.shape[0] if grad.ndim == 2 else grad.shape[1]
+    affine = grad.shape[1]
+    if rstd.shape != (per,) or (weight is not None and weight.shape != (affine,)):
+        what = f"rows of shape {grad.shape}" if grad.ndim == 2 else f"an input of shape {grad.shape}"
+        raise ValueError(
+            f"{name}: rstd of shape {rstd.shape} and weight of shape "
+            f"{None if weight is None else weight.shape} for {what}"
+        )
 
 
 def _norm_arrays(name, grad, xhat, rstd, weight, ndim):

@@ -22,6 +22,7 @@ no Python wrapper sits between a caller and the compiled code.
 ``conv2d_forward``          ``_conv.pyx``
 ``conv2d_backward_input``   ``_conv.pyx``
 ``conv2d_backward_weight``  ``_conv.pyx``
+``conv2d_backward_bias``    ``_conv.pyx``
 ``max_pool2d_forward``      ``_pool.pyx``
 ``max_pool2d_backward``     ``_pool.pyx``
 ``avg_pool2d_forward``      ``_pool.pyx``
@@ -36,7 +37,7 @@ dispatch, axes, the loop plan); the interface and its rules are in ``docs/kernel
 Importing this module raises ``ImportError`` when the extensions were never built; the
 backend switch (``clumsygrad._backend``) then falls back to ``pure``.
 """
-from ._conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
+from ._conv import conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, conv2d_forward
 from ._cross_entropy import cross_entropy_backward, cross_entropy_forward, probs_minus_onehot
 from ._elementwise import relu_backward, sgd_update
 from ._loss import mse_backward, mse_forward
@@ -67,6 +68,7 @@ __all__ = [
     "conv2d_forward",
     "conv2d_backward_input",
     "conv2d_backward_weight",
+    "conv2d_backward_bias",
     "max_pool2d_forward",
     "max_pool2d_backward",
     "avg_pool2d_forward",

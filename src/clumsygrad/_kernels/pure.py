@@ -26,6 +26,12 @@ from .checks import (  # noqa: F401  (re-exported: callers import these from pur
     _float_array,
     _norm_arrays,
     _pair,
+    check_conv2d_grad,
+    check_max_pool_indices,
+    check_norm_shapes,
+    check_pool_grad,
+    pool_output_size,
+    conv2d_arrays,
     conv2d_geometry,
     pool_geometry,
     adam_coefficients,
@@ -65,6 +71,7 @@ __all__ = [
     "conv2d_forward",
     "conv2d_backward_input",
     "conv2d_backward_weight",
+    "conv2d_backward_bias",
     "max_pool2d_forward",
     "max_pool2d_backward",
     "avg_pool2d_forward",
@@ -445,28 +452,26 @@ def _conv_im2col(x: np.ndarray, geo: tuple) -> np.ndarray:
     return _windows(xp, kh, kw, oh, ow, sh, sw, dh, dw).reshape(n, c * kh * kw, oh * ow)
 
 
-def conv2d_forward(x, weight, stride, padding, dilation, groups) -> np.ndarray:
+def conv2d_forward(x, weight, stride, padding, dilation, groups, bias=None) -> np.ndarray:
     """``y[n, f, oh, ow] = sum_{c, i, j} w[f, c, i, j] x[n, g(f)*Cg + c, oh*sh - top + i*dh,
-    ow*sw - left + j*dw]`` (no bias): shape (N, F, OH, OW)."""
-    x = _float_array("conv2d input", x, 4)
-    weight = _float_array("conv2d weight", weight, 4)
-    dtype = result_dtype(x, weight)
+    ow*sw - left + j*dw] + bias[f]`` (``bias`` an (F,) array or None): shape (N, F, OH, OW)."""
+    x, weight, bias, dtype = conv2d_arrays("conv2d input", x, "conv2d weight", weight, bias)
     geo = conv2d_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
     n, c, h, w, f, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, g = geo
     cols = _conv_im2col(x.astype(dtype, copy=False), geo).reshape(n, g, (c // g) * kh * kw, oh * ow)
     wm = weight.astype(dtype, copy=False).reshape(g, f // g, (c // g) * kh * kw)
-    return np.matmul(wm, cols).reshape(n, f, oh, ow)
+    out = np.matmul(wm, cols).reshape(n, f, oh, ow)
+    if bias is not None:
+        out += bias.astype(dtype, copy=False).reshape(f, 1, 1)
+    return out
 
 
 def conv2d_backward_input(grad, weight, input_shape, stride, padding, dilation, groups) -> np.ndarray:
     """The gradient of :func:`conv2d_forward` with respect to its input, of ``input_shape``."""
-    grad = _float_array("conv2d gradient", grad, 4)
-    weight = _float_array("conv2d weight", weight, 4)
-    dtype = result_dtype(grad, weight)
+    grad, weight, _, dtype = conv2d_arrays("conv2d gradient", grad, "conv2d weight", weight)
     geo = conv2d_geometry(as_shape(input_shape), weight.shape, stride, padding, dilation, groups)
     n, c, h, w, f, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, g = geo
-    if grad.shape != (n, f, oh, ow):
-        raise ValueError(f"conv2d gradient of shape {grad.shape}, expected {(n, f, oh, ow)}")
+    check_conv2d_grad(grad.shape, geo)
     wm = weight.astype(dtype, copy=False).reshape(g, f // g, (c // g) * kh * kw)
     gm = grad.astype(dtype, copy=False).reshape(n, g, f // g, oh * ow)
     cols = np.matmul(wm.transpose(0, 2, 1), gm).reshape(n, c, kh, kw, oh, ow)
@@ -481,19 +486,22 @@ def conv2d_backward_input(grad, weight, input_shape, stride, padding, dilation, 
 
 def conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation, groups) -> np.ndarray:
     """The gradient of :func:`conv2d_forward` with respect to its weight, of ``weight_shape``."""
-    grad = _float_array("conv2d gradient", grad, 4)
-    x = _float_array("conv2d input", x, 4)
-    dtype = result_dtype(grad, x)
+    grad, x, _, dtype = conv2d_arrays("conv2d gradient", grad, "conv2d input", x)
     geo = conv2d_geometry(x.shape, as_shape(weight_shape), stride, padding, dilation, groups)
     n, c, h, w, f, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, g = geo
-    if grad.shape != (n, f, oh, ow):
-        raise ValueError(f"conv2d gradient of shape {grad.shape}, expected {(n, f, oh, ow)}")
+    check_conv2d_grad(grad.shape, geo)
     k = (c // g) * kh * kw
     cols = _conv_im2col(x.astype(dtype, copy=False), geo).reshape(n, g, k, oh * ow)
     gm = grad.astype(dtype, copy=False).reshape(n, g, f // g, oh * ow)
     # one small GEMM per image and group, then the sum over the images: measured 3-10x faster
     # than folding the batch into one GEMM, whose transposed copies of grad and cols dominate
     return np.matmul(gm, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(f, c // g, kh, kw)
+
+
+def conv2d_backward_bias(grad) -> np.ndarray:
+    """The gradient of :func:`conv2d_forward`'s ``bias``: ``grad`` (N, F, OH, OW) summed per channel."""
+    grad = _float_array("conv2d gradient", grad, 4)
+    return grad.astype(result_dtype(grad), copy=False).sum(axis=(0, 2, 3))
 
 
 def _pool_windows(x, geo, value):
@@ -504,12 +512,13 @@ def _pool_windows(x, geo, value):
     return _windows(xp, kh, kw, oh, ow, sh, sw, dh, dw)
 
 
-def max_pool2d_forward(x, kernel_size, stride, padding, dilation) -> tuple:
+def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode=False) -> tuple:
     """``(out, indices)``: the max of each window (padding is -inf; NaN wins; ties go to the
-    first in row-major window order) and its flat index ``h*W + w`` in its (H, W) plane (int64)."""
+    first in row-major window order) and its flat index ``h*W + w`` in its (H, W) plane (int64).
+    ``ceil_mode`` as PyTorch (:func:`checks.pool_output_size`)."""
     x = _float_array("max_pool2d input", x, 4)
     dtype = result_dtype(x)
-    geo = pool_geometry(x.shape, kernel_size, stride, padding, dilation)
+    geo = pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     n, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw = geo
     win = _pool_windows(x.astype(dtype, copy=False), geo, -np.inf)
     flat = win.transpose(0, 1, 4, 5, 2, 3).reshape(n, c, oh, ow, kh * kw)
@@ -531,16 +540,8 @@ def max_pool2d_backward(grad, indices, input_shape) -> np.ndarray:
     """Each window's gradient added at its max (``indices`` from :func:`max_pool2d_forward`)."""
     grad = _float_array("max_pool2d gradient", grad, 4)
     indices = np.asarray(indices)
-    n, c, h, w = as_shape(input_shape)
-    if indices.shape != grad.shape or indices.dtype.kind not in "iu":
-        raise ValueError(
-            f"max_pool2d indices of shape {indices.shape} and dtype {indices.dtype} do not match "
-            f"the gradient of shape {grad.shape}"
-        )
-    if grad.shape[:2] != (n, c):
-        raise ValueError(f"max_pool2d gradient of shape {grad.shape} for an input of shape {(n, c, h, w)}")
-    if indices.size and (indices.min() < 0 or indices.max() >= h * w):
-        raise ValueError(f"max_pool2d indices out of range for planes of {h}x{w}")
+    n, c, h, w = shape = as_shape(input_shape)
+    check_max_pool_indices(grad, indices, shape)
     dtype = result_dtype(grad)
     planes = np.arange(n * c).reshape(n, c, 1, 1) * (h * w)
     out = np.zeros(n * c * h * w, dtype)
@@ -549,31 +550,38 @@ def max_pool2d_backward(grad, indices, input_shape) -> np.ndarray:
 
 
 def _avg_divisor(geo, count_include_pad, dtype) -> np.ndarray:
-    """The (OH, OW) divisors: kh*kw, or the number of window cells inside the image."""
+    """The (OH, OW) divisors, PyTorch's: the window's cells inside the padded input (the window
+    clipped at the far padding edge, which only ``ceil_mode`` windows cross), or inside the
+    image alone without ``count_include_pad``."""
     n, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw = geo
-    if count_include_pad:
-        return np.full((oh, ow), kh * kw, dtype)
-    inside = np.ones((1, 1, h, w), dtype)
-    return _pool_windows(inside, geo, 0.0).sum(axis=(2, 3))[0, 0]
+    counts = []
+    for size, out, k, s, p in ((h, oh, kh, sh, ph), (w, ow, kw, sw, pw)):
+        start = np.arange(out) * s - p
+        end = np.minimum(start + k, size + p)
+        if not count_include_pad:
+            start, end = np.maximum(start, 0), np.minimum(end, size)
+        counts.append(end - start)
+    return np.multiply.outer(*counts).astype(dtype)
 
 
-def avg_pool2d_forward(x, kernel_size, stride, padding, count_include_pad) -> np.ndarray:
-    """The mean of each window (padding counts as zeros when ``count_include_pad``)."""
+def avg_pool2d_forward(x, kernel_size, stride, padding, count_include_pad, ceil_mode=False) -> np.ndarray:
+    """The mean of each window (padding counts as zeros when ``count_include_pad``; divisors as
+    :func:`_avg_divisor`)."""
     x = _float_array("avg_pool2d input", x, 4)
     dtype = result_dtype(x)
-    geo = pool_geometry(x.shape, kernel_size, stride, padding, (1, 1))
+    geo = pool_geometry(x.shape, kernel_size, stride, padding, (1, 1), ceil_mode)
     total = _pool_windows(x.astype(dtype, copy=False), geo, 0.0).sum(axis=(2, 3))
     return total / _avg_divisor(geo, bool(count_include_pad), dtype)
 
 
-def avg_pool2d_backward(grad, input_shape, kernel_size, stride, padding, count_include_pad) -> np.ndarray:
+def avg_pool2d_backward(grad, input_shape, kernel_size, stride, padding, count_include_pad,
+                        ceil_mode=False) -> np.ndarray:
     """The gradient of :func:`avg_pool2d_forward`: each window's share spread over its cells."""
     grad = _float_array("avg_pool2d gradient", grad, 4)
     dtype = result_dtype(grad)
-    geo = pool_geometry(as_shape(input_shape), kernel_size, stride, padding, (1, 1))
+    geo = pool_geometry(as_shape(input_shape), kernel_size, stride, padding, (1, 1), ceil_mode)
     n, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw = geo
-    if grad.shape != (n, c, oh, ow):
-        raise ValueError(f"avg_pool2d gradient of shape {grad.shape}, expected {(n, c, oh, ow)}")
+    check_pool_grad("avg_pool2d", grad.shape, (n, c, oh, ow))
     share = grad.astype(dtype, copy=False) / _avg_divisor(geo, bool(count_include_pad), dtype)
     hp = max(h + ph, (oh - 1) * sh + kh)
     wp = max(w + pw, (ow - 1) * sw + kw)
@@ -590,12 +598,7 @@ def layer_norm_backward(grad, xhat, rstd, weight) -> tuple:
     (then ``dweight`` and ``dbias`` are None).  ``dx = rstd * (g - mean(g) - xhat *
     mean(g * xhat))`` per row with ``g = grad * weight``."""
     grad, xhat, rstd, weight, dtype = _norm_arrays("layer_norm_backward", grad, xhat, rstd, weight, 2)
-    m, d = grad.shape
-    if rstd.shape != (m,) or (weight is not None and weight.shape != (d,)):
-        raise ValueError(
-            f"layer_norm_backward: rstd of shape {rstd.shape} and weight of shape "
-            f"{None if weight is None else weight.shape} for rows of shape {(m, d)}"
-        )
+    check_norm_shapes("layer_norm_backward", grad, rstd, weight)
     grad, xhat, rstd = (a.astype(dtype, copy=False) for a in (grad, xhat, rstd))
     g = grad if weight is None else grad * weight.astype(dtype, copy=False)
     dx = rstd[:, None] * (g - g.mean(axis=1, keepdims=True) - xhat * (g * xhat).mean(axis=1, keepdims=True))
@@ -608,12 +611,8 @@ def batch_norm_backward(grad, xhat, rstd, weight) -> tuple:
     """``(dx, dweight, dbias)`` of a training-mode batch norm over (N, C, L) arrays: statistics
     per channel over N and L, ``rstd`` of shape (C,), ``weight`` (C,) or None."""
     grad, xhat, rstd, weight, dtype = _norm_arrays("batch_norm_backward", grad, xhat, rstd, weight, 3)
+    check_norm_shapes("batch_norm_backward", grad, rstd, weight)
     n, c, l = grad.shape
-    if rstd.shape != (c,) or (weight is not None and weight.shape != (c,)):
-        raise ValueError(
-            f"batch_norm_backward: rstd of shape {rstd.shape} and weight of shape "
-            f"{None if weight is None else weight.shape} for an input of shape {(n, c, l)}"
-        )
     grad, xhat, rstd = (a.astype(dtype, copy=False) for a in (grad, xhat, rstd))
     dbias = grad.sum(axis=(0, 2))
     dweight = (grad * xhat).sum(axis=(0, 2))

@@ -27,7 +27,7 @@ def parse_sizes(text: str) -> List[str]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m clumsygrad.bench",
-        description="Time training steps (MLP, character RNN, self-attention), a deep scalar chain and the "
+        description="Time training steps (MLP, character RNN, self-attention, a conv2d layer, the digits CNN), a deep scalar chain and the "
         "backward kernels on the compiled and pure backends, against hand-written NumPy steps.",
     )
     p.add_argument("--quick", action="store_true", help="few rounds (about 30 s): for tests and CI")

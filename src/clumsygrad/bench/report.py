@@ -159,6 +159,9 @@ def header(results: dict, quick: bool) -> List[str]:
 STEP_TITLES = {
     "rnn": "character RNN, batch 8, 16 steps, H=64",
     "attention": "self-attention, batch 8, seq 16, width 32",
+    "conv-small": "conv2d 3x3 forward + input/weight/bias gradients (no optimizer), N=64, 1x8x8 -> 16",
+    "conv-medium": "the same, N=32, 16x28x28 -> 32",
+    "cnn": "digits CNN (conv 1-16, conv 16-32, max pool, linear 512-10), batch 32, Adam",
 }
 
 

@@ -25,7 +25,7 @@ from . import workloads
 from .runner import Contender, Progress, loop_sample, run_interleaved
 
 BACKENDS = ("cython", "python")
-SEQUENCE_STEPS = ("rnn", "attention")
+SEQUENCE_STEPS = tuple(workloads.STEP_WORKLOADS)  # rnn, attention, conv-small, conv-medium, cnn
 
 
 class Settings(NamedTuple):
@@ -76,7 +76,7 @@ def step_factories(name: str) -> Tuple[Callable[[], object], Callable[[], object
         data = workloads.mlp_data(workloads.MLP_SIZES[name[4:]])
         return (lambda: workloads.ClumsyMLP(data), lambda: workloads.NumpyMLP(data),
                 lambda: workloads.TorchMLP(data))
-    make_data, clumsy, numpy = workloads.SEQUENCE_WORKLOADS[name]
+    make_data, clumsy, numpy = workloads.STEP_WORKLOADS[name]
     data = make_data()
     return (lambda: clumsy(data)), (lambda: numpy(data)), None
 

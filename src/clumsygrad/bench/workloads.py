@@ -13,6 +13,9 @@ relative, so ``compare021`` runs this very file under clumsygrad 0.2.1 in anothe
 * Character RNN step (:class:`ClumsyRNN`, :class:`NumpyRNN`) and small self-attention step
   (:class:`ClumsyAttention`, :class:`NumpyAttention`), issue 15: these use ops 0.2.1 lacks
   (``cross_entropy``), imported when the class is built, so this file still imports there.
+* Convolution (issue 16): a 3x3 conv2d layer's forward pass and three gradients at two sizes
+  (:class:`ClumsyConv`, :class:`NumpyConv`, the NumPy one by im2col) and one training step of
+  the digits CNN (:class:`ClumsyCNN`, :class:`NumpyCNN`), ``clumsygrad.nn`` imported likewise.
 """
 from __future__ import annotations
 
@@ -573,6 +576,227 @@ SEQUENCE_WORKLOADS = {
     "rnn": (lambda: rnn_data(), lambda d: ClumsyRNN(d), lambda d: NumpyRNN(d)),
     "attention": (lambda: attention_data(), lambda d: ClumsyAttention(d), lambda d: NumpyAttention(d)),
 }
+
+
+# --------------------------------------------------------------------------- convolution (issue 16)
+class ConvSize(NamedTuple):
+    batch: int
+    channels: int  # input channels
+    size: int  # square images of size x size
+    filters: int  # output channels of the 3x3 "same" convolution
+
+
+CONV_SIZES: Dict[str, ConvSize] = {
+    "small": ConvSize(64, 1, 8, 16),
+    "medium": ConvSize(32, 16, 28, 32),
+}
+CNN_BATCH = 32  # scikit-learn's digits: 1x8x8 images, 10 classes
+
+
+def conv_data(size: ConvSize, seed: int = 16) -> Dict[str, np.ndarray]:
+    """Images ``x`` (N, C, H, W), a 3x3 weight ``W`` (F, C, 3, 3), a bias ``b`` (F,) and the
+    gradient ``g`` (N, F, H, W) that the output's consumer hands back; float32."""
+    rng = np.random.default_rng(seed)
+    n, c, h, f = size
+
+    def normal(*shape, scale=1.0):
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    return {"x": normal(n, c, h, h), "W": normal(f, c, 3, 3, scale=np.sqrt(2.0 / (9 * c))),
+            "b": normal(f, scale=0.1), "g": normal(n, f, h, h)}
+
+
+def im2col(x: np.ndarray, k: int = 3, pad: int = 1) -> np.ndarray:
+    """The (N, C*k*k, H*W) columns of a stride-1 "same" k x k convolution of ``x`` (N, C, H, W)."""
+    n, c, h, w = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))  # n c h w k k
+    return win.transpose(0, 1, 4, 5, 2, 3).reshape(n, c * k * k, h * w)
+
+
+def col2im(cols: np.ndarray, shape: tuple, k: int = 3, pad: int = 1) -> np.ndarray:
+    """The adjoint of :func:`im2col`: the (N, C, H, W) sums of the columns' entries."""
+    n, c, h, w = shape
+    cols = cols.reshape(n, c, k, k, h, w)
+    dxp = np.zeros((n, c, h + 2 * pad, w + 2 * pad), cols.dtype)
+    for i in range(k):
+        for j in range(k):
+            dxp[:, :, i:i + h, j:j + w] += cols[:, :, i, j]
+    return dxp[:, :, pad:pad + h, pad:pad + w]
+
+
+class ClumsyConv:
+    """``y = conv2d(x, W, b, padding=1)`` and ``y.backward(g)``: the layer's forward pass and its
+    three gradients (input, weight, bias) through ``clumsygrad.nn.functional``; then zero_grad."""
+
+    def __init__(self, data: Dict[str, np.ndarray]):
+        from clumsygrad.nn import functional  # not in 0.2.1, which --compare-0.2.1 runs this file under
+
+        self.conv2d = functional.conv2d
+        self.params = tuple(_param(data[k]) for k in ("x", "W", "b"))
+        self.g = data["g"]
+        self.optimizer = SGD(list(self.params), lr=LR)  # only its zero_grad
+
+    def gradients(self) -> Dict[str, np.ndarray]:
+        x, w, b = self.params
+        self.conv2d(x, w, b, padding=1).backward(self.g)
+        grads = {k: np.array(p.grad) for k, p in zip(("x", "W", "b"), self.params)}
+        self.optimizer.zero_grad()
+        return grads
+
+    def step(self) -> None:
+        x, w, b = self.params
+        self.conv2d(x, w, b, padding=1).backward(self.g)
+        self.optimizer.zero_grad()
+
+
+class NumpyConv:
+    """The same in hand-written NumPy: im2col (a strided window view copied once), one batched
+    GEMM for the output, two for the gradients, col2im by ``k*k`` strided slice additions."""
+
+    def __init__(self, data: Dict[str, np.ndarray]):
+        self.x, self.w, self.b, self.g = (data[k] for k in ("x", "W", "b", "g"))
+
+    def gradients(self) -> Dict[str, np.ndarray]:
+        x, w, g = self.x, self.w, self.g
+        n, f = x.shape[0], w.shape[0]
+        cols = im2col(x)
+        wm = w.reshape(f, -1)
+        y = np.matmul(wm, cols) + self.b[:, None]  # (N, F, H*W)
+        gm = g.reshape(n, f, -1)
+        dw = np.matmul(gm, cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+        dx = col2im(np.matmul(wm.T, gm), x.shape)
+        return {"x": dx, "W": dw, "b": gm.sum(axis=(0, 2)), "y": y.reshape(g.shape)}
+
+    def step(self) -> None:
+        self.gradients()
+
+
+CNN_PARAMS = ("w1", "b1", "w2", "b2", "w3", "b3")
+
+
+def cnn_data(batch: int = CNN_BATCH, seed: int = 8) -> Dict[str, np.ndarray]:
+    """A batch of digits-shaped images ``x`` (batch, 1, 8, 8) with labels ``y``, and the
+    parameters of ``examples/cnn_digits.py``'s model (conv 1->16, conv 16->32, both 3x3 "same"
+    with ReLU, 2x2 max pooling, linear 512->10) drawn as PyTorch's default initialisation; float32."""
+    rng = np.random.default_rng(seed)
+
+    def uniform(fan_in, *shape):
+        bound = 1.0 / np.sqrt(fan_in)
+        return rng.uniform(-bound, bound, shape).astype(np.float32)
+
+    return {
+        "x": rng.random((batch, 1, 8, 8), dtype=np.float32), "y": rng.integers(0, 10, batch),
+        "w1": uniform(9, 16, 1, 3, 3), "b1": uniform(9, 16),
+        "w2": uniform(144, 32, 16, 3, 3), "b2": uniform(144, 32),
+        "w3": uniform(512, 10, 512), "b3": uniform(512, 10),
+    }
+
+
+class ClumsyCNN:
+    """One training step of the digits CNN with ``clumsygrad.nn`` (``nn.Sequential`` of Conv2d,
+    ReLU, MaxPool2d, Flatten, Linear), cross-entropy and Adam."""
+
+    def __init__(self, data: Dict[str, np.ndarray], lr: float = 1e-3):
+        from clumsygrad import nn  # not in 0.2.1
+        from clumsygrad.loss import cross_entropy
+        from clumsygrad.optimizer import Adam
+
+        self.model = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding="same"), nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding="same"), nn.ReLU(),
+            nn.MaxPool2d(2), nn.Flatten(), nn.Linear(512, 10),
+        )
+        names = ("0.weight", "0.bias", "2.weight", "2.bias", "6.weight", "6.bias")
+        self.model.load_state_dict({n: data[k] for n, k in zip(names, CNN_PARAMS)})
+        self.cross_entropy = cross_entropy
+        self.x, self.y = _input(data["x"]), data["y"]
+        self.optimizer = Adam(self.model.parameters(), lr=lr)
+
+    def gradients(self) -> Dict[str, np.ndarray]:
+        self.cross_entropy(self.model(self.x), self.y).backward()
+        grads = {k: np.array(p.grad) for k, p in zip(CNN_PARAMS, self.model.parameters())}
+        self.optimizer.zero_grad()
+        return grads
+
+    def step(self) -> None:
+        loss = self.cross_entropy(self.model(self.x), self.y)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+
+    def weights(self) -> Dict[str, np.ndarray]:
+        return {k: p.data for k, p in zip(CNN_PARAMS, self.model.parameters())}
+
+
+class NumpyCNN:
+    """The same step by hand in NumPy: im2col convolutions with batched GEMMs, ReLU masks, the
+    2x2 max pooling as a reshape and an argmax, a stable softmax cross-entropy, every gradient
+    derived by hand, and Adam (PyTorch's update: bias corrections, ``eps`` outside the root)."""
+
+    def __init__(self, data: Dict[str, np.ndarray], lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.x, self.y = data["x"], data["y"]
+        self.p = {k: data[k].copy() for k in CNN_PARAMS}
+        self.m = {k: np.zeros_like(v) for k, v in self.p.items()}
+        self.v = {k: np.zeros_like(v) for k, v in self.p.items()}
+        self.lr, self.betas, self.eps, self.t = lr, betas, eps, 0
+
+    def gradients(self) -> Dict[str, np.ndarray]:
+        p, x, y = self.p, self.x, self.y
+        n = len(x)
+        cols1 = im2col(x)
+        a1 = (np.matmul(p["w1"].reshape(16, -1), cols1) + p["b1"][:, None]).reshape(n, 16, 8, 8)
+        h1 = np.maximum(a1, 0)
+        cols2 = im2col(h1)
+        a2 = (np.matmul(p["w2"].reshape(32, -1), cols2) + p["b2"][:, None]).reshape(n, 32, 8, 8)
+        h2 = np.maximum(a2, 0)
+        win = h2.reshape(n, 32, 4, 2, 4, 2).transpose(0, 1, 2, 4, 3, 5).reshape(n, 32, 4, 4, 4)
+        arg = win.argmax(axis=-1)
+        flat = np.take_along_axis(win, arg[..., None], -1).reshape(n, -1)
+        logits = flat @ p["w3"].T + p["b3"]
+        z = logits - logits.max(axis=1, keepdims=True)
+        dlogits = np.exp(z)
+        dlogits /= dlogits.sum(axis=1, keepdims=True)
+        dlogits[np.arange(n), y] -= 1
+        dlogits /= n
+        g = {"w3": dlogits.T @ flat, "b3": dlogits.sum(0)}
+        dwin = np.zeros_like(win)
+        np.put_along_axis(dwin, arg[..., None], (dlogits @ p["w3"]).reshape(n, 32, 4, 4, 1), -1)
+        dh2 = dwin.reshape(n, 32, 4, 4, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(n, 32, 64)
+        da2 = dh2 * (a2.reshape(n, 32, 64) > 0)
+        g["w2"] = np.matmul(da2, cols2.transpose(0, 2, 1)).sum(0).reshape(p["w2"].shape)
+        g["b2"] = da2.sum(axis=(0, 2))
+        dh1 = col2im(np.matmul(p["w2"].reshape(32, -1).T, da2), h1.shape)
+        da1 = (dh1 * (a1 > 0)).reshape(n, 16, 64)
+        g["w1"] = np.matmul(da1, cols1.transpose(0, 2, 1)).sum(0).reshape(p["w1"].shape)
+        g["b1"] = da1.sum(axis=(0, 2))
+        return g
+
+    def step(self) -> None:
+        grads = self.gradients()
+        b1, b2 = self.betas
+        self.t += 1
+        c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t
+        for k, g in grads.items():
+            m, v = self.m[k], self.v[k]
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * g * g
+            self.p[k] -= self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps)
+
+    def weights(self) -> Dict[str, np.ndarray]:
+        return self.p
+
+
+CONV_WORKLOADS = {
+    "conv-small": (lambda: conv_data(CONV_SIZES["small"]), lambda d: ClumsyConv(d), lambda d: NumpyConv(d)),
+    "conv-medium": (lambda: conv_data(CONV_SIZES["medium"]), lambda d: ClumsyConv(d), lambda d: NumpyConv(d)),
+    "cnn": (lambda: cnn_data(), lambda d: ClumsyCNN(d), lambda d: NumpyCNN(d)),
+}
+"""``python -m clumsygrad.bench``'s convolution rows: ``(data, clumsygrad step, NumPy step)`` factories."""
+
+STEP_WORKLOADS = {**SEQUENCE_WORKLOADS, **CONV_WORKLOADS}
 
 
 # --------------------------------------------------------------------------- higher order

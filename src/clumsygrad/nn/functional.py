@@ -155,15 +155,15 @@ def _conv(op, input, weight, bias, stride, padding, dilation, groups, spatial):
             f"{op} with a weight of shape {w._shape} and groups={groups} expects an input of "
             f"{w4.shape[1] * groups} channels, got an input of shape {x._shape}"
         )
-    k = _backend.active
-    data = k.conv2d_forward(x4, w4, stride, pads, dilation, groups)
-    parents = (x, w)
+    parents, b4 = (x, w), None
     if bias is not None:
         b = _as_tensor(bias, "bias")
         if b._shape != (w._shape[0],):
             raise ValueError(f"{op} expects a bias of shape ({w._shape[0]},), got {b._shape}")
-        data += b._data.reshape(1, -1, 1, 1).astype(data.dtype, copy=False)
+        # added by the kernel, in the dtype of the input and the weight (as before the fusion)
+        b4 = b._data.astype(np.result_type(x4.dtype, w4.dtype, np.float32), copy=False)
         parents = (x, w, b)
+    data = _backend.active.conv2d_forward(x4, w4, stride, pads, dilation, groups, b4)
     out_shape = data.shape[:2] + data.shape[4 - spatial:]
     data = data.reshape(out_shape if batched else out_shape[1:])
     extra = {"stride": stride, "padding": pads, "dilation": dilation, "groups": groups,
@@ -185,7 +185,7 @@ def conv_backward(tensor: Tensor, grad: np.ndarray, *, needs=(True, True, True))
     dw = k.conv2d_backward_weight(g4, x._data.reshape(e["x4"]), e["w4"], *args).reshape(w._shape) if needs[1] else None
     if len(tensor._parents) == 2:
         return dx, dw
-    return dx, dw, (g4.sum(axis=(0, 2, 3)) if needs[2] else None)
+    return dx, dw, (k.conv2d_backward_bias(g4) if needs[2] else None)
 
 
 def conv1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=1, padding=0,
@@ -214,14 +214,22 @@ def _pool_args(op, input, kernel_size, stride, padding, dilation=1):
     return x, batched, x4, kernel, stride, _ints(padding, 2, "padding"), _ints(dilation, 2, "dilation")
 
 
-def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1) -> Tensor:
+def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
     """The max over each window (``stride`` defaults to ``kernel_size``; implicit -inf padding
-    of at most half the kernel; floor mode).  A NaN in a window wins."""
+    of at most half the kernel).  A NaN in a window wins.  ``ceil_mode`` as PyTorch: the output
+    size rounds up, so windows may run past the bottom/right padding, but a window that would
+    start in the right padding is dropped.  With ``return_indices`` also each max's flat index
+    ``h * W + w`` in its (H, W) plane, PyTorch's ``return_indices``, as an int64 NumPy array
+    (clumsygrad tensors hold floats only)."""
     x, batched, x4, kernel, stride, padding, dilation = _pool_args(
         "max_pool2d", input, kernel_size, stride, padding, dilation)
-    data, indices = _backend.active.max_pool2d_forward(x4, kernel, stride, padding, dilation)
-    return _new_node(data if batched else data[0], max_pool2d_backward, (x,),
-                     {"indices": indices, "x4": x4.shape})
+    data, indices = _backend.active.max_pool2d_forward(x4, kernel, stride, padding, dilation, bool(ceil_mode))
+    out = _new_node(data if batched else data[0], max_pool2d_backward, (x,),
+                    {"indices": indices, "x4": x4.shape})
+    if return_indices:
+        return out, (indices if batched else indices[0])
+    return out
 
 
 def max_pool2d_backward(tensor: Tensor, grad: np.ndarray) -> tuple:
@@ -231,13 +239,16 @@ def max_pool2d_backward(tensor: Tensor, grad: np.ndarray) -> tuple:
     return (dx.reshape(tensor._parents[0]._shape),)
 
 
-def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, count_include_pad: bool = True) -> Tensor:
+def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> Tensor:
     """The mean over each window (``stride`` defaults to ``kernel_size``; zero padding of at most
-    half the kernel, counted in the divisor when ``count_include_pad``; floor mode)."""
+    half the kernel, counted in the divisor when ``count_include_pad``).  ``ceil_mode`` as in
+    :func:`max_pool2d`; a window running past the padding divides by its cells inside the padded
+    input (PyTorch's divisor)."""
     x, batched, x4, kernel, stride, padding, _ = _pool_args("avg_pool2d", input, kernel_size, stride, padding)
-    data = _backend.active.avg_pool2d_forward(x4, kernel, stride, padding, bool(count_include_pad))
-    extra = {"x4": x4.shape, "args": (kernel, stride, padding, bool(count_include_pad))}
-    return _new_node(data if batched else data[0], avg_pool2d_backward, (x,), extra)
+    args = (kernel, stride, padding, bool(count_include_pad), bool(ceil_mode))
+    data = _backend.active.avg_pool2d_forward(x4, *args)
+    return _new_node(data if batched else data[0], avg_pool2d_backward, (x,), {"x4": x4.shape, "args": args})
 
 
 def avg_pool2d_backward(tensor: Tensor, grad: np.ndarray) -> tuple:
