@@ -338,6 +338,17 @@ class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
         def diagonal(self, *args: Any, **kwargs: Any) -> Tensor: ...
         def trace(self, *args: Any, **kwargs: Any) -> Tensor: ...
 
+    if TYPE_CHECKING:
+        # The operators' types are _Operators': the graph nodes (both twins) answer the common
+        # cases first with untyped fast paths, which would otherwise hide these signatures.
+        __add__ = _Operators.__add__
+        __radd__ = _Operators.__radd__
+        __sub__ = _Operators.__sub__
+        __mul__ = _Operators.__mul__
+        __rmul__ = _Operators.__rmul__
+        __truediv__ = _Operators.__truediv__
+        __neg__ = _Operators.__neg__
+
     def __init__(self, data: Any, tensor_type: TensorType = TensorType.INPUT, dtype: Any = np.float32) -> None:
         """Wrap ``data`` (scalar, nested list or array of real numbers; always copied) as a tensor.
 
