@@ -16,6 +16,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import weakref
 
 import numpy as np
@@ -143,14 +144,17 @@ def test_interrupts_at_random_instants_never_lose_the_collector_nor_split_a_pass
             user_wants_gc = round_ % 3 != 0
             (gc.enable if user_wants_gc else gc.disable)()
             delay = draw.uniform(1e-6, 3e-4)
+            deadline = time.monotonic() + 60.0  # a lost interrupt fails the round, never hangs it
             try:
                 signal.setitimer(signal.ITIMER_REAL, delay)  # inside: it may fire at once
                 if round_ % 2:
-                    while True:
+                    while time.monotonic() < deadline:
                         kept.backward(keep_graph=True)
                 else:
-                    while True:
+                    while time.monotonic() < deadline:
                         (sum(x * w) + sum(exp(x * 0.0) * w)).backward()
+                pytest.fail(f"round {round_}: the timer's interrupt ({delay * 1e6:.0f} us) never "
+                            "reached this loop: something swallowed it")
             except _Interrupt:
                 pass
             assert gc.isenabled() is user_wants_gc, f"round {round_}"
