@@ -459,18 +459,18 @@ def backward_pass(root, seed: np.ndarray, seed_owned: bool, keep_graph: bool) ->
         order = _reverse_topological_order(root, pure_nodes)
         if _backward_sink is None:
             if pure_nodes:
-                totals, shared = _propagate_pure(order, seed, seed_owned)
+                nodes, grads, shared = _propagate_pure(order, seed, seed_owned)
             else:  # the compiled twin's nodes (``set_backend("python")`` at run time)
                 if not _inline:  # this twin's install() was not called: ask the registry once
                     from .._registry import typed_vjps
 
                     _set_inline(typed_vjps())
-                totals, shared = _propagate_nodes(order, seed, seed_owned)
+                nodes, grads, shared = _propagate_nodes(order, seed, seed_owned)
         else:  # a profile() recording: the generic pair calls and times each backward function
             totals = _propagate(order, seed, seed_owned)
             shared = {node for node, (_, own) in totals.items() if not own}
-            totals = {node: grad for node, (grad, _) in totals.items()}
-        _commit(totals, shared)
+            nodes, grads = list(totals), [grad for grad, _ in totals.values()]
+        _commit(nodes, grads, shared)
         if not keep_graph:
             if pure_nodes:
                 guards = _guards
@@ -636,28 +636,33 @@ def _propagate_pure(order: list, seed: np.ndarray, seed_owned: bool):
     """:func:`_propagate` and :func:`_push_to_parents` in one loop, over this twin's nodes
     (not used while a ``clumsygrad.profile()`` records: the generic pair times each node).
 
-    Returns ``(totals, shared)``: each node's total gradient, and the set of nodes whose total
-    the engine does not own (an array someone else may hold: copied at commit).  A node whose
+    Returns ``(nodes, grads, shared)``: the nodes that got a gradient and each one's total (two
+    lists, in order), and the set of nodes whose total the engine does not own (an array someone
+    else may hold: copied at commit).  A node whose
     total is shared and which has no ``.grad`` gets its copy when its turn comes, so the
     usual commit copies nothing.  Same checks,
     order and errors as the generic pair; the slots are read directly, no tuple is made per
     gradient, and a node of one parent (most of them) takes a branch without a loop.
     """
-    totals = {order[0]: seed}
+    totals = {order[0]: seed}  # pending: a node's entry leaves when its turn comes (the dict stays small)
     shared = set() if seed_owned else {order[0]}
-    get, share, is_shared = totals.get, shared.add, shared.__contains__
+    nodes, grads = [], []  # each node's total, in order, once it is complete
+    get, pop, share, is_shared = totals.get, totals.pop, shared.add, shared.__contains__
+    done, done_grad = nodes.append, grads.append
     for node in order:
-        grad = get(node)
+        grad = pop(node, None)
         if grad is None:
             continue
         if _hook_table and id(node) in _hook_table:  # as in _propagate
             fns = hooks.hooks_of(node)
             if fns is not None:
-                grad = totals[node] = hooks.apply(node, fns, grad)
+                grad = hooks.apply(node, fns, grad)
                 share(node)  # the hook may keep it
         if shared and is_shared(node) and node._grad is None:  # the copy the commit would make, made now
-            grad = totals[node] = grad.copy()  # (while the node's fields are in the cache)
+            grad = grad.copy()  # (while the node's fields are in the cache)
             shared.discard(node)
+        done(node)
+        done_grad(grad)
         grad_fn = node._grad_fn
         if grad_fn is None:
             continue
@@ -760,28 +765,35 @@ def _propagate_pure(order: list, seed: np.ndarray, seed_owned: bool):
                     total.__iadd__(g)
         except Exception as exc:
             raise RuntimeError(f"Error in backward pass at tensor {node._id}: {exc}") from exc
-    return totals, shared
+    if totals:  # none is left in a pass over a whole order; kept for the commit all the same
+        nodes.extend(totals)
+        grads.extend(totals.values())
+    return nodes, grads, shared
 
 
 def _propagate_nodes(order: list, seed: np.ndarray, seed_owned: bool):
     """:func:`_propagate_pure` over nodes of either twin (the compiled twin's, when
     ``set_backend("python")`` runs the pure engine on them): the same loop, reading the fields
     both twins have (``_parents``, ``_check_versions()``, ``_dtype``, ``_shape``)."""
-    totals = {order[0]: seed}
+    totals = {order[0]: seed}  # pending: a node's entry leaves when its turn comes (the dict stays small)
     shared = set() if seed_owned else {order[0]}
-    get, share, is_shared = totals.get, shared.add, shared.__contains__
+    nodes, grads = [], []  # each node's total, in order, once it is complete
+    get, pop, share, is_shared = totals.get, totals.pop, shared.add, shared.__contains__
+    done, done_grad = nodes.append, grads.append
     for node in order:
-        grad = get(node)
+        grad = pop(node, None)
         if grad is None:
             continue
         if _hook_table and id(node) in _hook_table:  # as in _propagate
             fns = hooks.hooks_of(node)
             if fns is not None:
-                grad = totals[node] = hooks.apply(node, fns, grad)
+                grad = hooks.apply(node, fns, grad)
                 share(node)  # the hook may keep it
         if shared and is_shared(node) and node._grad is None:  # the copy the commit would make, made now
-            grad = totals[node] = grad.copy()  # (while the node's fields are in the cache)
+            grad = grad.copy()  # (while the node's fields are in the cache)
             shared.discard(node)
+        done(node)
+        done_grad(grad)
         grad_fn = node._grad_fn
         if grad_fn is None:
             continue
@@ -871,7 +883,10 @@ def _propagate_nodes(order: list, seed: np.ndarray, seed_owned: bool):
                     total.__iadd__(g)
         except Exception as exc:
             raise RuntimeError(f"Error in backward pass at tensor {node._id}: {exc}") from exc
-    return totals, shared
+    if totals:  # none is left in a pass over a whole order; kept for the commit all the same
+        nodes.extend(totals)
+        grads.extend(totals.values())
+    return nodes, grads, shared
 
 
 def _raise_freed() -> None:
@@ -881,8 +896,9 @@ def _raise_freed() -> None:
     )
 
 
-def _commit(totals: dict, shared: set) -> None:
-    """Add each node's total into its ``.grad``: copies first, so nothing is written if one fails.
+def _commit(nodes: list, grads: list, shared: set) -> None:
+    """Add each node's total (``grads[i]`` of ``nodes[i]``) into its ``.grad``: copies first, so
+    nothing is written if one fails.
 
     ``shared``: the nodes whose total the engine may not adopt as their ``.grad`` (copied when
     it becomes one).  The writes themselves are one call into C (no line of Python runs between
@@ -890,15 +906,14 @@ def _commit(totals: dict, shared: set) -> None:
     handler, which Python raises only between bytecodes, lands before all of them or after all
     of them.
     """
-    nodes = list(totals)
     currents = list(map(_grad_of, nodes))
     if not any(map(is_not, currents, repeat(None))):  # no .grad yet (the usual pass): each total becomes one
-        for node in shared:
-            totals[node] = totals[node].copy()
-        deque(map(setattr, nodes, repeat("_grad"), totals.values()), maxlen=0)
+        if shared:
+            grads = [grad.copy() if node in shared else grad for node, grad in zip(nodes, grads)]
+        deque(map(setattr, nodes, repeat("_grad"), grads), maxlen=0)
         return
     fresh_nodes, fresh, added_to, added = [], [], [], []
-    for node, grad, current in zip(nodes, totals.values(), currents):
+    for node, grad, current in zip(nodes, grads, currents):
         if current is None:
             fresh_nodes.append(node)
             fresh.append(grad.copy() if node in shared else grad)
