@@ -273,6 +273,27 @@ def _plain(value):
     return value
 
 
+class _Rows:
+    """Iterator over a tensor's first axis (``t[0]``, ``t[1]``, ...).  A plain object, not a
+    generator: a half-consumed one runs no Python code when it is freed (a generator's close()
+    would, and an interrupt handled inside it is lost as an ignored exception)."""
+
+    __slots__ = ("_tensor", "_next", "_stop")
+
+    def __init__(self, tensor: "Tensor") -> None:
+        self._tensor, self._next, self._stop = tensor, 0, tensor._shape[0]
+
+    def __iter__(self) -> "_Rows":
+        return self
+
+    def __next__(self) -> "Tensor":
+        i = self._next
+        if i >= self._stop:
+            raise StopIteration
+        self._next = i + 1
+        return self._tensor[i]
+
+
 class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
     """An n-dimensional float32 (or float64) array that records the operations applied to it.
 
@@ -453,7 +474,7 @@ class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
     def __iter__(self):
         if not self._shape:
             raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(self._shape[0]))
+        return _Rows(self)
 
     def __float__(self) -> float:
         return float(self._one_value("float()"))
