@@ -372,20 +372,32 @@ cdef inline int _check_grad(cnp.ndarray ga, const Geo* q) except -1:
     return 0
 
 
+cdef int _backward_geometry(Geo* q, cnp.ndarray ga, cnp.ndarray arr, bint arr_is_input, object shape,
+                            object stride, object padding, object dilation, object groups) except -1:
+    """The geometry of a gradient kernel: ``arr`` is the input (its weight given by ``shape``) or
+    the weight (the input given by ``shape``); then ``ga`` must be the output's shape."""
+    cdef Py_ssize_t from_arr[4]
+    cdef Py_ssize_t from_shape[4]
+    cdef bint fast_arr = small_dims(arr, from_arr), fast_shape = small_ints(shape, from_shape, 4)
+    arr_shape = (<object>arr).shape
+    parsed = None if fast_shape else checks.as_shape(shape)
+    if arr_is_input:
+        _geometry(q, from_arr if fast_arr else NULL, from_shape if fast_shape else NULL,
+                  arr_shape, parsed, stride, padding, dilation, groups)
+    else:
+        _geometry(q, from_shape if fast_shape else NULL, from_arr if fast_arr else NULL,
+                  parsed, arr_shape, stride, padding, dilation, groups)
+    return _check_grad(ga, q)
+
+
 def conv2d_backward_input(grad, weight, input_shape, stride, padding, dilation, groups):
     cdef cnp.ndarray ga = fast_array(grad), wa = fast_array(weight)
     cdef int tn = _arrays(ga, "conv2d gradient", wa, "conv2d weight", None)
     if tn < 0:
         return pure.conv2d_backward_input(grad, weight, input_shape, stride, padding, dilation, groups)
     cdef Geo q
-    cdef Py_ssize_t xs[4]
-    cdef Py_ssize_t ws[4]
     cdef Py_ssize_t dims[4]
-    cdef bint fast_shape = small_ints(input_shape, xs, 4)
-    _geometry(&q, xs if fast_shape else NULL, ws if small_dims(wa, ws) else NULL,
-              None if fast_shape else checks.as_shape(input_shape), (<object>wa).shape,
-              stride, padding, dilation, groups)
-    _check_grad(ga, &q)
+    _backward_geometry(&q, ga, wa, False, input_shape, stride, padding, dilation, groups)
     cdef Py_ssize_t L = q.oh * q.ow, K = (q.c // q.g) * q.kh * q.kw, G = q.g, Fg = q.f // q.g, b, gi
     cdef cnp.ndarray cols
     wt = as_c_typed(wa, tn).reshape(G, Fg, K).transpose(0, 2, 1)
@@ -427,14 +439,8 @@ def conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation, gro
     if tn < 0:
         return pure.conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation, groups)
     cdef Geo q
-    cdef Py_ssize_t xs[4]
-    cdef Py_ssize_t ws[4]
     cdef Py_ssize_t dims[3]
-    cdef bint fast_shape = small_ints(weight_shape, ws, 4)
-    _geometry(&q, xs if small_dims(xa, xs) else NULL, ws if fast_shape else NULL,
-              (<object>xa).shape, None if fast_shape else checks.as_shape(weight_shape),
-              stride, padding, dilation, groups)
-    _check_grad(ga, &q)
+    _backward_geometry(&q, ga, xa, True, weight_shape, stride, padding, dilation, groups)
     cdef Py_ssize_t L = q.oh * q.ow, K = (q.c // q.g) * q.kh * q.kw, G = q.g, Fg = q.f // q.g, b, gi
     cdef cnp.ndarray gc = as_c_typed(ga, tn), gt, cols, acc, part
     cdef bint per_image = _per_image(&q, tn)

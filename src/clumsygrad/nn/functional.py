@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numbers
 import operator
-from typing import Optional
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
@@ -215,7 +215,7 @@ def _pool_args(op, input, kernel_size, stride, padding, dilation=1):
 
 
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
-               return_indices: bool = False):
+               return_indices: bool = False) -> Union[Tensor, Tuple[Tensor, np.ndarray]]:
     """The max over each window (``stride`` defaults to ``kernel_size``; implicit -inf padding
     of at most half the kernel).  A NaN in a window wins.  ``ceil_mode`` as PyTorch: the output
     size rounds up, so windows may run past the bottom/right padding, but a window that would

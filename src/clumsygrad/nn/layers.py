@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from typing import Optional
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
@@ -322,7 +322,7 @@ class MaxPool2d(Module):
         self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride or kernel_size, padding, dilation
         self.return_indices, self.ceil_mode = bool(return_indices), bool(ceil_mode)
 
-    def forward(self, input: Tensor):
+    def forward(self, input: Tensor) -> Union[Tensor, Tuple[Tensor, np.ndarray]]:
         _image_check(self, input)
         return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation,
                             ceil_mode=self.ceil_mode, return_indices=self.return_indices)
