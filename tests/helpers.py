@@ -15,6 +15,19 @@ from hypothesis import HealthCheck, settings
 
 from clumsygrad.tensor import Tensor, TensorType
 
+def compiled_node_in_use() -> bool:
+    """Whether ``Tensor`` is built on the compiled node.  Only ``CLUMSYGRAD_BACKEND=python`` at
+    import may select the pure node (then the compiled paths do not exist and comparisons run pure
+    against pure); anywhere else a missing compiled graph fails."""
+    from clumsygrad import _backend
+
+    if _backend.graph.__name__ == "clumsygrad._graph.native":
+        return True
+    assert os.environ.get("CLUMSYGRAD_BACKEND", "").strip().lower() == "python", \
+        "the compiled graph was built but not selected"
+    return False
+
+
 def examples(n: int) -> int:
     """``n`` hypothesis examples, times ``CLUMSYGRAD_HYPOTHESIS_SCALE`` (default 1; at least 10).
 

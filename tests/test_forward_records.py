@@ -7,31 +7,20 @@ as one 2-D product), the recorded backward function and ``_extra`` must be the g
 and every case off the fast path (1-D operands, other dtypes, bad shapes, indices out of range)
 must give the generic operator's result or error.
 """
-import os
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clumsygrad import _backend, grad
+from clumsygrad import grad
 from clumsygrad.tensor import Tensor, TensorType, _Operators
 
-from helpers import examples
+from helpers import compiled_node_in_use, examples
 
 pytestmark = pytest.mark.both_backends
 
-COMPILED = _backend.graph.__name__ == "clumsygrad._graph.native"
 
-
-def _compiled() -> bool:
-    """Whether the compiled node is in use.  Only ``CLUMSYGRAD_BACKEND=python`` at import may
-    select the pure node (then the typed paths do not exist and the comparisons run pure against
-    pure); anywhere else a missing compiled graph fails."""
-    if not COMPILED:
-        assert os.environ.get("CLUMSYGRAD_BACKEND", "").strip().lower() == "python", \
-            "the compiled graph was built but not selected"
-    return COMPILED
 SETTINGS = settings(max_examples=examples(200), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 LAYOUTS = ["C", "F", "sliced", "reversed"]
@@ -184,7 +173,7 @@ def test_bias_row_record_equals_numpy_broadcasting(shape, dtype, symbol, row_fir
 
 
 def test_the_records_take_the_compiled_path():
-    if not _compiled():
+    if not compiled_node_in_use():
         return
     from clumsygrad._graph import native
 

@@ -9,7 +9,6 @@ the pure engine's (the Python formulas and kernels) to float rounding, and the P
 must not have run for the cases the typed path takes.  Finite differences of every registered
 op are checked by ``test_registry.py`` from ``op_samples.py``.
 """
-import os
 
 import numpy as np
 import pytest
@@ -17,27 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import clumsygrad
-from clumsygrad import _backend
 from clumsygrad._kernels import native
 from clumsygrad.activation import relu, softmax, tanh
 from clumsygrad.loss import cross_entropy, mse_loss
 from clumsygrad.tensor import Tensor, TensorType
 
-from helpers import examples, numeric_gradient
+from helpers import compiled_node_in_use, examples, numeric_gradient
 
 pytestmark = pytest.mark.both_backends
 
-COMPILED = _backend.graph.__name__ == "clumsygrad._graph.native"
 
-
-def _compiled() -> bool:
-    """Whether the compiled node is in use.  Only ``CLUMSYGRAD_BACKEND=python`` at import may
-    select the pure node (then the typed paths do not exist and the comparisons run pure against
-    pure); anywhere else a missing compiled graph fails."""
-    if not COMPILED:
-        assert os.environ.get("CLUMSYGRAD_BACKEND", "").strip().lower() == "python", \
-            "the compiled graph was built but not selected"
-    return COMPILED
 SETTINGS = settings(max_examples=examples(150), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 LAYOUTS = ["C", "F", "sliced", "reversed"]
@@ -66,7 +54,7 @@ def _run(build, arrays, dtype, backend):
         out.backward(seed)
         return [None if t.grad is None else np.array(t.grad) for t in leaves], out
     finally:
-        clumsygrad.set_backend("cython" if COMPILED else "python")
+        clumsygrad.set_backend("cython" if compiled_node_in_use() else "python")
 
 
 class _Counter:
@@ -84,7 +72,7 @@ class _Counter:
 
 
 def _agree(build, arrays, dtype):
-    fast, out = _run(build, arrays, dtype, "cython" if _compiled() else "python")
+    fast, out = _run(build, arrays, dtype, "cython" if compiled_node_in_use() else "python")
     ref, _ = _run(build, arrays, dtype, "python")
     tol = 2e-5 if dtype == np.float32 else 1e-12
     for f, r in zip(fast, ref):
@@ -263,7 +251,7 @@ def test_concatenate_and_stack_typed_backward_equal_the_formulas(sizes, shape, a
 
 
 def test_the_typed_paths_run_instead_of_the_python_kernels(monkeypatch):
-    if not _compiled():
+    if not compiled_node_in_use():
         return
     names = ("matmul_backward", "reduce_to_shape", "relu_backward", "softmax_backward", "mse_backward",
              "cross_entropy_backward", "probs_minus_onehot", "scatter_add", "expand_to_shape")
@@ -282,7 +270,7 @@ def test_the_typed_paths_run_instead_of_the_python_kernels(monkeypatch):
 
 
 def test_concatenate_and_stack_do_not_run_their_formulas_on_the_compiled_engine(monkeypatch):
-    if not _compiled():
+    if not compiled_node_in_use():
         return
     from clumsygrad._registry import OPS
 
