@@ -89,33 +89,11 @@ cdef enum:
     PAIRWISE_BLOCK = 128   # below this a strided sum runs in 8 partial sums, above it halves
 
 
-cdef floating _hsum_strided(const floating* g, Py_ssize_t gs, Py_ssize_t n) noexcept nogil:
-    """Sum of ``g[0], g[gs], ... g[(n-1)*gs]`` by NumPy's pairwise scheme (8 partial sums per
-    block of at most 128, halves above), so a long float64 sum loses ~log2(n) roundings, not n."""
-    cdef Py_ssize_t j, half
-    cdef floating acc[8]
-    cdef floating total
-    cdef int l
-    if n <= PAIRWISE_BLOCK:
-        for l in range(8):
-            acc[l] = 0
-        j = 0
-        while n - j >= 8:
-            for l in range(8):
-                acc[l] += g[(j + l) * gs]
-            j += 8
-        total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
-        while j < n:
-            total += g[j * gs]
-            j += 1
-        return total
-    half = (n // 2) & ~(<Py_ssize_t> 7)
-    return _hsum_strided(g, gs, half) + _hsum_strided(g + half * gs, gs, n - half)
-
-
 cdef floating _hdot_strided(const floating* g, Py_ssize_t gs, const floating* t, Py_ssize_t ts,
                             Py_ssize_t n) noexcept nogil:
-    """Sum of ``g[j*gs] * t[j*ts]`` over ``j < n``, pairwise as ``_hsum_strided``."""
+    """Sum of ``g[j*gs] * t[j*ts]`` over ``j < n`` by NumPy's pairwise scheme (8 partial sums per
+    block of at most 128, halves above), so a long float64 sum loses ~log2(n) roundings, not n.
+    A plain sum passes ``t`` = a 1 with ``ts`` = 0 (multiplying by 1 is exact)."""
     cdef Py_ssize_t j, half
     cdef floating acc[8]
     cdef floating total
@@ -141,12 +119,13 @@ cdef floating _hdot_strided(const floating* g, Py_ssize_t gs, const floating* t,
 cdef inline floating _hsum_any(const floating* g, Py_ssize_t gs, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t j
     cdef double total = 0.0
+    cdef floating one = 1
     if gs == 1:
         return hsum(g, n)
     if gs == 0:  # a broadcast value: n copies of it
         return <floating>(<double> g[0] * <double> n)
     if floating is double:  # float64 has no wider sum to absorb the roundings: go pairwise
-        return _hsum_strided(g, gs, n)
+        return _hdot_strided(g, gs, &one, 0, n)
     for j in range(n):
         total += g[j * gs]
     return <floating>total
