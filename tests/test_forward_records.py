@@ -179,3 +179,105 @@ def test_the_records_take_the_compiled_path():
 
     assert "__matmul__" in vars(native.Node) and "__getitem__" in vars(native.Node)
     assert "__getitem__" not in vars(Tensor)  # the generic one is _Operators', behind the node's
+
+
+# --------------------------------------------------------------------------- the registry's public functions
+# On the compiled node a registry op's public function is an ``OpFunction``: its common calls run in
+# C.  Each must record exactly what the registry's Python function records, or raise what it raises.
+def _python_function(function):
+    return getattr(function, "python_function", function)
+
+
+def _outcome(call):
+    try:
+        return call()
+    except Exception as exc:  # compared by type and words
+        return exc
+
+
+def _same_outcome(fast, slow):
+    if isinstance(slow, Exception):
+        assert type(fast) is type(slow) and str(fast) == str(slow)
+    else:
+        _same_record(fast, slow)
+
+
+def _function_ops():
+    from clumsygrad._registry import OPS
+
+    return sorted(name for name, op in OPS.items()
+                  if op.function is not None and op.variant_of is None and op.nin in (1, 2))
+
+
+@pytest.mark.parametrize("name", _function_ops())
+def test_op_function_records_what_the_python_function_records(name):
+    from clumsygrad._registry import OPS
+    from op_samples import SAMPLES
+
+    op = OPS[name]
+    for sample in SAMPLES[name]:
+        for dtype in (np.float32, np.float64):
+            tensors = [_param(a, dtype) for a in sample.inputs[:op.nin]]
+            _same_outcome(_outcome(lambda: op.function(*tensors)),
+                          _outcome(lambda: _python_function(op.function)(*tensors)))
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"axis": 0}, {"axis": -1}, {"axis": 5}, {"dim": 0}])
+def test_op_function_parameters_by_keyword_and_position(kwargs):
+    from clumsygrad.activation import softmax
+
+    x = _param(np.random.default_rng(0).standard_normal((3, 4)), np.float32)
+    _same_outcome(_outcome(lambda: softmax(x, **kwargs)), _outcome(lambda: _python_function(softmax)(x, **kwargs)))
+    _same_outcome(_outcome(lambda: softmax(x, 0)), _outcome(lambda: _python_function(softmax)(x, 0)))
+    _same_outcome(_outcome(lambda: softmax()), _outcome(lambda: _python_function(softmax)()))
+
+
+def test_op_function_inputs_off_the_c_path():
+    from clumsygrad.activation import relu
+    from clumsygrad.loss import mse_loss
+
+    relu_py, mse_py = _python_function(relu), _python_function(mse_loss)
+    a = np.array([[-1.0, 2.0], [0.5, -0.0]])
+    # arrays and lists become constants; mixed dtypes promote to float64; bad shapes raise alike
+    _same_record(relu(a), relu_py(a), constants=True)
+    _same_record(relu([[-1.0, 2.0]]), relu_py([[-1.0, 2.0]]), constants=True)
+    p32, p64 = _param(a, np.float32), _param(a, np.float64)
+    _same_record(mse_loss(p32, p64), mse_py(p32, p64))
+    assert mse_loss(p32, p64).data.dtype == np.float64
+    _same_outcome(_outcome(lambda: mse_loss(p32, _param(a[:1], np.float32))),
+                  _outcome(lambda: mse_py(p32, _param(a[:1], np.float32))))
+    # a 0-d result of the scalar fast path (its value kept in C until read)
+    s = _param(np.array(-3.0), np.float64) * 2.0
+    _same_record(relu(s), relu_py(s))
+    assert relu(s).data.tolist() == 0.0
+
+
+def test_op_functions_look_like_functions():
+    import inspect
+    import pickle
+
+    import clumsygrad as cg
+
+    for name in _function_ops():
+        from clumsygrad._registry import OPS
+
+        function, python = OPS[name].function, _python_function(OPS[name].function)
+        for attr in ("__name__", "__qualname__", "__module__", "__doc__"):
+            assert getattr(function, attr) == getattr(python, attr), (name, attr)
+        assert inspect.signature(function) == inspect.signature(python)
+        assert inspect.isroutine(function)  # Sphinx documents it as a function
+        if OPS[name].module != "internal":  # internal ops have no importable module
+            assert pickle.loads(pickle.dumps(function)) is function
+        assert repr(function).startswith(f"<function {name} at 0x")
+    x = _param(np.array([[-1.0, 2.0]]), np.float32)
+    assert Tensor.relu is cg.relu
+    _same_record(x.relu(), cg.relu(x))
+    _same_record(x.softmax(axis=0), cg.softmax(x, axis=0))
+
+
+def test_the_common_op_calls_take_the_compiled_path():
+    from clumsygrad.activation import relu, softmax
+    from clumsygrad.loss import mse_loss
+
+    for function in (relu, softmax, mse_loss):
+        assert (type(function).__name__ == "OpFunction") == compiled_node_in_use()

@@ -34,8 +34,8 @@ from helpers import requires_compiled_share, examples
 pytestmark = pytest.mark.both_backends
 
 KERNELS = ("reduce_to_shape", "mul_reduce_to_shape", "expand_to_shape", "softmax_backward",
-           "matmul_backward", "softmax_forward", "mse_forward", "mse_backward", "relu_backward",
-           "sgd_update")
+           "matmul_backward", "softmax_forward", "mse_forward", "mse_backward", "relu_forward",
+           "relu_backward", "sgd_update")
 SETTINGS = settings(max_examples=examples(1000), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -371,6 +371,34 @@ def test_mse_backward_matches_pure(case):
             assert_matches(o, w, np.abs(w.astype(np.float64)).max(initial=0.0))
 
 
+# --------------------------------------------------------------------------- relu_forward
+@SETTINGS
+@given(dims, DTYPES, LAYOUTS, seeds, st.booleans())
+def test_relu_forward_matches_pure(shape, dtype, layout, seed, integral):
+    # integral: exact zeros and -0.0 among the inputs (the boundary of the select)
+    x = make_array(shape, dtype, layout, seed, integral=integral)
+    want = pure.relu_forward(x)
+    got = native.relu_forward(x)
+    assert type(got) is np.ndarray and got.flags.c_contiguous
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))  # -0.0 becomes 0.0 in both
+
+
+@pytest.mark.parametrize("module", [native, pure], ids=["native", "pure"])
+def test_relu_forward_is_numpy_maximum_with_zero(module):
+    x = np.array([-0.0, 0.0, np.nan, -np.nan, -1.5, 2.0, np.inf, -np.inf, 1e-45], np.float32)
+    for dtype in (np.float32, np.float64):
+        a = x.astype(dtype)
+        want = np.maximum(a, dtype(0))
+        got = module.relu_forward(a)
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))  # NaN's sign kept too
+    assert module.relu_forward(np.arange(-2, 3)).dtype == np.float64  # integers promote
+    assert module.relu_forward(np.float16(-1.0)).dtype == np.float32
+
+
 # --------------------------------------------------------------------------- relu_backward
 @st.composite
 def relu_cases(draw):
@@ -470,6 +498,7 @@ def _calls(rng):
         ("mse_forward", (s, g)),
         ("mse_backward", (s, g, np.asarray(np.float32(0.5)))),
         ("mse_backward", (s, g, np.asarray(np.float32(0.5)), False, True)),
+        ("relu_forward", (x,)),
         ("relu_backward", (x, g)),
         ("sgd_update", (g.copy(), s, 0.01)),  # in place: updates its first argument
     ]
@@ -621,6 +650,7 @@ def test_zero_d_results_are_arrays_not_numpy_scalars(module):
         module.mse_backward(a, a, a)[0],
         module.mse_backward(a, a, a)[1],
         module.relu_backward(a, a),
+        module.relu_forward(a),
     ]
     for r in results:
         assert type(r) is np.ndarray and r.shape == () and r.dtype == np.float32

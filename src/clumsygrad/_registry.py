@@ -65,7 +65,7 @@ class OpDef:
     __slots__ = (
         "name", "module", "forward", "vjps", "joint", "kernel", "numpy", "methods", "typed",
         "save", "doc", "nin", "params", "defaults", "function", "backward", "differentiable",
-        "compiled", "variant_of",
+        "compiled", "variant_of", "forward_kernel",
     )
 
     def __repr__(self) -> str:
@@ -104,6 +104,7 @@ def defop(
     kernel: Optional[Callable] = None,
     typed: Optional[str] = None,
     save: Optional[Callable] = None,
+    forward_kernel: Optional[str] = None,
     backward_name: Optional[str] = None,
     differentiable: bool = True,
     public: bool = True,
@@ -116,7 +117,9 @@ def defop(
     positional parameters; the rest are parameters recorded in ``_extra``).  ``vjp`` is a tuple
     of per-input formulas, or one joint formula taking ``needs``.  ``kernel(tensor, grad, *,
     needs)`` replaces the formula on arrays (a compiled or fused backward).  ``save(out, *arrays,
-    **params)`` adds entries to ``_extra``.  ``numpy`` lists the NumPy callables that reach the
+    **params)`` adds entries to ``_extra``.  ``forward_kernel`` names the kernel (of the active
+    set, ``_backend.active``) that ``forward`` calls with the same arguments and nothing else:
+    the public function calls it directly, one Python frame less per call.  ``numpy`` lists the NumPy callables that reach the
     op, ``method`` the Tensor method name(s).  ``typed`` names the compiled engine's typed loop.
     """
     if name in OPS:
@@ -126,6 +129,7 @@ def defop(
     op.joint = not isinstance(vjp, tuple)
     op.vjps = vjp
     op.kernel, op.typed, op.save = kernel, typed, save
+    op.forward_kernel = forward_kernel
     op.numpy = tuple(numpy)
     op.methods = (method,) if isinstance(method, str) else tuple(method or ())
     op.differentiable = differentiable
@@ -278,7 +282,8 @@ def _derive_function(op: OpDef) -> Callable:
     nin, forward, backward, save = op.nin, op.forward, op.backward, op.save
     param_names, defaults, name = tuple(op.params), op.defaults, op.name
     input_names = tuple(_signature(forward).parameters)[:nin]
-    new_node = _backend.graph.new_node
+    record = _backend.graph.record  # new_node keeping the dict of parameters made here
+    kernel_name = op.forward_kernel
     profile_name = backward.__name__[: -len("_backward")]  # the profiler's row for this op
 
     plain_extra = defaults or None  # what a call with no parameters records
@@ -305,18 +310,24 @@ def _derive_function(op: OpDef) -> Callable:
                     (x,) = as_tensors((x,))
                 params = dict(defaults)
                 params.update(kwargs)
-                data = forward(x._data, **params)
+                if kernel_name is None:
+                    data = forward(x._data, **params)
+                else:
+                    data = getattr(_backend.active, kernel_name)(x._data, **params)
                 if save is not None:
                     params.update(save(data, x._data, **params))
-                return new_node(data, backward, (x,), params)
+                return record(data, backward, (x,), params)
             if not isinstance(x, _Tensor):
                 (x,) = as_tensors((x,))
-            data = forward(x._data)
+            if kernel_name is None:
+                data = forward(x._data)
+            else:  # the kernel takes the parameters' defaults from here
+                data = getattr(_backend.active, kernel_name)(x._data, **defaults)
             if save is None:
-                return new_node(data, backward, (x,), plain_extra)
+                return record(data, backward, (x,), dict(plain_extra) if plain_extra else None)
             extra = dict(defaults)
             extra.update(save(data, x._data, **defaults))
-            return new_node(data, backward, (x,), extra)
+            return record(data, backward, (x,), extra)
 
     elif nin == 2:
 
@@ -326,7 +337,7 @@ def _derive_function(op: OpDef) -> Callable:
             x, y = args
             if not (isinstance(x, _Tensor) and isinstance(y, _Tensor)):
                 x, y = as_tensors((x, y))
-            return new_node(forward(x._data, y._data), backward, (x, y), plain_extra)
+            return record(forward(x._data, y._data), backward, (x, y), dict(plain_extra) if plain_extra else None)
 
     else:
 
@@ -355,13 +366,15 @@ def _derive_function(op: OpDef) -> Callable:
         data = forward(*arrays, **params)
         if save is not None:
             params.update(save(data, *arrays, **params))
-        return new_node(data, backward, tensors, params)
+        return record(data, backward, tensors, params)
 
     function.__name__ = function.__qualname__ = name
     function.__module__ = f"clumsygrad.{op.module}"
     function.__doc__ = op.doc if isinstance(forward, np.ufunc) else inspect.getdoc(forward)
     function.__signature__ = _signature(forward)
-    return function
+    # The compiled node runs the common calls of this function in C (the same steps, no frame).
+    return _backend.graph.op_function(function, forward, backward, nin, defaults, kernel_name, save,
+                                      _backend, _profiler)
 
 
 def export(namespace: dict, module: str) -> list:

@@ -148,6 +148,13 @@ def _updated_in_place(param: Tensor) -> None:
     param._bump_version()
 
 
+def _sgd_update_guarded(param: Tensor, grad, lr) -> None:
+    """``sgd_update`` of a parameter whose data the memory guard holds read-only."""
+    data = param._data
+    with _writable(data):
+        _backend.active.sgd_update(data, grad, lr)
+
+
 def _grad_array(param: Tensor) -> Optional[np.ndarray]:
     """``param``'s gradient as an array, or None.  (0.2.x stored gradients as given, so it
     may have another dtype than the data; the kernels cast it.)"""
@@ -174,8 +181,7 @@ class Optimizer(ABC):
 
     def zero_grad(self) -> None:
         """Forget the accumulated gradients (sets each ``grad`` to None)."""
-        for param in self.parameters:
-            param.grad = None
+        _backend.graph.clear_grads(self.parameters)
 
     # ------------------------------------------------------------------ state
     def _param_state(self, index: int) -> Dict[str, object]:
@@ -346,6 +352,9 @@ class SGD(Optimizer):
     def step(self) -> None:
         sgd_update = _backend.active.sgd_update  # param._data -= lr * g, in place
         lr, momentum, weight_decay = self.lr, self.momentum, self.weight_decay
+        if momentum == 0 and weight_decay == 0:  # the plain step: one loop in the graph core
+            _backend.graph.sgd_step(self.parameters, lr, sgd_update, _sgd_update_guarded)
+            return
         for i, param in enumerate(self.parameters):
             grad = param._grad  # _grad_array, inlined: this loop runs once per parameter per step
             if grad is None:

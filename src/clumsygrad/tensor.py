@@ -581,25 +581,20 @@ class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
         tensor's shape.  Unless ``keep_graph`` is true, the graph behind this tensor is freed.
         All or nothing: if it raises, no ``.grad`` has changed.
         """
+        if gradient is None:  # the usual loss.backward(): checks and seed in the engine
+            _backend.engine.backward_scalar(self, keep_graph)
+            return
         if not self._requires_grad:
             raise RuntimeError("Tensor does not require gradients")
         if self._tensor_type == TensorType.INTERMEDIATE and not self._parents:
             raise RuntimeError("No backward graph exists for this tensor")
-        dtype = self._data.dtype
-        if gradient is None:
-            if self._data.size != 1:
-                raise RuntimeError("Gradient can only be implicitly created for scalar outputs")
-            # np.array is several times faster than np.ones for the usual 0-d loss.
-            seed = np.array(1, dtype=dtype) if not self._shape else np.ones(self._shape, dtype=dtype)
-            owned = True
-        else:
-            given = _real_array(gradient, "the gradient passed to backward()")
-            seed = np.asarray(given, dtype=dtype)
-            if seed.shape != self._shape:
-                raise ValueError(
-                    f"Gradient shape {seed.shape} does not match tensor shape {self._shape}"
-                )
-            owned = seed is not given  # converted into a new array that nobody else holds
+        given = _real_array(gradient, "the gradient passed to backward()")
+        seed = np.asarray(given, dtype=self._data.dtype)
+        if seed.shape != self._shape:
+            raise ValueError(
+                f"Gradient shape {seed.shape} does not match tensor shape {self._shape}"
+            )
+        owned = seed is not given  # converted into a new array that nobody else holds
         _backend.engine.backward_pass(self, seed, owned, keep_graph)
 
     def register_hook(self, hook: Callable) -> "_hooks.RemovableHandle":

@@ -31,6 +31,7 @@ from . cimport _operators, _state
 cnp.import_array()
 
 cdef extern from "Python.h":
+    object PyMethod_New(object func, object self)
     void PyObject_GC_UnTrack(void* op)
 
 cdef dict _op_of = {}          # backward function -> VJP member
@@ -355,6 +356,147 @@ def new_node(data, grad_fn, parents, extra=None):
 
 
 
+# ----------------------------------------------------------------------------- optimizer steps
+def sgd_step(params, lr, update, update_guarded):
+    """Plain SGD over ``params``: ``update(data, grad, lr)`` in place (the active kernels'
+    ``sgd_update``), then the version bump that tells the graph the data changed.
+
+    A parameter without a gradient is skipped; one whose data the memory guard holds read-only
+    (or that has no array yet) goes to ``update_guarded(tensor, grad, lr)``.  The loop of
+    ``SGD.step`` for the plain case, in C: ~0.15 us per parameter instead of ~0.6.
+    """
+    cdef Node p
+    cdef object g, d
+    for obj in params:
+        p = <Node?> obj
+        if p.grad_type_:  # a 0-d gradient kept as a C value: its array, as ``_grad`` makes it
+            p.grad_ = _scalar_array(p.grad_value_, p.grad_type_)
+            p.grad_type_ = 0
+        g = p.grad_
+        if g is None:
+            continue
+        d = p.data_
+        if type(d) is cnp.ndarray and cnp.PyArray_ISWRITEABLE(<cnp.ndarray> d):
+            update(d, g, lr)
+        else:
+            update_guarded(p, g, lr)
+        p.version_ += 1
+
+
+def clear_grads(params):
+    """``tensor.grad = None`` for every tensor of ``params`` (``Optimizer.zero_grad``)."""
+    cdef Node p
+    for obj in params:
+        p = <Node?> obj
+        p.grad_ = None
+        p.grad_type_ = 0
+
+
+def record(data, grad_fn, tuple parents, dict extra=None):
+    """``new_node`` for the registry's public functions: ``parents`` a tuple and ``extra`` a dict
+    the caller made for this node (or None), kept without a copy.  When every parent is a tensor
+    of ``data``'s dtype (nearly every call) the node is made at once; else ``new_node`` decides."""
+    return _record(data, grad_fn, parents, extra)
+
+
+cdef object _record(object data, object grad_fn, tuple parents, dict extra):
+    cdef Node parent
+    cdef int t, op
+    if type(data) is not cnp.ndarray or not parents or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray> data):
+        return new_node(data, grad_fn, parents, extra)
+    t = cnp.PyArray_TYPE(<cnp.ndarray> data)
+    for p in parents:
+        if not isinstance(p, Node):
+            return new_node(data, grad_fn, parents, extra)
+        parent = <Node> p
+        if parent.data_ is None or cnp.PyArray_TYPE(<cnp.ndarray> parent.data_) != t:
+            return new_node(data, grad_fn, parents, extra)
+    op = _op_of.get(grad_fn, GENERIC) if grad_fn is not None else GENERIC
+    if op == MUL_SCALAR or op == POWER:
+        op = GENERIC  # the constant is in ``extra``, which the Python function reads
+    return _make_node(data, grad_fn, parents, extra if extra else None, op, 0.0)
+
+
+@cython.auto_pickle(False)
+cdef class OpFunction:
+    """A registry op's public function on the compiled node (``op_function`` makes it).
+
+    The common calls - the op's tensor inputs, parameters (if any) by keyword, no profiler
+    running, no ``save`` step - run in C from the call to the recorded node: ~0.4 us less per
+    call than the Python function, whose frame, argument checks and ``new_node`` it skips.
+    Every other call goes to that Python function (``python_function``), which binds the
+    arguments and words the errors.  To ``inspect``, Sphinx and pickle it is a function: its
+    name, signature and doc are the Python function's; it binds as a method (Tensor methods).
+    """
+    cdef readonly object python_function
+    cdef object forward, backend, kernel_name, backward, profiler
+    cdef dict defaults
+    cdef frozenset param_set
+    cdef int nin
+    cdef dict __dict__
+
+    def __init__(self, python_function, forward, backward, int nin, defaults, kernel_name, backend, profiler):
+        self.python_function = python_function
+        self.forward = forward
+        self.backward = backward
+        self.nin = nin
+        self.defaults = dict(defaults)
+        self.param_set = frozenset(defaults)
+        self.kernel_name = kernel_name
+        self.backend = backend
+        self.profiler = profiler
+        for attr in ("__name__", "__qualname__", "__module__", "__doc__", "__signature__"):
+            setattr(self, attr, getattr(python_function, attr))
+
+    def __call__(self, *args, **kwargs):
+        cdef Py_ssize_t n = len(args)
+        cdef object data, x, y, compute
+        cdef dict extra = None
+        if n != self.nin or self.profiler.active is not None:
+            return self.python_function(*args, **kwargs)
+        x = args[0]
+        if not isinstance(x, _tensor_class):
+            return self.python_function(*args, **kwargs)
+        compute = self.forward if self.kernel_name is None else getattr(self.backend.active, self.kernel_name)
+        if n == 1:
+            if kwargs:
+                if not self.param_set.issuperset(kwargs):
+                    return self.python_function(*args, **kwargs)
+                extra = dict(self.defaults)
+                extra.update(kwargs)
+                data = compute(_data_of(<Node> x), **extra)
+            elif self.defaults:  # a kernel takes the parameters' defaults from here
+                extra = dict(self.defaults)
+                data = compute(_data_of(<Node> x), **extra)
+            else:
+                data = compute(_data_of(<Node> x))
+            return _record(data, self.backward, (x,), extra)
+        y = args[1]
+        if kwargs or not isinstance(y, _tensor_class):
+            return self.python_function(*args, **kwargs)
+        data = compute(_data_of(<Node> x), _data_of(<Node> y))
+        if self.defaults:
+            extra = dict(self.defaults)
+        return _record(data, self.backward, (x, y), extra)
+
+    def __get__(self, instance, owner):
+        return self if instance is None else PyMethod_New(self, instance)
+
+    def __reduce__(self):
+        return self.__qualname__  # pickled by reference, as functions are
+
+    def __repr__(self):
+        return f"<function {self.__qualname__} at {id(self):#x}>"
+
+
+def op_function(python_function, forward, backward, nin, defaults, kernel_name, save, backend, profiler):
+    """The public function of a registry op: an ``OpFunction`` over ``python_function`` when its
+    common calls can run in C (one or two inputs, no ``save`` step), else ``python_function``."""
+    if nin not in (1, 2) or save is not None or (nin == 2 and defaults):
+        return python_function
+    return OpFunction(python_function, forward, backward, nin, defaults, kernel_name, backend, profiler)
+
+
 # ----------------------------------------------------------------------------- versions
 cdef int _check_versions(Node node) except -1:
     cdef Node parent
@@ -386,5 +528,5 @@ def _set_node_sink(sink):
 
 
 # The other jobs' Python functions: the graph twin is one module to its users.
-from ._engine import backward_pass, set_profile_sinks  # noqa: E402
+from ._engine import backward_pass, backward_scalar, set_profile_sinks  # noqa: E402
 from ._state import get_id_counter, is_grad_enabled, set_grad_enabled, set_id_counter, take_id  # noqa: E402

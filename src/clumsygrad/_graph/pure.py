@@ -316,6 +316,17 @@ def new_node(data, grad_fn, parents: tuple, extra=None):
     return node
 
 
+# ``new_node`` for the registry's public functions, whose ``extra`` is a dict made for the node
+# (the compiled twin keeps it without a copy); here the same function, no extra frame.
+record = new_node
+
+
+def op_function(python_function, forward, backward, nin, defaults, kernel_name, save, backend, profiler):
+    """The public function of a registry op: on this twin the registry's Python function itself
+    (the compiled twin wraps it in a C callable for the common calls)."""
+    return python_function
+
+
 _allocate = object.__new__
 _version_of = attrgetter("_version")
 _data_of = attrgetter("_data")
@@ -356,6 +367,31 @@ def _record_one(data, grad_fn, parent, extra):
         node._extra = {}
         node._saved_versions = ()
     return node
+
+
+# ----------------------------------------------------------------------------- optimizer steps
+def sgd_step(params, lr, update, update_guarded) -> None:
+    """Plain SGD over ``params``: ``update(data, grad, lr)`` in place, then the version bump.
+
+    A parameter without a gradient is skipped; one whose data the memory guard holds read-only
+    goes to ``update_guarded(tensor, grad, lr)``.
+    """
+    for param in params:
+        grad = param._grad
+        if grad is None:
+            continue
+        data = param._data
+        if data.flags.writeable:
+            update(data, grad, lr)
+        else:
+            update_guarded(param, grad, lr)
+        param._version += 1
+
+
+def clear_grads(params) -> None:
+    """``tensor.grad = None`` for every tensor of ``params`` (``Optimizer.zero_grad``)."""
+    for param in params:
+        param._grad = None
 
 
 # 0-d arithmetic.  NumPy's arithmetic on 0-d arrays costs ~1 us a call (the scalar chain is nothing
@@ -486,6 +522,21 @@ def backward_pass(root, seed: np.ndarray, seed_owned: bool, keep_graph: bool) ->
 
 
 _guards = guard._guards  # the guard's table of guarding nodes (one dict, never rebound)
+
+
+def backward_scalar(root, keep_graph: bool) -> None:
+    """``root.backward()`` with the default seed: the checks of ``Tensor.backward`` and a seed
+    of ones (0-d for a 0-d root; a one-element tensor of any shape keeps its shape)."""
+    if not root._requires_grad:
+        raise RuntimeError("Tensor does not require gradients")
+    if root._tensor_type == _INTERMEDIATE and not root._parents:
+        raise RuntimeError("No backward graph exists for this tensor")
+    data = root._data
+    if data.size != 1:
+        raise RuntimeError("Gradient can only be implicitly created for scalar outputs")
+    # np.array is several times faster than np.ones for the usual 0-d loss.
+    seed = np.array(1, dtype=data.dtype) if not data.ndim else np.ones(data.shape, dtype=data.dtype)
+    backward_pass(root, seed, True, keep_graph)
 
 
 def _reverse_topological_order(root, pure_nodes: bool = False) -> list:

@@ -8,6 +8,7 @@ import numpy.typing as npt
 _Shape = Union[SupportsIndex, Sequence[SupportsIndex]]
 _Axis = Union[None, SupportsIndex, Sequence[SupportsIndex]]
 
+def relu_forward(x: npt.ArrayLike) -> np.ndarray: ...
 def relu_backward(y: npt.ArrayLike, grad: npt.ArrayLike) -> np.ndarray: ...
 def sgd_update(data: np.ndarray, grad: npt.ArrayLike, lr: float) -> None:
     """``data -= lr * grad`` in place."""

@@ -1,6 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Compiled elementwise steps that NumPy needs two ufunc calls for.
+"""Compiled elementwise steps that NumPy needs two ufunc calls for, or makes slow by dispatch.
 
+* ``relu_forward(x)``: ``max(x, 0)``; ``np.maximum(x, 0)`` resolves its loop and casts the 0
+  on every call (~0.65 us at 16x32 against ~0.05 us of work);
 * ``relu_backward(y, grad)``: ``grad * (y > 0)`` in one pass over blocks of ``SUM_BLOCK``
   elements (vectorised compares, then multiplies: NaN and infinite gradients behave exactly
   as in ``pure``);
@@ -21,7 +23,17 @@ from . import pure
 
 cnp.import_array()
 
-__all__ = ["relu_backward", "sgd_update"]
+__all__ = ["relu_forward", "relu_backward", "sgd_update"]
+
+
+cdef void _relu_core(const floating* x, floating* out, Py_ssize_t n) noexcept nogil:
+    """``out = max(x, 0)`` as ``np.maximum`` has it: NaN passes through, -0.0 becomes 0.0.
+
+    ``x <= 0`` is false for NaN, so the select keeps it; a compare and a mask, vectorised.
+    """
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = 0 if x[i] <= 0 else x[i]
 
 
 cdef void _relu_grad_core(const floating* y, const floating* g, floating* out,
@@ -59,12 +71,35 @@ cdef void _axpy_core(floating* d, const floating* g, floating a, Py_ssize_t n) n
         d[i] = d[i] - step
 
 
+cdef void _relu_forward_call(Call* k, floating* tag) noexcept nogil:
+    _relu_core(<const floating*>k.a, <floating*>k.out, k.n0)
+
+
 cdef void _relu_call(Call* k, floating* tag) noexcept nogil:
     _relu_grad_core(<const floating*>k.a, <const floating*>k.b, <floating*>k.out, k.n0)
 
 
 cdef void _axpy_call(Call* k, floating* tag) noexcept nogil:
     _axpy_core(<floating*>k.out, <const floating*>k.a, <floating>k.s0, k.n0)
+
+
+def relu_forward(x):
+    """``max(x, 0)`` elementwise: a new C array of ``x``'s shape, float32/float64 (other real
+    dtypes promote as in ``pure``); NaN stays NaN and -0.0 becomes 0.0, as in ``np.maximum``."""
+    cdef:
+        cnp.ndarray xa = fast_array(x)
+        cnp.ndarray out
+        int tn = kernel_type(xa, None, None)
+        Call k
+    if tn < 0:
+        return pure.relu_forward(xa)
+    xa = as_c_typed(xa, tn)
+    out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(xa), cnp.PyArray_DIMS(xa), tn, 0)
+    k.a = cnp.PyArray_DATA(xa)
+    k.out = cnp.PyArray_DATA(out)
+    k.n0 = cnp.PyArray_SIZE(xa)
+    run_typed(tn, &k, _relu_forward_call[float], _relu_forward_call[double])
+    return out
 
 
 def relu_backward(y, grad):

@@ -12,6 +12,7 @@ no Python wrapper sits between a caller and the compiled code.
 ``matmul_backward``         ``_matmul.pyx``
 ``mse_forward``             ``_loss.pyx``
 ``mse_backward``            ``_loss.pyx``
+``relu_forward``            ``_elementwise.pyx``
 ``relu_backward``           ``_elementwise.pyx``
 ``sgd_update``              ``_elementwise.pyx`` (in place)
 ``scatter_add``             ``_scatter.pyx``
@@ -39,7 +40,7 @@ backend switch (``clumsygrad._backend``) then falls back to ``pure``.
 """
 from ._conv import conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, conv2d_forward
 from ._cross_entropy import cross_entropy_backward, cross_entropy_forward, probs_minus_onehot
-from ._elementwise import relu_backward, sgd_update
+from ._elementwise import relu_backward, relu_forward, sgd_update
 from ._loss import mse_backward, mse_forward
 from ._matmul import matmul_backward
 from ._norm import batch_norm_backward, layer_norm_backward
@@ -58,6 +59,7 @@ __all__ = [
     "softmax_forward",
     "mse_forward",
     "mse_backward",
+    "relu_forward",
     "relu_backward",
     "sgd_update",
     "scatter_add",

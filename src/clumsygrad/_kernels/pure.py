@@ -61,6 +61,7 @@ __all__ = [
     "softmax_forward",
     "mse_forward",
     "mse_backward",
+    "relu_forward",
     "relu_backward",
     "sgd_update",
     "scatter_add",
@@ -90,6 +91,7 @@ _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 _ndarray = np.ndarray
 _add_reduce, _max_reduce, _and_reduce = np.add.reduce, np.maximum.reduce, np.logical_and.reduce
 _isfinite, _matmul, _exp, _multiply, _subtract = np.isfinite, np.matmul, np.exp, np.multiply, np.subtract
+_maximum = np.maximum
 
 
 # --------------------------------------------------------------------------- kernels
@@ -260,6 +262,20 @@ def mse_backward(pred, target, grad, need_pred=True, need_target=True) -> tuple:
     d_pred *= 2.0 / max(d_pred.size, 1)
     d_pred *= grad.reshape(())
     return (d_pred if need_pred else None, np.asarray(-d_pred) if need_target else None)
+
+
+_ZERO = {_F32: np.zeros((), np.float32), _F64: np.zeros((), np.float64)}
+
+
+def relu_forward(x) -> np.ndarray:
+    """``max(x, 0)`` elementwise, a new array of ``x``'s shape in its float dtype."""
+    if type(x) is _ndarray:
+        zero = _ZERO.get(x.dtype)  # a 0-d zero of x's dtype: NumPy casts a Python 0 per call
+        if zero is not None and x.ndim:
+            return _maximum(x, zero)
+    x = np.asarray(x)
+    dtype = result_dtype(x)
+    return np.asarray(np.maximum(x, np.zeros((), dtype), dtype=dtype))  # 0-d: not a NumPy scalar
 
 
 def relu_backward(y, grad) -> np.ndarray:
