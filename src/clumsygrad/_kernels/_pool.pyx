@@ -166,12 +166,13 @@ cdef void _max_back(Call* k, floating* tag) noexcept nogil:
 cdef void _avg(Call* k, floating* tag) noexcept nogil:
     """Forward (``flag`` False): ``out`` = window means of ``a``.  Backward: ``out`` (zeroed) +=
     ``a`` / divisor over each window (``a`` is then the output gradient).  ``s0``: 1 to count
-    the padding in the divisor."""
+    the padding in the divisor; ``n0``: a divisor for every window instead (0: none)."""
     cdef:
         const Pool* q = <const Pool*>k.aux
         const floating* src = <const floating*>k.a
         floating* dst = <floating*>k.out
         bint backward = k.flag, include_pad = k.s0 != 0
+        Py_ssize_t override = k.n0
         Py_ssize_t p, oh, ow, h0, w0, h1, w1, h, w, hn, wn
         floating s, div
         const floating* xplane
@@ -197,7 +198,12 @@ cdef void _avg(Call* k, floating* tag) noexcept nogil:
                     w0 = 0
                 if w1 > q.w:
                     w1 = q.w
-                div = <floating>(hn * wn) if include_pad else <floating>((h1 - h0) * (w1 - w0))
+                if override:
+                    div = <floating>override
+                elif include_pad:
+                    div = <floating>(hn * wn)
+                else:
+                    div = <floating>((h1 - h0) * (w1 - w0))
                 if backward:
                     dplane = dst + p * q.h * q.w
                     s = src[0] / div
@@ -216,14 +222,23 @@ cdef void _avg(Call* k, floating* tag) noexcept nogil:
 
 
 # --------------------------------------------------------------------------- kernels
-cdef object _pool_forward(bint is_max, x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad):
+cdef Py_ssize_t _divisor(object divisor_override) except? -1:
+    """``divisor_override`` as the core's ``n0`` (0: none); ``checks`` raises for a bad one."""
+    if divisor_override is None:
+        return 0
+    return checks.divisor_override(divisor_override)
+
+
+cdef object _pool_forward(bint is_max, x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
+                          divisor_override=None):
     """The forward pass of both poolings: prologue, output(s), core."""
     cdef cnp.ndarray xa = fast_array(x)
     cdef int tn = _float4(xa, "max_pool2d input" if is_max else "avg_pool2d input")
     if tn < 0:
         if is_max:
             return pure.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode)
-        return pure.avg_pool2d_forward(x, kernel_size, stride, padding, count_include_pad, ceil_mode)
+        return pure.avg_pool2d_forward(x, kernel_size, stride, padding, count_include_pad, ceil_mode,
+                                       divisor_override)
     cdef Pool q
     cdef Py_ssize_t xs[4]
     _geometry(&q, xs if small_dims(xa, xs) else NULL, (<object>xa).shape, kernel_size, stride,
@@ -243,6 +258,7 @@ cdef object _pool_forward(bint is_max, x, kernel_size, stride, padding, dilation
         return out, idx
     k.flag = False
     k.s0 = 1.0 if count_include_pad else 0.0
+    k.n0 = _divisor(divisor_override)
     run_typed(tn, &k, _avg[float], _avg[double])
     return out
 
@@ -297,16 +313,19 @@ def max_pool2d_backward(grad, indices, input_shape):
     return dx
 
 
-def avg_pool2d_forward(x, kernel_size, stride, padding, count_include_pad, ceil_mode=False):
-    return _pool_forward(False, x, kernel_size, stride, padding, (1, 1), ceil_mode, count_include_pad)
+def avg_pool2d_forward(x, kernel_size, stride, padding, count_include_pad, ceil_mode=False,
+                       divisor_override=None):
+    return _pool_forward(False, x, kernel_size, stride, padding, (1, 1), ceil_mode, count_include_pad,
+                         divisor_override)
 
 
-def avg_pool2d_backward(grad, input_shape, kernel_size, stride, padding, count_include_pad, ceil_mode=False):
+def avg_pool2d_backward(grad, input_shape, kernel_size, stride, padding, count_include_pad, ceil_mode=False,
+                        divisor_override=None):
     cdef cnp.ndarray ga = fast_array(grad)
     cdef int tn = _float4(ga, "avg_pool2d gradient")
     if tn < 0:
         return pure.avg_pool2d_backward(grad, input_shape, kernel_size, stride, padding, count_include_pad,
-                                        ceil_mode)
+                                        ceil_mode, divisor_override)
     cdef Pool q
     cdef Py_ssize_t xs[4]
     cdef Py_ssize_t i
@@ -328,5 +347,6 @@ def avg_pool2d_backward(grad, input_shape, kernel_size, stride, padding, count_i
     k.aux = &q
     k.flag = True
     k.s0 = 1.0 if count_include_pad else 0.0
+    k.n0 = _divisor(divisor_override)
     run_typed(tn, &k, _avg[float], _avg[double])
     return dx

@@ -446,6 +446,19 @@ def pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode=Fal
     return n, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw
 
 
+def divisor_override(value):
+    """``avg_pool2d``'s ``divisor_override``: None, or a non-zero integer (PyTorch's rule)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"avg_pool2d: divisor_override must be an integer or None, got {type(value).__name__}")
+    if value == 0:
+        raise ValueError("avg_pool2d: divisor_override must not be zero")
+    if abs(value) >= 2**53:
+        raise ValueError(f"avg_pool2d: divisor_override {value} is too large")
+    return int(value)
+
+
 def check_pool_grad(name: str, grad_shape: tuple, expected: tuple) -> None:
     if tuple(grad_shape) != tuple(expected):
         raise ValueError(f"{name} gradient of shape {tuple(grad_shape)}, expected {tuple(expected)}")

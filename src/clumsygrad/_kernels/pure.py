@@ -30,6 +30,7 @@ from .checks import (  # noqa: F401  (re-exported: callers import these from pur
     check_max_pool_indices,
     check_norm_shapes,
     check_pool_grad,
+    divisor_override as _divisor_override,
     pool_output_size,
     conv2d_arrays,
     conv2d_geometry,
@@ -565,11 +566,14 @@ def max_pool2d_backward(grad, indices, input_shape) -> np.ndarray:
     return out.reshape(n, c, h, w)
 
 
-def _avg_divisor(geo, count_include_pad, dtype) -> np.ndarray:
-    """The (OH, OW) divisors, PyTorch's: the window's cells inside the padded input (the window
-    clipped at the far padding edge, which only ``ceil_mode`` windows cross), or inside the
-    image alone without ``count_include_pad``."""
+def _avg_divisor(geo, count_include_pad, dtype, divisor_override=None) -> np.ndarray:
+    """The (OH, OW) divisors, PyTorch's: ``divisor_override`` for every window when given, else
+    the window's cells inside the padded input (the window clipped at the far padding edge,
+    which only ``ceil_mode`` windows cross), or inside the image alone without
+    ``count_include_pad``."""
     n, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw = geo
+    if divisor_override is not None:
+        return np.full((oh, ow), divisor_override, dtype)
     counts = []
     for size, out, k, s, p in ((h, oh, kh, sh, ph), (w, ow, kw, sw, pw)):
         start = np.arange(out) * s - p
@@ -580,25 +584,28 @@ def _avg_divisor(geo, count_include_pad, dtype) -> np.ndarray:
     return np.multiply.outer(*counts).astype(dtype)
 
 
-def avg_pool2d_forward(x, kernel_size, stride, padding, count_include_pad, ceil_mode=False) -> np.ndarray:
+def avg_pool2d_forward(x, kernel_size, stride, padding, count_include_pad, ceil_mode=False,
+                       divisor_override=None) -> np.ndarray:
     """The mean of each window (padding counts as zeros when ``count_include_pad``; divisors as
     :func:`_avg_divisor`)."""
     x = _float_array("avg_pool2d input", x, 4)
     dtype = result_dtype(x)
     geo = pool_geometry(x.shape, kernel_size, stride, padding, (1, 1), ceil_mode)
+    divisor = _divisor_override(divisor_override)
     total = _pool_windows(x.astype(dtype, copy=False), geo, 0.0).sum(axis=(2, 3))
-    return total / _avg_divisor(geo, bool(count_include_pad), dtype)
+    return total / _avg_divisor(geo, bool(count_include_pad), dtype, divisor)
 
 
 def avg_pool2d_backward(grad, input_shape, kernel_size, stride, padding, count_include_pad,
-                        ceil_mode=False) -> np.ndarray:
+                        ceil_mode=False, divisor_override=None) -> np.ndarray:
     """The gradient of :func:`avg_pool2d_forward`: each window's share spread over its cells."""
     grad = _float_array("avg_pool2d gradient", grad, 4)
     dtype = result_dtype(grad)
     geo = pool_geometry(as_shape(input_shape), kernel_size, stride, padding, (1, 1), ceil_mode)
     n, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw = geo
     check_pool_grad("avg_pool2d", grad.shape, (n, c, oh, ow))
-    share = grad.astype(dtype, copy=False) / _avg_divisor(geo, bool(count_include_pad), dtype)
+    divisor = _divisor_override(divisor_override)
+    share = grad.astype(dtype, copy=False) / _avg_divisor(geo, bool(count_include_pad), dtype, divisor)
     hp = max(h + ph, (oh - 1) * sh + kh)
     wp = max(w + pw, (ow - 1) * sw + kw)
     dxp = np.zeros((n, c, hp, wp), dtype)

@@ -21,6 +21,7 @@ import numpy as np
 from .. import _backend
 from ..activation import log_softmax, relu, sigmoid, softmax, tanh
 from .. import _registry
+from .._kernels import checks as _checks
 from ..grad import skips_unneeded
 from ..loss import binary_cross_entropy_with_logits, cross_entropy, mae_loss, mse_loss
 from ..tensor import Tensor, _new_node
@@ -240,13 +241,15 @@ def max_pool2d_backward(tensor: Tensor, grad: np.ndarray) -> tuple:
 
 
 def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
-               count_include_pad: bool = True) -> Tensor:
+               count_include_pad: bool = True, divisor_override: Optional[int] = None) -> Tensor:
     """The mean over each window (``stride`` defaults to ``kernel_size``; zero padding of at most
     half the kernel, counted in the divisor when ``count_include_pad``).  ``ceil_mode`` as in
     :func:`max_pool2d`; a window running past the padding divides by its cells inside the padded
-    input (PyTorch's divisor)."""
+    input (PyTorch's divisor).  ``divisor_override``, a non-zero integer, divides every window's
+    sum instead."""
     x, batched, x4, kernel, stride, padding, _ = _pool_args("avg_pool2d", input, kernel_size, stride, padding)
-    args = (kernel, stride, padding, bool(count_include_pad), bool(ceil_mode))
+    args = (kernel, stride, padding, bool(count_include_pad), bool(ceil_mode),
+            _checks.divisor_override(divisor_override))
     data = _backend.active.avg_pool2d_forward(x4, *args)
     return _new_node(data if batched else data[0], avg_pool2d_backward, (x,), {"x4": x4.shape, "args": args})
 
