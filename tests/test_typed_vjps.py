@@ -318,3 +318,68 @@ def test_cross_entropy_keeps_the_recorded_labels_when_the_caller_changes_them():
     labels[:] = 0
     loss.backward()
     np.testing.assert_allclose(x.grad, np.full((3, 3), 1 / 3) - np.eye(3))
+
+
+# --------------------------------------------------------------------------- 1-D matmul, basic indexing
+@st.composite
+def vector_matmul_cases(draw):
+    n, k, m = draw(small), draw(small), draw(small)
+    batch = tuple(draw(st.lists(positive, min_size=1, max_size=2)))
+    left, right = {
+        "dot": ((k,), (k,)),
+        "row": ((k,), (k, m)),
+        "column": ((n, k), (k,)),
+        "row_batched": ((k,), batch + (k, m)),
+        "batched_column": (batch + (n, k), (k,)),
+    }[draw(st.sampled_from(["dot", "row", "column", "row_batched", "batched_column"]))]
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return rng.standard_normal(left), rng.standard_normal(right), draw(dtypes)
+
+
+@SETTINGS
+@given(vector_matmul_cases())
+def test_matmul_with_a_vector_typed_backward_equals_the_formulas(case):
+    a, b, dtype = case
+    _agree(lambda x, y: tanh(x @ y) if (x.ndim + y.ndim) > 2 else (x @ y) * 3.0, [a, b], dtype)
+
+
+BASIC_KEYS = [
+    (1,), (-1,), (slice(None, None, -1),), (slice(1, None, 2),), (Ellipsis, 0), (None, slice(0, 2)),
+    (0, None, slice(None, None, -2)), (slice(None), 1), (Ellipsis,), (1, 2), (slice(5, 1),),
+]
+
+
+@settings(SETTINGS, max_examples=examples(80))
+@given(st.tuples(st.integers(2, 5), st.integers(3, 5)), st.sampled_from(BASIC_KEYS), dtypes,
+       st.sampled_from(LAYOUTS), st.integers(0, 2**32 - 1))
+def test_basic_index_typed_backward_equals_the_python_kernel(shape, key, dtype, layout, seed):
+    a = np.random.default_rng(seed).standard_normal(shape)
+
+    def build(x):
+        part = _laid_out(x, layout)[key if len(key) > 1 else key[0]]
+        return part * 2.0 + part * part  # used twice: the gradient is accumulated too
+
+    _agree(build, [a], dtype)
+
+
+def test_vector_matmul_and_basic_indexing_do_not_run_the_python_kernels(monkeypatch):
+    if not compiled_node_in_use():
+        return
+    import clumsygrad.math as cg_math
+    import clumsygrad.shape as cg_shape
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the Python kernel ran")
+
+    monkeypatch.setattr(cg_math, "evaluate", refuse)  # matmul's kernel for 1-D operands
+    monkeypatch.setattr(cg_shape, "scatter_array", refuse)  # getitem's kernel
+    rng = np.random.default_rng(2)
+    v = Tensor(rng.standard_normal(4), TensorType.PARAMETER, dtype=np.float64)
+    M = Tensor(rng.standard_normal((3, 4)), TensorType.PARAMETER, dtype=np.float64)
+    loss = (v @ v) + (M @ v).sum() + (v @ M.T()).sum() + M[1:, ::-1].sum() + M[0].sum() + M[..., None].sum()
+    loss.backward()
+    np.testing.assert_allclose(v.grad, 2 * v.data + M.data.sum(axis=0) + M.data.sum(axis=0), rtol=1e-12)
+    expected = np.ones((3, 4)) * v.data[None, :] * 2 + 1.0
+    expected[1:, :] += 1.0
+    expected[0, :] += 1.0
+    np.testing.assert_allclose(M.grad, expected, rtol=1e-12)

@@ -595,7 +595,7 @@ cdef bint _kernel_vjp(Node node, int op, object g) except -1:
             return False
         if op == MATMUL:
             if cnp.PyArray_NDIM(<cnp.ndarray> xd) < 2 or cnp.PyArray_NDIM(<cnp.ndarray> yd) < 2:
-                return False  # 1-D operands: the op's formulas
+                return _vector_matmul_vjp(x, y, <cnp.ndarray> xd, <cnp.ndarray> yd, g)
             r0, r1 = _matmul_backward(xd, yd, g, x.requires_grad_, y.requires_grad_)
         else:
             r0, r1 = _mse_backward(xd, yd, g, x.requires_grad_, y.requires_grad_)
@@ -615,7 +615,7 @@ cdef bint _kernel_vjp(Node node, int op, object g) except -1:
         r0 = _probs_minus_onehot((<dict> extra)["probs"], (<dict> extra)["target"], g,
                                  (<dict> extra)["reduction"])
     elif op == GETITEM:
-        return _rows_vjp(node, x, g)
+        return _rows_vjp(node, x, g) or _basic_index_vjp(node, x, g)
     elif op == SUM or op == MEAN:
         r0 = _reduction_vjp(node, op, x, g)
         if r0 is None:
@@ -628,6 +628,69 @@ cdef bint _kernel_vjp(Node node, int op, object g) except -1:
         _accumulate(x, r0, _fresh(r0, g))
     if r1 is not None and y.requires_grad_:
         _accumulate(y, r1, _fresh(r1, g))
+    return True
+
+
+cdef bint _vector_matmul_vjp(Node x, Node y, cnp.ndarray xd, cnp.ndarray yd, object g) except -1:
+    """``x @ y`` with a 1-D operand, as NumPy defines it: a 1-D ``x`` is a row ``(1, k)``, a 1-D
+    ``y`` a column ``(k, 1)``, and the gradient gets the axis the product removed; then the
+    2-D kernel, and its gradients reshaped back (views)."""
+    cdef int xn = cnp.PyArray_NDIM(xd), yn = cnp.PyArray_NDIM(yd)
+    cdef tuple gshape = (<object> g).shape
+    cdef Py_ssize_t gn = len(gshape)
+    if xn == 0 or yn == 0 or gn != (xn if xn > yn else yn) - 1:  # the product drops one axis
+        return False
+    if xn == 1 and yn == 1:
+        gshape = (1, 1)
+    elif xn == 1:
+        gshape = gshape[:gn - 1] + (1, gshape[gn - 1])
+    else:
+        gshape = gshape + (1,)
+    r0, r1 = _matmul_backward((<object> xd).reshape(1, -1) if xn == 1 else xd,
+                              (<object> yd).reshape(-1, 1) if yn == 1 else yd,
+                              (<object> g).reshape(gshape), x.requires_grad_, y.requires_grad_)
+    if r0 is not None:
+        r0 = r0.reshape((<object> xd).shape)
+        if not _fits(r0, x):
+            return False
+    if r1 is not None:
+        r1 = r1.reshape((<object> yd).shape)
+        if not _fits(r1, y):
+            return False
+    if r0 is not None and x.requires_grad_:
+        _accumulate(x, r0, _fresh(r0, g))
+    if r1 is not None and y.requires_grad_:
+        _accumulate(y, r1, _fresh(r1, g))
+    return True
+
+
+cdef inline bint _basic_part(object part):
+    """An index NumPy reads as basic indexing: an int (not a bool), a slice, None or ``...``."""
+    return type(part) is int or type(part) is slice or part is None or part is Ellipsis
+
+
+cdef bint _basic_index_vjp(Node node, Node x, object g) except -1:
+    """``x[key]`` for a key of ints, slices, None and ``...`` (a view: no element twice): the
+    gradient written into zeros of ``x``'s shape at ``key``, in C (NumPy's setitem)."""
+    cdef object extra = node.extra_
+    cdef cnp.ndarray out
+    if type(extra) is not dict:
+        return False
+    key = (<dict> extra).get("key")
+    shape = (<dict> extra).get("original_shape")
+    if type(shape) is not tuple:
+        return False
+    if type(key) is tuple:
+        for part in <tuple> key:
+            if not _basic_part(part):
+                return False
+    elif not _basic_part(key):
+        return False
+    out = np.zeros(shape, dtype=(<object> g).dtype)
+    out[key] = g
+    if not _fits(out, x):
+        return False
+    _accumulate(x, out, True)
     return True
 
 
