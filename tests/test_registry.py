@@ -129,7 +129,8 @@ def test_compiled_engine_table_comes_from_the_registry():
     assert typed[grad.exp_backward] == "EXP" and typed[grad.add_backward] == "ADD"
     assert typed[grad.matmul_backward] == "MATMUL" and typed[grad.getitem_backward] == "GETITEM"
     assert typed[grad.cross_entropy_backward] == "CROSS_ENTROPY"
-    assert grad.log_softmax_backward not in typed  # no typed loop: the Python function runs
+    assert typed[grad.log_softmax_backward] == "LOG_SOFTMAX" and typed[grad.gelu_backward] == "GELU"
+    assert grad.leaky_relu_backward not in typed  # no typed loop: the Python function runs
     if cg.get_backend() == "cython":
         from clumsygrad._graph.native import VJP
 

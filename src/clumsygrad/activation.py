@@ -7,6 +7,7 @@ import numpy as np
 
 from . import _backend
 from ._adjoint import is_array, normalize_axes
+from ._kernels.checks import normal_cdf_values as _normal_cdf_values
 from ._registry import defop, export
 
 _SQRT_2_OVER_PI = _m.sqrt(2.0 / _m.pi)
@@ -69,45 +70,20 @@ def log_softmax(tensor, axis: int = -1):
     """``x - logsumexp(x, axis)``, computed as ``(x - max) - log(sum(exp(x - max)))``: no overflow,
     and no ``log(0)`` where the softmax underflows."""
     _check_axis(tensor, axis, "log_softmax")
-    shifted = tensor - np.max(tensor, axis=axis, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    return _backend.active.log_softmax_forward(tensor, axis)
+
+
+def _log_softmax_kernel(tensor, grad, *, needs=None):
+    axis = tensor._extra.get("axis", -1)
+    return (_backend.active.log_softmax_backward(tensor._data, grad, axis),)
 
 
 defop("log_softmax", log_softmax,
       (lambda g, out, x, axis=-1: g - np.exp(out) * np.sum(g, axis=axis, keepdims=True),),
-      module="activation", method="log_softmax")
+      module="activation", method="log_softmax", kernel=_log_softmax_kernel, typed="LOG_SOFTMAX")
 
 
 # ----------------------------------------------------------------------------- more activations
-def _erf(x: np.ndarray) -> np.ndarray:
-    """The error function to float64 precision (NumPy has none): a Taylor series for |x| < 2,
-    the continued fraction of erfc beyond."""
-    x = np.asarray(x, dtype=np.float64)
-    a = np.abs(x)
-    small = a < 2.0
-    out = np.empty_like(a)
-    s = a[small]
-    if s.size:
-        z2 = s * s
-        term = s.copy()
-        total = s.copy()
-        for n in range(1, 60):
-            term = term * (-z2) / n
-            total += term / (2 * n + 1)
-        out[small] = total * (2.0 / _m.sqrt(_m.pi))
-    b = a[~small]
-    if b.size:
-        frac = np.zeros_like(b)
-        for k in range(80, 0, -1):
-            frac = (k / 2.0) / (b + frac)
-        out[~small] = 1.0 - np.exp(-b * b) / (_m.sqrt(_m.pi) * (b + frac))
-    return np.sign(x) * out
-
-
-def _normal_cdf_values(x):
-    return 0.5 * (1 + _erf(np.asarray(x) / _m.sqrt(2.0)))
-
-
 def _pdf(x):
     return _INV_SQRT_2PI * np.exp(-0.5 * x * x)
 
@@ -122,11 +98,12 @@ defop("normal_cdf", normal_cdf, (lambda g, out, x: g * _pdf(x),), module="activa
 
 def gelu(x, approximate: str = "none"):
     """Gaussian error linear unit ``x * Phi(x)``; ``approximate="tanh"`` gives the tanh form."""
-    if approximate == "tanh":
-        return 0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)))
-    if approximate != "none":
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return (x * _normal_cdf_values(x)).astype(np.result_type(x, np.float32), copy=False)
+    return _backend.active.gelu_forward(x, approximate)
+
+
+def _gelu_kernel(tensor, grad, *, needs=None):
+    approximate = tensor._extra.get("approximate", "none")
+    return (_backend.active.gelu_backward(tensor._parents[0]._data, grad, approximate),)
 
 
 def _gelu_vjp(g, out, x, approximate="none"):
@@ -139,7 +116,8 @@ def _gelu_vjp(g, out, x, approximate="none"):
     return g * (cdf + x * _pdf(x))
 
 
-defop("gelu", gelu, (_gelu_vjp,), module="activation", method="gelu")
+defop("gelu", gelu, (_gelu_vjp,), module="activation", method="gelu", kernel=_gelu_kernel, typed="GELU",
+      forward_kernel="gelu_forward")
 
 
 def leaky_relu(x, negative_slope: float = 0.01):

@@ -16,6 +16,8 @@ import numpy as np
 from .._kernels._reduce import mul_reduce_to_shape as _mul_reduce_to_shape
 from .._kernels._reduce import expand_to_shape as _expand_to_shape
 from .._kernels._reduce import reduce_to_shape as _reduce_to_shape
+from .._kernels._activation import gelu_backward as _gelu_backward
+from .._kernels._activation import log_softmax_backward as _log_softmax_backward
 from .._kernels._cross_entropy import probs_minus_onehot as _probs_minus_onehot
 from .._kernels._elementwise import relu_backward as _relu_backward
 from .._kernels._loss import mse_backward as _mse_backward
@@ -26,7 +28,7 @@ from . import ENGINE_LOCK
 from . import hooks as _hooks
 from . import pure as _pure
 from .native cimport (
-    ADD, ADD_BROADCAST, ADD_SCALAR, CONCATENATE, CROSS_ENTROPY, GETITEM, STACK, MATMUL, MEAN, MSE, MUL_BROADCAST, PERMUTE, SUM, RELU, SOFTMAX, SUB_BROADCAST, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
+    ADD, ADD_BROADCAST, ADD_SCALAR, CONCATENATE, CROSS_ENTROPY, GELU, GETITEM, LOG_SOFTMAX, STACK, MATMUL, MEAN, MSE, MUL_BROADCAST, PERMUTE, SUM, RELU, SOFTMAX, SUB_BROADCAST, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
     L_POWER_VJP, L_SIGMOID_VJP, L_SIN_VJP, L_SQRT_VJP, L_TANH_VJP, LOG, MUL, MUL_SCALAR, NEGATE,
     POWER, RESHAPE, SIGMOID, SIN, SQRT, SUB, SUB_SCALAR, TANH, TRANSPOSE, Node, floating,
     _array_value, _check_versions, _compute, _data_of, _fast_operand, _fits, _free,
@@ -605,10 +607,15 @@ cdef bint _kernel_vjp(Node node, int op, object g) except -1:
         return True
     elif op == RELU:
         r0 = _relu_backward(_data_of(node), g)
-    elif op == SOFTMAX:
+    elif op == SOFTMAX or op == LOG_SOFTMAX:
         if extra is not None and type(extra) is not dict:
             return False
-        r0 = _softmax_backward(_data_of(node), g, (<dict> extra).get("axis", -1) if extra is not None else -1)
+        axis = (<dict> extra).get("axis", -1) if extra is not None else -1
+        r0 = (_softmax_backward if op == SOFTMAX else _log_softmax_backward)(_data_of(node), g, axis)
+    elif op == GELU:
+        if extra is not None and type(extra) is not dict:
+            return False
+        r0 = _gelu_backward(_data_of(x), g, (<dict> extra).get("approximate", "none") if extra is not None else "none")
     elif op == CROSS_ENTROPY:
         if type(extra) is not dict or (<dict> extra).get("probs") is None:
             return False  # recorded without its softmax (targets): the Python kernel

@@ -55,6 +55,8 @@ cpdef enum VJP:
     MEAN
     CONCATENATE      # each input gets its slice of the gradient (a view), any number of inputs
     STACK
+    GELU             # compiled kernels of _activation.pyx, called with the input / the output
+    LOG_SOFTMAX
 
 # The elementwise loops, shared by the forward fast paths and the typed VJPs.  ``x`` is the
 # first operand (the gradient in a VJP), ``y`` the second (an operand or the output), ``c`` a

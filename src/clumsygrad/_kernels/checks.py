@@ -16,6 +16,8 @@ import numpy as np
 
 __all__ = [
     "result_dtype",
+    "erf_values",
+    "normal_cdf_values",
     "as_shape",
     "as_double",
     "sum_without_overflow",
@@ -38,6 +40,7 @@ __all__ = [
     "pool_output_size",
     "pool_geometry",
     "check_pool_grad",
+    "divisor_override",
     "check_max_pool_indices",
     "check_norm_shapes",
 ]
@@ -499,3 +502,34 @@ def _norm_arrays(name, grad, xhat, rstd, weight, ndim):
         raise ValueError(f"{name}: gradient of shape {grad.shape} and input of shape {xhat.shape} differ")
     arrays = (grad, xhat, rstd) + (() if weight is None else (np.asarray(weight),))
     return grad, xhat, rstd, None if weight is None else np.asarray(weight), result_dtype(*arrays)
+
+
+# --------------------------------------------------------------------------- special functions
+def erf_values(x) -> np.ndarray:
+    """The error function in float64 to its precision (NumPy has none): a Taylor series for
+    |x| < 2, the continued fraction of erfc beyond."""
+    x = np.asarray(x, dtype=np.float64)
+    a = np.abs(x)
+    small = a < 2.0
+    out = np.empty_like(a)
+    s = a[small]
+    if s.size:
+        z2 = s * s
+        term = s.copy()
+        total = s.copy()
+        for n in range(1, 60):
+            term = term * (-z2) / n
+            total += term / (2 * n + 1)
+        out[small] = total * (2.0 / math.sqrt(math.pi))
+    b = a[~small]
+    if b.size:
+        frac = np.zeros_like(b)
+        for k in range(80, 0, -1):
+            frac = (k / 2.0) / (b + frac)
+        out[~small] = 1.0 - np.exp(-b * b) / (math.sqrt(math.pi) * (b + frac))
+    return np.sign(x) * out
+
+
+def normal_cdf_values(x) -> np.ndarray:
+    """``Phi(x) = (1 + erf(x / sqrt 2)) / 2`` in float64."""
+    return 0.5 * (1 + erf_values(np.asarray(x) / math.sqrt(2.0)))

@@ -14,6 +14,10 @@ no Python wrapper sits between a caller and the compiled code.
 ``mse_backward``            ``_loss.pyx``
 ``relu_forward``            ``_elementwise.pyx``
 ``relu_backward``           ``_elementwise.pyx``
+``gelu_forward``            ``_activation.pyx``
+``gelu_backward``           ``_activation.pyx``
+``log_softmax_forward``     ``_activation.pyx``
+``log_softmax_backward``    ``_activation.pyx``
 ``sgd_update``              ``_elementwise.pyx`` (in place)
 ``scatter_add``             ``_scatter.pyx``
 ``cross_entropy_backward``  ``_cross_entropy.pyx``
@@ -38,6 +42,7 @@ dispatch, axes, the loop plan); the interface and its rules are in ``docs/kernel
 Importing this module raises ``ImportError`` when the extensions were never built; the
 backend switch (``clumsygrad._backend``) then falls back to ``pure``.
 """
+from ._activation import gelu_backward, gelu_forward, log_softmax_backward, log_softmax_forward
 from ._conv import conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, conv2d_forward
 from ._cross_entropy import cross_entropy_backward, cross_entropy_forward, probs_minus_onehot
 from ._elementwise import relu_backward, relu_forward, sgd_update
@@ -61,6 +66,10 @@ __all__ = [
     "mse_backward",
     "relu_forward",
     "relu_backward",
+    "gelu_forward",
+    "gelu_backward",
+    "log_softmax_forward",
+    "log_softmax_backward",
     "sgd_update",
     "scatter_add",
     "cross_entropy_backward",

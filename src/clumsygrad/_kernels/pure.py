@@ -17,6 +17,7 @@ Rules shared by all kernels (``docs/kernels.md``):
 """
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
@@ -30,7 +31,9 @@ from .checks import (  # noqa: F401  (re-exported: callers import these from pur
     check_max_pool_indices,
     check_norm_shapes,
     check_pool_grad,
-    divisor_override as _divisor_override,
+    divisor_override,
+    erf_values,
+    normal_cdf_values,
     pool_output_size,
     conv2d_arrays,
     conv2d_geometry,
@@ -53,6 +56,8 @@ from .checks import (  # noqa: F401  (re-exported: callers import these from pur
     sum_without_overflow,
 )
 
+_divisor_override = divisor_override  # the kernels below take a parameter of that name
+
 __all__ = [
     "reduce_to_shape",
     "mul_reduce_to_shape",
@@ -64,6 +69,10 @@ __all__ = [
     "mse_backward",
     "relu_forward",
     "relu_backward",
+    "gelu_forward",
+    "gelu_backward",
+    "log_softmax_forward",
+    "log_softmax_backward",
     "sgd_update",
     "scatter_add",
     "cross_entropy_backward",
@@ -645,3 +654,71 @@ def batch_norm_backward(grad, xhat, rstd, weight) -> tuple:
     if weight is None:
         return dx.astype(dtype, copy=False), None, None
     return dx.astype(dtype, copy=False), dweight, dbias
+
+
+# --------------------------------------------------------------------------- activations
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_GELU_FORMS = ("none", "tanh")
+
+
+def _gelu_form(approximate) -> str:
+    if approximate not in _GELU_FORMS:
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return approximate
+
+
+def gelu_forward(x, approximate="none") -> np.ndarray:
+    """``x * Phi(x)``, or its tanh form, elementwise: a new array of ``x``'s float dtype."""
+    form = _gelu_form(approximate)
+    x = np.asarray(x)
+    x = x.astype(result_dtype(x), copy=False)
+    if form == "tanh":
+        return np.asarray(0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3))))
+    return np.asarray((x * normal_cdf_values(x)).astype(x.dtype, copy=False))
+
+
+def gelu_backward(x, grad, approximate="none") -> np.ndarray:
+    """The gradient of :func:`gelu_forward` at ``x`` times ``grad`` (one shape)."""
+    form = _gelu_form(approximate)
+    x = np.asarray(x)
+    grad = np.asarray(grad)
+    dtype = result_dtype(x, grad)
+    check_same_shape("gelu_backward", "the input and gradient", x, grad)
+    x = x.astype(dtype, copy=False)
+    grad = grad.astype(dtype, copy=False)
+    if form == "tanh":
+        t = np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3))
+        d_inner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+        return np.asarray(grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * d_inner), dtype=dtype)
+    cdf = normal_cdf_values(x).astype(dtype)
+    return np.asarray(grad * (cdf + x * (_INV_SQRT_2PI * np.exp(-0.5 * x * x))), dtype=dtype)
+
+
+def _log_softmax_axis(x: np.ndarray, axis, name: str) -> int:
+    (ax,) = normalize_axes(operator.index(axis), max(x.ndim, 1))
+    if x.ndim and x.shape[ax] == 0:
+        raise ValueError(f"{name} over axis {ax} of shape {x.shape}, which has no elements")
+    return ax
+
+
+def log_softmax_forward(x, axis) -> np.ndarray:
+    """``(x - max) - log(sum(exp(x - max)))`` along one int ``axis``: no overflow, no ``log(0)``."""
+    x = np.asarray(x)
+    dtype = result_dtype(x)
+    ax = _log_softmax_axis(x, axis, "log_softmax_forward")
+    x = x.astype(dtype, copy=False)
+    shifted = x - np.maximum.reduce(x, axis=ax, keepdims=True)
+    return np.asarray(shifted - np.log(np.add.reduce(np.exp(shifted), axis=ax, keepdims=True)))
+
+
+def log_softmax_backward(y, grad, axis) -> np.ndarray:
+    """``grad - exp(y) * sum(grad, axis)`` for a log-softmax output ``y`` (one shape)."""
+    y = np.asarray(y)
+    grad = np.asarray(grad)
+    dtype = result_dtype(y, grad)
+    check_same_shape("log_softmax_backward", "the output and gradient", y, grad)
+    (ax,) = normalize_axes(operator.index(axis), max(y.ndim, 1))
+    y = y.astype(dtype, copy=False)
+    grad = grad.astype(dtype, copy=False)
+    return np.asarray(grad - np.exp(y) * np.add.reduce(grad, axis=ax, keepdims=True), dtype=dtype)
