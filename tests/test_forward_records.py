@@ -281,3 +281,4 @@ def test_the_common_op_calls_take_the_compiled_path():
 
     for function in (relu, softmax, mse_loss):
         assert (type(function).__name__ == "OpFunction") == compiled_node_in_use()
+

@@ -135,11 +135,21 @@ def _divide(x, y):
     return np.divide(x, y)
 
 
+def _divide_kernel(tensor, grad, *, needs=None):
+    # the formulas on arrays, the broadcast sums by the reduction kernel
+    x, y = tensor._parents
+    reduce = _backend.active.reduce_to_shape
+    return (
+        reduce(grad / y._data, x._shape) if needs is None or needs[0] else None,
+        reduce(-grad * tensor._data / y._data, y._shape) if needs is None or needs[1] else None,
+    )
+
+
 defop(
     "divide", _divide,
     (lambda g, out, x, y: unbroadcast(g / y, np.shape(x)),
      lambda g, out, x, y: unbroadcast(-g * out / y, np.shape(y))),
-    module="math", nin=2, public=False,
+    module="math", nin=2, public=False, kernel=_divide_kernel, typed="DIVIDE",
 )
 
 

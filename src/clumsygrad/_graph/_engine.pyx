@@ -16,6 +16,8 @@ import numpy as np
 from .._kernels._reduce import mul_reduce_to_shape as _mul_reduce_to_shape
 from .._kernels._reduce import expand_to_shape as _expand_to_shape
 from .._kernels._reduce import reduce_to_shape as _reduce_to_shape
+from cpython.number cimport PyNumber_InPlaceTrueDivide, PyNumber_Multiply, PyNumber_Negative, PyNumber_TrueDivide
+
 from .._kernels._activation import gelu_backward as _gelu_backward
 from .._kernels._activation import log_softmax_backward as _log_softmax_backward
 from .._kernels._cross_entropy import probs_minus_onehot as _probs_minus_onehot
@@ -28,7 +30,7 @@ from . import ENGINE_LOCK
 from . import hooks as _hooks
 from . import pure as _pure
 from .native cimport (
-    ADD, ADD_BROADCAST, ADD_SCALAR, CONCATENATE, CROSS_ENTROPY, GELU, GETITEM, LOG_SOFTMAX, STACK, MATMUL, MEAN, MSE, MUL_BROADCAST, PERMUTE, SUM, RELU, SOFTMAX, SUB_BROADCAST, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
+    ADD, ADD_BROADCAST, ADD_SCALAR, CONCATENATE, CROSS_ENTROPY, DIVIDE, GELU, GETITEM, LOG_SOFTMAX, STACK, MATMUL, MEAN, MSE, MUL_BROADCAST, PERMUTE, SUM, RELU, SOFTMAX, SUB_BROADCAST, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
     L_POWER_VJP, L_SIGMOID_VJP, L_SIN_VJP, L_SQRT_VJP, L_TANH_VJP, LOG, MUL, MUL_SCALAR, NEGATE,
     POWER, RESHAPE, SIGMOID, SIN, SQRT, SUB, SUB_SCALAR, TANH, TRANSPOSE, Node, floating,
     _array_value, _check_versions, _compute, _data_of, _fast_operand, _fits, _free,
@@ -432,6 +434,8 @@ cdef bint _typed_vjp(Node node) except -1:
         return _broadcast_vjp(node, op, g)
     if op == CONCATENATE or op == STACK:
         return _join_vjp(node, op, g)
+    if op == DIVIDE:
+        return _divide_vjp(node, g)
     if op >= MATMUL and op != PERMUTE:
         return _kernel_vjp(node, op, g)
     cdef Node x = <Node> node.parents_[0]
@@ -527,6 +531,34 @@ cdef bint _broadcast_vjp(Node node, int op, object g) except -1:
         _accumulate(x, dx, own_x)
     if dy is not None:
         _accumulate(y, dy, own_y)
+    return True
+
+
+cdef bint _divide_vjp(Node node, object g) except -1:
+    """``x / y``: ``g / y`` and ``-g * out / y`` (the formulas' operations in their order, by
+    NumPy's C entry points, with its warnings), each summed to its operand's shape by the
+    reduction kernel.  False off the fast path (other dtypes, a 0-d value parent)."""
+    cdef Node x, y
+    cdef object dx = None, dy = None, t
+    if len(node.parents_) != 2 or not _fits(g, node):
+        return False
+    x = <Node> node.parents_[0]
+    y = <Node> node.parents_[1]
+    xd, yd, out = x.data_, y.data_, _data_of(node)
+    if not (_fast_operand(xd) and _fast_operand(yd) and _fast_operand(out)) or cnp.PyArray_NDIM(<cnp.ndarray> out) == 0:
+        return False  # (0-d: NumPy's arithmetic gives scalars; the Python kernel takes those)
+    if x.requires_grad_:
+        dx = _reduce_to_shape(PyNumber_TrueDivide(g, yd), (<object> xd).shape)
+    if y.requires_grad_:
+        t = PyNumber_Multiply(PyNumber_Negative(g), out)
+        dy = _reduce_to_shape(PyNumber_InPlaceTrueDivide(t, yd) if _fits(t, node) else PyNumber_TrueDivide(t, yd),
+                              (<object> yd).shape)
+    if (dx is not None and not _fits(dx, x)) or (dy is not None and not _fits(dy, y)):
+        return False
+    if dx is not None:  # new arrays, or views of new arrays when summed (not ours to write)
+        _accumulate(x, dx, cnp.PyArray_BASE(<cnp.ndarray> dx) == NULL)
+    if dy is not None:
+        _accumulate(y, dy, cnp.PyArray_BASE(<cnp.ndarray> dy) == NULL)
     return True
 
 

@@ -57,6 +57,7 @@ cpdef enum VJP:
     STACK
     GELU             # compiled kernels of _activation.pyx, called with the input / the output
     LOG_SOFTMAX
+    DIVIDE           # tensor / tensor (broadcast or not): NumPy's divide, the sums by reduce_to_shape
 
 # The elementwise loops, shared by the forward fast paths and the typed VJPs.  ``x`` is the
 # first operand (the gradient in a VJP), ``y`` the second (an operand or the output), ``c`` a

@@ -35,7 +35,7 @@ cdef extern from "Python.h":
     void PyObject_GC_UnTrack(void* op)
 
 cdef dict _op_of = {}          # backward function -> VJP member
-cdef list _fn_of = [None] * (LOG_SOFTMAX + 1)  # VJP member -> backward function (the last member + 1)
+cdef list _fn_of = [None] * (DIVIDE + 1)  # VJP member -> backward function (the last member + 1)
 cdef object _tensor_class = None
 cdef tuple _types = None       # (INPUT, PARAMETER, INTERMEDIATE) members
 cdef bint _guard_on = False    # guard.is_enabled(), kept in C for _make_node
