@@ -434,8 +434,6 @@ cdef bint _typed_vjp(Node node) except -1:
         return _broadcast_vjp(node, op, g)
     if op == CONCATENATE or op == STACK:
         return _join_vjp(node, op, g)
-    if op == DIVIDE:
-        return _divide_vjp(node, g)
     if op >= MATMUL and op != PERMUTE:
         return _kernel_vjp(node, op, g)
     cdef Node x = <Node> node.parents_[0]
@@ -534,34 +532,6 @@ cdef bint _broadcast_vjp(Node node, int op, object g) except -1:
     return True
 
 
-cdef bint _divide_vjp(Node node, object g) except -1:
-    """``x / y``: ``g / y`` and ``-g * out / y`` (the formulas' operations in their order, by
-    NumPy's C entry points, with its warnings), each summed to its operand's shape by the
-    reduction kernel.  False off the fast path (other dtypes, a 0-d value parent)."""
-    cdef Node x, y
-    cdef object dx = None, dy = None, t
-    if len(node.parents_) != 2 or not _fits(g, node):
-        return False
-    x = <Node> node.parents_[0]
-    y = <Node> node.parents_[1]
-    xd, yd, out = x.data_, y.data_, _data_of(node)
-    if not (_fast_operand(xd) and _fast_operand(yd) and _fast_operand(out)) or cnp.PyArray_NDIM(<cnp.ndarray> out) == 0:
-        return False  # (0-d: NumPy's arithmetic gives scalars; the Python kernel takes those)
-    if x.requires_grad_:
-        dx = _reduce_to_shape(PyNumber_TrueDivide(g, yd), (<object> xd).shape)
-    if y.requires_grad_:
-        t = PyNumber_Multiply(PyNumber_Negative(g), out)
-        dy = _reduce_to_shape(PyNumber_InPlaceTrueDivide(t, yd) if _fits(t, node) else PyNumber_TrueDivide(t, yd),
-                              (<object> yd).shape)
-    if (dx is not None and not _fits(dx, x)) or (dy is not None and not _fits(dy, y)):
-        return False
-    if dx is not None:  # new arrays, or views of new arrays when summed (not ours to write)
-        _accumulate(x, dx, cnp.PyArray_BASE(<cnp.ndarray> dx) == NULL)
-    if dy is not None:
-        _accumulate(y, dy, cnp.PyArray_BASE(<cnp.ndarray> dy) == NULL)
-    return True
-
-
 cdef bint _fits_view(object g, Node n):
     """``g`` is an ndarray of ``n``'s float dtype and shape, in any layout (a view)."""
     cdef int t
@@ -620,7 +590,7 @@ cdef bint _kernel_vjp(Node node, int op, object g) except -1:
     x = <Node> parents[0]
     if n == 2:
         y = <Node> parents[1]
-    if op == MATMUL or op == MSE:
+    if op == MATMUL or op == MSE or op == DIVIDE:
         if n != 2:
             return False
         xd = _data_of(x)
@@ -629,10 +599,19 @@ cdef bint _kernel_vjp(Node node, int op, object g) except -1:
             return False
         if op == MATMUL:
             if cnp.PyArray_NDIM(<cnp.ndarray> xd) < 2 or cnp.PyArray_NDIM(<cnp.ndarray> yd) < 2:
-                return _vector_matmul_vjp(x, y, <cnp.ndarray> xd, <cnp.ndarray> yd, g)
-            r0, r1 = _matmul_backward(xd, yd, g, x.requires_grad_, y.requires_grad_)
-        else:
+                pair = _vector_matmul(x, y, <cnp.ndarray> xd, <cnp.ndarray> yd, g)
+                if pair is None:
+                    return False
+                r0, r1 = pair
+            else:
+                r0, r1 = _matmul_backward(xd, yd, g, x.requires_grad_, y.requires_grad_)
+        elif op == MSE:
             r0, r1 = _mse_backward(xd, yd, g, x.requires_grad_, y.requires_grad_)
+        else:
+            pair = _divide(node, x, y, <cnp.ndarray> xd, <cnp.ndarray> yd, g)
+            if pair is None:
+                return False
+            r0, r1 = pair
     elif n != 1:
         return False
     elif not x.requires_grad_:
@@ -670,15 +649,15 @@ cdef bint _kernel_vjp(Node node, int op, object g) except -1:
     return True
 
 
-cdef bint _vector_matmul_vjp(Node x, Node y, cnp.ndarray xd, cnp.ndarray yd, object g) except -1:
-    """``x @ y`` with a 1-D operand, as NumPy defines it: a 1-D ``x`` is a row ``(1, k)``, a 1-D
-    ``y`` a column ``(k, 1)``, and the gradient gets the axis the product removed; then the
-    2-D kernel, and its gradients reshaped back (views)."""
+cdef tuple _vector_matmul(Node x, Node y, cnp.ndarray xd, cnp.ndarray yd, object g):
+    """The gradients of ``x @ y`` with a 1-D operand, as NumPy defines it: a 1-D ``x`` is a row
+    ``(1, k)``, a 1-D ``y`` a column ``(k, 1)``, and the gradient gets the axis the product
+    removed; then the 2-D kernel, and its gradients reshaped back (views).  None off the path."""
     cdef int xn = cnp.PyArray_NDIM(xd), yn = cnp.PyArray_NDIM(yd)
     cdef tuple gshape = (<object> g).shape
     cdef Py_ssize_t gn = len(gshape)
     if xn == 0 or yn == 0 or gn != (xn if xn > yn else yn) - 1:  # the product drops one axis
-        return False
+        return None
     if xn == 1 and yn == 1:
         gshape = (1, 1)
     elif xn == 1:
@@ -688,19 +667,24 @@ cdef bint _vector_matmul_vjp(Node x, Node y, cnp.ndarray xd, cnp.ndarray yd, obj
     r0, r1 = _matmul_backward((<object> xd).reshape(1, -1) if xn == 1 else xd,
                               (<object> yd).reshape(-1, 1) if yn == 1 else yd,
                               (<object> g).reshape(gshape), x.requires_grad_, y.requires_grad_)
-    if r0 is not None:
-        r0 = r0.reshape((<object> xd).shape)
-        if not _fits(r0, x):
-            return False
-    if r1 is not None:
-        r1 = r1.reshape((<object> yd).shape)
-        if not _fits(r1, y):
-            return False
-    if r0 is not None and x.requires_grad_:
-        _accumulate(x, r0, _fresh(r0, g))
-    if r1 is not None and y.requires_grad_:
-        _accumulate(y, r1, _fresh(r1, g))
-    return True
+    return (None if r0 is None else r0.reshape((<object> xd).shape),
+            None if r1 is None else r1.reshape((<object> yd).shape))
+
+
+cdef tuple _divide(Node node, Node x, Node y, cnp.ndarray xd, cnp.ndarray yd, object g):
+    """The gradients of ``x / y``: ``g / y`` and ``-g * out / y`` (the formulas' operations in
+    their order, by NumPy's C entry points, with its warnings), each summed to its operand's
+    shape by the reduction kernel.  None for 0-d results (NumPy's arithmetic gives scalars)."""
+    cdef object dx = None, dy = None, t
+    out = _data_of(node)
+    if type(out) is not cnp.ndarray or cnp.PyArray_NDIM(<cnp.ndarray> out) == 0:
+        return None
+    if x.requires_grad_:
+        dx = _reduce_to_shape(PyNumber_TrueDivide(g, yd), (<object> xd).shape)
+    if y.requires_grad_:
+        t = PyNumber_Multiply(PyNumber_Negative(g), out)  # a new array of the result's shape
+        dy = _reduce_to_shape(PyNumber_InPlaceTrueDivide(t, yd), (<object> yd).shape)
+    return dx, dy
 
 
 cdef inline bint _basic_part(object part):
