@@ -14,7 +14,9 @@ cimport numpy as cnp
 from cython cimport floating
 from libc.math cimport erf, exp, log, tanh
 
-from ._shapes cimport Call, as_c_typed, check_same_shape, fast_array, kernel_type, one_axis, run_typed
+from ._shapes cimport (
+    Call, as_c_typed, check_same_shape, fast_array, kernel_type, one_axis, run_typed, split_at_axis,
+)
 
 from . import pure
 
@@ -122,21 +124,6 @@ def gelu_backward(x, grad, approximate="none"):
 
 
 # ----------------------------------------------------------------- log-softmax
-cdef inline void _lines(int nd, const cnp.npy_intp* dims, Py_ssize_t ax, Call* k) noexcept:
-    """The shape as ``(outer, n, inner) = (n0, n1, n2)`` around axis ``ax`` (all 1 for 0-d)."""
-    cdef int i
-    k.n0 = 1
-    k.n1 = 1
-    k.n2 = 1
-    for i in range(nd):
-        if i < ax:
-            k.n0 *= dims[i]
-        elif i == ax:
-            k.n1 = dims[i]
-        else:
-            k.n2 *= dims[i]
-
-
 cdef void _log_softmax_forward_core(Call* k, floating* tag) noexcept nogil:
     """Per line: ``out = (x - max) - log(sum(exp(x - max)))``, the sum in double."""
     cdef const floating* x
@@ -203,7 +190,7 @@ def log_softmax_forward(x, axis):
         return pure.log_softmax_forward(xa, axis)
     xa = as_c_typed(xa, tn)
     out = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(xa), tn, 0)
-    _lines(nd, cnp.PyArray_DIMS(xa), ax, &k)
+    split_at_axis(nd, cnp.PyArray_DIMS(xa), ax, &k.n0, &k.n1, &k.n2)
     if k.n0 * k.n1 * k.n2 == 0:
         return out
     k.a = cnp.PyArray_DATA(xa)
@@ -232,7 +219,7 @@ def log_softmax_backward(y, grad, axis):
     ya = as_c_typed(ya, tn)
     ga = as_c_typed(ga, tn)
     out = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(ga), tn, 0)
-    _lines(nd, cnp.PyArray_DIMS(ga), ax, &k)
+    split_at_axis(nd, cnp.PyArray_DIMS(ga), ax, &k.n0, &k.n1, &k.n2)
     if k.n0 * k.n1 * k.n2 == 0:
         return out
     k.a = cnp.PyArray_DATA(ya)

@@ -173,6 +173,23 @@ cdef inline bint broadcasts_to(int tnd, const Py_ssize_t* tdims,
     return True
 
 
+cdef inline void split_at_axis(int nd, const cnp.npy_intp* dims, Py_ssize_t ax, Py_ssize_t* outer,
+                               Py_ssize_t* n, Py_ssize_t* inner) noexcept:
+    """The shape as ``(outer, n, inner)`` around axis ``ax`` (all 1 for a 0-d array): the lines
+    along one axis of a C-contiguous array, for the softmax-like kernels."""
+    cdef int i
+    outer[0] = 1
+    n[0] = 1
+    inner[0] = 1
+    for i in range(nd):
+        if i < ax:
+            outer[0] *= dims[i]
+        elif i == ax:
+            n[0] = dims[i]
+        else:
+            inner[0] *= dims[i]
+
+
 cdef inline bint same_shape(cnp.ndarray a, cnp.ndarray b) noexcept:
     """``a.shape == b.shape``, without building the tuples."""
     cdef int nd = cnp.PyArray_NDIM(a)
