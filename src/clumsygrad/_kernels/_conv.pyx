@@ -35,12 +35,32 @@ from ._shapes cimport Call, as_c_typed, fast_array, hsum, kernel_typenum, native
 cdef extern from "numpy/arrayobject.h":
     object PyArray_MatrixProduct2(object a, object b, void* out)   # NULL out: a new array
 
+cdef extern from "_conv_direct.h" nogil:
+    ctypedef struct cg_geo:
+        Py_ssize_t n, c, h, w, f, kh, kw, oh, ow, pt, pl, dh, dw, g, hp, wp
+    enum:
+        CG_DIRECT
+        CG_MAX_TAPS
+        CG_MAX_K
+    Py_ssize_t cg_direct_scratch(const cg_geo* q, int kind, Py_ssize_t nl)
+    int cg_direct_isa()
+    int cg_direct_set_isa(int isa)
+    void cg_direct_forward_f(const cg_geo* q, const float* x, const float* w, const float* bias, float* out,
+                             float* scratch)
+    void cg_direct_forward_d(const cg_geo* q, const double* x, const double* w, const double* bias,
+                             double* out, double* scratch)
+    void cg_direct_input_f(const cg_geo* q, const float* grad, const float* w, float* dx, float* scratch)
+    void cg_direct_input_d(const cg_geo* q, const double* grad, const double* w, double* dx, double* scratch)
+    void cg_direct_weight_f(const cg_geo* q, const float* grad, const float* x, float* dw, float* scratch)
+    void cg_direct_weight_d(const cg_geo* q, const double* grad, const double* x, double* dw, double* scratch)
+
 cnp.import_array()
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_backward_bias"]
 
 cdef enum:
     PER_IMAGE_BYTES = 1 << 20   # see _per_image
+    DIRECT_K = 32               # see _direct
 
 
 ctypedef struct Geo:
@@ -299,6 +319,57 @@ cdef inline object _dot(object a, object b, cnp.ndarray out):
     return PyArray_MatrixProduct2(a, b, NULL if out is None else <void*>out)
 
 
+# --------------------------------------------------------------------------- direct loops
+cdef inline bint _direct(const Geo* q):
+    """The direct loops of ``_conv_direct.h`` (stride 1, few multiply-adds per output value:
+    ``C/G * kh * kw <= DIRECT_K``) instead of im2col + BLAS.  Measured in the notes of issue 16."""
+    return (CG_DIRECT and q.sh == 1 and q.sw == 1 and q.kh * q.kw <= CG_MAX_TAPS
+            and (q.c // q.g) * q.kh * q.kw <= DIRECT_K and (q.f // q.g) * q.kh * q.kw <= CG_MAX_K
+            and q.h >= 1 and q.w >= 1)
+
+
+cdef cnp.ndarray _direct_run(int kind, const Geo* q, int tn, cnp.ndarray a, cnp.ndarray b, cnp.ndarray bias,
+                             cnp.ndarray out):
+    """Run a direct loop (kind 0 forward ``out = conv(a, b) + bias``, 1 input gradient of grad
+    ``a`` and weight ``b``, 2 weight gradient of grad ``a`` and input ``b``) on C-contiguous
+    arrays of type ``tn``; returns ``out``."""
+    cdef cg_geo z
+    z.n, z.c, z.h, z.w, z.f, z.kh, z.kw, z.oh, z.ow = q.n, q.c, q.h, q.w, q.f, q.kh, q.kw, q.oh, q.ow
+    z.pt, z.pl, z.dh, z.dw, z.g = q.pt, q.pl, q.dh, q.dw, q.g
+    z.hp = q.oh + (q.kh - 1) * q.dh
+    z.wp = q.ow + (q.kw - 1) * q.dw
+    cdef bint single = tn == cnp.NPY_FLOAT
+    cdef cnp.npy_intp size = cg_direct_scratch(&z, kind, 8 if single else 4)
+    cdef cnp.ndarray scratch = cnp.PyArray_ZEROS(1, &size, tn, 0)
+    cdef void* pa = cnp.PyArray_DATA(a)
+    cdef void* pb = cnp.PyArray_DATA(b)
+    cdef void* pbias = NULL if bias is None else cnp.PyArray_DATA(bias)
+    cdef void* po = cnp.PyArray_DATA(out)
+    cdef void* ps = cnp.PyArray_DATA(scratch)
+    with nogil:
+        if kind == 0:
+            if single:
+                cg_direct_forward_f(&z, <float*>pa, <float*>pb, <float*>pbias, <float*>po, <float*>ps)
+            else:
+                cg_direct_forward_d(&z, <double*>pa, <double*>pb, <double*>pbias, <double*>po, <double*>ps)
+        elif kind == 1:
+            if single:
+                cg_direct_input_f(&z, <float*>pa, <float*>pb, <float*>po, <float*>ps)
+            else:
+                cg_direct_input_d(&z, <double*>pa, <double*>pb, <double*>po, <double*>ps)
+        elif single:
+            cg_direct_weight_f(&z, <float*>pa, <float*>pb, <float*>po, <float*>ps)
+        else:
+            cg_direct_weight_d(&z, <double*>pa, <double*>pb, <double*>po, <double*>ps)
+    return out
+
+
+def _direct_isa(isa=None):
+    """The instruction set the direct loops run with (0 baseline, 1 AVX2 + FMA); ``isa`` 0 forces
+    the baseline copies, 1 the AVX2 + FMA ones where the CPU has them (for tests and timing)."""
+    return cg_direct_isa() if isa is None else cg_direct_set_isa(isa)
+
+
 # --------------------------------------------------------------------------- kernels
 def conv2d_forward(x, weight, stride, padding, dilation, groups, bias=None):
     cdef cnp.ndarray xa = fast_array(x), wa = fast_array(weight)
@@ -315,6 +386,9 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, bias=None):
     xa = as_c_typed(xa, tn)
     if ba is not None:
         ba = as_c_typed(ba, tn)
+    if _direct(&q):
+        dims[0], dims[1], dims[2], dims[3] = q.n, q.f, q.oh, q.ow
+        return _direct_run(0, &q, tn, xa, as_c_typed(wa, tn), ba, _empty(4, dims, tn))
     cdef Py_ssize_t L = q.oh * q.ow, K = (q.c // q.g) * q.kh * q.kw, G = q.g, Fg = q.f // q.g, b, gi
     cdef Call k
     cdef bint per_image = _per_image(&q, tn)
@@ -398,6 +472,9 @@ def conv2d_backward_input(grad, weight, input_shape, stride, padding, dilation, 
     cdef Geo q
     cdef Py_ssize_t dims[4]
     _backward_geometry(&q, ga, wa, False, input_shape, stride, padding, dilation, groups)
+    if _direct(&q):
+        dims[0], dims[1], dims[2], dims[3] = q.n, q.c, q.h, q.w
+        return _direct_run(1, &q, tn, as_c_typed(ga, tn), as_c_typed(wa, tn), None, _empty(4, dims, tn))
     cdef Py_ssize_t L = q.oh * q.ow, K = (q.c // q.g) * q.kh * q.kw, G = q.g, Fg = q.f // q.g, b, gi
     cdef cnp.ndarray cols
     wt = as_c_typed(wa, tn).reshape(G, Fg, K).transpose(0, 2, 1)
@@ -441,6 +518,10 @@ def conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation, gro
     cdef Geo q
     cdef Py_ssize_t dims[3]
     _backward_geometry(&q, ga, xa, True, weight_shape, stride, padding, dilation, groups)
+    cdef Py_ssize_t wdims[4]
+    if _direct(&q):
+        wdims[0], wdims[1], wdims[2], wdims[3] = q.f, q.c // q.g, q.kh, q.kw
+        return _direct_run(2, &q, tn, as_c_typed(ga, tn), as_c_typed(xa, tn), None, _empty(4, wdims, tn))
     cdef Py_ssize_t L = q.oh * q.ow, K = (q.c // q.g) * q.kh * q.kw, G = q.g, Fg = q.f // q.g, b, gi
     cdef cnp.ndarray gc = as_c_typed(ga, tn), gt, cols, acc, part
     cdef bint per_image = _per_image(&q, tn)

@@ -1,0 +1,287 @@
+/* Direct stride-1 convolution loops, one instantiation per (element type, instruction set).
+ *
+ * Included by _conv_direct.h only, with CG_T (float or double), CG_NL (lanes of a 32-byte
+ * vector), CG_FN(name) (the instantiation's function names) and CG_ATTR (the target attribute,
+ * or nothing) defined.  See _conv_direct.h for the layouts and the method.
+ */
+
+typedef CG_T CG_FN(vec) __attribute__((vector_size(CG_VBYTES)));
+
+/* out (cout rows of mr) = sum over t < k of w[co][t] * in[offs[t] + m] (+ bias[co]), for m < mr
+ * (t runs over input channels and taps at once: offs holds the channel's offset too) (a multiple of 2*CG_NL).  Four output channels at a time share each
+ * input load (two vectors of positions, eight accumulators); a channel left over runs alone, its
+ * taps dealt out to four pairs of accumulators. */
+static CG_ATTR void CG_FN(corr)(const CG_T* in, const CG_T* w, const ptrdiff_t* offs, ptrdiff_t k,
+                                ptrdiff_t cout, CG_T* out, ptrdiff_t mr, const CG_T* bias)
+{
+    typedef CG_FN(vec) V;
+    ptrdiff_t co = 0, m, t;
+    for (; co + 4 <= cout; co += 4) {
+        const CG_T* w0 = w + co * k;
+        CG_T* o = out + co * mr;
+        for (m = 0; m < mr; m += 2 * CG_NL) {
+            V a00, a01, a10, a11, a20, a21, a30, a31;
+            CG_SPLAT(a00, bias ? bias[co] : 0);
+            CG_SPLAT(a10, bias ? bias[co + 1] : 0);
+            CG_SPLAT(a20, bias ? bias[co + 2] : 0);
+            CG_SPLAT(a30, bias ? bias[co + 3] : 0);
+            a01 = a00; a11 = a10; a21 = a20; a31 = a30;
+            {
+                const CG_T* s = in + m;
+                const CG_T* wc = w0;
+                for (t = 0; t < k; t++) {
+                    V x0, x1;
+                    const CG_T* st = s + offs[t];
+                    CG_LOAD(x0, st);
+                    CG_LOAD(x1, st + CG_NL);
+                    CG_T v = wc[t];             /* a scalar operand is broadcast */
+                    a00 += x0 * v; a01 += x1 * v;
+                    v = wc[t + k];     a10 += x0 * v; a11 += x1 * v;
+                    v = wc[t + 2 * k]; a20 += x0 * v; a21 += x1 * v;
+                    v = wc[t + 3 * k]; a30 += x0 * v; a31 += x1 * v;
+                }
+            }
+            CG_STORE(o + m, a00);          CG_STORE(o + m + CG_NL, a01);
+            CG_STORE(o + mr + m, a10);     CG_STORE(o + mr + m + CG_NL, a11);
+            CG_STORE(o + 2 * mr + m, a20); CG_STORE(o + 2 * mr + m + CG_NL, a21);
+            CG_STORE(o + 3 * mr + m, a30); CG_STORE(o + 3 * mr + m + CG_NL, a31);
+        }
+    }
+    for (; co < cout; co++) {
+        const CG_T* w0 = w + co * k;
+        CG_T* o = out + co * mr;
+        for (m = 0; m < mr; m += 2 * CG_NL) {
+            /* four sets of two accumulators, taps dealt out in turn: eight FMAs in flight */
+            V a0, a1, b0, b1, c0, c1, d0, d1, x;
+            CG_SPLAT(a0, bias ? bias[co] : 0);
+            a1 = a0;
+            CG_SPLAT(b0, 0);
+            b1 = b0; c0 = b0; c1 = b0; d0 = b0; d1 = b0;
+            {
+                const CG_T* s = in + m;
+                const CG_T* wc = w0;
+                for (t = 0; t + 4 <= k; t += 4) {
+                    const CG_T* s0 = s + offs[t];
+                    const CG_T* s1 = s + offs[t + 1];
+                    const CG_T* s2 = s + offs[t + 2];
+                    const CG_T* s3 = s + offs[t + 3];
+                    CG_LOAD(x, s0); a0 += x * wc[t];
+                    CG_LOAD(x, s0 + CG_NL); a1 += x * wc[t];
+                    CG_LOAD(x, s1); b0 += x * wc[t + 1];
+                    CG_LOAD(x, s1 + CG_NL); b1 += x * wc[t + 1];
+                    CG_LOAD(x, s2); c0 += x * wc[t + 2];
+                    CG_LOAD(x, s2 + CG_NL); c1 += x * wc[t + 2];
+                    CG_LOAD(x, s3); d0 += x * wc[t + 3];
+                    CG_LOAD(x, s3 + CG_NL); d1 += x * wc[t + 3];
+                }
+                for (; t < k; t++) {
+                    const CG_T* s0 = s + offs[t];
+                    CG_LOAD(x, s0); a0 += x * wc[t];
+                    CG_LOAD(x, s0 + CG_NL); a1 += x * wc[t];
+                }
+            }
+            a0 += b0; a1 += b1; c0 += d0; c1 += d1; a0 += c0; a1 += c1;
+            CG_STORE(o + m, a0);
+            CG_STORE(o + m + CG_NL, a1);
+        }
+    }
+}
+
+/* dst[r*dst_rs + j] = src[r*src_rs + j] for r < rows, j < n */
+static inline CG_ATTR void CG_FN(rows)(const CG_T* src, ptrdiff_t src_rs, CG_T* dst, ptrdiff_t dst_rs,
+                                ptrdiff_t rows, ptrdiff_t n)
+{
+    typedef CG_FN(vec) V;
+    ptrdiff_t r, j;
+    if (n == CG_NL) {   /* rows of one vector (8 x 8 float images under AVX2) */
+        for (r = 0; r < rows; r++) {
+            V v;
+            CG_LOAD(v, src);
+            CG_STORE(dst, v);
+            src += src_rs;
+            dst += dst_rs;
+        }
+        return;
+    }
+    for (r = 0; r < rows; r++) {
+        const CG_T* s = src + r * src_rs;
+        CG_T* d = dst + r * dst_rs;
+        for (j = 0; j + CG_NL <= n; j += CG_NL) {   /* vector moves: no overlap checks */
+            V v;
+            CG_LOAD(v, s + j);
+            CG_STORE(d + j, v);
+        }
+        for (; j < n; j++)
+            d[j] = s[j];
+    }
+}
+
+static CG_ATTR void CG_FN(forward)(const cg_geo* q, const CG_T* x, const CG_T* w, const CG_T* bias,
+                                   CG_T* out, CG_T* scratch)
+{
+    cg_sizes z;
+    ptrdiff_t offs[CG_MAX_TAPS];
+    ptrdiff_t koffs[CG_MAX_K];
+    ptrdiff_t b, c, gi, co, t;
+    const ptrdiff_t cg = q->c / q->g, fg = q->f / q->g;
+    CG_T* P;
+    CG_T* tmp;
+    cg_layout(q, &z, 2 * CG_NL, offs);
+    for (c = 0; c < cg; c++)
+        for (t = 0; t < z.taps; t++)
+            koffs[c * z.taps + t] = c * z.plane + offs[t];
+    P = scratch;                        /* zeroed by the caller: the borders stay zero */
+    tmp = scratch + z.planes;
+    for (b = 0; b < q->n; b++) {
+        for (c = 0; c < q->c; c++)
+            CG_FN(rows)(x + (b * q->c + c) * q->h * q->w, q->w,
+                        P + c * z.plane + q->pt * q->wp + q->pl, q->wp, q->h, q->w);
+        for (gi = 0; gi < q->g; gi++) {
+            CG_FN(corr)(P + gi * cg * z.plane, w + gi * fg * cg * z.taps, koffs, cg * z.taps, fg, tmp, z.mr,
+                        bias ? bias + gi * fg : NULL);
+            for (co = 0; co < fg; co++)
+                CG_FN(rows)(tmp + co * z.mr, q->wp,
+                            out + (b * q->f + gi * fg + co) * q->oh * q->ow, q->ow, q->oh, q->ow);
+        }
+    }
+}
+
+static CG_ATTR void CG_FN(input)(const cg_geo* q, const CG_T* grad, const CG_T* w, CG_T* dx,
+                                 CG_T* scratch)
+{
+    cg_sizes z;
+    ptrdiff_t offs[CG_MAX_TAPS];
+    ptrdiff_t koffs[CG_MAX_K];
+    ptrdiff_t b, f, gi, ci, fo, t;
+    const ptrdiff_t cg = q->c / q->g, fg = q->f / q->g;
+    CG_T* Gz;
+    CG_T* wt;
+    CG_T* tmp;
+    cg_layout(q, &z, 2 * CG_NL, offs);
+    for (fo = 0; fo < fg; fo++)         /* the adjoint reads the gradient at flipped offsets */
+        for (t = 0; t < z.taps; t++)
+            koffs[fo * z.taps + t] = fo * z.zs + z.q0 + z.front - offs[t];
+    Gz = scratch;                       /* zeroed by the caller: all but the gradient rows stay zero */
+    wt = Gz + q->f * z.zs;
+    tmp = wt + q->c * fg * z.taps;
+    for (gi = 0; gi < q->g; gi++)       /* wt[g][ci][fo][t] = w[g*fg + fo][ci][t] */
+        for (ci = 0; ci < cg; ci++)
+            for (fo = 0; fo < fg; fo++)
+                for (t = 0; t < z.taps; t++)
+                    wt[((gi * cg + ci) * fg + fo) * z.taps + t] = w[((gi * fg + fo) * cg + ci) * z.taps + t];
+    for (b = 0; b < q->n; b++) {
+        for (f = 0; f < q->f; f++)
+            CG_FN(rows)(grad + (b * q->f + f) * q->oh * q->ow, q->ow, Gz + f * z.zs + z.front, q->wp,
+                        q->oh, q->ow);
+        for (gi = 0; gi < q->g; gi++) {
+            CG_FN(corr)(Gz + gi * fg * z.zs, wt + gi * cg * fg * z.taps, koffs, fg * z.taps, cg, tmp, z.mr_in,
+                        NULL);
+            for (ci = 0; ci < cg; ci++)
+                CG_FN(rows)(tmp + ci * z.mr_in, q->wp, dx + (b * q->c + gi * cg + ci) * q->h * q->w, q->w,
+                            q->h, q->w);
+        }
+    }
+}
+
+static CG_ATTR void CG_FN(weight)(const cg_geo* q, const CG_T* grad, const CG_T* x, CG_T* dw,
+                                  CG_T* scratch)
+{
+    typedef CG_FN(vec) V;
+    cg_sizes z;
+    ptrdiff_t offs[CG_MAX_TAPS];
+    ptrdiff_t b, c, f, gi, ci, fo, t, m, l, fb, tb;
+    const ptrdiff_t cg = q->c / q->g, fg = q->f / q->g;
+    CG_T* P;
+    CG_T* Gw;
+    CG_T* acc;
+    cg_layout(q, &z, CG_NL, offs);
+    P = scratch;                        /* all zeroed by the caller */
+    Gw = P + z.planes;
+    acc = Gw + q->f * z.mv;             /* (f, cg, taps) vectors of CG_NL partial sums */
+    for (b = 0; b < q->n; b++) {
+        for (c = 0; c < q->c; c++)
+            CG_FN(rows)(x + (b * q->c + c) * q->h * q->w, q->w,
+                        P + c * z.plane + q->pt * q->wp + q->pl, q->wp, q->h, q->w);
+        for (f = 0; f < q->f; f++)
+            CG_FN(rows)(grad + (b * q->f + f) * q->oh * q->ow, q->ow, Gw + f * z.mv, q->wp, q->oh, q->ow);
+        for (gi = 0; gi < q->g; gi++) {
+            for (fo = 0; fo < fg; fo += fb) {
+                const CG_T* g0 = Gw + (gi * fg + fo) * z.mv;
+                fb = fg - fo >= 4 ? 4 : 1;
+                for (ci = 0; ci < cg; ci++) {
+                    const CG_T* s = P + (gi * cg + ci) * z.plane;
+                    CG_T* a = acc + (((gi * fg + fo) * cg + ci) * z.taps) * CG_NL;
+                    const ptrdiff_t fstride = cg * z.taps * CG_NL;   /* next output channel in acc */
+                    for (t = 0; t < z.taps; t += tb) {
+                        tb = z.taps - t >= 3 ? 3 : z.taps - t;
+                        if (fb == 4) {
+                            /* four channels x three taps (a shorter tail repeats a tap and drops it) */
+                            const CG_T* s0 = s + offs[t];
+                            const CG_T* s1 = s + offs[tb > 1 ? t + 1 : t];
+                            const CG_T* s2 = s + offs[tb > 2 ? t + 2 : t];
+                            V a00, a01, a02, a10, a11, a12, a20, a21, a22, a30, a31, a32, x0, x1, x2, g;
+                            CG_SPLAT(a00, 0);
+                            a01 = a00; a02 = a00; a10 = a00; a11 = a00; a12 = a00;
+                            a20 = a00; a21 = a00; a22 = a00; a30 = a00; a31 = a00; a32 = a00;
+                            for (m = 0; m < z.mv; m += CG_NL) {
+                                CG_LOAD(x0, s0 + m);
+                                CG_LOAD(x1, s1 + m);
+                                CG_LOAD(x2, s2 + m);
+                                CG_LOAD(g, g0 + m);            a00 += g * x0; a01 += g * x1; a02 += g * x2;
+                                CG_LOAD(g, g0 + z.mv + m);     a10 += g * x0; a11 += g * x1; a12 += g * x2;
+                                CG_LOAD(g, g0 + 2 * z.mv + m); a20 += g * x0; a21 += g * x1; a22 += g * x2;
+                                CG_LOAD(g, g0 + 3 * z.mv + m); a30 += g * x0; a31 += g * x1; a32 += g * x2;
+                            }
+                            CG_ADD_TO(a + t * CG_NL, a00);
+                            CG_ADD_TO(a + fstride + t * CG_NL, a10);
+                            CG_ADD_TO(a + 2 * fstride + t * CG_NL, a20);
+                            CG_ADD_TO(a + 3 * fstride + t * CG_NL, a30);
+                            if (tb > 1) {
+                                CG_ADD_TO(a + (t + 1) * CG_NL, a01);
+                                CG_ADD_TO(a + fstride + (t + 1) * CG_NL, a11);
+                                CG_ADD_TO(a + 2 * fstride + (t + 1) * CG_NL, a21);
+                                CG_ADD_TO(a + 3 * fstride + (t + 1) * CG_NL, a31);
+                            }
+                            if (tb > 2) {
+                                CG_ADD_TO(a + (t + 2) * CG_NL, a02);
+                                CG_ADD_TO(a + fstride + (t + 2) * CG_NL, a12);
+                                CG_ADD_TO(a + 2 * fstride + (t + 2) * CG_NL, a22);
+                                CG_ADD_TO(a + 3 * fstride + (t + 2) * CG_NL, a32);
+                            }
+                        } else {
+                            /* one channel, taps one at a time, two accumulators */
+                            ptrdiff_t u;
+                            for (u = 0; u < tb; u++) {
+                                const CG_T* su = s + offs[t + u];
+                                V a0, a1, x0, gv;
+                                CG_SPLAT(a0, 0);
+                                a1 = a0;
+                                for (m = 0; m + 2 * CG_NL <= z.mv; m += 2 * CG_NL) {
+                                    CG_LOAD(x0, su + m);
+                                    CG_LOAD(gv, g0 + m);
+                                    a0 += gv * x0;
+                                    CG_LOAD(x0, su + m + CG_NL);
+                                    CG_LOAD(gv, g0 + m + CG_NL);
+                                    a1 += gv * x0;
+                                }
+                                for (; m < z.mv; m += CG_NL) {
+                                    CG_LOAD(x0, su + m);
+                                    CG_LOAD(gv, g0 + m);
+                                    a0 += gv * x0;
+                                }
+                                a0 += a1;
+                                CG_ADD_TO(a + (t + u) * CG_NL, a0);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (l = 0; l < q->f * cg * z.taps; l++) {
+        double total = 0;
+        for (m = 0; m < CG_NL; m++)
+            total += acc[l * CG_NL + m];
+        dw[l] = (CG_T)total;
+    }
+}
