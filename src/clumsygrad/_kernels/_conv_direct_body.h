@@ -7,82 +7,77 @@
 
 typedef CG_T CG_FN(vec) __attribute__((vector_size(CG_VBYTES)));
 
-/* out (cout rows of mr) = sum over t < k of w[co][t] * in[offs[t] + m] (+ bias[co]), for m < mr
- * (t runs over input channels and taps at once: offs holds the channel's offset too) (a multiple of 2*CG_NL).  Four output channels at a time share each
- * input load (two vectors of positions, eight accumulators); a channel left over runs alone, its
- * taps dealt out to four pairs of accumulators. */
+/* A correlation over "slots" (vectors of CG_NL positions): slot s is row r = s / nv, vector
+ * j = s % nv of that row; it reads the input at position r*prs + j*CG_NL and writes
+ * out[co*ostride + r*ors + j*CG_NL] = sum over t < k of w[co*k + t] * in[offs[t] + position]
+ * (+ bias[co]), t running over input channels and taps at once (offs holds both).  Flat mode is
+ * one row (prs = ors = 0); row mode has the output's rows (no position computed twice).
+ * Four output channels at a time share each input load (two slots, eight accumulators); a channel
+ * left over runs alone, its taps dealt out to four pairs of accumulators.  An odd last slot is
+ * computed twice. */
 static CG_ATTR void CG_FN(corr)(const CG_T* in, const CG_T* w, const ptrdiff_t* offs, ptrdiff_t k,
-                                ptrdiff_t cout, CG_T* out, ptrdiff_t mr, const CG_T* bias)
+                                ptrdiff_t cout, CG_T* out, ptrdiff_t ostride, ptrdiff_t nslots,
+                                ptrdiff_t nv, ptrdiff_t prs, ptrdiff_t ors, const CG_T* bias)
 {
     typedef CG_FN(vec) V;
-    ptrdiff_t co = 0, m, t;
-    for (; co + 4 <= cout; co += 4) {
-        const CG_T* w0 = w + co * k;
-        CG_T* o = out + co * mr;
-        for (m = 0; m < mr; m += 2 * CG_NL) {
+    ptrdiff_t co = 0, sl, t;
+    for (sl = 0; sl < nslots; sl += 2) {
+        const ptrdiff_t s1 = sl + 1 < nslots ? sl + 1 : sl;
+        const ptrdiff_t r0 = sl / nv, r1 = s1 / nv;
+        const ptrdiff_t j0 = (sl - r0 * nv) * CG_NL, j1 = (s1 - r1 * nv) * CG_NL;
+        const CG_T* i0 = in + r0 * prs + j0;
+        const CG_T* i1 = in + r1 * prs + j1;
+        CG_T* o0 = out + r0 * ors + j0;
+        CG_T* o1 = out + r1 * ors + j1;
+        for (co = 0; co + 4 <= cout; co += 4) {
+            const CG_T* wc = w + co * k;
             V a00, a01, a10, a11, a20, a21, a30, a31;
             CG_SPLAT(a00, bias ? bias[co] : 0);
             CG_SPLAT(a10, bias ? bias[co + 1] : 0);
             CG_SPLAT(a20, bias ? bias[co + 2] : 0);
             CG_SPLAT(a30, bias ? bias[co + 3] : 0);
             a01 = a00; a11 = a10; a21 = a20; a31 = a30;
-            {
-                const CG_T* s = in + m;
-                const CG_T* wc = w0;
-                for (t = 0; t < k; t++) {
-                    V x0, x1;
-                    const CG_T* st = s + offs[t];
-                    CG_LOAD(x0, st);
-                    CG_LOAD(x1, st + CG_NL);
-                    CG_T v = wc[t];             /* a scalar operand is broadcast */
-                    a00 += x0 * v; a01 += x1 * v;
-                    v = wc[t + k];     a10 += x0 * v; a11 += x1 * v;
-                    v = wc[t + 2 * k]; a20 += x0 * v; a21 += x1 * v;
-                    v = wc[t + 3 * k]; a30 += x0 * v; a31 += x1 * v;
-                }
+            for (t = 0; t < k; t++) {
+                V x0, x1;
+                CG_T v = wc[t];             /* a scalar operand is broadcast */
+                CG_LOAD(x0, i0 + offs[t]);
+                CG_LOAD(x1, i1 + offs[t]);
+                a00 += x0 * v; a01 += x1 * v;
+                v = wc[t + k];     a10 += x0 * v; a11 += x1 * v;
+                v = wc[t + 2 * k]; a20 += x0 * v; a21 += x1 * v;
+                v = wc[t + 3 * k]; a30 += x0 * v; a31 += x1 * v;
             }
-            CG_STORE(o + m, a00);          CG_STORE(o + m + CG_NL, a01);
-            CG_STORE(o + mr + m, a10);     CG_STORE(o + mr + m + CG_NL, a11);
-            CG_STORE(o + 2 * mr + m, a20); CG_STORE(o + 2 * mr + m + CG_NL, a21);
-            CG_STORE(o + 3 * mr + m, a30); CG_STORE(o + 3 * mr + m + CG_NL, a31);
+            CG_STORE(o0 + co * ostride, a00);       CG_STORE(o1 + co * ostride, a01);
+            CG_STORE(o0 + (co + 1) * ostride, a10); CG_STORE(o1 + (co + 1) * ostride, a11);
+            CG_STORE(o0 + (co + 2) * ostride, a20); CG_STORE(o1 + (co + 2) * ostride, a21);
+            CG_STORE(o0 + (co + 3) * ostride, a30); CG_STORE(o1 + (co + 3) * ostride, a31);
         }
-    }
-    for (; co < cout; co++) {
-        const CG_T* w0 = w + co * k;
-        CG_T* o = out + co * mr;
-        for (m = 0; m < mr; m += 2 * CG_NL) {
+        for (; co < cout; co++) {
             /* four sets of two accumulators, taps dealt out in turn: eight FMAs in flight */
+            const CG_T* wc = w + co * k;
             V a0, a1, b0, b1, c0, c1, d0, d1, x;
             CG_SPLAT(a0, bias ? bias[co] : 0);
             a1 = a0;
             CG_SPLAT(b0, 0);
             b1 = b0; c0 = b0; c1 = b0; d0 = b0; d1 = b0;
-            {
-                const CG_T* s = in + m;
-                const CG_T* wc = w0;
-                for (t = 0; t + 4 <= k; t += 4) {
-                    const CG_T* s0 = s + offs[t];
-                    const CG_T* s1 = s + offs[t + 1];
-                    const CG_T* s2 = s + offs[t + 2];
-                    const CG_T* s3 = s + offs[t + 3];
-                    CG_LOAD(x, s0); a0 += x * wc[t];
-                    CG_LOAD(x, s0 + CG_NL); a1 += x * wc[t];
-                    CG_LOAD(x, s1); b0 += x * wc[t + 1];
-                    CG_LOAD(x, s1 + CG_NL); b1 += x * wc[t + 1];
-                    CG_LOAD(x, s2); c0 += x * wc[t + 2];
-                    CG_LOAD(x, s2 + CG_NL); c1 += x * wc[t + 2];
-                    CG_LOAD(x, s3); d0 += x * wc[t + 3];
-                    CG_LOAD(x, s3 + CG_NL); d1 += x * wc[t + 3];
-                }
-                for (; t < k; t++) {
-                    const CG_T* s0 = s + offs[t];
-                    CG_LOAD(x, s0); a0 += x * wc[t];
-                    CG_LOAD(x, s0 + CG_NL); a1 += x * wc[t];
-                }
+            for (t = 0; t + 4 <= k; t += 4) {
+                const ptrdiff_t f0 = offs[t], f1 = offs[t + 1], f2 = offs[t + 2], f3 = offs[t + 3];
+                CG_LOAD(x, i0 + f0); a0 += x * wc[t];
+                CG_LOAD(x, i1 + f0); a1 += x * wc[t];
+                CG_LOAD(x, i0 + f1); b0 += x * wc[t + 1];
+                CG_LOAD(x, i1 + f1); b1 += x * wc[t + 1];
+                CG_LOAD(x, i0 + f2); c0 += x * wc[t + 2];
+                CG_LOAD(x, i1 + f2); c1 += x * wc[t + 2];
+                CG_LOAD(x, i0 + f3); d0 += x * wc[t + 3];
+                CG_LOAD(x, i1 + f3); d1 += x * wc[t + 3];
+            }
+            for (; t < k; t++) {
+                CG_LOAD(x, i0 + offs[t]); a0 += x * wc[t];
+                CG_LOAD(x, i1 + offs[t]); a1 += x * wc[t];
             }
             a0 += b0; a1 += b1; c0 += d0; c1 += d1; a0 += c0; a1 += c1;
-            CG_STORE(o + m, a0);
-            CG_STORE(o + m + CG_NL, a1);
+            CG_STORE(o0 + co * ostride, a0);
+            CG_STORE(o1 + co * ostride, a1);
         }
     }
 }
@@ -123,10 +118,11 @@ static CG_ATTR void CG_FN(forward)(const cg_geo* q, const CG_T* x, const CG_T* w
     ptrdiff_t offs[CG_MAX_TAPS];
     ptrdiff_t koffs[CG_MAX_K];
     ptrdiff_t b, c, gi, co, t;
-    const ptrdiff_t cg = q->c / q->g, fg = q->f / q->g;
+    const ptrdiff_t cg = q->c / q->g, fg = q->f / q->g, L = q->oh * q->ow;
+    const int rowwise = q->ow % CG_NL == 0;   /* slots are the output's rows: written in place */
     CG_T* P;
     CG_T* tmp;
-    cg_layout(q, &z, 2 * CG_NL, offs);
+    cg_layout(q, &z, CG_NL, offs);
     for (c = 0; c < cg; c++)
         for (t = 0; t < z.taps; t++)
             koffs[c * z.taps + t] = c * z.plane + offs[t];
@@ -137,11 +133,17 @@ static CG_ATTR void CG_FN(forward)(const cg_geo* q, const CG_T* x, const CG_T* w
             CG_FN(rows)(x + (b * q->c + c) * q->h * q->w, q->w,
                         P + c * z.plane + q->pt * q->wp + q->pl, q->wp, q->h, q->w);
         for (gi = 0; gi < q->g; gi++) {
-            CG_FN(corr)(P + gi * cg * z.plane, w + gi * fg * cg * z.taps, koffs, cg * z.taps, fg, tmp, z.mr,
-                        bias ? bias + gi * fg : NULL);
+            const CG_T* Pg = P + gi * cg * z.plane;
+            const CG_T* wg = w + gi * fg * cg * z.taps;
+            const CG_T* bg = bias ? bias + gi * fg : NULL;
+            CG_T* og = out + (b * q->f + gi * fg) * L;
+            if (rowwise) {
+                CG_FN(corr)(Pg, wg, koffs, cg * z.taps, fg, og, L, L / CG_NL, q->ow / CG_NL, q->wp, q->ow, bg);
+                continue;
+            }
+            CG_FN(corr)(Pg, wg, koffs, cg * z.taps, fg, tmp, z.mr, z.mr / CG_NL, z.mr / CG_NL, 0, 0, bg);
             for (co = 0; co < fg; co++)
-                CG_FN(rows)(tmp + co * z.mr, q->wp,
-                            out + (b * q->f + gi * fg + co) * q->oh * q->ow, q->ow, q->oh, q->ow);
+                CG_FN(rows)(tmp + co * z.mr, q->wp, og + co * L, q->ow, q->oh, q->ow);
         }
     }
 }
@@ -153,11 +155,12 @@ static CG_ATTR void CG_FN(input)(const cg_geo* q, const CG_T* grad, const CG_T* 
     ptrdiff_t offs[CG_MAX_TAPS];
     ptrdiff_t koffs[CG_MAX_K];
     ptrdiff_t b, f, gi, ci, fo, t;
-    const ptrdiff_t cg = q->c / q->g, fg = q->f / q->g;
+    const ptrdiff_t cg = q->c / q->g, fg = q->f / q->g, HW = q->h * q->w;
+    const int rowwise = q->w % CG_NL == 0;    /* slots are the input's rows: written in place */
     CG_T* Gz;
     CG_T* wt;
     CG_T* tmp;
-    cg_layout(q, &z, 2 * CG_NL, offs);
+    cg_layout(q, &z, CG_NL, offs);
     for (fo = 0; fo < fg; fo++)         /* the adjoint reads the gradient at flipped offsets */
         for (t = 0; t < z.taps; t++)
             koffs[fo * z.taps + t] = fo * z.zs + z.q0 + z.front - offs[t];
@@ -174,11 +177,16 @@ static CG_ATTR void CG_FN(input)(const cg_geo* q, const CG_T* grad, const CG_T* 
             CG_FN(rows)(grad + (b * q->f + f) * q->oh * q->ow, q->ow, Gz + f * z.zs + z.front, q->wp,
                         q->oh, q->ow);
         for (gi = 0; gi < q->g; gi++) {
-            CG_FN(corr)(Gz + gi * fg * z.zs, wt + gi * cg * fg * z.taps, koffs, fg * z.taps, cg, tmp, z.mr_in,
-                        NULL);
+            const CG_T* Gg = Gz + gi * fg * z.zs;
+            const CG_T* wg = wt + gi * cg * fg * z.taps;
+            CG_T* dg = dx + (b * q->c + gi * cg) * HW;
+            if (rowwise) {
+                CG_FN(corr)(Gg, wg, koffs, fg * z.taps, cg, dg, HW, HW / CG_NL, q->w / CG_NL, q->wp, q->w, NULL);
+                continue;
+            }
+            CG_FN(corr)(Gg, wg, koffs, fg * z.taps, cg, tmp, z.mr_in, z.mr_in / CG_NL, z.mr_in / CG_NL, 0, 0, NULL);
             for (ci = 0; ci < cg; ci++)
-                CG_FN(rows)(tmp + ci * z.mr_in, q->wp, dx + (b * q->c + gi * cg + ci) * q->h * q->w, q->w,
-                            q->h, q->w);
+                CG_FN(rows)(tmp + ci * z.mr_in, q->wp, dg + ci * HW, q->w, q->h, q->w);
         }
     }
 }
@@ -189,8 +197,10 @@ static CG_ATTR void CG_FN(weight)(const cg_geo* q, const CG_T* grad, const CG_T*
     typedef CG_FN(vec) V;
     cg_sizes z;
     ptrdiff_t offs[CG_MAX_TAPS];
-    ptrdiff_t b, c, f, gi, ci, fo, t, m, l, fb, tb;
-    const ptrdiff_t cg = q->c / q->g, fg = q->f / q->g;
+    ptrdiff_t b, c, f, gi, ci, fo, t, r, j, l, fb, tb;
+    const ptrdiff_t cg = q->c / q->g, fg = q->f / q->g, L = q->oh * q->ow;
+    const int rowwise = q->ow % CG_NL == 0;   /* the gradient read in place, row by row */
+    ptrdiff_t nrows, rowlen, prs, grs, gcs;
     CG_T* P;
     CG_T* Gw;
     CG_T* acc;
@@ -198,20 +208,27 @@ static CG_ATTR void CG_FN(weight)(const cg_geo* q, const CG_T* grad, const CG_T*
     P = scratch;                        /* all zeroed by the caller */
     Gw = P + z.planes;
     acc = Gw + q->f * z.mv;             /* (f, cg, taps) vectors of CG_NL partial sums */
+    if (rowwise) {
+        nrows = q->oh; rowlen = q->ow; prs = q->wp; grs = q->ow; gcs = L;
+    } else {
+        nrows = 1; rowlen = z.mv; prs = 0; grs = 0; gcs = z.mv;
+    }
     for (b = 0; b < q->n; b++) {
+        const CG_T* G = rowwise ? grad + b * q->f * L : Gw;
         for (c = 0; c < q->c; c++)
             CG_FN(rows)(x + (b * q->c + c) * q->h * q->w, q->w,
                         P + c * z.plane + q->pt * q->wp + q->pl, q->wp, q->h, q->w);
-        for (f = 0; f < q->f; f++)
-            CG_FN(rows)(grad + (b * q->f + f) * q->oh * q->ow, q->ow, Gw + f * z.mv, q->wp, q->oh, q->ow);
+        if (!rowwise)
+            for (f = 0; f < q->f; f++)
+                CG_FN(rows)(grad + (b * q->f + f) * L, q->ow, Gw + f * z.mv, q->wp, q->oh, q->ow);
         for (gi = 0; gi < q->g; gi++) {
             for (fo = 0; fo < fg; fo += fb) {
-                const CG_T* g0 = Gw + (gi * fg + fo) * z.mv;
+                const CG_T* g0 = G + (gi * fg + fo) * gcs;
+                const ptrdiff_t fstride = cg * z.taps * CG_NL;   /* next output channel in acc */
                 fb = fg - fo >= 4 ? 4 : 1;
                 for (ci = 0; ci < cg; ci++) {
                     const CG_T* s = P + (gi * cg + ci) * z.plane;
                     CG_T* a = acc + (((gi * fg + fo) * cg + ci) * z.taps) * CG_NL;
-                    const ptrdiff_t fstride = cg * z.taps * CG_NL;   /* next output channel in acc */
                     for (t = 0; t < z.taps; t += tb) {
                         tb = z.taps - t >= 3 ? 3 : z.taps - t;
                         if (fb == 4) {
@@ -223,15 +240,17 @@ static CG_ATTR void CG_FN(weight)(const cg_geo* q, const CG_T* grad, const CG_T*
                             CG_SPLAT(a00, 0);
                             a01 = a00; a02 = a00; a10 = a00; a11 = a00; a12 = a00;
                             a20 = a00; a21 = a00; a22 = a00; a30 = a00; a31 = a00; a32 = a00;
-                            for (m = 0; m < z.mv; m += CG_NL) {
-                                CG_LOAD(x0, s0 + m);
-                                CG_LOAD(x1, s1 + m);
-                                CG_LOAD(x2, s2 + m);
-                                CG_LOAD(g, g0 + m);            a00 += g * x0; a01 += g * x1; a02 += g * x2;
-                                CG_LOAD(g, g0 + z.mv + m);     a10 += g * x0; a11 += g * x1; a12 += g * x2;
-                                CG_LOAD(g, g0 + 2 * z.mv + m); a20 += g * x0; a21 += g * x1; a22 += g * x2;
-                                CG_LOAD(g, g0 + 3 * z.mv + m); a30 += g * x0; a31 += g * x1; a32 += g * x2;
-                            }
+                            for (r = 0; r < nrows; r++)
+                                for (j = 0; j < rowlen; j += CG_NL) {
+                                    const ptrdiff_t ps = r * prs + j, gs = r * grs + j;
+                                    CG_LOAD(x0, s0 + ps);
+                                    CG_LOAD(x1, s1 + ps);
+                                    CG_LOAD(x2, s2 + ps);
+                                    CG_LOAD(g, g0 + gs);           a00 += g * x0; a01 += g * x1; a02 += g * x2;
+                                    CG_LOAD(g, g0 + gcs + gs);     a10 += g * x0; a11 += g * x1; a12 += g * x2;
+                                    CG_LOAD(g, g0 + 2 * gcs + gs); a20 += g * x0; a21 += g * x1; a22 += g * x2;
+                                    CG_LOAD(g, g0 + 3 * gcs + gs); a30 += g * x0; a31 += g * x1; a32 += g * x2;
+                                }
                             CG_ADD_TO(a + t * CG_NL, a00);
                             CG_ADD_TO(a + fstride + t * CG_NL, a10);
                             CG_ADD_TO(a + 2 * fstride + t * CG_NL, a20);
@@ -249,27 +268,18 @@ static CG_ATTR void CG_FN(weight)(const cg_geo* q, const CG_T* grad, const CG_T*
                                 CG_ADD_TO(a + 3 * fstride + (t + 2) * CG_NL, a32);
                             }
                         } else {
-                            /* one channel, taps one at a time, two accumulators */
+                            /* one channel, taps one at a time */
                             ptrdiff_t u;
                             for (u = 0; u < tb; u++) {
                                 const CG_T* su = s + offs[t + u];
-                                V a0, a1, x0, gv;
+                                V a0, x0, gv;
                                 CG_SPLAT(a0, 0);
-                                a1 = a0;
-                                for (m = 0; m + 2 * CG_NL <= z.mv; m += 2 * CG_NL) {
-                                    CG_LOAD(x0, su + m);
-                                    CG_LOAD(gv, g0 + m);
-                                    a0 += gv * x0;
-                                    CG_LOAD(x0, su + m + CG_NL);
-                                    CG_LOAD(gv, g0 + m + CG_NL);
-                                    a1 += gv * x0;
-                                }
-                                for (; m < z.mv; m += CG_NL) {
-                                    CG_LOAD(x0, su + m);
-                                    CG_LOAD(gv, g0 + m);
-                                    a0 += gv * x0;
-                                }
-                                a0 += a1;
+                                for (r = 0; r < nrows; r++)
+                                    for (j = 0; j < rowlen; j += CG_NL) {
+                                        CG_LOAD(x0, su + r * prs + j);
+                                        CG_LOAD(gv, g0 + r * grs + j);
+                                        a0 += gv * x0;
+                                    }
                                 CG_ADD_TO(a + (t + u) * CG_NL, a0);
                             }
                         }
@@ -280,8 +290,8 @@ static CG_ATTR void CG_FN(weight)(const cg_geo* q, const CG_T* grad, const CG_T*
     }
     for (l = 0; l < q->f * cg * z.taps; l++) {
         double total = 0;
-        for (m = 0; m < CG_NL; m++)
-            total += acc[l * CG_NL + m];
+        for (j = 0; j < CG_NL; j++)
+            total += acc[l * CG_NL + j];
         dw[l] = (CG_T)total;
     }
 }
