@@ -27,6 +27,7 @@
 
 #define CG_MAX_TAPS 64   /* kh * kw the direct loops take (their tap offsets live on the stack) */
 #define CG_MAX_K 4096   /* C/G * kh * kw and F/G * kh * kw the direct loops take (offsets on the stack) */
+#define CG_TC 5          /* taps per block of the input gradient's accumulators */
 #define CG_SLACK 32      /* elements after the padded planes: the vector loops read past the end */
 
 typedef struct {
@@ -68,12 +69,13 @@ static ptrdiff_t cg_direct_scratch(const cg_geo* q, int kind, ptrdiff_t nl)
     cg_sizes z;
     const ptrdiff_t cg = q->c / q->g, fg = q->f / q->g;
     if (kind == 0) {
-        cg_layout(q, &z, 2 * nl, NULL);
+        cg_layout(q, &z, nl, NULL);
         return z.planes + fg * z.mr;
     }
     if (kind == 1) {
-        cg_layout(q, &z, 2 * nl, NULL);
-        return q->f * z.zs + q->c * fg * z.taps + cg * z.mr_in;
+        cg_layout(q, &z, nl, NULL);
+        return z.plane + CG_SLACK + q->f * z.mv + q->c * ((z.taps + CG_TC - 1) / CG_TC) * fg * CG_TC
+               + z.taps * z.mv;
     }
     cg_layout(q, &z, nl, NULL);
     return z.planes + q->f * z.mv + q->f * cg * z.taps * nl;

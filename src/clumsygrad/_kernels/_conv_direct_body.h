@@ -148,45 +148,106 @@ static CG_ATTR void CG_FN(forward)(const cg_geo* q, const CG_T* x, const CG_T* w
     }
 }
 
+/* The input gradient as the adjoint of the forward loop: for each input channel, H[t] = sum over
+ * the output channels f of w[f][c][t] * grad[f] at every slot (two slots x CG_TC taps of
+ * accumulators, a broadcast weight serving two slots), stored; then dP[position + off_t] += H[t]
+ * tap by tap (all slots of one tap before the next: overlapping read-modify-writes stay apart),
+ * and the inside of the padded plane dP copied out. */
 static CG_ATTR void CG_FN(input)(const cg_geo* q, const CG_T* grad, const CG_T* w, CG_T* dx,
                                  CG_T* scratch)
 {
+    typedef CG_FN(vec) V;
     cg_sizes z;
     ptrdiff_t offs[CG_MAX_TAPS];
-    ptrdiff_t koffs[CG_MAX_K];
-    ptrdiff_t b, f, gi, ci, fo, t;
-    const ptrdiff_t cg = q->c / q->g, fg = q->f / q->g, HW = q->h * q->w;
-    const int rowwise = q->w % CG_NL == 0;    /* slots are the input's rows: written in place */
-    CG_T* Gz;
+    ptrdiff_t b, f, gi, ci, fo, t, u, sl, ch;
+    const ptrdiff_t cg = q->c / q->g, fg = q->f / q->g, L = q->oh * q->ow, HW = q->h * q->w;
+    const int rowwise = q->ow % CG_NL == 0;   /* the gradient read in place, row by row */
+    ptrdiff_t nslots, nv, prs, grs, gcs, nch;
+    CG_T* dP;
+    CG_T* Gw;
     CG_T* wt;
-    CG_T* tmp;
+    CG_T* H;
     cg_layout(q, &z, CG_NL, offs);
-    for (fo = 0; fo < fg; fo++)         /* the adjoint reads the gradient at flipped offsets */
-        for (t = 0; t < z.taps; t++)
-            koffs[fo * z.taps + t] = fo * z.zs + z.q0 + z.front - offs[t];
-    Gz = scratch;                       /* zeroed by the caller: all but the gradient rows stay zero */
-    wt = Gz + q->f * z.zs;
-    tmp = wt + q->c * fg * z.taps;
-    for (gi = 0; gi < q->g; gi++)       /* wt[g][ci][fo][t] = w[g*fg + fo][ci][t] */
+    nch = (z.taps + CG_TC - 1) / CG_TC;
+    dP = scratch;                       /* all zeroed by the caller */
+    Gw = dP + z.plane + CG_SLACK;
+    wt = Gw + q->f * z.mv;              /* wt[g][ci][chunk][fo][CG_TC], zero past the last tap */
+    H = wt + q->c * nch * fg * CG_TC;   /* H[t][slot] vectors */
+    for (gi = 0; gi < q->g; gi++)
         for (ci = 0; ci < cg; ci++)
             for (fo = 0; fo < fg; fo++)
                 for (t = 0; t < z.taps; t++)
-                    wt[((gi * cg + ci) * fg + fo) * z.taps + t] = w[((gi * fg + fo) * cg + ci) * z.taps + t];
+                    wt[((((gi * cg + ci) * nch + t / CG_TC) * fg) + fo) * CG_TC + t % CG_TC] =
+                        w[((gi * fg + fo) * cg + ci) * z.taps + t];
+    if (rowwise) {
+        nslots = L / CG_NL; nv = q->ow / CG_NL; prs = q->wp; grs = q->ow; gcs = L;
+    } else {
+        nslots = z.mv / CG_NL; nv = nslots; prs = 0; grs = 0; gcs = z.mv;
+    }
     for (b = 0; b < q->n; b++) {
-        for (f = 0; f < q->f; f++)
-            CG_FN(rows)(grad + (b * q->f + f) * q->oh * q->ow, q->ow, Gz + f * z.zs + z.front, q->wp,
-                        q->oh, q->ow);
+        const CG_T* G = rowwise ? grad + b * q->f * L : Gw;
+        if (!rowwise)
+            for (f = 0; f < q->f; f++)
+                CG_FN(rows)(grad + (b * q->f + f) * L, q->ow, Gw + f * z.mv, q->wp, q->oh, q->ow);
         for (gi = 0; gi < q->g; gi++) {
-            const CG_T* Gg = Gz + gi * fg * z.zs;
-            const CG_T* wg = wt + gi * cg * fg * z.taps;
-            CG_T* dg = dx + (b * q->c + gi * cg) * HW;
-            if (rowwise) {
-                CG_FN(corr)(Gg, wg, koffs, fg * z.taps, cg, dg, HW, HW / CG_NL, q->w / CG_NL, q->wp, q->w, NULL);
-                continue;
+            const CG_T* Gg = G + gi * fg * gcs;
+            for (ci = 0; ci < cg; ci++) {
+                for (ch = 0; ch < nch; ch++) {
+                    const CG_T* wc = wt + (((gi * cg + ci) * nch + ch) * fg) * CG_TC;
+                    CG_T* Hc = H + ch * CG_TC * nslots * CG_NL;
+                    const ptrdiff_t tc = z.taps - ch * CG_TC < CG_TC ? z.taps - ch * CG_TC : CG_TC;
+                    for (sl = 0; sl < nslots; sl += 2) {
+                        const ptrdiff_t s1 = sl + 1 < nslots ? sl + 1 : sl;
+                        const ptrdiff_t r0 = sl / nv, r1 = s1 / nv;
+                        const CG_T* g0 = Gg + r0 * grs + (sl - r0 * nv) * CG_NL;
+                        const CG_T* g1 = Gg + r1 * grs + (s1 - r1 * nv) * CG_NL;
+                        V a0, a1, a2, a3, a4, b0, b1, b2, b3, b4, x0, x1;
+                        CG_SPLAT(a0, 0);
+                        a1 = a0; a2 = a0; a3 = a0; a4 = a0; b0 = a0; b1 = a0; b2 = a0; b3 = a0; b4 = a0;
+                        for (fo = 0; fo < fg; fo++) {
+                            const CG_T* wf = wc + fo * CG_TC;
+                            CG_T v;
+                            CG_LOAD(x0, g0 + fo * gcs);
+                            CG_LOAD(x1, g1 + fo * gcs);
+                            v = wf[0]; a0 += x0 * v; b0 += x1 * v;
+                            v = wf[1]; a1 += x0 * v; b1 += x1 * v;
+                            v = wf[2]; a2 += x0 * v; b2 += x1 * v;
+                            v = wf[3]; a3 += x0 * v; b3 += x1 * v;
+                            v = wf[4]; a4 += x0 * v; b4 += x1 * v;
+                        }
+                        {
+                            CG_T* h0 = Hc + sl * CG_NL;
+                            CG_T* h1 = Hc + s1 * CG_NL;
+                            const ptrdiff_t hs = nslots * CG_NL;   /* next tap in H */
+                            CG_STORE(h0, a0); CG_STORE(h1, b0);
+                            if (tc > 1) { CG_STORE(h0 + hs, a1); CG_STORE(h1 + hs, b1); }
+                            if (tc > 2) { CG_STORE(h0 + 2 * hs, a2); CG_STORE(h1 + 2 * hs, b2); }
+                            if (tc > 3) { CG_STORE(h0 + 3 * hs, a3); CG_STORE(h1 + 3 * hs, b3); }
+                            if (tc > 4) { CG_STORE(h0 + 4 * hs, a4); CG_STORE(h1 + 4 * hs, b4); }
+                        }
+                    }
+                }
+                {
+                    V zero, h, d;
+                    ptrdiff_t m;
+                    CG_SPLAT(zero, 0);
+                    for (m = 0; m + CG_NL <= z.plane + CG_NL; m += CG_NL)
+                        CG_STORE(dP + m, zero);
+                    for (u = 0; u < z.taps; u++) {
+                        const CG_T* Hu = H + u * nslots * CG_NL;
+                        CG_T* du = dP + offs[u];
+                        for (sl = 0; sl < nslots; sl++) {
+                            const ptrdiff_t r0 = sl / nv;
+                            CG_T* dd = du + r0 * prs + (sl - r0 * nv) * CG_NL;
+                            CG_LOAD(h, Hu + sl * CG_NL);
+                            CG_LOAD(d, dd);
+                            d += h;
+                            CG_STORE(dd, d);
+                        }
+                    }
+                }
+                CG_FN(rows)(dP + z.q0, q->wp, dx + (b * q->c + gi * cg + ci) * HW, q->w, q->h, q->w);
             }
-            CG_FN(corr)(Gg, wg, koffs, fg * z.taps, cg, tmp, z.mr_in, z.mr_in / CG_NL, z.mr_in / CG_NL, 0, 0, NULL);
-            for (ci = 0; ci < cg; ci++)
-                CG_FN(rows)(tmp + ci * z.mr_in, q->wp, dg + ci * HW, q->w, q->h, q->w);
         }
     }
 }
