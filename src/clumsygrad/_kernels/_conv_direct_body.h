@@ -21,14 +21,20 @@ static CG_ATTR void CG_FN(corr)(const CG_T* in, const CG_T* w, const ptrdiff_t* 
 {
     typedef CG_FN(vec) V;
     ptrdiff_t co = 0, sl, t;
+    ptrdiff_t r0 = 0, v0 = 0, r1, v1;   /* slot sl is row r0, vector v0 */
     for (sl = 0; sl < nslots; sl += 2) {
-        const ptrdiff_t s1 = sl + 1 < nslots ? sl + 1 : sl;
-        const ptrdiff_t r0 = sl / nv, r1 = s1 / nv;
-        const ptrdiff_t j0 = (sl - r0 * nv) * CG_NL, j1 = (s1 - r1 * nv) * CG_NL;
-        const CG_T* i0 = in + r0 * prs + j0;
-        const CG_T* i1 = in + r1 * prs + j1;
-        CG_T* o0 = out + r0 * ors + j0;
-        CG_T* o1 = out + r1 * ors + j1;
+        const CG_T* i0;
+        const CG_T* i1;
+        CG_T* o0;
+        CG_T* o1;
+        r1 = r0; v1 = v0;
+        if (sl + 1 < nslots && ++v1 == nv) { v1 = 0; r1++; }
+        i0 = in + r0 * prs + v0 * CG_NL;
+        i1 = in + r1 * prs + v1 * CG_NL;
+        o0 = out + r0 * ors + v0 * CG_NL;
+        o1 = out + r1 * ors + v1 * CG_NL;
+        r0 = r1; v0 = v1;
+        if (++v0 == nv) { v0 = 0; r0++; }
         for (co = 0; co + 4 <= cout; co += 4) {
             const CG_T* wc = w + co * k;
             V a00, a01, a10, a11, a20, a21, a30, a31;
@@ -151,7 +157,8 @@ static CG_ATTR void CG_FN(forward)(const cg_geo* q, const CG_T* x, const CG_T* w
 /* The input gradient as the adjoint of the forward loop: for each input channel, H[t] = sum over
  * the output channels f of w[f][c][t] * grad[f] at every slot (two slots x CG_TC taps of
  * accumulators, a broadcast weight serving two slots), stored; then dP[position + off_t] += H[t]
- * tap by tap (all slots of one tap before the next: overlapping read-modify-writes stay apart),
+ * tap by tap (all slots of one tap before the next, taps in column-major order: read-modify-writes
+ * that overlap partly stay apart),
  * and the inside of the padded plane dP copied out. */
 static CG_ATTR void CG_FN(input)(const cg_geo* q, const CG_T* grad, const CG_T* w, CG_T* dx,
                                  CG_T* scratch)
@@ -159,7 +166,7 @@ static CG_ATTR void CG_FN(input)(const cg_geo* q, const CG_T* grad, const CG_T* 
     typedef CG_FN(vec) V;
     cg_sizes z;
     ptrdiff_t offs[CG_MAX_TAPS];
-    ptrdiff_t b, f, gi, ci, fo, t, u, sl, ch;
+    ptrdiff_t b, f, gi, ci, fo, t, sl, ch;
     const ptrdiff_t cg = q->c / q->g, fg = q->f / q->g, L = q->oh * q->ow, HW = q->h * q->w;
     const int rowwise = q->ow % CG_NL == 0;   /* the gradient read in place, row by row */
     ptrdiff_t nslots, nv, prs, grs, gcs, nch;
@@ -196,11 +203,17 @@ static CG_ATTR void CG_FN(input)(const cg_geo* q, const CG_T* grad, const CG_T* 
                     const CG_T* wc = wt + (((gi * cg + ci) * nch + ch) * fg) * CG_TC;
                     CG_T* Hc = H + ch * CG_TC * nslots * CG_NL;
                     const ptrdiff_t tc = z.taps - ch * CG_TC < CG_TC ? z.taps - ch * CG_TC : CG_TC;
+                    ptrdiff_t r0 = 0, j0 = 0, r1, j1;   /* slot sl is (r0, j0) */
                     for (sl = 0; sl < nslots; sl += 2) {
                         const ptrdiff_t s1 = sl + 1 < nslots ? sl + 1 : sl;
-                        const ptrdiff_t r0 = sl / nv, r1 = s1 / nv;
-                        const CG_T* g0 = Gg + r0 * grs + (sl - r0 * nv) * CG_NL;
-                        const CG_T* g1 = Gg + r1 * grs + (s1 - r1 * nv) * CG_NL;
+                        const CG_T* g0;
+                        const CG_T* g1;
+                        r1 = r0; j1 = j0;
+                        if (s1 != sl && ++j1 == nv) { j1 = 0; r1++; }
+                        g0 = Gg + r0 * grs + j0 * CG_NL;
+                        g1 = Gg + r1 * grs + j1 * CG_NL;
+                        r0 = r1; j0 = j1;
+                        if (++j0 == nv) { j0 = 0; r0++; }
                         V a0, a1, a2, a3, a4, b0, b1, b2, b3, b4, x0, x1;
                         CG_SPLAT(a0, 0);
                         a1 = a0; a2 = a0; a3 = a0; a4 = a0; b0 = a0; b1 = a0; b2 = a0; b3 = a0; b4 = a0;
@@ -233,17 +246,22 @@ static CG_ATTR void CG_FN(input)(const cg_geo* q, const CG_T* grad, const CG_T* 
                     CG_SPLAT(zero, 0);
                     for (m = 0; m + CG_NL <= z.plane + CG_NL; m += CG_NL)
                         CG_STORE(dP + m, zero);
-                    for (u = 0; u < z.taps; u++) {
+                    for (t = 0; t < z.taps; t++) {
+                        /* column-major tap order: taps one column apart, whose writes overlap
+                           partly, run a whole column of taps apart */
+                        const ptrdiff_t u = (t % q->kh) * q->kw + t / q->kh;
                         const CG_T* Hu = H + u * nslots * CG_NL;
                         CG_T* du = dP + offs[u];
-                        for (sl = 0; sl < nslots; sl++) {
-                            const ptrdiff_t r0 = sl / nv;
-                            CG_T* dd = du + r0 * prs + (sl - r0 * nv) * CG_NL;
-                            CG_LOAD(h, Hu + sl * CG_NL);
-                            CG_LOAD(d, dd);
-                            d += h;
-                            CG_STORE(dd, d);
-                        }
+                        ptrdiff_t r, j;
+                        for (r = 0; r < nslots / nv; r++)
+                            for (j = 0; j < nv; j++) {
+                                CG_T* dd = du + r * prs + j * CG_NL;
+                                CG_LOAD(h, Hu);
+                                CG_LOAD(d, dd);
+                                d += h;
+                                CG_STORE(dd, d);
+                                Hu += CG_NL;
+                            }
                     }
                 }
                 CG_FN(rows)(dP + z.q0, q->wp, dx + (b * q->c + gi * cg + ci) * HW, q->w, q->h, q->w);
