@@ -60,7 +60,8 @@ __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", 
 
 cdef enum:
     PER_IMAGE_BYTES = 1 << 20   # see _per_image
-    DIRECT_K = 32               # see _direct
+
+cdef Py_ssize_t _direct_k = 32   # see _direct; _direct_limit changes it (tests, timing)
 
 
 ctypedef struct Geo:
@@ -322,9 +323,9 @@ cdef inline object _dot(object a, object b, cnp.ndarray out):
 # --------------------------------------------------------------------------- direct loops
 cdef inline bint _direct(const Geo* q):
     """The direct loops of ``_conv_direct.h`` (stride 1, few multiply-adds per output value:
-    ``C/G * kh * kw <= DIRECT_K``) instead of im2col + BLAS.  Measured in the notes of issue 16."""
+    ``C/G * kh * kw <= _direct_k``) instead of im2col + BLAS.  Measured in the notes of issue 16."""
     return (CG_DIRECT and q.sh == 1 and q.sw == 1 and q.kh * q.kw <= CG_MAX_TAPS
-            and (q.c // q.g) * q.kh * q.kw <= DIRECT_K and (q.f // q.g) * q.kh * q.kw <= CG_MAX_K
+            and (q.c // q.g) * q.kh * q.kw <= _direct_k and (q.f // q.g) * q.kh * q.kw <= CG_MAX_K
             and q.h >= 1 and q.w >= 1)
 
 
@@ -362,6 +363,16 @@ cdef cnp.ndarray _direct_run(int kind, const Geo* q, int tn, cnp.ndarray a, cnp.
         else:
             cg_direct_weight_d(&z, <double*>pa, <double*>pb, <double*>po, <double*>ps)
     return out
+
+
+def _direct_limit(k=None):
+    """The largest ``C/G * kh * kw`` the direct loops take (0: never); ``k`` sets it (for tests
+    and timing).  Returns the limit in force before the call."""
+    global _direct_k
+    old = _direct_k
+    if k is not None:
+        _direct_k = k
+    return old
 
 
 def _direct_isa(isa=None):
