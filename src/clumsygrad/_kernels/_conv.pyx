@@ -53,6 +53,8 @@ cdef extern from "_conv_direct.h" nogil:
     void cg_direct_input_d(const cg_geo* q, const double* grad, const double* w, double* dx, double* scratch)
     void cg_direct_weight_f(const cg_geo* q, const float* grad, const float* x, float* dw, float* scratch)
     void cg_direct_weight_d(const cg_geo* q, const double* grad, const double* x, double* dw, double* scratch)
+    void cg_channel_sums_f(const float* grad, Py_ssize_t n, Py_ssize_t f, Py_ssize_t L, float* out)
+    void cg_channel_sums_d(const double* grad, Py_ssize_t n, Py_ssize_t f, Py_ssize_t L, double* out)
 
 cnp.import_array()
 
@@ -61,7 +63,7 @@ __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", 
 cdef enum:
     PER_IMAGE_BYTES = 1 << 20   # see _per_image
 
-cdef Py_ssize_t _direct_k = 32   # see _direct; _direct_limit changes it (tests, timing)
+cdef Py_ssize_t _direct_k = 288   # see _direct; _direct_limit changes it (tests, timing)
 
 
 ctypedef struct Geo:
@@ -321,12 +323,17 @@ cdef inline object _dot(object a, object b, cnp.ndarray out):
 
 
 # --------------------------------------------------------------------------- direct loops
-cdef inline bint _direct(const Geo* q):
-    """The direct loops of ``_conv_direct.h`` (stride 1, few multiply-adds per output value:
-    ``C/G * kh * kw <= _direct_k``) instead of im2col + BLAS.  Measured in the notes of issue 16."""
-    return (CG_DIRECT and q.sh == 1 and q.sw == 1 and q.kh * q.kw <= CG_MAX_TAPS
-            and (q.c // q.g) * q.kh * q.kw <= _direct_k and (q.f // q.g) * q.kh * q.kw <= CG_MAX_K
-            and q.h >= 1 and q.w >= 1)
+cdef inline bint _direct(const Geo* q, bint input_grad):
+    """The direct loops of ``_conv_direct.h`` instead of im2col + BLAS: stride 1 and a short
+    reduction per output value, ``C/G * kh * kw <= _direct_k`` (288); for the input gradient,
+    whose loop reduces over the output channels, also ``F/G * kh * kw <= _direct_k // 2`` (144).
+    Measured (float32 and float64, one core; the notes of issue 16): the direct forward and
+    weight-gradient loops beat im2col + BLAS by 1.3-3x up to K = 288 and tie at K = 576; the
+    direct input gradient wins with F/G * 9 <= 144 and ties or loses (0.6-1.05x) above."""
+    cdef Py_ssize_t taps = q.kh * q.kw
+    return (CG_DIRECT and q.sh == 1 and q.sw == 1 and taps <= CG_MAX_TAPS and q.h >= 1 and q.w >= 1
+            and (q.c // q.g) * taps <= _direct_k and (q.c // q.g) * taps <= CG_MAX_K
+            and (not input_grad or (q.f // q.g) * taps <= _direct_k // 2))
 
 
 cdef cnp.ndarray _direct_run(int kind, const Geo* q, int tn, cnp.ndarray a, cnp.ndarray b, cnp.ndarray bias,
@@ -366,8 +373,8 @@ cdef cnp.ndarray _direct_run(int kind, const Geo* q, int tn, cnp.ndarray a, cnp.
 
 
 def _direct_limit(k=None):
-    """The largest ``C/G * kh * kw`` the direct loops take (0: never); ``k`` sets it (for tests
-    and timing).  Returns the limit in force before the call."""
+    """The largest ``C/G * kh * kw`` the direct loops take (0: never; see ``_direct``); ``k``
+    sets it (for tests and timing).  Returns the limit in force before the call."""
     global _direct_k
     old = _direct_k
     if k is not None:
@@ -397,7 +404,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, bias=None):
     xa = as_c_typed(xa, tn)
     if ba is not None:
         ba = as_c_typed(ba, tn)
-    if _direct(&q):
+    if _direct(&q, False):
         dims[0], dims[1], dims[2], dims[3] = q.n, q.f, q.oh, q.ow
         return _direct_run(0, &q, tn, xa, as_c_typed(wa, tn), ba, _empty(4, dims, tn))
     cdef Py_ssize_t L = q.oh * q.ow, K = (q.c // q.g) * q.kh * q.kw, G = q.g, Fg = q.f // q.g, b, gi
@@ -483,7 +490,7 @@ def conv2d_backward_input(grad, weight, input_shape, stride, padding, dilation, 
     cdef Geo q
     cdef Py_ssize_t dims[4]
     _backward_geometry(&q, ga, wa, False, input_shape, stride, padding, dilation, groups)
-    if _direct(&q):
+    if _direct(&q, True):
         dims[0], dims[1], dims[2], dims[3] = q.n, q.c, q.h, q.w
         return _direct_run(1, &q, tn, as_c_typed(ga, tn), as_c_typed(wa, tn), None, _empty(4, dims, tn))
     cdef Py_ssize_t L = q.oh * q.ow, K = (q.c // q.g) * q.kh * q.kw, G = q.g, Fg = q.f // q.g, b, gi
@@ -530,7 +537,7 @@ def conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation, gro
     cdef Py_ssize_t dims[3]
     _backward_geometry(&q, ga, xa, True, weight_shape, stride, padding, dilation, groups)
     cdef Py_ssize_t wdims[4]
-    if _direct(&q):
+    if _direct(&q, False):
         wdims[0], wdims[1], wdims[2], wdims[3] = q.f, q.c // q.g, q.kh, q.kw
         return _direct_run(2, &q, tn, as_c_typed(ga, tn), as_c_typed(xa, tn), None, _empty(4, wdims, tn))
     cdef Py_ssize_t L = q.oh * q.ow, K = (q.c // q.g) * q.kh * q.kw, G = q.g, Fg = q.f // q.g, b, gi
@@ -604,6 +611,16 @@ def conv2d_backward_bias(grad):
     ga = as_c_typed(ga, tn)
     cdef cnp.npy_intp f = cnp.PyArray_DIM(ga, 1)
     cdef cnp.ndarray out = cnp.PyArray_EMPTY(1, &f, tn, 0)
+    cdef Py_ssize_t n = cnp.PyArray_DIM(ga, 0), L = cnp.PyArray_DIM(ga, 2) * cnp.PyArray_DIM(ga, 3)
+    cdef void* pg = cnp.PyArray_DATA(ga)
+    cdef void* po = cnp.PyArray_DATA(out)
+    if CG_DIRECT:   # the vector loop of _conv_direct.h
+        with nogil:
+            if tn == cnp.NPY_FLOAT:
+                cg_channel_sums_f(<float*>pg, n, f, L, <float*>po)
+            else:
+                cg_channel_sums_d(<double*>pg, n, f, L, <double*>po)
+        return out
     cdef cnp.ndarray acc = cnp.PyArray_EMPTY(1, &f, cnp.NPY_DOUBLE, 0)
     cdef Call k
     k.a = cnp.PyArray_DATA(ga)

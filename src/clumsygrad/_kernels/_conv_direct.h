@@ -27,6 +27,7 @@
 
 #define CG_MAX_TAPS 64   /* kh * kw the direct loops take (their tap offsets live on the stack) */
 #define CG_MAX_K 4096   /* C/G * kh * kw and F/G * kh * kw the direct loops take (offsets on the stack) */
+#define CG_SUM_BLOCK 1024   /* float values summed before a flush into double (bias gradient) */
 #define CG_TC 5          /* taps per block of the input gradient's accumulators */
 #define CG_SLACK 32      /* elements after the padded planes: the vector loops read past the end */
 
@@ -178,6 +179,8 @@ static void cg_input_f_base(const cg_geo* q, const float* g, const float* w, flo
 static void cg_input_d_base(const cg_geo* q, const double* g, const double* w, double* o, double* s) {}
 static void cg_weight_f_base(const cg_geo* q, const float* g, const float* x, float* o, float* s) {}
 static void cg_weight_d_base(const cg_geo* q, const double* g, const double* x, double* o, double* s) {}
+static void cg_channel_sums_f_base(const float* g, ptrdiff_t n, ptrdiff_t f, ptrdiff_t L, float* o) {}
+static void cg_channel_sums_d_base(const double* g, ptrdiff_t n, ptrdiff_t f, ptrdiff_t L, double* o) {}
 #define CG_PICK(fn, t) cg_##fn##_##t##_base
 #endif
 
@@ -195,5 +198,10 @@ static void cg_direct_weight_f(const cg_geo* q, const float* grad, const float* 
 { CG_PICK(weight, f)(q, grad, x, dw, scratch); }
 static void cg_direct_weight_d(const cg_geo* q, const double* grad, const double* x, double* dw, double* scratch)
 { CG_PICK(weight, d)(q, grad, x, dw, scratch); }
+
+static void cg_channel_sums_f(const float* grad, ptrdiff_t n, ptrdiff_t f, ptrdiff_t L, float* out)
+{ CG_PICK(channel_sums, f)(grad, n, f, L, out); }
+static void cg_channel_sums_d(const double* grad, ptrdiff_t n, ptrdiff_t f, ptrdiff_t L, double* out)
+{ CG_PICK(channel_sums, d)(grad, n, f, L, out); }
 
 #endif
