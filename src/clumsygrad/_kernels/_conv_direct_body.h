@@ -155,8 +155,8 @@ static CG_ATTR void CG_FN(forward)(const cg_geo* q, const CG_T* x, const CG_T* w
 }
 
 /* The input gradient as the adjoint of the forward loop: for each input channel, H[t] = sum over
- * the output channels f of w[f][c][t] * grad[f] at every slot (two slots x CG_TC taps of
- * accumulators, a broadcast weight serving two slots), stored; then dP[position + off_t] += H[t]
+ * the output channels f of w[f][c][t] * grad[f] at every slot (four slots x CG_TC = 3 taps of
+ * accumulators, a broadcast weight serving four slots), stored; then dP[position + off_t] += H[t]
  * tap by tap (all slots of one tap before the next, taps in column-major order: read-modify-writes
  * that overlap partly stay apart),
  * and the inside of the padded plane dP copied out. */
@@ -203,40 +203,47 @@ static CG_ATTR void CG_FN(input)(const cg_geo* q, const CG_T* grad, const CG_T* 
                     const CG_T* wc = wt + (((gi * cg + ci) * nch + ch) * fg) * CG_TC;
                     CG_T* Hc = H + ch * CG_TC * nslots * CG_NL;
                     const ptrdiff_t tc = z.taps - ch * CG_TC < CG_TC ? z.taps - ch * CG_TC : CG_TC;
-                    ptrdiff_t r0 = 0, j0 = 0, r1, j1;   /* slot sl is (r0, j0) */
-                    for (sl = 0; sl < nslots; sl += 2) {
-                        const ptrdiff_t s1 = sl + 1 < nslots ? sl + 1 : sl;
-                        const CG_T* g0;
-                        const CG_T* g1;
-                        r1 = r0; j1 = j0;
-                        if (s1 != sl && ++j1 == nv) { j1 = 0; r1++; }
-                        g0 = Gg + r0 * grs + j0 * CG_NL;
-                        g1 = Gg + r1 * grs + j1 * CG_NL;
-                        r0 = r1; j0 = j1;
-                        if (++j0 == nv) { j0 = 0; r0++; }
-                        V a0, a1, a2, a3, a4, b0, b1, b2, b3, b4, x0, x1;
+                    ptrdiff_t r = 0, j = 0;   /* the next slot's row and vector */
+                    for (sl = 0; sl < nslots; sl += 4) {
+                        /* four slots (a short last block repeats its last slot) x three taps */
+                        const CG_T* gp[4];
+                        ptrdiff_t hp[4], u;
+                        V a0, a1, a2, b0, b1, b2, c0, c1, c2, d0, d1, d2, x0, x1, x2, x3;
+                        for (u = 0; u < 4; u++) {
+                            gp[u] = Gg + r * grs + j * CG_NL;
+                            hp[u] = sl + u < nslots ? sl + u : nslots - 1;
+                            if (sl + u + 1 < nslots && ++j == nv) { j = 0; r++; }
+                        }
                         CG_SPLAT(a0, 0);
-                        a1 = a0; a2 = a0; a3 = a0; a4 = a0; b0 = a0; b1 = a0; b2 = a0; b3 = a0; b4 = a0;
+                        a1 = a0; a2 = a0; b0 = a0; b1 = a0; b2 = a0;
+                        c0 = a0; c1 = a0; c2 = a0; d0 = a0; d1 = a0; d2 = a0;
                         for (fo = 0; fo < fg; fo++) {
                             const CG_T* wf = wc + fo * CG_TC;
+                            const ptrdiff_t go = fo * gcs;
                             CG_T v;
-                            CG_LOAD(x0, g0 + fo * gcs);
-                            CG_LOAD(x1, g1 + fo * gcs);
-                            v = wf[0]; a0 += x0 * v; b0 += x1 * v;
-                            v = wf[1]; a1 += x0 * v; b1 += x1 * v;
-                            v = wf[2]; a2 += x0 * v; b2 += x1 * v;
-                            v = wf[3]; a3 += x0 * v; b3 += x1 * v;
-                            v = wf[4]; a4 += x0 * v; b4 += x1 * v;
+                            CG_LOAD(x0, gp[0] + go);
+                            CG_LOAD(x1, gp[1] + go);
+                            CG_LOAD(x2, gp[2] + go);
+                            CG_LOAD(x3, gp[3] + go);
+                            v = wf[0]; a0 += x0 * v; b0 += x1 * v; c0 += x2 * v; d0 += x3 * v;
+                            v = wf[1]; a1 += x0 * v; b1 += x1 * v; c1 += x2 * v; d1 += x3 * v;
+                            v = wf[2]; a2 += x0 * v; b2 += x1 * v; c2 += x2 * v; d2 += x3 * v;
                         }
                         {
-                            CG_T* h0 = Hc + sl * CG_NL;
-                            CG_T* h1 = Hc + s1 * CG_NL;
                             const ptrdiff_t hs = nslots * CG_NL;   /* next tap in H */
-                            CG_STORE(h0, a0); CG_STORE(h1, b0);
-                            if (tc > 1) { CG_STORE(h0 + hs, a1); CG_STORE(h1 + hs, b1); }
-                            if (tc > 2) { CG_STORE(h0 + 2 * hs, a2); CG_STORE(h1 + 2 * hs, b2); }
-                            if (tc > 3) { CG_STORE(h0 + 3 * hs, a3); CG_STORE(h1 + 3 * hs, b3); }
-                            if (tc > 4) { CG_STORE(h0 + 4 * hs, a4); CG_STORE(h1 + 4 * hs, b4); }
+                            CG_T* h0 = Hc + hp[0] * CG_NL;
+                            CG_T* h1 = Hc + hp[1] * CG_NL;
+                            CG_T* h2 = Hc + hp[2] * CG_NL;
+                            CG_T* h3 = Hc + hp[3] * CG_NL;
+                            CG_STORE(h0, a0); CG_STORE(h1, b0); CG_STORE(h2, c0); CG_STORE(h3, d0);
+                            if (tc > 1) {
+                                CG_STORE(h0 + hs, a1); CG_STORE(h1 + hs, b1);
+                                CG_STORE(h2 + hs, c1); CG_STORE(h3 + hs, d1);
+                            }
+                            if (tc > 2) {
+                                CG_STORE(h0 + 2 * hs, a2); CG_STORE(h1 + 2 * hs, b2);
+                                CG_STORE(h2 + 2 * hs, c2); CG_STORE(h3 + 2 * hs, d2);
+                            }
                         }
                     }
                 }
