@@ -8,8 +8,9 @@
  * (the wp - ow columns at the end of each row are computed and dropped).
  *
  *   forward:       out[f][m] = bias[f] + sum_{c,t} w[f][c][t] * P[c][m + off_t]
- *   input grad:    the same correlation on the gradient laid out with row stride wp inside zeros
- *                  (Gz), with the weights transposed and the tap offsets flipped
+ *   input grad:    per tap, the sum over output channels of weight x gradient (H[t], laid out with
+ *                  row stride wp inside zeros), then dx = the sum over taps of H[t] read at the
+ *                  flipped offsets
  *   weight grad:   dw[f][c][t] = sum_{images, m} Gw[f][m] * P[c][m + off_t], Gw the gradient with
  *                  row stride wp (zero in the dropped columns), partial sums kept per lane
  *
@@ -38,7 +39,7 @@ typedef struct {
 typedef struct {
     ptrdiff_t taps, plane, planes;   /* a padded plane; C of them plus slack */
     ptrdiff_t mr;                    /* forward: positions computed per channel (>= M) */
-    ptrdiff_t front, zs, q0, mr_in;  /* input grad: zeros before Gz's rows, its channel stride,
+    ptrdiff_t front, zs, q0, mr_in;  /* input grad: zeros before Hz's rows, its tap stride,
                                         the first position needed, positions computed */
     ptrdiff_t mv;                    /* weight grad: Gw's channel stride (M rounded up) */
 } cg_sizes;
@@ -75,8 +76,8 @@ static ptrdiff_t cg_direct_scratch(const cg_geo* q, int kind, ptrdiff_t nl)
     }
     if (kind == 1) {
         cg_layout(q, &z, nl, NULL);
-        return z.plane + CG_SLACK + q->f * z.mv + q->c * ((z.taps + CG_TC - 1) / CG_TC) * fg * CG_TC
-               + z.taps * z.mv;
+        return q->f * z.mv + q->c * ((z.taps + CG_TC - 1) / CG_TC) * fg * CG_TC + z.taps * z.zs + z.taps
+               + z.mr_in;
     }
     cg_layout(q, &z, nl, NULL);
     return z.planes + q->f * z.mv + q->f * cg * z.taps * nl;
