@@ -285,17 +285,24 @@ def check_against_pure(case):
 
 
 # either side of the size rule (_conv._direct, defaults): C/G * kh * kw <= 288 takes the direct
-# forward and weight-gradient loops, and the input gradient's when also F/G * kh * kw <= 144
+# forward and weight-gradient loops; the input gradient's also need F/G * kh * kw <= 576 and either
+# output rows of whole vectors (8 float32 lanes under AVX2, 4 without) or C/G >= 8
+LANES = {1: 8, 0: 4}   # float32 lanes per instruction set of _conv._direct_isa()
+
+
 @pytest.mark.parametrize("shape,wshape,groups,direct", [
     ((2, 32, 8, 8), (16, 32, 3, 3), 1, (True, True, True)),       # K = 288, F/G * 9 = 144
     ((2, 33, 8, 8), (16, 33, 3, 3), 1, (False, False, False)),    # K = 297
-    ((2, 4, 9, 7), (17, 4, 3, 3), 1, (True, False, True)),        # F/G * 9 = 153
-    ((2, 64, 6, 6), (32, 32, 3, 3), 2, (True, True, True)),       # per group: K = 288, 144
+    ((2, 4, 9, 7), (17, 4, 3, 3), 1, (True, False, True)),        # rows of 7, C/G = 4
+    ((2, 64, 6, 6), (32, 32, 3, 3), 2, (True, True, True)),       # per group: K = 288, C/G = 32
+    ((1, 2, 8, 8), (65, 2, 3, 3), 1, (True, False, True)),        # F/G * 9 = 585
+    ((2, 1, 28, 28), (32, 1, 3, 3), 1, (True, "lanes", True)),    # rows of 28: whole vectors of 4 only
     ((64, 1, 8, 8), (16, 1, 3, 3), 1, (True, True, True)),        # the bench's conv-small
-    ((2, 16, 28, 28), (32, 16, 3, 3), 1, (True, False, True)),    # the bench's conv-medium
+    ((2, 16, 28, 28), (32, 16, 3, 3), 1, (True, True, True)),     # the bench's conv-medium
 ])
 def test_conv2d_size_rule_sides_match_pure(shape, wshape, groups, direct):
     assert _conv._direct_limit() == 288
+    direct = tuple(28 % LANES[_conv._direct_isa()] == 0 if d == "lanes" else d for d in direct)
     rng = np.random.default_rng(5)
     x = rng.standard_normal(shape).astype(np.float32)
     w = rng.standard_normal(wshape).astype(np.float32)

@@ -57,6 +57,7 @@ cdef extern from "_conv_direct.h" nogil:
     Py_ssize_t cg_direct_scratch(const cg_geo* q, int kind, Py_ssize_t nl)
     int cg_direct_isa()
     int cg_direct_set_isa(int isa)
+    Py_ssize_t cg_direct_lanes(int dbl)
     void cg_direct_forward_f(const cg_geo* q, const float* x, const float* w, const float* bias, float* out,
                              float* scratch)
     void cg_direct_forward_d(const cg_geo* q, const double* x, const double* w, const double* bias,
@@ -335,17 +336,23 @@ cdef inline object _dot(object a, object b, cnp.ndarray out):
 
 
 # --------------------------------------------------------------------------- direct loops
-cdef inline bint _direct(const Geo* q, bint input_grad):
+cdef inline bint _direct(const Geo* q, bint input_grad, int tn):
     """The direct loops of ``_conv_direct.h`` instead of im2col + BLAS: stride 1 and a short
-    reduction per output value, ``C/G * kh * kw <= _direct_k`` (288); for the input gradient,
-    whose loop reduces over the output channels, also ``F/G * kh * kw <= _direct_k // 2`` (144).
-    Measured (float32 and float64, one core; the notes of issue 16): the direct forward and
-    weight-gradient loops beat im2col + BLAS by 1.3-3x up to K = 288 and tie at K = 576; the
-    direct input gradient wins with F/G * 9 <= 144 and ties or loses (0.6-1.05x) above."""
+    reduction per output value, ``C/G * kh * kw <= _direct_k`` (288).  The input gradient, whose
+    loop also reduces over the output channels, moreover needs ``F/G * kh * kw <= 2 * _direct_k``
+    (576) and either output rows of whole vectors (its gradient read in place) or ``C/G >= 8``
+    (the gradient's re-layout, once per image, shared by enough input channels).  Measured
+    (float32 and float64, one core; the notes of issue 16): forward and weight gradient 1.2-3x
+    faster than im2col + BLAS up to K = 288, a tie at 576; the input gradient 1.2-1.8x faster
+    inside its rule, 0.6-0.98x outside it."""
     cdef Py_ssize_t taps = q.kh * q.kw
-    return (CG_DIRECT and q.sh == 1 and q.sw == 1 and taps <= CG_MAX_TAPS and q.h >= 1 and q.w >= 1
-            and (q.c // q.g) * taps <= _direct_k and (q.c // q.g) * taps <= CG_MAX_K
-            and (not input_grad or (q.f // q.g) * taps <= _direct_k // 2))
+    if not (CG_DIRECT and q.sh == 1 and q.sw == 1 and taps <= CG_MAX_TAPS and q.h >= 1 and q.w >= 1
+            and (q.c // q.g) * taps <= _direct_k and (q.c // q.g) * taps <= CG_MAX_K):
+        return False
+    if not input_grad:
+        return True
+    return ((q.f // q.g) * taps <= 2 * _direct_k
+            and (q.ow % cg_direct_lanes(tn == cnp.NPY_DOUBLE) == 0 or q.c // q.g >= 8))
 
 
 cdef cnp.ndarray _direct_run(int kind, const Geo* q, int tn, cnp.ndarray a, cnp.ndarray b, cnp.ndarray bias,
@@ -416,7 +423,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, bias=None):
     xa = as_c_typed(xa, tn)
     if ba is not None:
         ba = as_c_typed(ba, tn)
-    if _direct(&q, False):
+    if _direct(&q, False, tn):
         dims[0], dims[1], dims[2], dims[3] = q.n, q.f, q.oh, q.ow
         return _direct_run(0, &q, tn, xa, as_c_typed(wa, tn), ba, _empty(4, dims, tn))
     cdef Py_ssize_t L = q.oh * q.ow, K = (q.c // q.g) * q.kh * q.kw, G = q.g, Fg = q.f // q.g, b, gi
@@ -502,7 +509,7 @@ def conv2d_backward_input(grad, weight, input_shape, stride, padding, dilation, 
     cdef Geo q
     cdef Py_ssize_t dims[4]
     _backward_geometry(&q, ga, wa, False, input_shape, stride, padding, dilation, groups)
-    if _direct(&q, True):
+    if _direct(&q, True, tn):
         dims[0], dims[1], dims[2], dims[3] = q.n, q.c, q.h, q.w
         return _direct_run(1, &q, tn, as_c_typed(ga, tn), as_c_typed(wa, tn), None, _empty(4, dims, tn))
     cdef Py_ssize_t L = q.oh * q.ow, K = (q.c // q.g) * q.kh * q.kw, G = q.g, Fg = q.f // q.g, b, gi
@@ -549,7 +556,7 @@ def conv2d_backward_weight(grad, x, weight_shape, stride, padding, dilation, gro
     cdef Py_ssize_t dims[3]
     _backward_geometry(&q, ga, xa, True, weight_shape, stride, padding, dilation, groups)
     cdef Py_ssize_t wdims[4]
-    if _direct(&q, False):
+    if _direct(&q, False, tn):
         wdims[0], wdims[1], wdims[2], wdims[3] = q.f, q.c // q.g, q.kh, q.kw
         return _direct_run(2, &q, tn, as_c_typed(ga, tn), as_c_typed(xa, tn), None, _empty(4, wdims, tn))
     cdef Py_ssize_t L = q.oh * q.ow, K = (q.c // q.g) * q.kh * q.kw, G = q.g, Fg = q.f // q.g, b, gi

@@ -185,6 +185,9 @@ static void cg_channel_sums_d_base(const double* g, ptrdiff_t n, ptrdiff_t f, pt
 #define CG_PICK(fn, t) cg_##fn##_##t##_base
 #endif
 
+/* Lanes of the vectors the direct loops run on now (float: 8 under AVX2, else 4; double half). */
+static ptrdiff_t cg_direct_lanes(int dbl) { return (cg_direct_isa() ? 32 : 16) / (dbl ? 8 : 4); }
+
 static void cg_direct_forward_f(const cg_geo* q, const float* x, const float* w, const float* bias,
                                 float* out, float* scratch)
 { CG_PICK(forward, f)(q, x, w, bias, out, scratch); }

@@ -210,22 +210,26 @@ static CG_ATTR void CG_FN(input)(const cg_geo* q, const CG_T* grad, const CG_T* 
             const CG_T* Gg = G + gi * fg * gcs;
             for (ci = 0; ci < cg; ci++) {
                 CG_T* dplane = dx + (b * q->c + gi * cg + ci) * HW;
-                for (ch = 0; ch < nch; ch++) {
-                    const CG_T* wc = wt + (((gi * cg + ci) * nch + ch) * fg) * CG_TC;
-                    CG_T* Hc = Hz + ch * CG_TC * z.zs + z.front;
-                    const ptrdiff_t tc = z.taps - ch * CG_TC < CG_TC ? z.taps - ch * CG_TC : CG_TC;
-                    ptrdiff_t r = 0, j = 0;   /* the next slot's row and vector */
-                    for (sl = 0; sl < nslots; sl += 4) {
-                        /* four slots (a short last block repeats its last slot) x three taps */
-                        const CG_T* gp[4];
+                ptrdiff_t r = 0, j = 0;   /* the next slot's row and vector */
+                for (sl = 0; sl < nslots; sl += 4) {
+                    /* four slots (a short last block repeats its last slot); their gradient
+                       vectors stay in cache over the tap chunks */
+                    const CG_T* gp[4];
+                    ptrdiff_t hpos[4], u;
+                    for (u = 0; u < 4; u++) {
+                        gp[u] = Gg + r * grs + j * CG_NL;
+                        hpos[u] = z.front + r * hrs + j * CG_NL;
+                        if (sl + u + 1 < nslots && ++j == nv) { j = 0; r++; }
+                    }
+                    for (ch = 0; ch < nch; ch++) {
+                        /* x three taps */
+                        const CG_T* wc = wt + (((gi * cg + ci) * nch + ch) * fg) * CG_TC;
+                        CG_T* Hc = Hz + ch * CG_TC * z.zs;
+                        const ptrdiff_t tc = z.taps - ch * CG_TC < CG_TC ? z.taps - ch * CG_TC : CG_TC;
                         CG_T* hp[4];
-                        ptrdiff_t u;
                         V a0, a1, a2, b0, b1, b2, c0, c1, c2, d0, d1, d2, x0, x1, x2, x3;
-                        for (u = 0; u < 4; u++) {
-                            gp[u] = Gg + r * grs + j * CG_NL;
-                            hp[u] = Hc + r * hrs + j * CG_NL;
-                            if (sl + u + 1 < nslots && ++j == nv) { j = 0; r++; }
-                        }
+                        for (u = 0; u < 4; u++)
+                            hp[u] = Hc + hpos[u];
                         CG_SPLAT(a0, 0);
                         a1 = a0; a2 = a0; b0 = a0; b1 = a0; b2 = a0;
                         c0 = a0; c1 = a0; c2 = a0; d0 = a0; d1 = a0; d2 = a0;
