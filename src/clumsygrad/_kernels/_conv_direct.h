@@ -27,7 +27,7 @@
 #include <string.h>
 
 #define CG_MAX_TAPS 64   /* kh * kw the direct loops take (their tap offsets live on the stack) */
-#define CG_MAX_K 4096   /* C/G * kh * kw and F/G * kh * kw the direct loops take (offsets on the stack) */
+#define CG_MAX_K 1024   /* C/G * kh * kw the forward loop takes (its offset table is on the stack) */
 #define CG_SUM_BLOCK 1024   /* float values summed before a flush into double (bias gradient) */
 #define CG_TC 3          /* taps per block of the input gradient's accumulators */
 #define CG_SLACK 32      /* elements after the padded planes: the vector loops read past the end */
