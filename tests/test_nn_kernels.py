@@ -207,12 +207,13 @@ def test_conv2d_per_image_path_matches_pure(conv_path, path, shape, wshape, stri
 
 # --------------------------------------------------------------------------- direct loops
 # Stride-1 convolutions with a short reduction run the direct loops of _conv_direct.h (see
-# _conv._direct); the knobs _direct_limit (0: never direct) and _direct_isa (0: the baseline
+# _conv._direct; by default only where their AVX2 + FMA copies run); the knobs _direct_limit (0:
+# never direct), _direct_baseline (the baseline copies too) and _direct_isa (0: the baseline
 # copies, 1: AVX2 + FMA where the CPU has them) let one process check every path against pure.
 PATHS = {
-    "direct-auto": dict(limit=10 ** 6, isa=1),
-    "direct-baseline": dict(limit=10 ** 6, isa=0),
-    "im2col": dict(limit=0, isa=1),
+    "direct-auto": dict(limit=10 ** 6, isa=1, baseline=True),
+    "direct-baseline": dict(limit=10 ** 6, isa=0, baseline=True),
+    "im2col": dict(limit=0, isa=1, baseline=False),
 }
 
 
@@ -220,11 +221,13 @@ PATHS = {
 def using_path(name):
     """The compiled convolution kernels on the path ``name`` (PATHS) inside the block."""
     limit = _conv._direct_limit(PATHS[name]["limit"])
+    baseline = _conv._direct_baseline(PATHS[name]["baseline"])
     _conv._direct_isa(PATHS[name]["isa"])
     try:
         yield
     finally:
         _conv._direct_limit(limit)
+        _conv._direct_baseline(baseline)
         _conv._direct_isa(-1)
 
 
@@ -284,8 +287,8 @@ def check_against_pure(case):
     np.testing.assert_allclose(native.conv2d_backward_bias(g), pure.conv2d_backward_bias(g), **t)
 
 
-# either side of the size rule (_conv._direct, defaults): C/G * kh * kw <= 288 takes the direct
-# forward and weight-gradient loops; the input gradient's also need F/G * kh * kw <= 576 and either
+# either side of the size rule (_conv._direct, defaults, where the AVX2 + FMA copies run):
+# C/G * kh * kw <= 288 takes the direct forward and weight-gradient loops; the input gradient's also need F/G * kh * kw <= 576 and either
 # output rows of whole vectors (8 float32 lanes under AVX2, 4 without) or C/G >= 8
 LANES = {1: 8, 0: 4}   # float32 lanes per instruction set of _conv._direct_isa()
 
@@ -301,8 +304,10 @@ LANES = {1: 8, 0: 4}   # float32 lanes per instruction set of _conv._direct_isa(
     ((2, 16, 28, 28), (32, 16, 3, 3), 1, (True, True, True)),     # the bench's conv-medium
 ])
 def test_conv2d_size_rule_sides_match_pure(shape, wshape, groups, direct):
-    assert _conv._direct_limit() == 288
+    assert _conv._direct_limit() == 288 and not _conv._direct_baseline()
     direct = tuple(28 % LANES[_conv._direct_isa()] == 0 if d == "lanes" else d for d in direct)
+    if _conv._direct_isa() == 0:   # no AVX2 + FMA: the rule keeps im2col + BLAS everywhere
+        direct = (False, False, False)
     rng = np.random.default_rng(5)
     x = rng.standard_normal(shape).astype(np.float32)
     w = rng.standard_normal(wshape).astype(np.float32)
@@ -329,10 +334,18 @@ def test_conv2d_size_rule_sides_match_pure(shape, wshape, groups, direct):
 
 
 def test_conv2d_direct_isa_knob():
+    """Forcing the baseline copies switches the direct loops off unless _direct_baseline is set."""
     isa = _conv._direct_isa()
     assert isa in (0, 1)
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((3, 1, 8, 8)).astype(np.float32), rng.standard_normal((4, 1, 3, 3)).astype(np.float32)
+    args = ((1, 1), (1, 1, 1, 1), (1, 1), 1)
     try:
         assert _conv._direct_isa(0) == 0
+        off = native.conv2d_forward(x, w, *args)
+        limit = _conv._direct_limit(0)
+        assert np.array_equal(off, native.conv2d_forward(x, w, *args))   # the same path: im2col
+        _conv._direct_limit(limit)
         assert _conv._direct_isa(1) == isa   # only where the CPU has AVX2 and FMA
     finally:
         _conv._direct_isa(-1)

@@ -77,6 +77,7 @@ cdef enum:
     PER_IMAGE_BYTES = 1 << 20   # see _per_image
 
 cdef Py_ssize_t _direct_k = 288   # see _direct; _direct_limit changes it (tests, timing)
+cdef bint _direct_base = False    # the baseline copies too (see _direct; tests, timing)
 
 
 ctypedef struct Geo:
@@ -341,12 +342,14 @@ cdef inline bint _direct(const Geo* q, bint input_grad, int tn):
     reduction per output value, ``C/G * kh * kw <= _direct_k`` (288).  The input gradient, whose
     loop also reduces over the output channels, moreover needs ``F/G * kh * kw <= 2 * _direct_k``
     (576) and either output rows of whole vectors (its gradient read in place) or ``C/G >= 8``
-    (the gradient's re-layout, once per image, shared by enough input channels).  Measured
-    (float32 and float64, one core; the notes of issue 16): forward and weight gradient 1.2-3x
-    faster than im2col + BLAS up to K = 288, a tie at 576; the input gradient 1.2-1.8x faster
-    inside its rule, 0.6-0.98x outside it."""
+    (the gradient's re-layout, once per image, shared by enough input channels).  Only the
+    AVX2 + FMA copies run by default: the baseline ones (SSE2, no FMA) measured 0.3-0.9x the speed
+    of im2col + BLAS (whose BLAS picks its own kernels for the CPU) at all but the smallest size.
+    Measured (float32 and float64, one core; the notes of issue 16): forward and weight gradient
+    1.2-3x faster than im2col + BLAS up to K = 288, a tie at 576; the input gradient 1.2-1.8x
+    faster inside its rule, 0.6-0.98x outside it."""
     cdef Py_ssize_t taps = q.kh * q.kw
-    if not (CG_DIRECT and q.sh == 1 and q.sw == 1 and taps <= CG_MAX_TAPS and q.h >= 1 and q.w >= 1
+    if not (CG_DIRECT and (cg_direct_isa() == 1 or _direct_base) and q.sh == 1 and q.sw == 1 and taps <= CG_MAX_TAPS and q.h >= 1 and q.w >= 1
             and (q.c // q.g) * taps <= _direct_k and (q.c // q.g) * taps <= CG_MAX_K):
         return False
     if not input_grad:
@@ -398,6 +401,17 @@ def _direct_limit(k=None):
     old = _direct_k
     if k is not None:
         _direct_k = k
+    return old
+
+
+def _direct_baseline(flag=None):
+    """Whether the direct loops also run on the baseline copies (CPUs without AVX2 + FMA, other
+    architectures), where the rule of ``_direct`` leaves them off; ``flag`` sets it (for tests
+    and timing).  Returns the setting in force before the call."""
+    global _direct_base
+    old = _direct_base
+    if flag is not None:
+        _direct_base = bool(flag)
     return old
 
 
