@@ -242,8 +242,8 @@ def conv_path():
 def direct_case(draw):
     """Stride-1 cases of every kind the direct loops handle: 1-6 channels per group either side
     (the four-channel blocks and the leftover channels), rows that are or are not whole vectors
-    (widths 1-17: row mode and flat mode, odd slot counts), kernels 1-4 (tap blocks of 3 and 5 and
-    their remainders), dilations, asymmetric paddings, groups, empty batches."""
+    (widths 1-17: row mode and flat mode, odd slot counts), kernels 1-4 x 1-4 (the blocks of 3
+    and 4 taps and their remainders), dilations, asymmetric paddings, groups, empty batches."""
     groups = draw(st.integers(1, 2))
     cg, fg = draw(st.integers(1, 5)), draw(st.integers(1, 6))
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
