@@ -8,7 +8,9 @@ padding 1, float32.
 
 * ``conv-kernels-<size>``: ``conv2d_forward`` (bias fused) + ``conv2d_backward_input`` +
   ``conv2d_backward_weight`` + ``conv2d_backward_bias`` of each kernel set, and the NumPy im2col
-  step computing the same (output, input, weight and bias gradients);
+  step computing the same (output, input, weight and bias gradients); ``native-im2col`` is the
+  compiled set with its direct loops switched off (``_conv._direct_limit(0)``: im2col + BLAS
+  everywhere), to show what the size rule of ``_conv._direct`` chose;
 * ``conv-autograd-<size>``: ``nn.functional.conv2d`` + ``backward()`` on each backend (the graph
   recording and the bias gradient included), against the same NumPy step;
 * ``cnn-step``: one training step of ``examples/cnn_digits.py``'s model (batch 32, cross-entropy,
@@ -25,11 +27,11 @@ from clumsygrad._kernels import pure
 from clumsygrad.bench import workloads
 
 try:
-    from clumsygrad._kernels import native
+    from clumsygrad._kernels import _conv, native
 except ImportError:  # not built: time the reference alone
     native = None
 
-KERNELS = {"pure": pure, "native": native} if native is not None else {"pure": pure}
+KERNELS = {"pure": pure, "native": native, "native-im2col": native} if native is not None else {"pure": pure}
 ARGS = ((1, 1), (1, 1, 1, 1), (1, 1), 1)
 
 
@@ -50,7 +52,12 @@ def test_conv_kernels(benchmark, impl, size):
         k.conv2d_backward_weight(g, x, w.shape, *ARGS)
         k.conv2d_backward_bias(g)
 
-    benchmark(step)
+    limit = _conv._direct_limit(0) if impl == "native-im2col" else None
+    try:
+        benchmark(step)
+    finally:
+        if limit is not None:
+            _conv._direct_limit(limit)
 
 
 @pytest.mark.parametrize("size", list(workloads.CONV_SIZES))

@@ -1,11 +1,13 @@
 """The nn kernels (convolution, pooling, normalisation backward): compiled against pure with
 hypothesis, both against naive NumPy loop references written here, gradients against float64
 central finite differences."""
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from clumsygrad._kernels import native, pure
+from clumsygrad._kernels import _conv, native, pure
 
 pytestmark = pytest.mark.both_backends
 
@@ -183,7 +185,10 @@ def test_conv2d_compiled_matches_pure_and_the_naive_loops(case):
     ((5, 6, 45, 40), (6, 2, 3, 3), (2, 1), (0, 0, 2, 2), (1, 2), 3, np.float32),
     ((3, 16, 28, 28), (32, 16, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, np.float32),
 ])
-def test_conv2d_per_image_path_matches_pure(shape, wshape, stride, padding, dilation, groups, dtype):
+@pytest.mark.parametrize("path", ["im2col", "direct-auto"])
+def test_conv2d_per_image_path_matches_pure(conv_path, path, shape, wshape, stride, padding, dilation, groups,
+                                            dtype):
+    conv_path(path)   # im2col: the per-image products even where the rule picks the direct loops
     rng = np.random.default_rng(3)
     x = make(shape, dtype, "F", rng)
     w = rng.standard_normal(wshape).astype(dtype)
@@ -198,6 +203,153 @@ def test_conv2d_per_image_path_matches_pure(shape, wshape, stride, padding, dila
                                pure.conv2d_backward_input(g, w, x.shape, *args), **t)
     np.testing.assert_allclose(native.conv2d_backward_weight(g, x, w.shape, *args),
                                pure.conv2d_backward_weight(g, x, w.shape, *args), rtol=t["rtol"], atol=t["atol"] * 50)
+
+
+# --------------------------------------------------------------------------- direct loops
+# Stride-1 convolutions with a short reduction run the direct loops of _conv_direct.h (see
+# _conv._direct; by default only where their AVX2 + FMA copies run); the knobs _direct_limit (0:
+# never direct), _direct_baseline (the baseline copies too) and _direct_isa (0: the baseline
+# copies, 1: AVX2 + FMA where the CPU has them) let one process check every path against pure.
+PATHS = {
+    "direct-auto": dict(limit=10 ** 6, isa=1, baseline=True),
+    "direct-baseline": dict(limit=10 ** 6, isa=0, baseline=True),
+    "im2col": dict(limit=0, isa=1, baseline=False),
+}
+
+
+@contextlib.contextmanager
+def using_path(name):
+    """The compiled convolution kernels on the path ``name`` (PATHS) inside the block."""
+    limit = _conv._direct_limit(PATHS[name]["limit"])
+    baseline = _conv._direct_baseline(PATHS[name]["baseline"])
+    _conv._direct_isa(PATHS[name]["isa"])
+    try:
+        yield
+    finally:
+        _conv._direct_limit(limit)
+        _conv._direct_baseline(baseline)
+        _conv._direct_isa(-1)
+
+
+@pytest.fixture
+def conv_path():
+    """Sets the compiled convolution path by name for the test."""
+    with contextlib.ExitStack() as stack:
+        yield lambda name: stack.enter_context(using_path(name))
+
+
+@st.composite
+def direct_case(draw):
+    """Stride-1 cases of every kind the direct loops handle: 1-6 channels per group either side
+    (the four-channel blocks and the leftover channels), rows that are or are not whole vectors
+    (widths 1-17: row mode and flat mode, odd slot counts), kernels 1-4 x 1-4 (the blocks of 3
+    and 4 taps and their remainders), dilations, asymmetric paddings, groups, empty batches."""
+    groups = draw(st.integers(1, 2))
+    cg, fg = draw(st.integers(1, 5)), draw(st.integers(1, 6))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    pad = tuple(draw(st.integers(0, 3)) for _ in range(4))
+    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - pad[0] - pad[1]), 12))
+    w = draw(st.sampled_from([v for v in (1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17)
+                              if v >= dw * (kw - 1) + 1 - pad[2] - pad[3]]))
+    n = draw(st.integers(0, 3))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    layout = draw(st.sampled_from(["C", "F", "slice", "reversed"]))
+    return dict(shape=(n, groups * cg, h, w), wshape=(groups * fg, cg, kh, kw), padding=pad, dilation=(dh, dw),
+                groups=groups, dtype=dtype, layout=layout, seed=draw(st.integers(0, 2 ** 16)))
+
+
+@SETTINGS
+@given(direct_case(), st.sampled_from(sorted(PATHS)))
+def test_conv2d_direct_loops_match_pure(case, path):
+    with using_path(path):
+        check_against_pure(case)
+
+
+def check_against_pure(case):
+    rng = np.random.default_rng(case["seed"])
+    dtype = case["dtype"]
+    x = make(case["shape"], dtype, case["layout"], rng)
+    w = make(case["wshape"], dtype, case["layout"], rng)
+    b = rng.standard_normal(case["wshape"][0]).astype(dtype)[::-1]
+    args = ((1, 1), case["padding"], case["dilation"], case["groups"])
+    y = pure.conv2d_forward(x, w, *args, bias=b)
+    t = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    got = native.conv2d_forward(x, w, *args, b)
+    assert got.dtype == y.dtype == dtype and got.shape == y.shape
+    np.testing.assert_allclose(got, y, **t)
+    np.testing.assert_allclose(native.conv2d_forward(x, w, *args), pure.conv2d_forward(x, w, *args), **t)
+    g = make(y.shape, dtype, case["layout"], rng)
+    for name, arr, shape in (("conv2d_backward_input", w, x.shape), ("conv2d_backward_weight", x, w.shape)):
+        got, ref = getattr(native, name)(g, arr, shape, *args), getattr(pure, name)(g, arr, shape, *args)
+        assert got.dtype == ref.dtype == dtype and got.shape == ref.shape == shape
+        np.testing.assert_allclose(got, ref, **t)
+    np.testing.assert_allclose(native.conv2d_backward_bias(g), pure.conv2d_backward_bias(g), **t)
+
+
+# either side of the size rule (_conv._direct, defaults, where the AVX2 + FMA copies run):
+# C/G * kh * kw <= 288 takes the direct forward and weight-gradient loops; the input gradient's also need F/G * kh * kw <= 576 and either
+# output rows of whole vectors (8 float32 lanes under AVX2, 4 without) or C/G >= 8
+LANES = {1: 8, 0: 4}   # float32 lanes per instruction set of _conv._direct_isa()
+
+
+@pytest.mark.parametrize("shape,wshape,groups,direct", [
+    ((2, 32, 8, 8), (16, 32, 3, 3), 1, (True, True, True)),       # K = 288, F/G * 9 = 144
+    ((2, 33, 8, 8), (16, 33, 3, 3), 1, (False, False, False)),    # K = 297
+    ((2, 4, 9, 7), (17, 4, 3, 3), 1, (True, False, True)),        # rows of 7, C/G = 4
+    ((2, 64, 6, 6), (32, 32, 3, 3), 2, (True, True, True)),       # per group: K = 288, C/G = 32
+    ((1, 2, 8, 8), (65, 2, 3, 3), 1, (True, False, True)),        # F/G * 9 = 585
+    ((2, 1, 28, 28), (32, 1, 3, 3), 1, (True, "lanes", True)),    # rows of 28: whole vectors of 4 only
+    ((64, 1, 8, 8), (16, 1, 3, 3), 1, (True, True, True)),        # the bench's conv-small
+    ((2, 16, 28, 28), (32, 16, 3, 3), 1, (True, True, True)),     # the bench's conv-medium
+])
+def test_conv2d_size_rule_sides_match_pure(shape, wshape, groups, direct):
+    assert _conv._direct_limit() == 288 and not _conv._direct_baseline()
+    direct = tuple(28 % LANES[_conv._direct_isa()] == 0 if d == "lanes" else d for d in direct)
+    if _conv._direct_isa() == 0:   # no AVX2 + FMA: the rule keeps im2col + BLAS everywhere
+        direct = (False, False, False)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal(wshape).astype(np.float32)
+    b = rng.standard_normal(wshape[0]).astype(np.float32)
+    args = ((1, 1), (1, 1, 1, 1), (1, 1), groups)
+    y = pure.conv2d_forward(x, w, *args, bias=b)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    t = dict(rtol=2e-4, atol=2e-3)
+    results = (native.conv2d_forward(x, w, *args, b), native.conv2d_backward_input(g, w, x.shape, *args),
+               native.conv2d_backward_weight(g, x, w.shape, *args))
+    refs = (y, pure.conv2d_backward_input(g, w, x.shape, *args), pure.conv2d_backward_weight(g, x, w.shape, *args))
+    for got, ref in zip(results, refs):
+        np.testing.assert_allclose(got, ref, **t)
+    # which path ran: with the direct loops switched off, a kernel the rule sent to them rounds
+    # differently (other summation order), one it sent to im2col gives the same bits
+    old = _conv._direct_limit(0)
+    try:
+        again = (native.conv2d_forward(x, w, *args, b), native.conv2d_backward_input(g, w, x.shape, *args),
+                 native.conv2d_backward_weight(g, x, w.shape, *args))
+    finally:
+        _conv._direct_limit(old)
+    for got, other, d in zip(results, again, direct):
+        assert np.array_equal(got, other) != d
+
+
+def test_conv2d_direct_isa_knob():
+    """Forcing the baseline copies switches the direct loops off unless _direct_baseline is set."""
+    isa = _conv._direct_isa()
+    assert isa in (0, 1)
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((3, 1, 8, 8)).astype(np.float32), rng.standard_normal((4, 1, 3, 3)).astype(np.float32)
+    args = ((1, 1), (1, 1, 1, 1), (1, 1), 1)
+    try:
+        assert _conv._direct_isa(0) == 0
+        off = native.conv2d_forward(x, w, *args)
+        limit = _conv._direct_limit(0)
+        assert np.array_equal(off, native.conv2d_forward(x, w, *args))   # the same path: im2col
+        _conv._direct_limit(limit)
+        assert _conv._direct_isa(1) == isa   # only where the CPU has AVX2 and FMA
+    finally:
+        _conv._direct_isa(-1)
+    assert _conv._direct_isa() == isa
 
 
 BAD_CONV_CALLS = [
