@@ -1,0 +1,125 @@
+"""Transposed gradients on the compiled paths (issue 15, the attention step's ``k.transpose(0, 2, 1)``).
+
+* ``_matmul.swapped_copy``: the C-ordered copy of an array whose last two axes are swapped from
+  C order (SSE 4x4 blocks for float32), against ``np.ascontiguousarray``; None for every other
+  layout.
+* The engine copies a transposed gradient view into C order when it becomes a tensor's first
+  gradient (instead of the strided copy for ``.grad`` later): every ``.grad`` of the graph must
+  equal the pure engine's, be C-ordered where the pure engine's is, and share memory with no
+  other ``.grad``.
+* ``matmul_backward`` copies a small right operand's transpose into C order for ``grad @ y.T``:
+  the values must equal the pure twin's (float rounding) and float64 finite differences.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import clumsygrad
+from clumsygrad._kernels import pure as pure_kernels
+from clumsygrad.loss import mse_loss
+from clumsygrad.tensor import Tensor, TensorType
+
+from helpers import compiled_node_in_use, examples, numeric_gradient
+
+pytestmark = pytest.mark.both_backends
+
+SETTINGS = settings(max_examples=examples(150), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+dtypes = st.sampled_from([np.float32, np.float64])
+
+
+def _matmul_module():
+    from clumsygrad._kernels import _matmul  # the compiled kernels exist on both graph nodes
+
+    return _matmul
+
+
+@SETTINGS
+@given(st.lists(st.integers(0, 9), min_size=2, max_size=4), dtypes, st.integers(0, 2**32 - 1))
+def test_swapped_copy_equals_numpy(shape, dtype, seed):
+    mod = _matmul_module()
+    c = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    view = np.swapaxes(c, -1, -2)
+    out = mod._swapped_copy(view)
+    if view.flags.c_contiguous:  # a unit axis: nothing to copy
+        assert out is None
+        return
+    assert out is not None and out.flags.c_contiguous and out.dtype == dtype
+    np.testing.assert_array_equal(out, view)
+    assert not np.shares_memory(out, c)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: np.ones((3, 4), np.float32),                              # C order
+    lambda: np.ones((4, 6), np.float32)[:, ::2].T,                    # strided, not a swap
+    lambda: np.ones((2, 3, 4), np.float32).transpose(1, 0, 2),        # batch axes permuted
+    lambda: np.ones((2, 3, 4), np.float32).transpose(2, 1, 0),        # all reversed
+    lambda: np.ones((3, 4), np.int64).T,                              # not a float
+    lambda: np.ones((3, 4), np.dtype(">f4")).T,                       # byte-swapped
+    lambda: np.ones(5, np.float32),                                   # 1-D
+    lambda: [[1.0, 2.0]],                                             # not an array
+])
+def test_swapped_copy_leaves_other_layouts(make):
+    mod = _matmul_module()
+    assert mod._swapped_copy(make()) is None
+
+
+def _attention_grads(backend, dtype, shape, seed):
+    """Every tensor's ``.grad`` of a small attention graph built on ``backend``."""
+    clumsygrad.set_backend(backend)
+    try:
+        b, s, d = shape
+        rng = np.random.default_rng(seed)
+        x = Tensor(rng.standard_normal((b, s, d)), TensorType.INPUT, dtype=dtype)
+        wq, wk, wv = (Tensor(rng.standard_normal((d, d)) / d, TensorType.PARAMETER, dtype=dtype) for _ in range(3))
+        q, k, v = x @ wq, x @ wk, x @ wv
+        kt = k.transpose(0, 2, 1)
+        scores = (q @ kt) * 0.5
+        out = scores @ v
+        loss = mse_loss(out, Tensor(rng.standard_normal(out.shape), dtype=dtype))
+        loss.backward()
+        named = {"wq": wq, "wk": wk, "wv": wv, "q": q, "k": k, "v": v, "kt": kt, "scores": scores, "out": out}
+        return {name: t.grad for name, t in named.items()}
+    finally:
+        clumsygrad.set_backend("cython" if compiled_node_in_use() else "python")
+
+
+@SETTINGS
+@given(st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 5)), dtypes, st.integers(0, 2**32 - 1))
+def test_transposed_gradient_views_give_every_grad_of_the_pure_engine(shape, dtype, seed):
+    fast = _attention_grads("cython" if compiled_node_in_use() else "python", dtype, shape, seed)
+    ref = _attention_grads("python", dtype, shape, seed)
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    for name, r in ref.items():
+        f = fast[name]
+        assert f.shape == r.shape and f.dtype == r.dtype == dtype, name
+        np.testing.assert_allclose(f, r, rtol=tol, atol=tol * max(1.0, float(np.abs(r).max()))), name
+        if r.flags.c_contiguous:
+            assert f.flags.c_contiguous, name
+    grads = list(fast.values())
+    for i, a in enumerate(grads):
+        for b in grads[i + 1:]:
+            assert not np.shares_memory(a, b)
+
+
+@pytest.mark.parametrize("x_shape, y_shape", [((4, 3), (3, 5)), ((2, 4, 3), (3, 5)), ((1, 3), (3, 1)),
+                                              ((6, 32), (32, 32)), ((0, 3), (3, 4))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_backward_with_the_copied_transpose_equals_the_twin_and_differences(x_shape, y_shape, dtype):
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal(x_shape), rng.standard_normal(y_shape)
+    g = rng.standard_normal(np.matmul(x, y).shape)
+    from clumsygrad._kernels import native as kernels
+
+    gx, gy = kernels.matmul_backward(x.astype(dtype), y.astype(dtype), g.astype(dtype))
+    rx, ry = pure_kernels.matmul_backward(x.astype(dtype), y.astype(dtype), g.astype(dtype))
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(gx, rx, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gy, ry, rtol=tol, atol=tol)
+    if x.size:
+        num_x = numeric_gradient(lambda a: float(np.sum(np.matmul(a, y) * g)), x)
+        num_y = numeric_gradient(lambda b: float(np.sum(np.matmul(x, b) * g)), y)
+        np.testing.assert_allclose(gx, num_x, rtol=1e-3, atol=1e-3 if dtype == np.float32 else 1e-6)
+        np.testing.assert_allclose(gy, num_y, rtol=1e-3, atol=1e-3 if dtype == np.float32 else 1e-6)
