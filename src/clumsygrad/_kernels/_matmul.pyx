@@ -27,6 +27,10 @@ __all__ = ["matmul_backward"]
 
 cdef object _matmul = np.matmul
 
+cdef extern from "numpy/arrayobject.h":
+    # ``np.dot(a, b, out=out)`` (numpy's .pxd does not declare it)
+    object _matrix_product2 "PyArray_MatrixProduct2" (object a, object b, cnp.ndarray out)
+
 cdef extern from *:
     """
     /* d (R, C) = transpose of s (C, R), both C-contiguous, for `batch` consecutive matrices.
@@ -175,6 +179,29 @@ cdef object _finish(object full, cnp.ndarray like, int tn):
     return reduce_typed(f, None, nd, <Py_ssize_t*>cnp.PyArray_DIMS(like), tn)
 
 
+cdef cnp.ndarray _as_2d(cnp.ndarray a, Py_ssize_t rows, Py_ssize_t cols):
+    """``a.reshape(rows, cols)`` without the method call (a view when the layout allows)."""
+    cdef cnp.npy_intp dims[2]
+    cdef cnp.PyArray_Dims shape
+    dims[0] = rows
+    dims[1] = cols
+    shape.ptr = dims
+    shape.len = 2
+    return <cnp.ndarray> cnp.PyArray_Newshape(a, &shape, cnp.NPY_CORDER)
+
+
+cdef object _reshaped(object r, cnp.ndarray like):
+    """The C-ordered product ``r`` in the shape of ``like``: ``r`` itself when it has that
+    shape (a new array the engine adopts), else a view."""
+    cdef cnp.PyArray_Dims shape
+    if cnp.PyArray_NDIM(<cnp.ndarray> r) == cnp.PyArray_NDIM(like) and cnp.PyArray_CompareLists(
+            cnp.PyArray_DIMS(<cnp.ndarray> r), cnp.PyArray_DIMS(like), cnp.PyArray_NDIM(like)):
+        return r
+    shape.ptr = cnp.PyArray_DIMS(like)
+    shape.len = cnp.PyArray_NDIM(like)
+    return cnp.PyArray_Newshape(<cnp.ndarray> r, &shape, cnp.NPY_CORDER)
+
+
 cdef enum:
     NT_COPY_MAX = 65536        # largest right operand copied to turn an "nt" GEMM into "nn"
     NT_COPY_WORK = 1 << 22     # ... in products of at most this many multiply-adds
@@ -283,12 +310,16 @@ def matmul_backward(x, y, grad, need_x=True, need_y=True):
             gy = cnp.PyArray_MatrixProduct(_T(xa), ga)
         return gx, gy
     if xb == nb and yb == 1 and nb * n * k * m != 0:
-        # (B.., n, k) @ (k, m): fold the batch into the GEMM rows
-        g2 = ga.reshape(nb * n, m)
-        if nx:
-            gx = cnp.PyArray_MatrixProduct(g2, _right_T(ya.reshape(k, m), nb * n)).reshape((<object>xa).shape)
+        # (B.., n, k) @ (k, m): fold the batch into the GEMM rows (reshapes in C: views, or
+        # copies of non-contiguous operands, a swapped gradient by swapped_copy)
+        if is_swapped(ga):
+            ga = <cnp.ndarray> swapped_copy(ga)
+        g2 = _as_2d(ga, nb * n, m)
+        if nx:  # written into a new array of x's shape: the engine adopts it (no copy for .grad)
+            gx = cnp.PyArray_EMPTY(xnd, cnp.PyArray_DIMS(xa), tn, 0)
+            _matrix_product2(g2, _right_T(_as_2d(ya, k, m), nb * n), _as_2d(gx, nb * n, k))
         if ny:
-            gy = cnp.PyArray_MatrixProduct(_T(xa.reshape(nb * n, k)), g2).reshape((<object>ya).shape)
+            gy = _reshaped(cnp.PyArray_MatrixProduct(_T(_as_2d(xa, nb * n, k)), g2), ya)
         return gx, gy
     if nx:
         gx = _finish(_matmul(ga, _swap(ya)), xa, tn)
