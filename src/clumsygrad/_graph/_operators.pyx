@@ -18,6 +18,8 @@ from .native cimport (
     _make_leaf, _make_node, _same_layout, _value_of, _vjp_function,
 )
 
+from .._kernels._matmul cimport is_swapped, swapped_copy
+
 import numpy as np
 
 cnp.import_array()
@@ -179,6 +181,10 @@ cdef object matmul(Node self, object other):
         shape.len = nda
         data = cnp.PyArray_Newshape(<cnp.ndarray> flat, &shape, cnp.NPY_CORDER)
     else:
+        if nda > 2 and cnp.PyArray_SIZE(b) <= 65536 and is_swapped(b):
+            # a batch of transposed right operands (``q @ k.transpose(0, 2, 1)``): copied into C
+            # order, OpenBLAS's small "nn" kernel beats its transposed one by more than the copy
+            b = <cnp.ndarray> swapped_copy(b)
         try:
             data = _np_matmul(a, b)
         except ValueError:  # batch axes that do not broadcast: the generic operator words it
