@@ -223,6 +223,16 @@ cdef object _right_T(cnp.ndarray y, Py_ssize_t rows):
     return _T(y)
 
 
+cdef object _right_swap(cnp.ndarray y, Py_ssize_t rows):
+    """``_right_T`` for a batch: ``swapaxes(y, -1, -2)`` copied into C order when small."""
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(y)
+    if size <= NT_COPY_MAX and size * rows <= NT_COPY_WORK:
+        c = swapped_copy(_swap(y))
+        if c is not None:
+            return c
+    return _swap(y)
+
+
 def matmul_backward(x, y, grad, need_x=True, need_y=True):
     """Gradients ``(gx, gy)`` of ``x @ y``, shaped like ``x`` and ``y``.
 
@@ -322,7 +332,7 @@ def matmul_backward(x, y, grad, need_x=True, need_y=True):
             gy = _reshaped(cnp.PyArray_MatrixProduct(_T(_as_2d(xa, nb * n, k)), g2), ya)
         return gx, gy
     if nx:
-        gx = _finish(_matmul(ga, _swap(ya)), xa, tn)
+        gx = _finish(_matmul(ga, _right_swap(ya, nb * n)), xa, tn)
     if ny:
         gy = _finish(_matmul(_swap(xa), ga), ya, tn)
     return gx, gy
