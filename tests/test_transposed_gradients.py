@@ -123,3 +123,72 @@ def test_matmul_backward_with_the_copied_transpose_equals_the_twin_and_differenc
         num_y = numeric_gradient(lambda b: float(np.sum(np.matmul(x, b) * g)), y)
         np.testing.assert_allclose(gx, num_x, rtol=1e-3, atol=1e-3 if dtype == np.float32 else 1e-6)
         np.testing.assert_allclose(gy, num_y, rtol=1e-3, atol=1e-3 if dtype == np.float32 else 1e-6)
+
+
+def _layout(a, layout):
+    """``a``'s values in another memory layout (same shape)."""
+    if layout == "F":
+        return np.asfortranarray(a)
+    if layout == "swapped" and a.ndim >= 2:
+        return np.swapaxes(np.ascontiguousarray(np.swapaxes(a, -1, -2)), -1, -2)
+    if layout == "sliced" and a.ndim and a.shape[0]:
+        wide = np.zeros((2 * a.shape[0],) + a.shape[1:], dtype=a.dtype)
+        wide[::2] = a
+        return wide[::2]
+    if layout == "reversed" and a.ndim:
+        return np.ascontiguousarray(a[::-1])[::-1]
+    return np.ascontiguousarray(a)
+
+
+@st.composite
+def product_cases(draw):
+    n, k, m = (draw(st.integers(1, 6)) for _ in range(3))
+    batch = tuple(draw(st.lists(st.integers(1, 3), min_size=0, max_size=2)))
+    kind = draw(st.sampled_from(["2d", "rows", "batched", "broadcast", "zero"]))
+    left, right = (n, k), (k, m)
+    if kind == "rows":
+        left = batch + left
+    elif kind == "batched":
+        left, right = batch + left, batch + right
+    elif kind == "broadcast":
+        left, right = (1,) + left, (2,) + right
+    elif kind == "zero":
+        left = (0,) + left
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    dtype = draw(dtypes)
+    layouts = st.sampled_from(["C", "F", "swapped", "sliced", "reversed"])
+    return (_layout(rng.standard_normal(left).astype(dtype), draw(layouts)),
+            _layout(rng.standard_normal(right).astype(dtype), draw(layouts)), kind)
+
+
+@SETTINGS
+@given(product_cases())
+def test_product_by_numpys_matmul_loop_equals_np_matmul(case):
+    """``_matmul.product``: NumPy's matmul inner loop called directly gives ``np.matmul``'s
+    values (bit for bit where it runs the same per-matrix products; a batch folded into the
+    rows of one product to float rounding) in a new C array; None where it does not apply."""
+    a, b, kind = case
+    got = _matmul_module()._product(a, b)
+    if kind in ("broadcast", "zero"):
+        assert got is None
+        return
+    if got is None:  # a batch whose strides do not collapse into one (a sliced batch axis)
+        assert kind != "2d" and not (a.flags.c_contiguous and b.flags.c_contiguous)
+        return
+    want = np.matmul(a, b)
+    assert got.shape == want.shape and got.dtype == want.dtype and got.flags.c_contiguous
+    if kind == "rows" and a.ndim > 2:
+        tol = 1e-5 if a.dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+def test_product_leaves_other_operands_to_numpy():
+    mod = _matmul_module()
+    a32, a64 = np.ones((2, 3), np.float32), np.ones((3, 2), np.float64)
+    assert mod._product(a32, a64) is None  # mixed dtypes
+    assert mod._product(np.ones((2, 3), np.int64), np.ones((3, 2), np.int64)) is None
+    assert mod._product(np.ones((2, 3), np.float32), np.ones((4, 2), np.float32)) is None  # not aligned
+    assert mod._product(np.ones((2, 3), np.dtype(">f4")), np.ones((3, 2), np.dtype(">f4"))) is None
+    assert mod._product(np.ones((2, 2, 3), np.float32), np.ones((3, 3, 2), np.float32)) is None  # batches differ

@@ -18,7 +18,7 @@ from .native cimport (
     _make_leaf, _make_node, _same_layout, _value_of, _vjp_function,
 )
 
-from .._kernels._matmul cimport is_swapped, swapped_copy
+from .._kernels._matmul cimport is_swapped, product, swapped_copy
 
 import numpy as np
 
@@ -166,7 +166,14 @@ cdef object matmul(Node self, object other):
             or cnp.PyArray_DIM(a, nda - 1) != cnp.PyArray_DIM(b, ndb - 2)):
         return _generic_matmul(self, other)
     k = cnp.PyArray_DIM(a, nda - 1)
-    if nda == 2 and ndb == 2 and _blas_layout(a) and _blas_layout(b):
+    if nda > 2 and cnp.PyArray_SIZE(b) <= 65536 and is_swapped(b):
+        # a batch of transposed right operands (``q @ k.transpose(0, 2, 1)``): copied into C
+        # order, OpenBLAS's small "nn" kernel beats its transposed one by more than the copy
+        b = <cnp.ndarray> swapped_copy(b)
+    data = product(a, b, 0, NULL)  # NumPy's matmul loop without the ufunc call (None: not its case)
+    if data is not None:
+        pass
+    elif nda == 2 and ndb == 2 and _blas_layout(a) and _blas_layout(b):
         data = cnp.PyArray_MatrixProduct(a, b)
     elif ndb == 2 and k > 0 and cnp.PyArray_IS_C_CONTIGUOUS(a) and _blas_layout(b):
         dims[0] = cnp.PyArray_SIZE(a) // k
@@ -181,10 +188,6 @@ cdef object matmul(Node self, object other):
         shape.len = nda
         data = cnp.PyArray_Newshape(<cnp.ndarray> flat, &shape, cnp.NPY_CORDER)
     else:
-        if nda > 2 and cnp.PyArray_SIZE(b) <= 65536 and is_swapped(b):
-            # a batch of transposed right operands (``q @ k.transpose(0, 2, 1)``): copied into C
-            # order, OpenBLAS's small "nn" kernel beats its transposed one by more than the copy
-            b = <cnp.ndarray> swapped_copy(b)
         try:
             data = _np_matmul(a, b)
         except ValueError:  # batch axes that do not broadcast: the generic operator words it

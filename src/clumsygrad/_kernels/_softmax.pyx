@@ -29,7 +29,7 @@ from cython cimport floating
 from libc.math cimport exp, expf
 
 from ._shapes cimport (
-    LANES, Call, as_c_typed, check_same_shape, fast_array, hdot, hsum, kernel_type, one_axis, run_typed,
+    LANES, Call, Core32, Core64, as_c_typed, check_same_shape, fast_array, hdot, hsum, kernel_type, one_axis, run_typed,
 )
 import numpy as np
 
@@ -161,6 +161,17 @@ cdef extern from *:
     void cg_shift_rows_f32(const float* x, float* out, Py_ssize_t rows, Py_ssize_t n) noexcept nogil
     void cg_normalise_rows_f32(float* out, Py_ssize_t rows, Py_ssize_t n) noexcept nogil
     void cg_softmax_vjp_rows_f32(const float* s, const float* g, float* out, Py_ssize_t rows, Py_ssize_t n) noexcept nogil
+
+
+cdef inline void _run(int tn, Call* k, Core32 f32, Core64 f64, Py_ssize_t n) noexcept:
+    """``run_typed`` for large inputs; up to 16384 elements with the GIL held (releasing and
+    re-acquiring it costs ~0.1 us, a tenth of an 8x16x16 softmax)."""
+    if n > 16384:
+        run_typed(tn, k, f32, f64)
+    elif tn == cnp.NPY_FLOAT:
+        f32(k, NULL)
+    else:
+        f64(k, NULL)
 
 
 # NumPy's own inner loops of ``np.exp`` for float32 -> float32 and float64 -> float64 (the
@@ -412,7 +423,7 @@ def softmax_forward(x, axis):
         k.n0 = k.n0 * k.n2
         if _exp_f32 != NULL and _exp_f64 != NULL:  # the three passes in one nogil section
             k.flag = tn == cnp.NPY_FLOAT
-            run_typed(tn, &k, _split_call[float], _split_call[double])
+            _run(tn, &k, _split_call[float], _split_call[double], cnp.PyArray_SIZE(out))
             return out
         run_typed(tn, &k, _shift_call[float], _shift_call[double])
         np.exp(out, out=out)
@@ -517,6 +528,6 @@ def softmax_backward(s, grad, axis):
     k.a = cnp.PyArray_DATA(sa)
     k.b = cnp.PyArray_DATA(ga)
     k.out = cnp.PyArray_DATA(out)
-    run_typed(tn, &k, _backward_call[float], _backward_call[double])
+    _run(tn, &k, _backward_call[float], _backward_call[double], cnp.PyArray_SIZE(out))
     PyMem_Free(k.scratch)
     return out
