@@ -192,3 +192,28 @@ def test_product_leaves_other_operands_to_numpy():
     assert mod._product(np.ones((2, 3), np.float32), np.ones((4, 2), np.float32)) is None  # not aligned
     assert mod._product(np.ones((2, 3), np.dtype(">f4")), np.ones((3, 2), np.dtype(">f4"))) is None
     assert mod._product(np.ones((2, 2, 3), np.float32), np.ones((3, 3, 2), np.float32)) is None  # batches differ
+
+
+@pytest.mark.parametrize("shapes", [((2, 2), (2, 2)), ((2, 3, 2), (2, 2)), ((2, 3, 2), (2, 2, 3))])
+def test_product_overflow_is_reported_as_numpy_reports_it(shapes):
+    """A product that overflows goes back to NumPy, which warns (or raises under np.errstate)."""
+    a, b = (np.full(s, 1e38, np.float32) for s in shapes)
+    assert _matmul_module()._product(a, b) is None
+    x, y = Tensor(a, TensorType.PARAMETER), Tensor(b, TensorType.PARAMETER)
+    with pytest.warns(RuntimeWarning, match="overflow encountered in (matmul|dot)"):
+        out = x @ y
+    assert np.isinf(out.data).all()
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError):
+        x @ y
+
+
+def test_softmax_underflow_follows_np_errstate_as_the_pure_twin():
+    from clumsygrad._kernels import native as kernels
+
+    x = (np.random.default_rng(0).standard_normal((8, 16, 16)) * 100).astype(np.float32)
+    for module in (kernels, pure_kernels):
+        with np.errstate(under="raise"), pytest.raises(FloatingPointError):
+            module.softmax_forward(x, -1)
+        with np.errstate(under="ignore"):
+            np.testing.assert_allclose(module.softmax_forward(x, -1), pure_kernels.softmax_forward(x, -1),
+                                       rtol=2e-6, atol=np.finfo(np.float32).tiny * 4)

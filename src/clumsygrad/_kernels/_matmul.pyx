@@ -107,6 +107,16 @@ cdef extern from *:
 # much as a whole 16x32x16 GEMM) and without ``np.dot``'s zero-fill of the result.
 ctypedef void (*_GufuncLoop)(char** args, cnp.npy_intp* dims, cnp.npy_intp* steps, void* data) noexcept nogil
 
+cdef extern from "<fenv.h>" nogil:  # the flags NumPy reports (not "inexact", which any rounding raises)
+    int feclearexcept(int excepts)
+    int fetestexcept(int excepts)
+    int FE_OVERFLOW
+    int FE_UNDERFLOW
+    int FE_INVALID
+    int FE_DIVBYZERO
+
+cdef int _FP_FLAGS = FE_OVERFLOW | FE_UNDERFLOW | FE_INVALID | FE_DIVBYZERO
+
 cdef _GufuncLoop _mm_f32 = NULL
 cdef _GufuncLoop _mm_f64 = NULL
 cdef void* _mm_f32_data = NULL
@@ -228,11 +238,17 @@ cdef object product(cnp.ndarray a, cnp.ndarray b, int out_nd, cnp.npy_intp* out_
     steps[6] = cnp.PyArray_STRIDE(b, ndb - 1)
     steps[7] = m * cnp.PyArray_ITEMSIZE(out)
     steps[8] = cnp.PyArray_ITEMSIZE(out)
+    # NumPy checks the floating-point status after its loop (overflow warnings, np.errstate):
+    # a product that raised any flag is left to NumPy, which computes it again and reports it
+    feclearexcept(_FP_FLAGS)
     if outer * rows * k * m > (1 << 20):
         with nogil:
             loop(args, ldims, steps, data)
     else:
         loop(args, ldims, steps, data)
+    if fetestexcept(_FP_FLAGS):
+        feclearexcept(_FP_FLAGS)
+        return None
     return out
 
 

@@ -181,6 +181,16 @@ cdef inline void _run(int tn, Call* k, Core32 f32, Core64 f64, Py_ssize_t n) noe
 # NULL when the table has no such loop; then ``np.exp`` is called.
 ctypedef void (*_UfuncLoop)(char** args, cnp.npy_intp* dims, cnp.npy_intp* steps, void* data) noexcept nogil
 
+cdef extern from "<fenv.h>" nogil:  # the flags NumPy reports (not "inexact", which any rounding raises)
+    int feclearexcept(int excepts)
+    int fetestexcept(int excepts)
+    int FE_OVERFLOW
+    int FE_UNDERFLOW
+    int FE_INVALID
+    int FE_DIVBYZERO
+
+cdef int _FP_FLAGS = FE_OVERFLOW | FE_UNDERFLOW | FE_INVALID | FE_DIVBYZERO
+
 cdef _UfuncLoop _exp_f32 = NULL
 cdef _UfuncLoop _exp_f64 = NULL
 cdef void* _exp_f32_data = NULL
@@ -421,10 +431,14 @@ def softmax_forward(x, axis):
         k.a = cnp.PyArray_DATA(xa)
         k.out = cnp.PyArray_DATA(out)
         k.n0 = k.n0 * k.n2
-        if _exp_f32 != NULL and _exp_f64 != NULL:  # the three passes in one nogil section
-            k.flag = tn == cnp.NPY_FLOAT
+        if _exp_f32 != NULL and _exp_f64 != NULL:  # the three passes in one call
+            feclearexcept(_FP_FLAGS)
             _run(tn, &k, _split_call[float], _split_call[double], cnp.PyArray_SIZE(out))
-            return out
+            if not fetestexcept(_FP_FLAGS):
+                return out
+            # a flag was raised (underflow of far-off logits, NaN): again with np.exp, which
+            # reports it as NumPy does (np.errstate), like the pure twin
+            feclearexcept(_FP_FLAGS)
         run_typed(tn, &k, _shift_call[float], _shift_call[double])
         np.exp(out, out=out)
         run_typed(tn, &k, _normalise_call[float], _normalise_call[double])
