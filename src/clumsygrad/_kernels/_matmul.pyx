@@ -1,11 +1,16 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Compiled ``matmul_backward``: the gradients of ``x @ y`` with broadcast batch axes summed back.
 
-The products are BLAS GEMMs through NumPy (``PyArray_MatrixProduct`` is ``np.dot``); what
-is compiled here is choosing them so the batch reduction costs nothing extra:
+The products are BLAS GEMMs through NumPy: ``product`` calls NumPy's own matmul inner loop
+(taken from ``np.matmul``'s loop table: the code and BLAS calls of ``np.matmul``, without the
+ufunc call), with ``np.dot``/``np.matmul`` for what it does not take (broadcast batches,
+zero sizes, a floating-point flag raised, which NumPy then reports).  What is compiled here
+is choosing the products so the batch reduction costs nothing extra:
 
 * 2-D ``x @ y``: ``gx = grad @ y.T`` and ``gy = x.T @ grad``, two GEMMs on the operands
-  as they are (BLAS reads the transposes by flags, no copy).
+  as they are (BLAS reads the transposes by flags), except that a small C-ordered ``y`` is
+  transposed into C order first (``swapped_copy``): OpenBLAS's small-matrix kernel for a
+  transposed right operand is much slower than for a plain one.
 * ``x`` carries the whole batch and ``y`` none (``(B.., n, k) @ (k, m)``, the linear
   layer): ``gy = x.reshape(B*n, k).T @ grad.reshape(B*n, m)`` sums over the batch inside one
   GEMM (no ``(B, k, m)`` temporary), and ``gx = grad.reshape(B*n, m) @ y.T`` is one GEMM too.
