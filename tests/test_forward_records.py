@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clumsygrad import grad
-from clumsygrad.tensor import Tensor, TensorType, _Operators, no_grad
+from clumsygrad.tensor import Tensor, TensorType, _Operators
 
 from helpers import compiled_node_in_use, examples
 
@@ -179,69 +179,3 @@ def test_the_records_take_the_compiled_path():
 
     assert "__matmul__" in vars(native.Node) and "__getitem__" in vars(native.Node)
     assert "__getitem__" not in vars(Tensor)  # the generic one is _Operators', behind the node's
-
-
-@st.composite
-def transpose_args(draw):
-    """A shape (0-d to 4-d, zero-size axes too) and the arguments of ``t.transpose(...)``: none,
-    None, a permutation as arguments or as one tuple/list (negative axes too), or a bad one."""
-    shape = tuple(draw(st.lists(st.integers(0, 3), min_size=0, max_size=4)))
-    nd = len(shape)
-    perm = draw(st.permutations(range(nd)))
-    perm = [a - nd if draw(st.booleans()) else a for a in perm]
-    form = draw(st.sampled_from(["none", "None", "args", "tuple", "list", "empty", "bad"]))
-    if form == "none":
-        args = ()
-    elif form == "None":
-        args = (None,)
-    elif form == "args":
-        args = tuple(perm)
-    elif form == "tuple":
-        args = (tuple(perm),)
-    elif form == "list":
-        args = (list(perm),)
-    elif form == "empty":
-        args = ([],)
-    else:  # repeated, out of range, too few, not ints
-        args = draw(st.sampled_from([(0, 0), (nd,), tuple(range(nd + 1)), (0.0,) * nd, (np.int64(0),) * nd,
-                                     ((0, 1), 2), (True,) * nd]))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    return rng.standard_normal(shape), args, draw(dtypes), draw(st.sampled_from(LAYOUTS))
-
-
-@SETTINGS
-@given(transpose_args())
-def test_transpose_record_equals_the_generic_method(case):
-    """``t.transpose(...)`` (the compiled node records it in C) against ``_Operators.transpose``
-    (``clumsygrad.shape.transpose``): same view, backward function, ``_extra``; same errors."""
-    values, args, dtype, layout = case
-    x = _view(values, layout, dtype) if values.ndim else _param(values, dtype)
-    try:
-        generic = _Operators.transpose(x, *args)
-    except Exception as exc:  # noqa: BLE001 - the same type and message, whatever it is
-        with pytest.raises(type(exc)) as info:
-            x.transpose(*args)
-        assert str(info.value) == str(exc)
-        return
-    fast = x.transpose(*args)
-    _same_record(fast, generic)
-    assert fast._extra == generic._extra  # the axes as the same tuple of Python ints
-    assert fast.data.strides == generic.data.strides and np.shares_memory(fast.data, x.data) == (values.size > 0)
-    assert fast._tensor_type == generic._tensor_type
-
-
-def test_transpose_record_of_inputs_and_without_grad_is_an_input():
-    x = Tensor(np.ones((2, 3, 4)), TensorType.INPUT)
-    assert x.transpose(0, 2, 1)._tensor_type == TensorType.INPUT
-    p = _param(np.ones((2, 3, 4)), np.float32)
-    with no_grad():
-        assert p.transpose(0, 2, 1)._tensor_type == TensorType.INPUT
-    assert p.transpose(0, 2, 1)._tensor_type == TensorType.INTERMEDIATE
-
-
-def test_transpose_takes_the_compiled_path():
-    if not compiled_node_in_use():
-        return
-    from clumsygrad._graph import native
-
-    assert "transpose" in vars(native.Node) and "transpose" not in vars(Tensor)
