@@ -432,7 +432,8 @@ def softmax_forward(x, axis):
         k.out = cnp.PyArray_DATA(out)
         k.n0 = k.n0 * k.n2
         if _exp_f32 != NULL and _exp_f64 != NULL:  # the three passes in one call
-            feclearexcept(_FP_FLAGS)
+            if fetestexcept(_FP_FLAGS):  # stale flags: cleared (rare; the test is the cheap part)
+                feclearexcept(_FP_FLAGS)
             _run(tn, &k, _split_call[float], _split_call[double], cnp.PyArray_SIZE(out))
             if not fetestexcept(_FP_FLAGS):
                 return out
