@@ -130,7 +130,10 @@ cdef void* _mm_f64_data = NULL
 
 cdef int _find_matmul_loops() except -1:
     global _mm_f32, _mm_f64, _mm_f32_data, _mm_f64_data
-    cdef cnp.ufunc u = np.matmul
+    cdef cnp.ufunc u
+    if not isinstance(np.matmul, np.ufunc):  # another NumPy build: the ufunc call stays
+        return 0
+    u = np.matmul
     cdef int i, t
     if u.nin != 2 or u.nout != 1 or u.functions == NULL or u.types == NULL:
         return 0

@@ -199,7 +199,10 @@ cdef void* _exp_f64_data = NULL
 
 cdef int _find_exp_loops() except -1:
     global _exp_f32, _exp_f64, _exp_f32_data, _exp_f64_data
-    cdef cnp.ufunc u = np.exp
+    cdef cnp.ufunc u
+    if not isinstance(np.exp, np.ufunc):  # another NumPy build: the ufunc call stays
+        return 0
+    u = np.exp
     cdef int i
     if u.nin != 1 or u.nout != 1 or u.functions == NULL or u.types == NULL:
         return 0
