@@ -147,6 +147,13 @@ class _Operators:
         compiled node records an integer row array (an embedding lookup) itself."""
         return _getitem(self, key)
 
+    def transpose(self, *axes) -> "Tensor":
+        """The axes reversed (no arguments) or permuted: ``t.transpose(1, 0)`` or ``t.transpose((1, 0))``.
+        The compiled node records a permutation of ints itself."""
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = axes[0]
+        return _shape_ops.transpose(self, axes if axes else None)
+
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         """NumPy ufuncs on tensors: registered ops record (``np.exp(t)``, ``a * t``), comparisons
         and other gradient-free ufuncs give plain arrays, anything else is a ``TypeError``.  The compiled
@@ -369,6 +376,7 @@ class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
         __rmul__ = _Operators.__rmul__
         __truediv__ = _Operators.__truediv__
         __neg__ = _Operators.__neg__
+        transpose = _Operators.transpose
 
     def __init__(self, data: Any, tensor_type: TensorType = TensorType.INPUT, dtype: Any = np.float32) -> None:
         """Wrap ``data`` (scalar, nested list or array of real numbers; always copied) as a tensor.
@@ -537,12 +545,6 @@ class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
     __ne__ = object.__ne__
     __hash__ = object.__hash__
 
-    def transpose(self, *axes) -> "Tensor":
-        """The axes reversed (no arguments) or permuted: ``t.transpose(1, 0)`` or ``t.transpose((1, 0))``."""
-        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
-            axes = axes[0]
-        return _shape_ops.transpose(self, axes if axes else None)
-
     def flatten(self) -> "Tensor":
         return _shape_ops.flatten(self)
 
@@ -650,6 +652,7 @@ _graph.install(
     {name: getattr(_Operators, name) for name in (
         "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
         "__truediv__", "__rtruediv__", "__neg__", "__array_ufunc__", "__matmul__", "__getitem__",
+        "transpose",
     )},
     _registry.typed_vjps(),
 )

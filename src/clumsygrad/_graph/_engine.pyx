@@ -37,6 +37,7 @@ from .native cimport (
     _same_dtype, _same_layout, _same_shape, _scalar_array, _scalar_type, _value_of,
 )
 from ._operators cimport _apply, _dispatch
+from .._kernels._matmul cimport is_swapped, swapped_copy
 
 cnp.import_array()
 
@@ -456,7 +457,7 @@ cdef bint _typed_vjp(Node node) except -1:
         if not _fits_view(g, x):
             return False
         if x.requires_grad_:
-            _accumulate(x, g, False)
+            _accumulate_view(x, g)
         return True
     if not _fits(g, node):
         return False
@@ -491,6 +492,17 @@ cdef bint _typed_vjp(Node node) except -1:
     if not _fast_operand(_data_of(x)):  # the rest read the input
         return False
     return _accumulate(x, _apply(_loop_of(op), g, x.data_, node.scalar_), True) == 0
+
+
+cdef int _accumulate_view(Node x, object g) except -1:
+    """Accumulate the view ``g`` of a gradient into ``x``.  When ``g`` is a transpose of the
+    last two axes and will become ``x``'s first pending gradient and its ``.grad`` (no gradient
+    yet), a C-ordered copy is made now, owned, instead of the strided copy ``_propagate``
+    would make later: one copy either way, and ``x``'s own backward (a matmul) reads C order."""
+    if (x.pending_ is None and not x.pending_type_ and x.grad_ is None and not x.grad_type_
+            and is_swapped(g)):
+        return _accumulate(x, swapped_copy(g), True)
+    return _accumulate(x, g, False)
 
 
 cdef bint _broadcast_vjp(Node node, int op, object g) except -1:

@@ -17,6 +17,7 @@ cdef object rtruediv(Node self, object other)
 cdef object neg(Node self)
 cdef object matmul(Node self, object other)
 cdef object getitem(Node self, object key)
+cdef object transpose(Node self, tuple args)
 
 # The loops over whole arrays (the engine's typed VJPs run them too).
 cdef object _apply(int loop, object a, object b, double c)

@@ -13,10 +13,12 @@ cimport numpy as cnp
 from cpython.number cimport PyNumber_Add, PyNumber_Multiply, PyNumber_Subtract
 
 from .native cimport (
-    ADD, ADD_BROADCAST, ADD_SCALAR, GENERIC, GETITEM, MATMUL, L_ADD, L_ADD_C, L_DIV_C, L_MUL, L_MUL_C, L_NEG, L_SUB,
+    ADD, ADD_BROADCAST, ADD_SCALAR, GENERIC, GETITEM, MATMUL, PERMUTE, TRANSPOSE, L_ADD, L_ADD_C, L_DIV_C, L_MUL, L_MUL_C, L_NEG, L_SUB,
     L_SUB_C, MUL, MUL_SCALAR, NEGATE, SUB, SUB_SCALAR, Node, _compute, _fast_operand, _loop,
     _make_leaf, _make_node, _same_layout, _value_of, _vjp_function,
 )
+
+from .._kernels._matmul cimport is_swapped, product, swapped_copy
 
 import numpy as np
 
@@ -33,14 +35,14 @@ cdef dict _ufunc_functions = None  # the op registry's NumPy ufunc -> public fun
 cdef object _np_add = np.add, _np_subtract = np.subtract, _np_multiply = np.multiply
 cdef object _np_negative = np.negative
 cdef object _np_matmul = np.matmul
-cdef object _generic_matmul, _generic_getitem
+cdef object _generic_matmul, _generic_getitem, _generic_transpose
 
 
 cdef int install_generic(dict generic_operators) except -1:
     """The generic Python operators (``{"__add__": fn, ...}``) that the fast paths fall back to."""
     global _generic_add, _generic_radd, _generic_sub, _generic_rsub, _generic_array_ufunc
     global _generic_mul, _generic_rmul, _generic_truediv, _generic_rtruediv, _generic_neg
-    global _ufunc_functions, _generic_matmul, _generic_getitem
+    global _ufunc_functions, _generic_matmul, _generic_getitem, _generic_transpose
     from .._registry import UFUNCS  # the dict itself: ops registered later are seen too
     _ufunc_functions = UFUNCS
     _generic_array_ufunc = generic_operators["__array_ufunc__"]
@@ -55,6 +57,7 @@ cdef int install_generic(dict generic_operators) except -1:
     _generic_neg = generic_operators["__neg__"]
     _generic_matmul = generic_operators["__matmul__"]
     _generic_getitem = generic_operators["__getitem__"]
+    _generic_transpose = generic_operators["transpose"]
     return 0
 
 
@@ -163,7 +166,14 @@ cdef object matmul(Node self, object other):
             or cnp.PyArray_DIM(a, nda - 1) != cnp.PyArray_DIM(b, ndb - 2)):
         return _generic_matmul(self, other)
     k = cnp.PyArray_DIM(a, nda - 1)
-    if nda == 2 and ndb == 2 and _blas_layout(a) and _blas_layout(b):
+    if nda > 2 and cnp.PyArray_SIZE(b) <= 65536 and is_swapped(b):
+        # a batch of transposed right operands (``q @ k.transpose(0, 2, 1)``): copied into C
+        # order, OpenBLAS's small "nn" kernel beats its transposed one by more than the copy
+        b = <cnp.ndarray> swapped_copy(b)
+    data = product(a, b, 0, NULL)  # NumPy's matmul loop without the ufunc call (None: not its case)
+    if data is not None:
+        pass
+    elif nda == 2 and ndb == 2 and _blas_layout(a) and _blas_layout(b):
         data = cnp.PyArray_MatrixProduct(a, b)
     elif ndb == 2 and k > 0 and cnp.PyArray_IS_C_CONTIGUOUS(a) and _blas_layout(b):
         dims[0] = cnp.PyArray_SIZE(a) // k
@@ -214,6 +224,49 @@ cdef object getitem(Node self, object key):
     data = _take_rows(x, kept, 0, NULL, cnp.NPY_RAISE)
     return _make_node(data, _vjp_function(GETITEM), (self,),
                       {"key": kept, "original_shape": (<object> x).shape}, GETITEM, 0.0)
+
+
+cdef object transpose(Node self, tuple args):
+    """``self.transpose(*args)`` recorded in C: no arguments (or None, or an empty sequence)
+    reverse the axes (TRANSPOSE), a permutation of ints given as arguments or as one
+    tuple/list (negatives counted from the end) permutes them (PERMUTE, ``{"axes": ...}``
+    with the axes made non-negative), both as views of the data, as
+    ``clumsygrad.shape.transpose`` records them.  Anything else (another axes type, a bad
+    permutation, a 0-d value) is the generic method, which words the errors."""
+    cdef cnp.ndarray x
+    cdef int nd, i
+    cdef Py_ssize_t a
+    cdef cnp.npy_intp perm[32]
+    cdef char seen[32]
+    cdef cnp.PyArray_Dims dims
+    if type(self.data_) is not cnp.ndarray:
+        return _generic_transpose(self, *args)
+    x = <cnp.ndarray> self.data_
+    nd = cnp.PyArray_NDIM(x)
+    axes = args
+    if len(args) == 1 and (args[0] is None or type(args[0]) is tuple or type(args[0]) is list):
+        axes = args[0]
+    if axes is None or len(axes) == 0:
+        return _make_node(cnp.PyArray_Transpose(x, NULL), _vjp_function(TRANSPOSE), (self,), None, TRANSPOSE, 0.0)
+    if len(axes) != nd or nd > 32:
+        return _generic_transpose(self, *args)
+    for i in range(nd):
+        seen[i] = 0
+    for i in range(nd):
+        item = axes[i]
+        if type(item) is not int:
+            return _generic_transpose(self, *args)
+        a = item
+        if a < 0:
+            a += nd
+        if a < 0 or a >= nd or seen[a]:
+            return _generic_transpose(self, *args)
+        seen[a] = 1
+        perm[i] = a
+    dims.ptr = perm
+    dims.len = nd
+    return _make_node(cnp.PyArray_Transpose(x, &dims), _vjp_function(PERMUTE), (self,),
+                      {"axes": tuple([perm[i] for i in range(nd)])}, PERMUTE, 0.0)
 
 
 cdef object _scalar_or_same_shape(Node self, object other, int tensor_loop, int tensor_vjp,

@@ -235,6 +235,10 @@ cdef class Node:
     def __getitem__(self, key):
         return _operators.getitem(self, key)
 
+    def transpose(self, *axes):
+        """The axes reversed (no arguments) or permuted: ``t.transpose(1, 0)`` or ``t.transpose((1, 0))``."""
+        return _operators.transpose(self, axes)
+
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         return _operators.array_ufunc(self, ufunc, method, inputs, kwargs)
 

@@ -29,7 +29,7 @@ from cython cimport floating
 from libc.math cimport exp, expf
 
 from ._shapes cimport (
-    LANES, Call, as_c_typed, check_same_shape, fast_array, hdot, hsum, kernel_type, one_axis, run_typed,
+    LANES, Call, Core32, Core64, as_c_typed, check_same_shape, fast_array, hdot, hsum, kernel_type, one_axis, run_typed,
 )
 import numpy as np
 
@@ -42,6 +42,202 @@ __all__ = ["softmax_forward", "softmax_backward"]
 cdef enum:
     EXP_LOOP_MAX = 4096   # largest input softmax_forward runs through libc exp (see above)
     SPLIT_MIN = 512       # from here rows along the last axis take NumPy's exp between two passes
+    SHORT_ROW = 64        # float32 rows up to this length: the SSE row passes below
+
+
+cdef extern from *:
+    """
+    /* Row passes over short float32 rows (an attention map's 16 keys) in SSE registers: the
+       max, the sum and the dot product of a row are 4-lane vectors reduced once per row (the
+       generic loops reduce 16 lanes one by one: a chain of dependent scalar operations per
+       row).  Sums and dots add the four lanes in double.  Without SSE2, plain loops. */
+    #if defined(__SSE2__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2)
+    #include <emmintrin.h>
+    #define CG_SM_SSE 1
+    #else
+    #define CG_SM_SSE 0
+    #endif
+
+    static float cg_row_max_f32(const float* x, Py_ssize_t n)
+    {
+        Py_ssize_t i = 1;
+        float m = x[0];
+    #if CG_SM_SSE
+        if (n >= 4) {
+            __m128 acc = _mm_loadu_ps(x);
+            for (i = 4; i + 4 <= n; i += 4)
+                acc = _mm_max_ps(acc, _mm_loadu_ps(x + i));
+            acc = _mm_max_ps(acc, _mm_shuffle_ps(acc, acc, _MM_SHUFFLE(1, 0, 3, 2)));
+            acc = _mm_max_ps(acc, _mm_shuffle_ps(acc, acc, _MM_SHUFFLE(2, 3, 0, 1)));
+            m = _mm_cvtss_f32(acc);
+        }
+    #endif
+        for (; i < n; i++)
+            m = x[i] > m ? x[i] : m;
+        return m;
+    }
+
+    /* sum of x[i] * (y ? y[i] : 1) */
+    static double cg_row_dot_f32(const float* x, const float* y, Py_ssize_t n)
+    {
+        Py_ssize_t i = 0;
+        double total = 0.0;
+    #if CG_SM_SSE
+        if (n >= 4) {
+            float lanes[4];
+            __m128 acc = _mm_setzero_ps();
+            if (y)
+                for (; i + 4 <= n; i += 4)
+                    acc = _mm_add_ps(acc, _mm_mul_ps(_mm_loadu_ps(x + i), _mm_loadu_ps(y + i)));
+            else
+                for (; i + 4 <= n; i += 4)
+                    acc = _mm_add_ps(acc, _mm_loadu_ps(x + i));
+            _mm_storeu_ps(lanes, acc);
+            total = ((double)lanes[0] + (double)lanes[1]) + ((double)lanes[2] + (double)lanes[3]);
+        }
+    #endif
+        for (; i < n; i++)
+            total += y ? (double)x[i] * (double)y[i] : (double)x[i];
+        return total;
+    }
+
+    /* out = x - max(x), row by row */
+    static void cg_shift_rows_f32(const float* x, float* out, Py_ssize_t rows, Py_ssize_t n)
+    {
+        Py_ssize_t r, i;
+        for (r = 0; r < rows; r++, x += n, out += n) {
+            float m = cg_row_max_f32(x, n);
+            i = 0;
+    #if CG_SM_SSE
+            {
+                __m128 mv = _mm_set1_ps(m);
+                for (; i + 4 <= n; i += 4)
+                    _mm_storeu_ps(out + i, _mm_sub_ps(_mm_loadu_ps(x + i), mv));
+            }
+    #endif
+            for (; i < n; i++)
+                out[i] = x[i] - m;
+        }
+    }
+
+    /* out *= 1 / sum(out), row by row */
+    static void cg_normalise_rows_f32(float* out, Py_ssize_t rows, Py_ssize_t n)
+    {
+        Py_ssize_t r, i;
+        for (r = 0; r < rows; r++, out += n) {
+            float inv = (float)(1.0 / cg_row_dot_f32(out, NULL, n));
+            i = 0;
+    #if CG_SM_SSE
+            {
+                __m128 iv = _mm_set1_ps(inv);
+                for (; i + 4 <= n; i += 4)
+                    _mm_storeu_ps(out + i, _mm_mul_ps(_mm_loadu_ps(out + i), iv));
+            }
+    #endif
+            for (; i < n; i++)
+                out[i] = out[i] * inv;
+        }
+    }
+
+    /* out = s * (g - dot(s, g)), row by row */
+    static void cg_softmax_vjp_rows_f32(const float* s, const float* g, float* out, Py_ssize_t rows, Py_ssize_t n)
+    {
+        Py_ssize_t r, i;
+        for (r = 0; r < rows; r++, s += n, g += n, out += n) {
+            float dot = (float)cg_row_dot_f32(s, g, n);
+            i = 0;
+    #if CG_SM_SSE
+            {
+                __m128 dv = _mm_set1_ps(dot);
+                for (; i + 4 <= n; i += 4)
+                    _mm_storeu_ps(out + i, _mm_mul_ps(_mm_loadu_ps(s + i), _mm_sub_ps(_mm_loadu_ps(g + i), dv)));
+            }
+    #endif
+            for (; i < n; i++)
+                out[i] = s[i] * (g[i] - dot);
+        }
+    }
+    """
+    void cg_shift_rows_f32(const float* x, float* out, Py_ssize_t rows, Py_ssize_t n) noexcept nogil
+    void cg_normalise_rows_f32(float* out, Py_ssize_t rows, Py_ssize_t n) noexcept nogil
+    void cg_softmax_vjp_rows_f32(const float* s, const float* g, float* out, Py_ssize_t rows, Py_ssize_t n) noexcept nogil
+
+
+cdef inline void _run(int tn, Call* k, Core32 f32, Core64 f64, Py_ssize_t n) noexcept:
+    """``run_typed`` for large inputs; up to 16384 elements with the GIL held (releasing and
+    re-acquiring it costs ~0.1 us, a tenth of an 8x16x16 softmax)."""
+    if n > 16384:
+        run_typed(tn, k, f32, f64)
+    elif tn == cnp.NPY_FLOAT:
+        f32(k, NULL)
+    else:
+        f64(k, NULL)
+
+
+# NumPy's own inner loops of ``np.exp`` for float32 -> float32 and float64 -> float64 (the
+# CPU-dispatched SIMD loops, from the ufunc's loop table), called directly between the compiled
+# passes: the values of ``np.exp(out, out=out)`` without the ufunc call (~0.5 us of argument
+# parsing, dtype resolution and iterator setup per call, a third of an 8x16x16 softmax).
+# NULL when the table has no such loop; then ``np.exp`` is called.
+ctypedef void (*_UfuncLoop)(char** args, cnp.npy_intp* dims, cnp.npy_intp* steps, void* data) noexcept nogil
+
+cdef extern from "<fenv.h>" nogil:  # the flags NumPy reports (not "inexact", which any rounding raises)
+    int feclearexcept(int excepts)
+    int fetestexcept(int excepts)
+    int FE_OVERFLOW
+    int FE_UNDERFLOW
+    int FE_INVALID
+    int FE_DIVBYZERO
+
+cdef int _FP_FLAGS = FE_OVERFLOW | FE_UNDERFLOW | FE_INVALID | FE_DIVBYZERO
+
+cdef _UfuncLoop _exp_f32 = NULL
+cdef _UfuncLoop _exp_f64 = NULL
+cdef void* _exp_f32_data = NULL
+cdef void* _exp_f64_data = NULL
+
+
+cdef int _find_exp_loops() except -1:
+    global _exp_f32, _exp_f64, _exp_f32_data, _exp_f64_data
+    cdef cnp.ufunc u
+    if not isinstance(np.exp, np.ufunc):  # another NumPy build: the ufunc call stays
+        return 0
+    u = np.exp
+    cdef int i
+    if u.nin != 1 or u.nout != 1 or u.functions == NULL or u.types == NULL:
+        return 0
+    for i in range(u.ntypes):
+        if u.types[2 * i] == cnp.NPY_FLOAT and u.types[2 * i + 1] == cnp.NPY_FLOAT and _exp_f32 == NULL:
+            _exp_f32 = <_UfuncLoop> u.functions[i]
+            _exp_f32_data = u.data[i] if u.data != NULL else NULL
+        elif u.types[2 * i] == cnp.NPY_DOUBLE and u.types[2 * i + 1] == cnp.NPY_DOUBLE and _exp_f64 == NULL:
+            _exp_f64 = <_UfuncLoop> u.functions[i]
+            _exp_f64_data = u.data[i] if u.data != NULL else NULL
+    return 0
+
+
+_find_exp_loops()
+
+
+cdef bint _numpy_exp_in_place(int tn, void* out, Py_ssize_t n) noexcept nogil:
+    """``out[:n] = exp(out[:n])`` by NumPy's inner loop; False when it was not found."""
+    cdef char* args[2]
+    cdef cnp.npy_intp dims[1]
+    cdef cnp.npy_intp steps[2]
+    args[0] = <char*> out
+    args[1] = <char*> out
+    dims[0] = n
+    if tn == cnp.NPY_FLOAT:
+        if _exp_f32 == NULL:
+            return False
+        steps[0] = steps[1] = sizeof(float)
+        _exp_f32(args, dims, steps, _exp_f32_data)
+    else:
+        if _exp_f64 == NULL:
+            return False
+        steps[0] = steps[1] = sizeof(double)
+        _exp_f64(args, dims, steps, _exp_f64_data)
+    return True
 
 
 cdef inline void _split(int nd, const cnp.npy_intp* dims, Py_ssize_t ax, Py_ssize_t* outer,
@@ -88,7 +284,14 @@ cdef inline floating _hmax(const floating* x, Py_ssize_t n) noexcept nogil:
             for l in range(LANES):
                 acc[l] = x[l] if x[l] > acc[l] else acc[l]
             x += LANES
-        for l in range(LANES):
+        # a tree over the lanes (vector maxima), not a chain of LANES dependent scalar ones:
+        # on a row of 16 the chain was most of the max pass
+        for l in range(LANES // 2):
+            acc[l] = acc[l + LANES // 2] if acc[l + LANES // 2] > acc[l] else acc[l]
+        for l in range(LANES // 4):
+            acc[l] = acc[l + LANES // 4] if acc[l + LANES // 4] > acc[l] else acc[l]
+        m = acc[0]
+        for l in range(1, LANES // 4):
             m = acc[l] if acc[l] > m else m
     while x < end:
         m = x[0] if x[0] > m else m
@@ -161,13 +364,14 @@ cdef void _shift_rows(const floating* x, floating* out, Py_ssize_t rows, Py_ssiz
 
 
 cdef void _normalise_rows(floating* out, Py_ssize_t rows, Py_ssize_t n) noexcept nogil:
-    """``out /= sum(out)`` per row (the pass after NumPy's ``exp``)."""
+    """``out *= 1 / sum(out)`` per row (the pass after NumPy's ``exp``): a product by the
+    reciprocal (within an ulp of the quotient; a vector division took a third of the pass)."""
     cdef Py_ssize_t o, i
-    cdef floating total
+    cdef floating inv
     for o in range(rows):
-        total = hsum(out, n)
+        inv = 1 / hsum(out, n)
         for i in range(n):
-            out[i] = out[i] / total
+            out[i] = out[i] * inv
         out += n
 
 
@@ -176,6 +380,19 @@ cdef void _shift_call(Call* k, floating* tag) noexcept nogil:
 
 
 cdef void _normalise_call(Call* k, floating* tag) noexcept nogil:
+    _normalise_rows(<floating*>k.out, k.n0, k.n1)
+
+
+cdef void _split_call(Call* k, floating* tag) noexcept nogil:
+    """The max pass, NumPy's exp loop in place, the sum pass (the exp loops were found)."""
+    if floating is float:
+        if k.n1 <= SHORT_ROW:
+            cg_shift_rows_f32(<const float*>k.a, <float*>k.out, k.n0, k.n1)
+            _numpy_exp_in_place(cnp.NPY_FLOAT, k.out, k.n0 * k.n1)
+            cg_normalise_rows_f32(<float*>k.out, k.n0, k.n1)
+            return
+    _shift_rows(<const floating*>k.a, <floating*>k.out, k.n0, k.n1)
+    _numpy_exp_in_place(cnp.NPY_FLOAT if floating is float else cnp.NPY_DOUBLE, k.out, k.n0 * k.n1)
     _normalise_rows(<floating*>k.out, k.n0, k.n1)
 
 
@@ -217,6 +434,15 @@ def softmax_forward(x, axis):
         k.a = cnp.PyArray_DATA(xa)
         k.out = cnp.PyArray_DATA(out)
         k.n0 = k.n0 * k.n2
+        if _exp_f32 != NULL and _exp_f64 != NULL:  # the three passes in one call
+            if fetestexcept(_FP_FLAGS):  # stale flags: cleared (rare; the test is the cheap part)
+                feclearexcept(_FP_FLAGS)
+            _run(tn, &k, _split_call[float], _split_call[double], cnp.PyArray_SIZE(out))
+            if not fetestexcept(_FP_FLAGS):
+                return out
+            # a flag was raised (underflow of far-off logits, NaN): again with np.exp, which
+            # reports it as NumPy does (np.errstate), like the pure twin
+            feclearexcept(_FP_FLAGS)
         run_typed(tn, &k, _shift_call[float], _shift_call[double])
         np.exp(out, out=out)
         run_typed(tn, &k, _normalise_call[float], _normalise_call[double])
@@ -244,6 +470,10 @@ cdef void _softmax_core(const floating* s, const floating* g, floating* out, flo
         const floating* sp
         const floating* gp
         floating* op
+    if floating is float:
+        if inner == 1 and n <= SHORT_ROW:
+            cg_softmax_vjp_rows_f32(<const float*>s, <const float*>g, <float*>out, outer, n)
+            return
     if inner == 1:
         for o in range(outer):
             dot = hdot(s, g, n)
@@ -316,6 +546,6 @@ def softmax_backward(s, grad, axis):
     k.a = cnp.PyArray_DATA(sa)
     k.b = cnp.PyArray_DATA(ga)
     k.out = cnp.PyArray_DATA(out)
-    run_typed(tn, &k, _backward_call[float], _backward_call[double])
+    _run(tn, &k, _backward_call[float], _backward_call[double], cnp.PyArray_SIZE(out))
     PyMem_Free(k.scratch)
     return out
