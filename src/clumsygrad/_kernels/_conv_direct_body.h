@@ -160,7 +160,7 @@ static CG_ATTR void CG_FN(forward)(const cg_geo* q, const CG_T* x, const CG_T* w
  *    stride wp inside zeros (Hz, laid out as the gradient would be in a padded plane);
  * 2. dx = sum over taps of H[t] read at the flipped offsets: the single-channel correlation
  *    (weights 1) over Hz, in place in dx when its rows are whole vectors.
- * (A scatter dP[position + off_t] += H[t] instead took 21.6 us against 15.5 at the small bench
+ * (A scatter dP[position + off_t] += H[t] instead took 21.2 us against 15.5 at the small bench
  * size: its read-modify-writes of partly overlapping vectors stall store forwarding.) */
 static CG_ATTR void CG_FN(input)(const cg_geo* q, const CG_T* grad, const CG_T* w, CG_T* dx,
                                  CG_T* scratch)
