@@ -11,17 +11,20 @@ the GIL.
 
 The design (measurements in the notes of issue 16):
 
-* **Direct loops** (``_direct``: stride 1 and ``C/G * kh * kw <= 288``; the input gradient also
-  ``F/G * kh * kw <= 144``).  Each plane is zero-padded once; seen flat, a stride-1 convolution
-  is then one long correlation per output channel, vectorised over output positions with
-  register blocking (four output channels x two vectors; the input gradient as the adjoint:
-  per-tap sums over the output channels, then a tap-ordered scatter; the weight gradient as
-  four channels x three taps of dot products).  ``_conv_direct.h`` compiles each loop for
-  baseline x86-64 and for AVX2 + FMA and picks at run time (``__builtin_cpu_supports``), so the
-  wheel stays baseline; other GCC/clang targets get the portable copy, compilers without
-  generic vectors (MSVC) no direct loops.  Measured 1.3-3x faster than im2col + BLAS for the
-  forward pass and the weight gradient up to K = 288 (a tie at 576), and at the small bench size
-  (1x8x8 -> 16) 2.7x, 1.2x and 2.4x for the forward pass, input and weight gradients.
+* **Direct loops** (``_direct``: the AVX2 + FMA copies available, stride 1 and
+  ``C/G * kh * kw <= 288``; the input gradient also ``F/G * kh * kw <= 576`` and output rows of
+  whole vectors or ``C/G >= 8``).  Each plane is zero-padded once; seen flat, a stride-1
+  convolution is then one long correlation per output channel, vectorised over output positions
+  with register blocking (four output channels x two vectors; the input gradient as the adjoint:
+  per-tap sums over the output channels, four vectors x three taps, then a gather of those sums
+  at the flipped offsets; the weight gradient as four channels x three taps of dot products).
+  ``_conv_direct.h`` compiles each loop for the baseline instruction set and, on x86-64, for
+  AVX2 + FMA, and picks at run time (``__builtin_cpu_supports``), so the wheel stays baseline;
+  without AVX2 + FMA (and for compilers without generic vectors, MSVC) im2col + BLAS everywhere,
+  the baseline copies having measured slower than it.  Measured 1.2-3x faster than im2col + BLAS
+  for the forward pass and the weight gradient up to K = 288 (a tie at 576), and at the small
+  bench size (1x8x8 -> 16) 2.7-3.1x, 1.6x and 2.2-2.5x for the forward pass, input and weight
+  gradients.
 * **im2col + BLAS** otherwise: each (H, W) plane is padded once (``_pad_plane``), then every row
   of the column matrix is a plain strided copy (``_windows``; ``_col2im`` walks it backwards,
   adding).  The batch loop depends on the size (``_per_image``):

@@ -14,11 +14,12 @@
  *   weight grad:   dw[f][c][t] = sum_{images, m} Gw[f][m] * P[c][m + off_t], Gw the gradient with
  *                  row stride wp (zero in the dropped columns), partial sums kept per lane
  *
- * Loops are written on GCC/clang generic 32-byte vectors.  On x86-64 (GCC or clang, not Apple)
- * each loop is compiled twice, for the baseline instruction set and for AVX2+FMA, and the
- * AVX2+FMA copy runs when the CPU has both (__builtin_cpu_supports); elsewhere the baseline copy
- * runs.  Compilers without generic vectors (MSVC) get no direct loops: CG_DIRECT is 0 and
- * _conv.pyx keeps im2col + BLAS for every size.
+ * Loops are written on GCC/clang generic vectors: 16-byte ones for the baseline copies, and on
+ * x86-64 (GCC or clang, not Apple) a second copy of each loop on 32-byte vectors for AVX2+FMA,
+ * which runs when the CPU has both (__builtin_cpu_supports); elsewhere the baseline copy runs
+ * (and _conv.pyx uses the direct loops only with the AVX2+FMA copies unless told otherwise).
+ * Compilers without generic vectors (MSVC) get no direct loops: CG_DIRECT is 0 and _conv.pyx
+ * keeps im2col + BLAS for every size.
  */
 #ifndef CLUMSYGRAD_CONV_DIRECT_H
 #define CLUMSYGRAD_CONV_DIRECT_H
