@@ -30,6 +30,7 @@ from libc.math cimport exp, expf
 
 from ._shapes cimport (
     LANES, Call, Core32, Core64, as_c_typed, check_same_shape, fast_array, hdot, hsum, kernel_type, one_axis, run_typed,
+    split_at_axis,
 )
 import numpy as np
 
@@ -240,22 +241,6 @@ cdef bint _numpy_exp_in_place(int tn, void* out, Py_ssize_t n) noexcept nogil:
     return True
 
 
-cdef inline void _split(int nd, const cnp.npy_intp* dims, Py_ssize_t ax, Py_ssize_t* outer,
-                        Py_ssize_t* n, Py_ssize_t* inner) noexcept:
-    """The shape as ``(outer, n, inner)`` around axis ``ax`` (all 1 for a 0-d array)."""
-    cdef int i
-    outer[0] = 1
-    n[0] = 1
-    inner[0] = 1
-    for i in range(nd):
-        if i < ax:
-            outer[0] *= dims[i]
-        elif i == ax:
-            n[0] = dims[i]
-        else:
-            inner[0] *= dims[i]
-
-
 # ----------------------------------------------------------------- softmax_forward
 cdef inline floating _exp(floating v) noexcept nogil:
     if floating is float:
@@ -425,7 +410,7 @@ def softmax_forward(x, axis):
     if cnp.PyArray_SIZE(xa) > EXP_LOOP_MAX:
         return pure.softmax_forward(xa, axis)  # NumPy's vectorised exp beats a libc call per element
     xa = as_c_typed(xa, tn)
-    _split(nd, cnp.PyArray_DIMS(xa), ax, &k.n0, &k.n1, &k.n2)
+    split_at_axis(nd, cnp.PyArray_DIMS(xa), ax, &k.n0, &k.n1, &k.n2)
     out = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(xa), tn, 0)
     if k.n0 * k.n1 * k.n2 == 0:
         return out
@@ -534,7 +519,7 @@ def softmax_backward(s, grad, axis):
     # dims are read after the conversions: a converted temporary may have been the only owner
     sa = as_c_typed(sa, tn)
     ga = as_c_typed(ga, tn)
-    _split(nd, cnp.PyArray_DIMS(sa), ax, &k.n0, &k.n1, &k.n2)
+    split_at_axis(nd, cnp.PyArray_DIMS(sa), ax, &k.n0, &k.n1, &k.n2)
     out = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(sa), tn, 0)
     if k.n0 * k.n1 * k.n2 == 0:
         return out
