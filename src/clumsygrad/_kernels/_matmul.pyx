@@ -19,6 +19,7 @@ is choosing the products so the batch reduction costs nothing extra:
 """
 cimport numpy as cnp
 
+from ._loops cimport UfuncLoop, feclearexcept, fetestexcept, find_loop, fp_flags
 from ._reduce cimport reduce_typed
 from ._shapes cimport MAXDIMS, as_typed, dims_tuple, fast_array, kernel_type
 
@@ -106,51 +107,16 @@ cdef extern from *:
 
 
 # ----------------------------------------------------------------------------- products
-# NumPy's own matmul inner loops (float32 and float64), from ``np.matmul``'s loop table, called
-# directly: the same code and BLAS calls as ``np.matmul`` (same values), without the ufunc call
-# (argument parsing, type resolution, iterator and buffer setup: ~0.4-0.9 us per product, as
-# much as a whole 16x32x16 GEMM) and without ``np.dot``'s zero-fill of the result.
-ctypedef void (*_GufuncLoop)(char** args, cnp.npy_intp* dims, cnp.npy_intp* steps, void* data) noexcept nogil
-
-cdef extern from "<fenv.h>" nogil:  # the flags NumPy reports (not "inexact", which any rounding raises)
-    int feclearexcept(int excepts)
-    int fetestexcept(int excepts)
-    int FE_OVERFLOW
-    int FE_UNDERFLOW
-    int FE_INVALID
-    int FE_DIVBYZERO
-
-cdef int _FP_FLAGS = FE_OVERFLOW | FE_UNDERFLOW | FE_INVALID | FE_DIVBYZERO
-
-cdef _GufuncLoop _mm_f32 = NULL
-cdef _GufuncLoop _mm_f64 = NULL
+# NumPy's own matmul inner loops (float32 and float64; ``_loops.pxd``): the same code and BLAS
+# calls as ``np.matmul`` (same values), without the ufunc call (~0.4-0.9 us per product, as much
+# as a whole 16x32x16 GEMM) and without ``np.dot``'s zero-fill of the result.
+cdef UfuncLoop _mm_f32 = NULL
+cdef UfuncLoop _mm_f64 = NULL
 cdef void* _mm_f32_data = NULL
 cdef void* _mm_f64_data = NULL
-
-
-cdef int _find_matmul_loops() except -1:
-    global _mm_f32, _mm_f64, _mm_f32_data, _mm_f64_data
-    cdef cnp.ufunc u
-    if not isinstance(np.matmul, np.ufunc):  # another NumPy build: the ufunc call stays
-        return 0
-    u = np.matmul
-    cdef int i, t
-    if u.nin != 2 or u.nout != 1 or u.functions == NULL or u.types == NULL:
-        return 0
-    for i in range(u.ntypes):
-        t = u.types[3 * i]
-        if u.types[3 * i + 1] != t or u.types[3 * i + 2] != t:
-            continue
-        if t == cnp.NPY_FLOAT and _mm_f32 == NULL:
-            _mm_f32 = <_GufuncLoop> u.functions[i]
-            _mm_f32_data = u.data[i] if u.data != NULL else NULL
-        elif t == cnp.NPY_DOUBLE and _mm_f64 == NULL:
-            _mm_f64 = <_GufuncLoop> u.functions[i]
-            _mm_f64_data = u.data[i] if u.data != NULL else NULL
-    return 0
-
-
-_find_matmul_loops()
+cdef int _FP_FLAGS = fp_flags()
+find_loop(np.matmul, 2, cnp.NPY_FLOAT, &_mm_f32, &_mm_f32_data)
+find_loop(np.matmul, 2, cnp.NPY_DOUBLE, &_mm_f64, &_mm_f64_data)
 
 
 cdef bint _collapse(cnp.ndarray a, int first, int last, cnp.npy_intp* count, cnp.npy_intp* stride) noexcept:
@@ -187,7 +153,7 @@ cdef object product(cnp.ndarray a, cnp.ndarray b, int out_nd, cnp.npy_intp* out_
     cdef cnp.npy_intp steps[9]
     cdef char* args[3]
     cdef cnp.ndarray out
-    cdef _GufuncLoop loop
+    cdef UfuncLoop loop
     cdef void* data
     if t == cnp.NPY_FLOAT:
         loop, data = _mm_f32, _mm_f32_data

@@ -28,6 +28,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cython cimport floating
 from libc.math cimport exp, expf
 
+from ._loops cimport UfuncLoop, feclearexcept, fetestexcept, find_loop, fp_flags
 from ._shapes cimport (
     LANES, Call, Core32, Core64, as_c_typed, check_same_shape, fast_array, hdot, hsum, kernel_type, one_axis, run_typed,
     split_at_axis,
@@ -175,49 +176,17 @@ cdef inline void _run(int tn, Call* k, Core32 f32, Core64 f64, Py_ssize_t n) noe
         f64(k, NULL)
 
 
-# NumPy's own inner loops of ``np.exp`` for float32 -> float32 and float64 -> float64 (the
-# CPU-dispatched SIMD loops, from the ufunc's loop table), called directly between the compiled
-# passes: the values of ``np.exp(out, out=out)`` without the ufunc call (~0.5 us of argument
-# parsing, dtype resolution and iterator setup per call, a third of an 8x16x16 softmax).
-# NULL when the table has no such loop; then ``np.exp`` is called.
-ctypedef void (*_UfuncLoop)(char** args, cnp.npy_intp* dims, cnp.npy_intp* steps, void* data) noexcept nogil
-
-cdef extern from "<fenv.h>" nogil:  # the flags NumPy reports (not "inexact", which any rounding raises)
-    int feclearexcept(int excepts)
-    int fetestexcept(int excepts)
-    int FE_OVERFLOW
-    int FE_UNDERFLOW
-    int FE_INVALID
-    int FE_DIVBYZERO
-
-cdef int _FP_FLAGS = FE_OVERFLOW | FE_UNDERFLOW | FE_INVALID | FE_DIVBYZERO
-
-cdef _UfuncLoop _exp_f32 = NULL
-cdef _UfuncLoop _exp_f64 = NULL
+# NumPy's own inner loops of ``np.exp`` for float32 and float64 (the CPU-dispatched SIMD loops;
+# ``_loops.pxd``), called between the compiled passes: the values of ``np.exp(out, out=out)``
+# without the ufunc call (~0.5 us, a third of an 8x16x16 softmax).  NULL when the table has no
+# such loop; then ``np.exp`` is called.
+cdef UfuncLoop _exp_f32 = NULL
+cdef UfuncLoop _exp_f64 = NULL
 cdef void* _exp_f32_data = NULL
 cdef void* _exp_f64_data = NULL
-
-
-cdef int _find_exp_loops() except -1:
-    global _exp_f32, _exp_f64, _exp_f32_data, _exp_f64_data
-    cdef cnp.ufunc u
-    if not isinstance(np.exp, np.ufunc):  # another NumPy build: the ufunc call stays
-        return 0
-    u = np.exp
-    cdef int i
-    if u.nin != 1 or u.nout != 1 or u.functions == NULL or u.types == NULL:
-        return 0
-    for i in range(u.ntypes):
-        if u.types[2 * i] == cnp.NPY_FLOAT and u.types[2 * i + 1] == cnp.NPY_FLOAT and _exp_f32 == NULL:
-            _exp_f32 = <_UfuncLoop> u.functions[i]
-            _exp_f32_data = u.data[i] if u.data != NULL else NULL
-        elif u.types[2 * i] == cnp.NPY_DOUBLE and u.types[2 * i + 1] == cnp.NPY_DOUBLE and _exp_f64 == NULL:
-            _exp_f64 = <_UfuncLoop> u.functions[i]
-            _exp_f64_data = u.data[i] if u.data != NULL else NULL
-    return 0
-
-
-_find_exp_loops()
+cdef int _FP_FLAGS = fp_flags()
+find_loop(np.exp, 1, cnp.NPY_FLOAT, &_exp_f32, &_exp_f32_data)
+find_loop(np.exp, 1, cnp.NPY_DOUBLE, &_exp_f64, &_exp_f64_data)
 
 
 cdef bint _numpy_exp_in_place(int tn, void* out, Py_ssize_t n) noexcept nogil:
