@@ -232,6 +232,19 @@ def test_op_function_parameters_by_keyword_and_position(kwargs):
     _same_outcome(_outcome(lambda: softmax()), _outcome(lambda: _python_function(softmax)()))
 
 
+@pytest.mark.parametrize("call", [
+    lambda f, x: f(x, 0), lambda f, x: f(x, 1, True), lambda f, x: f(x, (0, 1)), lambda f, x: f(x, -1, keepdims=True),
+    lambda f, x: f(x, 0, axis=1), lambda f, x: f(x, 0, True, 5), lambda f, x: f(x, 7), lambda f, x: f(x, None, False),
+])
+@pytest.mark.parametrize("name", ["sum", "mean", "softmax", "log_softmax", "max"])
+def test_op_function_parameters_by_position(name, call):
+    import clumsygrad
+
+    function = getattr(clumsygrad, name)
+    x = _param(np.random.default_rng(1).standard_normal((3, 4)), np.float64)
+    _same_outcome(_outcome(lambda: call(function, x)), _outcome(lambda: call(_python_function(function), x)))
+
+
 def test_op_function_inputs_off_the_c_path():
     from clumsygrad.activation import relu
     from clumsygrad.loss import mse_loss
@@ -282,3 +295,35 @@ def test_the_common_op_calls_take_the_compiled_path():
     for function in (relu, softmax, mse_loss):
         assert (type(function).__name__ == "OpFunction") == compiled_node_in_use()
 
+
+
+BASIC_KEYS = [0, -1, slice(None), slice(1, None, 2), slice(None, None, -1), (0, 1), (Ellipsis, 0), (None, 0),
+              (slice(0, 1), None, Ellipsis), (1, slice(None, None, -2)), Ellipsis, (), slice(5, 1), (-1, -1)]
+
+
+@pytest.mark.parametrize("key", BASIC_KEYS, ids=repr)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_basic_index_record_equals_the_generic_operator(key, dtype, layout):
+    x = _view(np.arange(12.0).reshape(3, 4), layout, dtype)
+    fast, generic = _outcome(lambda: x[key]), _outcome(lambda: _Operators.__getitem__(x, key))
+    _same_outcome(fast, generic)
+    if not isinstance(fast, Exception):
+        assert fast._extra["key"] == key and fast._extra["original_shape"] == (3, 4)
+        assert np.shares_memory(fast.data, x.data) == np.shares_memory(generic.data, x.data)
+
+
+def test_basic_index_errors_are_numpys():
+    x = _param(np.arange(6.0).reshape(2, 3), np.float64)
+    for key in [(5,), (0, 0, 0), (slice(None), 7)]:
+        _same_outcome(_outcome(lambda: x[key]), _outcome(lambda: _Operators.__getitem__(x, key)))
+    assert isinstance(_outcome(lambda: x[0, 0, 0]), IndexError)
+
+
+@pytest.mark.parametrize("shapes", [((4,), (4,)), ((4,), (4, 3)), ((2, 4), (4,)), ((4,), (2, 4, 3)), ((2, 3, 4), (4,)),
+                                    ((0,), (0,)), ((4,), (5,)), ((4,), (3, 2)), ((), (3,)), ((3,), ())])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vector_matmul_record_equals_the_generic_operator(shapes, dtype):
+    rng = np.random.default_rng(len(shapes[0]) * 7 + len(shapes[1]))
+    x, y = _param(rng.standard_normal(shapes[0]), dtype), _param(rng.standard_normal(shapes[1]), dtype)
+    _same_outcome(_outcome(lambda: x @ y), _outcome(lambda: _Operators.__matmul__(x, y)))

@@ -373,8 +373,8 @@ def _derive_function(op: OpDef) -> Callable:
     function.__doc__ = op.doc if isinstance(forward, np.ufunc) else inspect.getdoc(forward)
     function.__signature__ = _signature(forward)
     # The compiled node runs the common calls of this function in C (the same steps, no frame).
-    return _backend.graph.op_function(function, forward, backward, nin, defaults, kernel_name, save,
-                                      _backend, _profiler)
+    return _backend.graph.op_function(function, forward, backward, nin, param_names, defaults, kernel_name,
+                                      save, _backend, _profiler)
 
 
 def export(namespace: dict, module: str) -> list:

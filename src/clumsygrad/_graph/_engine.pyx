@@ -33,7 +33,7 @@ from .native cimport (
     ADD, ADD_BROADCAST, ADD_SCALAR, CONCATENATE, CROSS_ENTROPY, DIVIDE, GELU, GETITEM, LOG_SOFTMAX, STACK, MATMUL, MEAN, MSE, MUL_BROADCAST, PERMUTE, SUM, RELU, SOFTMAX, SUB_BROADCAST, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
     L_POWER_VJP, L_SIGMOID_VJP, L_SIN_VJP, L_SQRT_VJP, L_TANH_VJP, LOG, MUL, MUL_SCALAR, NEGATE,
     POWER, RESHAPE, SIGMOID, SIN, SQRT, SUB, SUB_SCALAR, TANH, TRANSPOSE, Node, floating,
-    _array_value, _check_versions, _compute, _data_of, _fast_operand, _fits, _free,
+    _array_value, _basic_key, _check_versions, _compute, _data_of, _fast_operand, _fits, _free,
     _same_dtype, _same_layout, _same_shape, _scalar_array, _scalar_type, _value_of,
 )
 from ._operators cimport _apply, _dispatch
@@ -699,11 +699,6 @@ cdef tuple _divide(Node node, Node x, Node y, cnp.ndarray xd, cnp.ndarray yd, ob
     return dx, dy
 
 
-cdef inline bint _basic_part(object part):
-    """An index NumPy reads as basic indexing: an int (not a bool), a slice, None or ``...``."""
-    return type(part) is int or type(part) is slice or part is None or part is Ellipsis
-
-
 cdef bint _basic_index_vjp(Node node, Node x, object g) except -1:
     """``x[key]`` for a key of ints, slices, None and ``...`` (a view: no element twice): the
     gradient written into zeros of ``x``'s shape at ``key``, in C (NumPy's setitem)."""
@@ -713,13 +708,7 @@ cdef bint _basic_index_vjp(Node node, Node x, object g) except -1:
         return False
     key = (<dict> extra).get("key")
     shape = (<dict> extra).get("original_shape")
-    if type(shape) is not tuple:
-        return False
-    if type(key) is tuple:
-        for part in <tuple> key:
-            if not _basic_part(part):
-                return False
-    elif not _basic_part(key):
+    if type(shape) is not tuple or not _basic_key(key):
         return False
     out = np.zeros(shape, dtype=(<object> g).dtype)
     out[key] = g

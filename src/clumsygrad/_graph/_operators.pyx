@@ -17,6 +17,7 @@ from .native cimport (
     L_SUB_C, MUL, MUL_SCALAR, NEGATE, SUB, SUB_SCALAR, Node, _compute, _fast_operand, _loop,
     _make_leaf, _make_node, _same_layout, _value_of, _vjp_function,
 )
+from .native cimport _basic_key
 
 from .._kernels._matmul cimport is_swapped, product, swapped_copy
 
@@ -142,9 +143,9 @@ cdef object neg(Node self):
 
 cdef object matmul(Node self, object other):
     """``self @ other`` for two float arrays of one dtype with two or more dimensions, recorded
-    as MATMUL.  A 2-D product of C- or Fortran-ordered operands, and a C-ordered ``(..., n, k) @
+    as MATMUL (a 1-D operand by ``np.matmul``).  A 2-D product of C- or Fortran-ordered operands, and a C-ordered ``(..., n, k) @
     (k, m)`` seen as one 2-D product, is ``np.dot`` (the same BLAS call as ``np.matmul``, less
-    dispatch); other layouts and batches are ``np.matmul``.  Everything else (1-D operands, arrays, errors) is the generic operator."""
+    dispatch); other layouts and batches are ``np.matmul``.  Everything else (0-d operands, arrays, errors) is the generic operator."""
     cdef Node right
     cdef cnp.ndarray a, b
     cdef int nda, ndb, t, i
@@ -162,9 +163,17 @@ cdef object matmul(Node self, object other):
     nda = cnp.PyArray_NDIM(a)
     ndb = cnp.PyArray_NDIM(b)
     t = cnp.PyArray_TYPE(a)
-    if (nda < 2 or ndb < 2 or nda > 32 or t != cnp.PyArray_TYPE(b) or (t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE)
-            or cnp.PyArray_DIM(a, nda - 1) != cnp.PyArray_DIM(b, ndb - 2)):
+    if (nda < 1 or ndb < 1 or nda > 32 or t != cnp.PyArray_TYPE(b) or (t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE)
+            or cnp.PyArray_DIM(a, nda - 1) != cnp.PyArray_DIM(b, ndb - 2 if ndb >= 2 else 0)):
         return _generic_matmul(self, other)
+    if nda == 1 or ndb == 1:  # a vector: np.matmul's rules (a dot product gives a NumPy scalar)
+        try:
+            data = _np_matmul(a, b)
+        except ValueError:  # batch axes that do not broadcast: the generic operator words it
+            return _generic_matmul(self, other)
+        if type(data) is not cnp.ndarray:
+            data = cnp.PyArray_FROM_O(data)
+        return _make_node(data, _vjp_function(MATMUL), (self, right), None, MATMUL, 0.0)
     k = cnp.PyArray_DIM(a, nda - 1)
     if nda > 2 and cnp.PyArray_SIZE(b) <= 65536 and is_swapped(b):
         # a batch of transposed right operands (``q @ k.transpose(0, 2, 1)``): copied into C
@@ -201,12 +210,21 @@ cdef inline bint _blas_layout(cnp.ndarray a) noexcept:
 
 
 cdef object getitem(Node self, object key):
-    """``self[rows]`` for a 1-D intp array ``rows`` (an embedding lookup), recorded as GETITEM
-    with a read-only copy of ``rows``; the rows are checked in C (any out of range, and every
-    other key, go to the generic operator, which indexes as NumPy does and words its errors)."""
+    """``self[key]`` recorded as GETITEM: for a key of ints, slices, None and ``...`` (basic
+    indexing: a view of the data, NumPy's own errors), and for a 1-D intp array ``rows`` (an
+    embedding lookup) with a read-only copy of ``rows``, checked in C (any out of range, and
+    every other key, go to the generic operator, which indexes as NumPy does and words its
+    errors)."""
     cdef cnp.ndarray x, rows, kept
     cdef Py_ssize_t i, n, size
     cdef const cnp.npy_intp* idx
+    if type(self.data_) is cnp.ndarray and _basic_key(key):
+        x = <cnp.ndarray> self.data_
+        data = (<object> x)[key]
+        if type(data) is not cnp.ndarray:  # every axis indexed by an int: a NumPy scalar
+            data = cnp.PyArray_FROM_O(data)
+        return _make_node(data, _vjp_function(GETITEM), (self,),
+                          {"key": key, "original_shape": (<object> x).shape}, GETITEM, 0.0)
     if type(key) is not cnp.ndarray or type(self.data_) is not cnp.ndarray:
         return _generic_getitem(self, key)
     rows = <cnp.ndarray> key

@@ -127,6 +127,21 @@ cdef inline bint _fast_operand(object data):
     return (t == cnp.NPY_FLOAT or t == cnp.NPY_DOUBLE) and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> data)
 
 
+cdef inline bint _basic_part(object part):
+    """An index NumPy reads as basic indexing: an int (not a bool), a slice, None or ``...``."""
+    return type(part) is int or type(part) is slice or part is None or part is Ellipsis
+
+
+cdef inline bint _basic_key(object key):
+    """A key of basic parts only (alone or in a tuple): ``x[key]`` is a view, no element twice."""
+    if type(key) is tuple:
+        for part in <tuple> key:
+            if not _basic_part(part):
+                return False
+        return True
+    return _basic_part(key)
+
+
 cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b):
     cdef int k, nd = cnp.PyArray_NDIM(a)
     if nd != cnp.PyArray_NDIM(b):

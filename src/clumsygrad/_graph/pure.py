@@ -321,7 +321,7 @@ def new_node(data, grad_fn, parents: tuple, extra=None):
 record = new_node
 
 
-def op_function(python_function, forward, backward, nin, defaults, kernel_name, save, backend, profiler):
+def op_function(python_function, forward, backward, nin, params, defaults, kernel_name, save, backend, profiler):
     """The public function of a registry op: on this twin the registry's Python function itself
     (the compiled twin wraps it in a C callable for the common calls)."""
     return python_function
