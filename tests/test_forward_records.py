@@ -327,3 +327,24 @@ def test_vector_matmul_record_equals_the_generic_operator(shapes, dtype):
     rng = np.random.default_rng(len(shapes[0]) * 7 + len(shapes[1]))
     x, y = _param(rng.standard_normal(shapes[0]), dtype), _param(rng.standard_normal(shapes[1]), dtype)
     _same_outcome(_outcome(lambda: x @ y), _outcome(lambda: _Operators.__matmul__(x, y)))
+
+
+@pytest.mark.parametrize("args", [((2, 6),), (2, 6), (-1,), (3, -1), ([4, 3],), (np.int64(12),), ((12, 1, 1),),
+                                  (5, -1), ((2, 2, 2),), ("a",), (-1, -1), ((),)], ids=repr)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_reshape_record_equals_the_generic_method(args, layout):
+    x = _view(np.arange(12.0).reshape(3, 4), layout, np.float32)
+    fast, generic = _outcome(lambda: x.reshape(*args)), _outcome(lambda: _Operators.reshape(x, *args))
+    _same_outcome(fast, generic)
+    if not isinstance(fast, Exception):
+        assert fast._extra == {"original_shape": (3, 4)}
+        assert np.shares_memory(fast.data, x.data) == np.shares_memory(generic.data, x.data)
+
+
+def test_reshape_of_a_0d_value_and_the_compiled_method():
+    s = _param(np.array(2.0), np.float64) * 3.0  # a 0-d value of the scalar fast path
+    _same_record(s.reshape(1, 1), _Operators.reshape(s, 1, 1))
+    if compiled_node_in_use():
+        from clumsygrad._graph import native
+
+        assert Tensor.reshape is native.Node.reshape and "reshape" not in vars(Tensor)

@@ -147,6 +147,11 @@ class _Operators:
         compiled node records an integer row array (an embedding lookup) itself."""
         return _getitem(self, key)
 
+    def reshape(self, new_shape: Any, *more: int) -> "Tensor":
+        """The same values in ``new_shape`` (one dimension may be -1): ``t.reshape((2, -1))`` or
+        ``t.reshape(2, -1)``.  The compiled node records it itself."""
+        return _shape_ops.reshape(self, new_shape, *more)
+
     def transpose(self, *axes) -> "Tensor":
         """The axes reversed (no arguments) or permuted: ``t.transpose(1, 0)`` or ``t.transpose((1, 0))``.
         The compiled node records a permutation of ints itself."""
@@ -377,6 +382,7 @@ class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
         __truediv__ = _Operators.__truediv__
         __neg__ = _Operators.__neg__
         transpose = _Operators.transpose
+        reshape = _Operators.reshape
 
     def __init__(self, data: Any, tensor_type: TensorType = TensorType.INPUT, dtype: Any = np.float32) -> None:
         """Wrap ``data`` (scalar, nested list or array of real numbers; always copied) as a tensor.
@@ -442,11 +448,6 @@ class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
         if self._grad_fn is transpose_backward and self._parents:
             return self._parents[0]
         return _new_node(self._data.T, transpose_backward, (self,))
-
-    def reshape(self, new_shape: Any, *more: int) -> "Tensor":
-        """The same values in ``new_shape`` (one dimension may be -1): ``t.reshape((2, -1))`` or
-        ``t.reshape(2, -1)``."""
-        return _shape_ops.reshape(self, new_shape, *more)
 
     def detach(self) -> "Tensor":
         """The same data (no copy) as an INPUT tensor with no graph."""
@@ -652,7 +653,7 @@ _graph.install(
     {name: getattr(_Operators, name) for name in (
         "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
         "__truediv__", "__rtruediv__", "__neg__", "__array_ufunc__", "__matmul__", "__getitem__",
-        "transpose",
+        "transpose", "reshape",
     )},
     _registry.typed_vjps(),
 )

@@ -18,6 +18,7 @@ cdef object neg(Node self)
 cdef object matmul(Node self, object other)
 cdef object getitem(Node self, object key)
 cdef object transpose(Node self, tuple args)
+cdef object reshape(Node self, object shape, tuple more)
 
 # The loops over whole arrays (the engine's typed VJPs run them too).
 cdef object _apply(int loop, object a, object b, double c)

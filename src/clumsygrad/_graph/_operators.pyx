@@ -17,7 +17,7 @@ from .native cimport (
     L_SUB_C, MUL, MUL_SCALAR, NEGATE, SUB, SUB_SCALAR, Node, _compute, _fast_operand, _loop,
     _make_leaf, _make_node, _same_layout, _value_of, _vjp_function,
 )
-from .native cimport _basic_key
+from .native cimport RESHAPE, _basic_key
 
 from .._kernels._matmul cimport is_swapped, product, swapped_copy
 
@@ -36,14 +36,14 @@ cdef dict _ufunc_functions = None  # the op registry's NumPy ufunc -> public fun
 cdef object _np_add = np.add, _np_subtract = np.subtract, _np_multiply = np.multiply
 cdef object _np_negative = np.negative
 cdef object _np_matmul = np.matmul
-cdef object _generic_matmul, _generic_getitem, _generic_transpose
+cdef object _generic_matmul, _generic_getitem, _generic_transpose, _generic_reshape
 
 
 cdef int install_generic(dict generic_operators) except -1:
     """The generic Python operators (``{"__add__": fn, ...}``) that the fast paths fall back to."""
     global _generic_add, _generic_radd, _generic_sub, _generic_rsub, _generic_array_ufunc
     global _generic_mul, _generic_rmul, _generic_truediv, _generic_rtruediv, _generic_neg
-    global _ufunc_functions, _generic_matmul, _generic_getitem, _generic_transpose
+    global _ufunc_functions, _generic_matmul, _generic_getitem, _generic_transpose, _generic_reshape
     from .._registry import UFUNCS  # the dict itself: ops registered later are seen too
     _ufunc_functions = UFUNCS
     _generic_array_ufunc = generic_operators["__array_ufunc__"]
@@ -59,6 +59,7 @@ cdef int install_generic(dict generic_operators) except -1:
     _generic_matmul = generic_operators["__matmul__"]
     _generic_getitem = generic_operators["__getitem__"]
     _generic_transpose = generic_operators["transpose"]
+    _generic_reshape = generic_operators["reshape"]
     return 0
 
 
@@ -242,6 +243,22 @@ cdef object getitem(Node self, object key):
     data = _take_rows(x, kept, 0, NULL, cnp.NPY_RAISE)
     return _make_node(data, _vjp_function(GETITEM), (self,),
                       {"key": kept, "original_shape": (<object> x).shape}, GETITEM, 0.0)
+
+
+cdef object reshape(Node self, object shape, tuple more):
+    """``self.reshape(shape)`` or ``self.reshape(*dims)`` recorded in C as RESHAPE with the
+    original shape, as ``clumsygrad.shape.reshape`` records it: NumPy's reshape (a view where it
+    can be one).  A 0-d value, and any shape NumPy refuses, go to the generic method, which
+    words 0.2.x's error."""
+    cdef cnp.ndarray x
+    if type(self.data_) is not cnp.ndarray:
+        return _generic_reshape(self, shape, *more)
+    x = <cnp.ndarray> self.data_
+    try:
+        data = (<object> x).reshape((shape,) + more if more else shape)
+    except (ValueError, TypeError):
+        return _generic_reshape(self, shape, *more)
+    return _make_node(data, _vjp_function(RESHAPE), (self,), {"original_shape": (<object> x).shape}, RESHAPE, 0.0)
 
 
 cdef object transpose(Node self, tuple args):

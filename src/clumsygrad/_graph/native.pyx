@@ -233,11 +233,19 @@ cdef class Node:
         return _operators.matmul(self, other)
 
     def __getitem__(self, key):
+        """``self[key]`` for any NumPy index, with gradients: basic indexing (ints, slices, None,
+        ``...``: a view) and integer row arrays (an embedding lookup) are recorded in C, every
+        other key by ``clumsygrad.shape.getitem``."""
         return _operators.getitem(self, key)
 
     def transpose(self, *axes):
         """The axes reversed (no arguments) or permuted: ``t.transpose(1, 0)`` or ``t.transpose((1, 0))``."""
         return _operators.transpose(self, axes)
+
+    def reshape(self, new_shape, *more):
+        """The same values in ``new_shape`` (one dimension may be -1): ``t.reshape((2, -1))`` or
+        ``t.reshape(2, -1)``."""
+        return _operators.reshape(self, new_shape, more)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         return _operators.array_ufunc(self, ufunc, method, inputs, kwargs)
