@@ -130,3 +130,14 @@ def test_the_typed_paths_run_instead_of_the_python_kernels(monkeypatch):
     (clumsygrad.sum(log_softmax(x, axis=0) * 2.0) + clumsygrad.sum(gelu(x, "tanh") * gelu(x))).backward()
     assert {name: c.calls for name, c in counters.items()} == {"gelu_backward": 0, "log_softmax_backward": 0}
     assert x.grad.shape == (3, 4)
+
+
+@pytest.mark.parametrize("module", [native, pure], ids=["native", "pure"])
+@pytest.mark.parametrize("bad", [np.array([1 + 2j]), np.array(["a"]), np.array([object()])], ids=["complex", "str", "object"])
+def test_non_real_inputs_are_a_type_error_naming_the_dtype(module, bad):
+    ok = np.ones(1)
+    for call in (lambda: module.relu_forward(bad), lambda: module.gelu_forward(bad),
+                 lambda: module.gelu_backward(bad, ok), lambda: module.gelu_backward(ok, bad),
+                 lambda: module.log_softmax_forward(bad, 0), lambda: module.log_softmax_backward(ok, bad, 0)):
+        with pytest.raises(TypeError, match=f"real numeric arrays, got dtype {bad.dtype}"):
+            call()
