@@ -142,8 +142,9 @@ def _writable(data: np.ndarray):
 
 
 def _updated_in_place(param: Tensor) -> None:
-    """Called after every in-place update of a parameter's data: the one place that tells
-    the graph core about it.  Bumping the version counter makes a backward pass through a
+    """Called after every in-place update of a parameter's data by the optimizers' Python
+    loops (the plain SGD step's loop in the graph core, ``sgd_step``, bumps the version
+    itself).  Bumping the version counter makes a backward pass through a
     graph recorded before this step raise instead of using the new values."""
     param._bump_version()
 
