@@ -31,7 +31,8 @@ import numpy as np
 
 from . import _backend, profiler as _profiler
 
-__all__ = ["OpDef", "OPS", "UFUNCS", "FUNCTIONS", "defop", "variant", "export", "rule_of", "tensor_vjp"]
+__all__ = ["OpDef", "OPS", "UFUNCS", "FUNCTIONS", "defop", "variant", "export", "rule_of", "tensor_vjp",
+           "save_input_shape"]
 
 OPS: Dict[str, "OpDef"] = {}
 """Every registered op by name (public ops, and the named backward variants of the operators)."""
@@ -151,6 +152,16 @@ def defop(
     for f in op.numpy:
         (UFUNCS if isinstance(f, np.ufunc) else FUNCTIONS)[f] = op.function
     return op
+
+
+def save_input_shape(out, x, **params) -> dict:
+    """A ``save`` step: the input's shape as ``_extra["input_shape"]`` (0.2.x's key, recorded by the
+    reductions).  The compiled ``OpFunction`` records it in C without calling this
+    (``input_shape_only``)."""
+    return {"input_shape": x.shape}
+
+
+save_input_shape.input_shape_only = True
 
 
 def variant(op: OpDef, backward_name: str, *, consts: Dict[int, str], params=(), typed=None,
@@ -337,7 +348,8 @@ def _derive_function(op: OpDef) -> Callable:
             x, y = args
             if not (isinstance(x, _Tensor) and isinstance(y, _Tensor)):
                 x, y = as_tensors((x, y))
-            return record(forward(x._data, y._data), backward, (x, y), dict(plain_extra) if plain_extra else None)
+            compute = forward if kernel_name is None else getattr(_backend.active, kernel_name)
+            return record(compute(x._data, y._data), backward, (x, y), dict(plain_extra) if plain_extra else None)
 
     else:
 

@@ -6,7 +6,7 @@ import math as _m
 import numpy as np
 
 from . import _backend
-from ._adjoint import is_array, normalize_axes
+from ._adjoint import is_array
 from ._kernels.checks import normal_cdf_values as _normal_cdf_values
 from ._registry import defop, export
 
@@ -28,8 +28,7 @@ def relu(tensor):
 
 def sigmoid(tensor):
     """1 / (1 + e^-x) elementwise; saturates to 0 without overflow warnings for very negative x."""
-    with np.errstate(over="ignore"):
-        return 1 / (1 + np.exp(-tensor))
+    return _backend.active.sigmoid_forward(tensor)  # the formula's values, in one compiled pass
 
 
 def _relu_kernel(tensor, grad, *, needs=None):
@@ -42,13 +41,7 @@ defop("tanh", np.tanh, (lambda g, out, x: g * (1 - out * out),), module="activat
 defop("relu", relu, (lambda g, out, x: g * (_values(out) > 0),), module="activation",
       method="relu", kernel=_relu_kernel, typed="RELU", forward_kernel="relu_forward")
 defop("sigmoid", sigmoid, (lambda g, out, x: g * (out * (1 - out)),), module="activation",
-      method="sigmoid", typed="SIGMOID")
-
-
-def _check_axis(x, axis, what):
-    normalize_axes(axis, max(np.ndim(x), 1), f"{what}: axis")  # a 0-d input is one element
-    if np.ndim(x) and np.shape(x)[axis] == 0:
-        raise ValueError(f"{what} over axis {axis} of shape {np.shape(x)}, which has no elements")
+      method="sigmoid", typed="SIGMOID", forward_kernel="sigmoid_forward")
 
 
 def softmax(tensor, axis: int = -1):
@@ -69,8 +62,7 @@ defop("softmax", softmax,
 def log_softmax(tensor, axis: int = -1):
     """``x - logsumexp(x, axis)``, computed as ``(x - max) - log(sum(exp(x - max)))``: no overflow,
     and no ``log(0)`` where the softmax underflows."""
-    _check_axis(tensor, axis, "log_softmax")
-    return _backend.active.log_softmax_forward(tensor, axis)
+    return _backend.active.log_softmax_forward(tensor, axis)  # it checks the axis
 
 
 def _log_softmax_kernel(tensor, grad, *, needs=None):
@@ -80,7 +72,8 @@ def _log_softmax_kernel(tensor, grad, *, needs=None):
 
 defop("log_softmax", log_softmax,
       (lambda g, out, x, axis=-1: g - np.exp(out) * np.sum(g, axis=axis, keepdims=True),),
-      module="activation", method="log_softmax", kernel=_log_softmax_kernel, typed="LOG_SOFTMAX")
+      module="activation", method="log_softmax", kernel=_log_softmax_kernel, typed="LOG_SOFTMAX",
+      forward_kernel="log_softmax_forward")
 
 
 # ----------------------------------------------------------------------------- more activations

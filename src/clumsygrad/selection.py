@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._adjoint import expand, is_array, normalize_axes, owned_array, unbroadcast
-from ._registry import FUNCTIONS, as_tensors, defop, export
+from ._registry import FUNCTIONS, as_tensors, defop, export, save_input_shape
 
 
 def _values(x):
@@ -47,10 +47,6 @@ def _extreme_vjp(pick):
     return vjp
 
 
-def _input_shape(out, x, **params):
-    return {"input_shape": x.shape}
-
-
 def max(tensor, axis=None, keepdims: bool = False):
     """Largest value over ``axis`` (None, int or tuple); the gradient goes to the first maximal element."""
     return np.max(tensor, axis=_axis_arg(axis), keepdims=keepdims)
@@ -62,9 +58,9 @@ def min(tensor, axis=None, keepdims: bool = False):
 
 
 defop("max", max, (_extreme_vjp(np.argmax),), module="selection", numpy=(np.max, np.amax),
-      method="max", save=_input_shape)
+      method="max", save=save_input_shape)
 defop("min", min, (_extreme_vjp(np.argmin),), module="selection", numpy=(np.min, np.amin),
-      method="min", save=_input_shape)
+      method="min", save=save_input_shape)
 
 
 def _choice_forward(ufunc):

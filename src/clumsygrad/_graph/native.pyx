@@ -21,6 +21,7 @@ cimport numpy as cnp
 from cpython.ref cimport Py_REFCNT
 
 import numpy as np
+from inspect import signature as inspect_signature
 
 from . import ENGINE_LOCK
 from . import guard as _guard
@@ -435,7 +436,8 @@ cdef class OpFunction:
 
     The common calls - the op's tensor inputs, parameters (if any) by position or keyword, no
     profiler running - run in C from the call to the recorded node (the op's ``save`` step, if
-    it has one, called as the Python function calls it): ~0.4 us less per call than the Python
+    it has one, called as the Python function calls it, or, for ``registry.save_input_shape``,
+    its one entry written here): ~0.4 us less per call than the Python
     function, whose frame, argument checks and ``new_node`` it skips.
     Every other call goes to that Python function (``python_function``), which binds the
     arguments and words the errors.  To ``inspect``, Sphinx and pickle it is a function: its
@@ -447,6 +449,7 @@ cdef class OpFunction:
     cdef tuple param_names     # the parameters in signature order, if every one has a default, else ()
     cdef frozenset param_set   # the parameters with defaults (the keyword path takes those)
     cdef int nin
+    cdef bint save_shape       # the save step only records the input's shape: done here, no call
     cdef dict __dict__
 
     def __init__(self, python_function, forward, backward, int nin, params, defaults, kernel_name, save,
@@ -455,6 +458,7 @@ cdef class OpFunction:
         self.forward = forward
         self.backward = backward
         self.save = save
+        self.save_shape = getattr(save, "input_shape_only", False) is True
         self.nin = nin
         self.defaults = dict(defaults)
         self.param_set = frozenset(defaults)
@@ -493,7 +497,10 @@ cdef class OpFunction:
             if self.save is not None:  # what the backward needs beyond the inputs and output
                 if extra is None:
                     extra = {}
-                extra.update(self.save(data, xd, **extra))
+                if self.save_shape:  # ``registry.save_input_shape``'s one entry, without its frame
+                    extra["input_shape"] = (<object> xd).shape
+                else:
+                    extra.update(self.save(data, xd, **extra))
             return _record(data, self.backward, (x,), extra)
         y = args[1]
         if kwargs or not isinstance(y, _tensor_class):
@@ -525,6 +532,69 @@ cdef class OpFunction:
 
     def __repr__(self):
         return f"<function {self.__qualname__} at {id(self):#x}>"
+
+
+@cython.auto_pickle(False)
+cdef class CrossEntropyFunction:
+    """``clumsygrad.cross_entropy`` on the compiled node (``cross_entropy_function`` makes it).
+
+    Its common call - a logits tensor, class labels that are not a tensor (an array or a list),
+    ``reduction`` by position or keyword, no profiler running - runs in C: the active kernel
+    set's ``cross_entropy_forward`` (which checks the labels and the reduction in its pass and
+    words the errors) and the record of its loss with what the backward reads (the reduction,
+    the checked labels, the softmax).  Every other call (targets of the logits' shape, a target
+    tensor, arguments by keyword, an array as logits) goes to the Python function
+    (``python_function``).  To ``inspect``, Sphinx and pickle it is that function, as
+    ``OpFunction`` is.
+    """
+    cdef readonly object python_function
+    cdef object backend, backward, profiler
+    cdef dict __dict__
+
+    def __init__(self, python_function, backward, backend, profiler):
+        self.python_function = python_function
+        self.backward = backward
+        self.backend = backend
+        self.profiler = profiler
+        for attr in ("__name__", "__qualname__", "__module__", "__doc__"):
+            setattr(self, attr, getattr(python_function, attr))
+        self.__signature__ = inspect_signature(python_function)
+
+    def __call__(self, *args, **kwargs):
+        cdef Py_ssize_t n = len(args)
+        cdef object logits, labels, reduction = "mean", fast
+        if self.profiler.active is not None or n < 2 or n > 3:
+            return self.python_function(*args, **kwargs)
+        if kwargs:
+            if n != 2 or len(kwargs) != 1 or "reduction" not in kwargs:
+                return self.python_function(*args, **kwargs)
+            reduction = kwargs["reduction"]
+        elif n == 3:
+            reduction = args[2]
+        logits, labels = args[0], args[1]
+        if (not isinstance(logits, Node) or isinstance(labels, Node)
+                or (type(labels) is cnp.ndarray and cnp.PyArray_NDIM(<cnp.ndarray> labels) != 1)):
+            return self.python_function(*args, **kwargs)  # targets, a target tensor, array logits
+        fast = self.backend.active.cross_entropy_forward(_data_of(<Node> logits), labels, reduction)
+        if fast is None:  # targets of the logits' shape given as nested lists
+            return self.python_function(*args, **kwargs)
+        data, probs, kept = fast
+        return _record(data, self.backward, (logits,), {"reduction": reduction, "target": kept, "probs": probs})
+
+    def __get__(self, instance, owner):
+        return self if instance is None else PyMethod_New(self, instance)
+
+    def __reduce__(self):
+        return self.__qualname__  # pickled by reference, as functions are
+
+    def __repr__(self):
+        return f"<function {self.__qualname__} at {id(self):#x}>"
+
+
+def cross_entropy_function(python_function, backward, backend, profiler):
+    """``clumsygrad.cross_entropy``: a ``CrossEntropyFunction`` over the Python function, whose
+    common call (logits tensor, class labels, reduction) it runs in C."""
+    return CrossEntropyFunction(python_function, backward, backend, profiler)
 
 
 def op_function(python_function, forward, backward, nin, params, defaults, kernel_name, save, backend, profiler):

@@ -9,23 +9,37 @@
   backward ``grad - exp(y) * sum(grad)``.  Inputs are made C-contiguous and seen as
   ``(outer, n, inner)``.  Above ``EXP_LOOP_MAX`` elements the pure twin's NumPy passes are
   faster (its ``exp`` is vectorised, libm's is a call per element), so they run there.
+  The axis errors are ``clumsygrad.log_softmax``'s (``checks.log_softmax_axis``): the public
+  function calls the kernel with no check of its own.
+* ``sigmoid_forward(x)``: ``1 / (1 + exp(-x))`` with NumPy's own ``exp`` loop (``_loops.pxd``)
+  between a negation and a reciprocal pass, block by block: the values of the NumPy formula,
+  bit for bit, without its three ufunc calls and temporaries.  Overflow of ``exp(-x)`` (very
+  negative ``x``) is ignored, as the formula's ``np.errstate(over="ignore")`` does; any other
+  floating-point flag that NumPy would report under the caller's ``np.errstate`` (underflow when
+  it is not ignored, invalid) has the call redone by the pure twin, which reports it as NumPy does.
 """
 cimport numpy as cnp
 from cython cimport floating
 from libc.math cimport erf, exp, log, tanh
 
+from ._loops cimport UfuncLoop, FE_DIVBYZERO, FE_INVALID, FE_UNDERFLOW, feclearexcept, fetestexcept, find_loop, fp_flags
 from ._shapes cimport (
-    Call, as_c_typed, check_same_shape, fast_array, kernel_type, one_axis, run_typed, split_at_axis,
+    PyNumber_AsSsize_t, Call, as_c_typed, check_same_shape, fast_array, kernel_type, one_axis, run_typed,
+    split_at_axis,
 )
 
-from . import pure
+import numpy as np
+
+from . import checks, pure
 
 cnp.import_array()
 
-__all__ = ["gelu_forward", "gelu_backward", "log_softmax_forward", "log_softmax_backward"]
+__all__ = ["gelu_forward", "gelu_backward", "log_softmax_forward", "log_softmax_backward", "sigmoid_forward"]
 
 cdef enum:
     EXP_LOOP_MAX = 4096   # larger inputs: the pure twin's vectorised NumPy passes
+    SIGMOID_BLOCK = 1024  # elements per negate / exp / reciprocal round (in L1)
+    WITH_GIL_MAX = 16384  # up to this size the GIL stays held (dropping it costs ~0.1 us)
 
 cdef double SQRT_HALF = 0.70710678118654752440
 cdef double INV_SQRT_2PI = 0.39894228040143267794
@@ -169,9 +183,25 @@ cdef void _log_softmax_backward_core(Call* k, floating* tag) noexcept nogil:
                 out[i * inner] = g[i * inner] - <floating>exp(<double>y[i * inner]) * s
 
 
+cdef Py_ssize_t _log_softmax_axis(cnp.ndarray xa, object axis) except -1:
+    """``checks.log_softmax_axis(xa.shape, axis)``: an in-range int axis along which ``xa`` has
+    elements is read in C; anything else goes to ``checks``, which raises the error."""
+    cdef int nd = cnp.PyArray_NDIM(xa)
+    cdef Py_ssize_t a, n = nd if nd > 0 else 1
+    if type(axis) is int:
+        a = PyNumber_AsSsize_t(axis, NULL)  # clipped when huge: out of range either way
+        if -n <= a < n:
+            if a < 0:
+                a += n
+            if nd == 0 or cnp.PyArray_DIM(xa, <int>a) != 0:
+                return a
+    return checks.log_softmax_axis((<object>xa).shape, axis)
+
+
 def log_softmax_forward(x, axis):
     """``log(softmax(x, axis))`` as ``(x - max) - log(sum(exp(x - max)))`` for one int ``axis``:
-    a new C array of ``x``'s shape, float32/float64.  A 0-d ``x`` takes axis 0 or -1."""
+    a new C array of ``x``'s shape, float32/float64.  A 0-d ``x`` takes axis 0 or -1.  The axis
+    errors are ``clumsygrad.log_softmax``'s (``checks.log_softmax_axis``)."""
     cdef:
         cnp.ndarray xa = fast_array(x)
         cnp.ndarray out
@@ -181,11 +211,7 @@ def log_softmax_forward(x, axis):
         Call k
     if tn < 0:
         return pure.log_softmax_forward(xa, axis)
-    ax = one_axis(axis, nd if nd > 0 else 1)
-    if nd and cnp.PyArray_DIM(xa, <int>ax) == 0:
-        raise ValueError(
-            f"log_softmax_forward over axis {ax} of shape {(<object>xa).shape}, which has no elements"
-        )
+    ax = _log_softmax_axis(xa, axis)
     if cnp.PyArray_SIZE(xa) > EXP_LOOP_MAX:
         return pure.log_softmax_forward(xa, axis)
     xa = as_c_typed(xa, tn)
@@ -226,4 +252,86 @@ def log_softmax_backward(y, grad, axis):
     k.b = cnp.PyArray_DATA(ga)
     k.out = cnp.PyArray_DATA(out)
     run_typed(tn, &k, _log_softmax_backward_core[float], _log_softmax_backward_core[double])
+    return out
+
+
+# ----------------------------------------------------------------- sigmoid
+# NumPy's own ``exp`` loops for float32 and float64 (``_loops.pxd``); NULL when its table has
+# none, and then the pure twin runs.
+cdef UfuncLoop _exp_f32 = NULL
+cdef UfuncLoop _exp_f64 = NULL
+cdef void* _exp_f32_data = NULL
+cdef void* _exp_f64_data = NULL
+cdef int _FP_FLAGS = fp_flags()
+cdef int _REPORTED = FE_UNDERFLOW | FE_INVALID | FE_DIVBYZERO  # the flags NumPy may report here
+find_loop(np.exp, 1, cnp.NPY_FLOAT, &_exp_f32, &_exp_f32_data)
+find_loop(np.exp, 1, cnp.NPY_DOUBLE, &_exp_f64, &_exp_f64_data)
+try:  # NumPy's error state as a dict, read in C (``np.geterr`` is a Python function around it)
+    from numpy._core._multiarray_umath import _get_extobj_dict as _error_state
+except ImportError:  # another NumPy: its public function
+    _error_state = np.geterr
+
+
+cdef void _sigmoid_core(Call* k, floating* tag) noexcept nogil:
+    """``out = 1 / (1 + exp(-x))`` over ``n0`` contiguous elements, block by block: the negation,
+    NumPy's ``exp`` loop in place, the reciprocal (each step rounded as NumPy's ufunc rounds it)."""
+    cdef const floating* x = <const floating*>k.a
+    cdef floating* out = <floating*>k.out
+    cdef Py_ssize_t i, m, left = k.n0
+    cdef floating one = 1
+    cdef char* args[2]
+    cdef cnp.npy_intp dims[1]
+    cdef cnp.npy_intp steps[2]
+    steps[0] = steps[1] = sizeof(floating)
+    while left > 0:
+        m = left if left < SIGMOID_BLOCK else SIGMOID_BLOCK
+        for i in range(m):
+            out[i] = -x[i]
+        args[0] = args[1] = <char*>out
+        dims[0] = m
+        if floating is float:
+            _exp_f32(args, dims, steps, _exp_f32_data)
+        else:
+            _exp_f64(args, dims, steps, _exp_f64_data)
+        for i in range(m):
+            out[i] = one / (one + out[i])  # in floating: a literal 1 would make it double
+        x += m
+        out += m
+        left -= m
+
+
+def sigmoid_forward(x):
+    """``1 / (1 + exp(-x))`` elementwise: a new C array of ``x``'s shape, float32/float64 (other
+    real dtypes promote as in ``pure``), equal bit for bit to NumPy's formula; very negative
+    ``x`` saturates to 0 without an overflow warning."""
+    cdef:
+        cnp.ndarray xa = fast_array(x)
+        cnp.ndarray out
+        int tn = kernel_type(xa, None, None)
+        int raised
+        Call k
+    if tn < 0 or _exp_f32 == NULL or _exp_f64 == NULL:
+        return pure.sigmoid_forward(xa)
+    xa = as_c_typed(xa, tn)
+    out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(xa), cnp.PyArray_DIMS(xa), tn, 0)
+    k.a = cnp.PyArray_DATA(xa)
+    k.out = cnp.PyArray_DATA(out)
+    k.n0 = cnp.PyArray_SIZE(xa)
+    if k.n0 == 0:
+        return out
+    if fetestexcept(_FP_FLAGS):  # stale flags of earlier code: cleared (the test is the cheap part)
+        feclearexcept(_FP_FLAGS)
+    if k.n0 > WITH_GIL_MAX:
+        run_typed(tn, &k, _sigmoid_core[float], _sigmoid_core[double])
+    elif tn == cnp.NPY_FLOAT:
+        _sigmoid_core[float](&k, NULL)
+    else:
+        _sigmoid_core[double](&k, NULL)
+    raised = fetestexcept(_REPORTED)
+    feclearexcept(_FP_FLAGS)
+    if raised:
+        # underflow (tiny exp(-x) or results) is reported only when np.errstate asks for it;
+        # invalid or divide-by-zero (a signalling NaN) always: then NumPy's formula reports it
+        if raised != FE_UNDERFLOW or _error_state()["under"] != "ignore":
+            return pure.sigmoid_forward(xa)
     return out

@@ -14,9 +14,10 @@ from cython cimport floating
 
 from ._shapes cimport (
     LANES, SUM_BLOCK, Call, Core32, Core64, as_c_typed, check_same_shape, fast_array, kernel_type, run_typed,
+    same_shape,
 )
 
-from . import pure
+from . import checks, pure
 
 cnp.import_array()
 
@@ -109,7 +110,8 @@ cdef void _mse_grad_call(Call* k, floating* tag) noexcept nogil:
 def mse_forward(pred, target):
     """``mean((pred - target)**2)`` as a 0-d float32/float64 array (NaN when empty).
 
-    ``pred`` and ``target`` share one shape, any layout; other real dtypes promote as in ``pure``.
+    ``pred`` and ``target`` share one shape, any layout (else ``mse_loss``'s ``ValueError``,
+    ``checks.check_mse_shapes``); other real dtypes promote as in ``pure``.
     """
     cdef:
         cnp.ndarray pa = fast_array(pred)
@@ -119,7 +121,8 @@ def mse_forward(pred, target):
         Call k
     if tn < 0:
         return pure.mse_forward(pa, ta)
-    check_same_shape(pa, ta, "mse_forward", "the prediction and target")
+    if not same_shape(pa, ta):
+        checks.check_mse_shapes(pa, ta)  # raises mse_loss's error (the public function checks nothing)
     if cnp.PyArray_SIZE(pa) == 0:
         return pure.mse_forward(pa, ta)  # NaN, with NumPy's "mean of empty slice" warnings
     pa = as_c_typed(pa, tn)

@@ -12,6 +12,12 @@ Reductions accumulate into the zero-filled output: a kept innermost axis adds wh
 (``out[j] += g[j]``, vectorisable), a reduced innermost axis is a horizontal sum with
 independent partial sums.  ``mul_reduce_to_shape`` reads ``other`` through its broadcast
 strides, so ``grad * other`` is never materialised.
+
+``sum_forward`` / ``mean_forward`` are the forward passes of ``sum`` and ``mean``: NumPy's own
+reduction (``np.add.reduce``, a C method called from here: its pairwise sums, its axis errors)
+and, for the mean, the division by the count in C as ``np.mean`` divides (the sum in float64
+by the count, rounded once to the array's dtype).  An empty input or a bad axis goes to
+``np.mean`` itself, whose warnings and errors it then gives.
 """
 cimport numpy as cnp
 from cython cimport floating
@@ -31,7 +37,7 @@ from . import pure
 
 cnp.import_array()
 
-__all__ = ["reduce_to_shape", "mul_reduce_to_shape", "expand_to_shape"]
+__all__ = ["reduce_to_shape", "mul_reduce_to_shape", "expand_to_shape", "sum_forward", "mean_forward"]
 
 
 # --------------------------------------------------------------------------- inner rows
@@ -540,3 +546,87 @@ def expand_to_shape(grad, input_shape, axis, keepdims, scale):
     k.aux = &plan
     run_typed(tn, &k, _expand_call[float], _expand_call[double])
     return out
+
+
+# --------------------------------------------------------------------------- sum / mean forward
+cdef object _add_reduce = np.add.reduce
+cdef object _np_mean = np.mean
+cdef object _true_divide = np.true_divide
+cdef object _intp = np.intp
+
+
+cdef inline cnp.ndarray _own_float(object x, int* tn):
+    """``x`` as an array whose own dtype is the kernels' float type (``tn``), or None when the
+    pure twin must convert it first (another dtype) or serve it (``tn`` -1)."""
+    cdef cnp.ndarray xa = fast_array(x)
+    tn[0] = kernel_type(xa, None, None)
+    if tn[0] < 0 or cnp.PyArray_TYPE(xa) != tn[0] or not cnp.PyArray_ISNOTSWAPPED(xa):
+        return None
+    return xa
+
+
+cdef inline object _axis_arg(object axis):
+    """NumPy's reductions take a tuple of axes, not a list."""
+    return tuple(axis) if type(axis) is list else axis
+
+
+cdef inline cnp.ndarray _as_array(object r):
+    """A reduction's result as an array: a full reduction gives a NumPy scalar."""
+    return <cnp.ndarray> r if type(r) is cnp.ndarray else cnp.PyArray_FROM_O(r)
+
+
+def sum_forward(x, axis=None, keepdims=False):
+    """``np.sum(x, axis, keepdims=keepdims)`` as an array (0-d for a full reduction): NumPy's
+    reduction itself, in ``x``'s float dtype (other real dtypes promote as in ``pure``);
+    ``axis`` None, an int, or a tuple or list of ints, with NumPy's errors."""
+    cdef int tn
+    cdef cnp.ndarray xa = _own_float(x, &tn)
+    if xa is None:
+        return pure.sum_forward(x, axis, keepdims)
+    return _as_array(_add_reduce(xa, _axis_arg(axis), None, None, keepdims))
+
+
+cdef void _divide_core(Call* k, floating* tag) noexcept nogil:
+    """``out[i] = out[i] / count`` in double, rounded once to ``floating`` (``np.mean``'s step)."""
+    cdef floating* out = <floating*>k.out
+    cdef double count = k.s0
+    cdef Py_ssize_t i
+    for i in range(k.n0):
+        out[i] = <floating>(<double>out[i] / count)
+
+
+def mean_forward(x, axis=None, keepdims=False):
+    """``np.mean(x, axis, keepdims=keepdims)`` as an array (0-d for a full reduction), its values
+    bit for bit: NumPy's float sum, divided by the count in float64 and rounded once.  An empty
+    ``x`` or a bad ``axis`` goes to ``np.mean`` (its warnings, its errors)."""
+    cdef int tn
+    cdef cnp.ndarray xa = _own_float(x, &tn)
+    cdef cnp.ndarray out
+    cdef Py_ssize_t size, out_size
+    cdef Call k
+    if xa is None:
+        return pure.mean_forward(x, axis, keepdims)
+    axis = _axis_arg(axis)
+    size = cnp.PyArray_SIZE(xa)
+    if size == 0 or (cnp.PyArray_NDIM(xa) == 0 and axis is not None):
+        # "Mean of empty slice" and NaN, or an empty result; an axis of a 0-d array, which
+        # np.add.reduce takes and np.mean refuses: np.mean's own
+        return cnp.PyArray_FROM_O(_np_mean(xa, axis=axis, keepdims=keepdims))
+    try:
+        out = _as_array(_add_reduce(xa, axis, None, None, keepdims))
+    except Exception:
+        return cnp.PyArray_FROM_O(_np_mean(xa, axis=axis, keepdims=keepdims))  # raises np.mean's error
+    out_size = cnp.PyArray_SIZE(out)
+    k.s0 = <double>(size // out_size)  # the count of the reduced axes (every axis has elements)
+    if (<object>out is <object>xa or not cnp.PyArray_CHKFLAGS(out, cnp.NPY_ARRAY_OWNDATA)
+            or not cnp.PyArray_ISWRITEABLE(out)):
+        out = cnp.PyArray_NewCopy(out, cnp.NPY_ANYORDER)  # never divide the input in place
+    if cnp.PyArray_IS_C_CONTIGUOUS(out) or cnp.PyArray_IS_F_CONTIGUOUS(out):
+        k.out = cnp.PyArray_DATA(out)
+        k.n0 = out_size
+        if tn == cnp.NPY_FLOAT:
+            _divide_core[float](&k, NULL)
+        else:
+            _divide_core[double](&k, NULL)
+        return out
+    return _true_divide(out, _intp(size // out_size), out=out, casting="unsafe", subok=False)

@@ -27,6 +27,8 @@ __all__ = [
     "matmul_shapes",
     "mean_of_all",
     "check_same_shape",
+    "check_mse_shapes",
+    "log_softmax_axis",
     "check_scatter",
     "REDUCTIONS",
     "check_reduction",
@@ -171,6 +173,30 @@ def mean_of_all(values: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- argument checks
+def check_mse_shapes(pred: np.ndarray, target: np.ndarray) -> None:
+    """``ValueError`` unless the prediction and target of ``mse_forward`` share one shape (the
+    words of ``clumsygrad.mse_loss`` since 0.2.x, which calls the kernel without a check of its own)."""
+    if pred.shape != target.shape:
+        raise ValueError(
+            "Predicted and target tensors must have the same shape for MSE loss. "
+            f"Got {pred.shape} and {target.shape}."
+        )
+
+
+def log_softmax_axis(shape: tuple, axis) -> int:
+    """``log_softmax_forward``'s one ``axis`` of an array of ``shape`` as ``0 <= axis < max(ndim, 1)``
+    (a 0-d array has one axis).  ``TypeError`` unless an int, ``ValueError`` out of range or
+    along an axis without elements, in the words of ``clumsygrad.log_softmax``."""
+    ndim = max(len(shape), 1)
+    a = operator.index(axis)
+    if not -ndim <= a < ndim:
+        raise ValueError(f"log_softmax: axis {a} is out of bounds for an array of dimension {ndim}")
+    a %= ndim
+    if shape and shape[a] == 0:
+        raise ValueError(f"log_softmax over axis {axis} of shape {shape}, which has no elements")
+    return a
+
+
 def check_same_shape(name: str, what: str, a: np.ndarray, b: np.ndarray) -> None:
     """``ValueError`` "``name`` needs ``what`` in one shape, got ..." unless ``a`` and ``b`` share one."""
     if a.shape != b.shape:

@@ -12,6 +12,9 @@ no Python wrapper sits between a caller and the compiled code.
 ``matmul_backward``         ``_matmul.pyx``
 ``mse_forward``             ``_loss.pyx``
 ``mse_backward``            ``_loss.pyx``
+``sigmoid_forward``         ``_activation.pyx``
+``sum_forward``             ``_reduce.pyx``
+``mean_forward``            ``_reduce.pyx``
 ``relu_forward``            ``_elementwise.pyx``
 ``relu_backward``           ``_elementwise.pyx``
 ``gelu_forward``            ``_activation.pyx``
@@ -42,7 +45,7 @@ dispatch, axes, the loop plan); the interface and its rules are in ``docs/kernel
 Importing this module raises ``ImportError`` when the extensions were never built; the
 backend switch (``clumsygrad._backend``) then falls back to ``pure``.
 """
-from ._activation import gelu_backward, gelu_forward, log_softmax_backward, log_softmax_forward
+from ._activation import gelu_backward, gelu_forward, log_softmax_backward, log_softmax_forward, sigmoid_forward
 from ._conv import conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, conv2d_forward
 from ._cross_entropy import cross_entropy_backward, cross_entropy_forward, probs_minus_onehot
 from ._elementwise import relu_backward, relu_forward, sgd_update
@@ -51,7 +54,7 @@ from ._matmul import matmul_backward
 from ._norm import batch_norm_backward, layer_norm_backward
 from ._optim import adam_update
 from ._pool import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
-from ._reduce import expand_to_shape, mul_reduce_to_shape, reduce_to_shape
+from ._reduce import expand_to_shape, mean_forward, mul_reduce_to_shape, reduce_to_shape, sum_forward
 from ._scatter import scatter_add
 from ._softmax import softmax_backward, softmax_forward
 
@@ -64,6 +67,9 @@ __all__ = [
     "softmax_forward",
     "mse_forward",
     "mse_backward",
+    "sigmoid_forward",
+    "sum_forward",
+    "mean_forward",
     "relu_forward",
     "relu_backward",
     "gelu_forward",

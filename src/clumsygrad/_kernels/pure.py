@@ -37,6 +37,7 @@ from .checks import (  # noqa: F401  (re-exported: callers import these from pur
     pool_output_size,
     conv2d_arrays,
     conv2d_geometry,
+    log_softmax_axis,
     pool_geometry,
     adam_coefficients,
     as_double,
@@ -44,6 +45,7 @@ from .checks import (  # noqa: F401  (re-exported: callers import these from pur
     check_adam_arrays,
     check_reduction,
     check_same_shape,
+    check_mse_shapes,
     check_scatter,
     cross_entropy_scale,
     cross_entropy_targets,
@@ -67,6 +69,9 @@ __all__ = [
     "softmax_forward",
     "mse_forward",
     "mse_backward",
+    "sigmoid_forward",
+    "sum_forward",
+    "mean_forward",
     "relu_forward",
     "relu_backward",
     "gelu_forward",
@@ -239,7 +244,8 @@ def softmax_forward(x, axis) -> np.ndarray:
 
 
 def mse_forward(pred, target) -> np.ndarray:
-    """``mean((pred - target)^2)`` as a 0-d array (NaN when empty); shapes must match."""
+    """``mean((pred - target)^2)`` as a 0-d array (NaN when empty); shapes must match (the
+    ``ValueError`` is ``mse_loss``'s: "Predicted and target tensors must have the same shape...")."""
     if type(pred) is _ndarray and type(target) is _ndarray:
         dtype = pred.dtype
         if (dtype is _F32 or dtype is _F64) and target.dtype is dtype and pred.shape == target.shape:
@@ -248,7 +254,7 @@ def mse_forward(pred, target) -> np.ndarray:
     pred = np.asarray(pred)
     target = np.asarray(target)
     dtype = result_dtype(pred, target)
-    check_same_shape("mse_forward", "the prediction and target", pred, target)
+    check_mse_shapes(pred, target)
     diff = np.subtract(pred, target, dtype=dtype)
     return np.asarray(mean_of_all(diff * diff), dtype=dtype)
 
@@ -272,6 +278,42 @@ def mse_backward(pred, target, grad, need_pred=True, need_target=True) -> tuple:
     d_pred *= 2.0 / max(d_pred.size, 1)
     d_pred *= grad.reshape(())
     return (d_pred if need_pred else None, np.asarray(-d_pred) if need_target else None)
+
+
+def sigmoid_forward(x) -> np.ndarray:
+    """``1 / (1 + exp(-x))`` elementwise, a new array of ``x``'s shape in its float dtype.
+
+    Very negative ``x`` saturates to 0 without an overflow warning (``exp(-x)`` is inf there);
+    NumPy's other floating-point warnings follow ``np.errstate`` as for the formula itself.
+    """
+    if type(x) is not _ndarray or (x.dtype is not _F32 and x.dtype is not _F64):
+        x = np.asarray(x)
+        x = x.astype(result_dtype(x), copy=False)
+    with np.errstate(over="ignore"):
+        return np.asarray(1 / (1 + _exp(-x)))  # 0-d arithmetic gives a NumPy scalar
+
+
+def _axis_arg(axis):
+    """NumPy's reductions take a tuple of axes, not a list."""
+    return tuple(axis) if type(axis) is list else axis
+
+
+def sum_forward(x, axis=None, keepdims=False) -> np.ndarray:
+    """``np.sum(x, axis, keepdims=keepdims)`` (NumPy's pairwise sum in ``x``'s float dtype) as an
+    array; ``axis`` is None, an int, or a tuple or list of ints, with NumPy's errors."""
+    if type(x) is not _ndarray or (x.dtype is not _F32 and x.dtype is not _F64):
+        x = np.asarray(x)
+        x = x.astype(result_dtype(x), copy=False)
+    return np.asarray(_add_reduce(x, axis=_axis_arg(axis), keepdims=keepdims))
+
+
+def mean_forward(x, axis=None, keepdims=False) -> np.ndarray:
+    """``np.mean(x, axis, keepdims=keepdims)`` as an array: the float32 sum divided by the count
+    in float64 and rounded once (NumPy's own steps); an empty slice is NaN with NumPy's warnings."""
+    if type(x) is not _ndarray or (x.dtype is not _F32 and x.dtype is not _F64):
+        x = np.asarray(x)
+        x = x.astype(result_dtype(x), copy=False)
+    return np.asarray(np.mean(x, axis=_axis_arg(axis), keepdims=keepdims))
 
 
 _ZERO = {_F32: np.zeros((), np.float32), _F64: np.zeros((), np.float64)}
@@ -695,18 +737,15 @@ def gelu_backward(x, grad, approximate="none") -> np.ndarray:
     return np.asarray(grad * (cdf + x * (_INV_SQRT_2PI * np.exp(-0.5 * x * x))), dtype=dtype)
 
 
-def _log_softmax_axis(x: np.ndarray, axis, name: str) -> int:
-    (ax,) = normalize_axes(operator.index(axis), max(x.ndim, 1))
-    if x.ndim and x.shape[ax] == 0:
-        raise ValueError(f"{name} over axis {ax} of shape {x.shape}, which has no elements")
-    return ax
-
-
 def log_softmax_forward(x, axis) -> np.ndarray:
-    """``(x - max) - log(sum(exp(x - max)))`` along one int ``axis``: no overflow, no ``log(0)``."""
+    """``(x - max) - log(sum(exp(x - max)))`` along one int ``axis``: no overflow, no ``log(0)``.
+
+    The axis errors are ``clumsygrad.log_softmax``'s (``checks.log_softmax_axis``): the public
+    function calls this kernel with no check of its own.
+    """
     x = np.asarray(x)
     dtype = result_dtype(x)
-    ax = _log_softmax_axis(x, axis, "log_softmax_forward")
+    ax = log_softmax_axis(x.shape, axis)
     x = x.astype(dtype, copy=False)
     shifted = x - np.maximum.reduce(x, axis=ax, keepdims=True)
     return np.asarray(shifted - np.log(np.add.reduce(np.exp(shifted), axis=ax, keepdims=True)))
