@@ -147,7 +147,7 @@ CASES = {
     # ------------------------------------------------------------------ mse_forward / mse_backward
     "mse_forward: shapes differ": (
         "mse_forward", (f32(2, 3), f32(3, 2)), ValueError,
-        "mse_forward needs the prediction and target in one shape, got " + shape_re((2, 3), (3, 2))),
+        "Predicted and target tensors must have the same shape for MSE loss. Got " + shape_re((2, 3), (3, 2))),
     "mse_forward: broadcastable is not enough": (
         "mse_forward", (f32(2, 3), f32(3)), ValueError, shape_re((2, 3), (3,))),
     "mse_forward: complex target": (
