@@ -119,7 +119,8 @@ def defop(
     of per-input formulas, or one joint formula taking ``needs``.  ``kernel(tensor, grad, *,
     needs)`` replaces the formula on arrays (a compiled or fused backward).  ``save(out, *arrays,
     **params)`` adds entries to ``_extra``.  ``forward_kernel`` names the kernel (of the active
-    set, ``_backend.active``) that ``forward`` calls with the same arguments and nothing else:
+    set, ``_backend.active``) that ``forward`` calls with the same arguments (its parameters in
+    ``forward``'s order, by position) and nothing else:
     the public function calls it directly, one Python frame less per call.  ``numpy`` lists the
     NumPy callables that reach the op, ``method`` the Tensor method name(s).  ``typed`` names the compiled engine's typed loop.
     """

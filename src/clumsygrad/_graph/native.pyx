@@ -449,6 +449,7 @@ cdef class OpFunction:
     cdef tuple param_names     # the parameters in signature order, if every one has a default, else ()
     cdef frozenset param_set   # the parameters with defaults (the keyword path takes those)
     cdef int nin
+    cdef int positional        # 1 or 2: a kernel called with that many parameters by position, else 0
     cdef bint save_shape       # the save step only records the input's shape: done here, no call
     cdef dict __dict__
 
@@ -464,6 +465,10 @@ cdef class OpFunction:
         self.param_set = frozenset(defaults)
         self.param_names = tuple(params) if self.param_set.issuperset(params) else ()
         self.kernel_name = kernel_name
+        # a forward kernel takes the forward's parameters in the forward's order (``defop``):
+        # called by position, it parses no keywords
+        self.positional = len(self.param_names) if (kernel_name is not None and len(self.param_names) in (1, 2)
+                                                    and len(self.param_names) == len(self.defaults)) else 0
         self.backend = backend
         self.profiler = profiler
         for attr in ("__name__", "__qualname__", "__module__", "__doc__", "__signature__"):
@@ -471,58 +476,68 @@ cdef class OpFunction:
 
     def __call__(self, *args, **kwargs):
         cdef Py_ssize_t n = len(args), i
-        cdef object data, x, y, compute, xd
+        cdef object x, y, compute, name
         cdef dict extra = None
-        if n != self.nin or self.profiler.active is not None:
-            if self.nin == 1 and 1 < n <= 1 + len(self.param_names) and self.profiler.active is None:
-                return self._with_positional(args, kwargs)
+        if self.profiler.active is not None or n == 0:
             return self.python_function(*args, **kwargs)
         x = args[0]
         if not isinstance(x, _tensor_class):
             return self.python_function(*args, **kwargs)
+        if self.nin == 1:
+            if n == 1 and not kwargs:
+                if self.defaults:  # a kernel takes the parameters' defaults from here
+                    extra = dict(self.defaults)
+                return self._record_one(x, extra)
+            # parameters by position (``softmax(t, 0)``, ``t.sum(1)``) or keyword, bound to their
+            # names here; a name given twice or unknown goes to the Python function, which raises
+            if n > 1 + len(self.param_names) or (kwargs and not self.param_set.issuperset(kwargs)):
+                return self.python_function(*args, **kwargs)
+            extra = dict(self.defaults)
+            for i in range(1, n):
+                name = self.param_names[i - 1]
+                if kwargs and name in kwargs:
+                    return self.python_function(*args, **kwargs)
+                extra[name] = args[i]
+            if kwargs:
+                extra.update(kwargs)
+            return self._record_one(x, extra)
+        if n != 2 or kwargs:
+            return self.python_function(*args, **kwargs)
+        y = args[1]
+        if not isinstance(y, _tensor_class):
+            return self.python_function(*args, **kwargs)
         compute = self.forward if self.kernel_name is None else getattr(self.backend.active, self.kernel_name)
         xd = _data_of(<Node> x)
-        if n == 1:
-            if kwargs:
-                if not self.param_set.issuperset(kwargs):
-                    return self.python_function(*args, **kwargs)
-                extra = dict(self.defaults)
-                extra.update(kwargs)
-                data = compute(xd, **extra)
-            elif self.defaults:  # a kernel takes the parameters' defaults from here
-                extra = dict(self.defaults)
-                data = compute(xd, **extra)
-            else:
-                data = compute(xd)
-            if self.save is not None:  # what the backward needs beyond the inputs and output
-                if extra is None:
-                    extra = {}
-                if self.save_shape:  # ``registry.save_input_shape``'s one entry, without its frame
-                    extra["input_shape"] = (<object> xd).shape
-                else:
-                    extra.update(self.save(data, xd, **extra))
-            return _record(data, self.backward, (x,), extra)
-        y = args[1]
-        if kwargs or not isinstance(y, _tensor_class):
-            return self.python_function(*args, **kwargs)
         yd = _data_of(<Node> y)
         data = compute(xd, yd)
         if self.save is not None:  # (two-input ops here have no parameters)
             extra = dict(self.save(data, xd, yd))
         return _record(data, self.backward, (x, y), extra)
 
-    cdef object _with_positional(self, tuple args, dict kwargs):
-        """A one-input call with parameters given by position (``softmax(t, 0)``, ``t.sum(1)``):
-        bound to their names, then the keyword path; a name given twice goes to the Python
-        function, which raises."""
-        cdef Py_ssize_t i
-        cdef dict params = dict(kwargs) if kwargs else {}
-        for i in range(1, len(args)):
-            name = self.param_names[i - 1]
-            if name in params:
-                return self.python_function(*args, **kwargs)
-            params[name] = args[i]
-        return self(args[0], **params)
+    cdef object _record_one(self, object x, dict extra):
+        """The forward of one-input ``x`` with the parameters ``extra`` (all of them, or None for an
+        op without any), the save step, the record."""
+        cdef object data, xd = _data_of(<Node> x), kernel
+        if self.kernel_name is None:
+            data = self.forward(xd) if extra is None else self.forward(xd, **extra)
+        else:
+            kernel = getattr(self.backend.active, self.kernel_name)
+            if extra is None:
+                data = kernel(xd)
+            elif self.positional == 1:  # the kernel takes the forward's parameters in order
+                data = kernel(xd, extra[self.param_names[0]])
+            elif self.positional == 2:
+                data = kernel(xd, extra[self.param_names[0]], extra[self.param_names[1]])
+            else:
+                data = kernel(xd, **extra)
+        if self.save is not None:  # what the backward needs beyond the inputs and output
+            if extra is None:
+                extra = {}
+            if self.save_shape:  # ``registry.save_input_shape``'s one entry, without its frame
+                extra["input_shape"] = (<object> xd).shape
+            else:
+                extra.update(self.save(data, xd, **extra))
+        return _record(data, self.backward, (x,), extra)
 
     def __get__(self, instance, owner):
         return self if instance is None else PyMethod_New(self, instance)

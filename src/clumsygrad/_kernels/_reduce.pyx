@@ -575,6 +575,14 @@ cdef inline cnp.ndarray _as_array(object r):
     return <cnp.ndarray> r if type(r) is cnp.ndarray else cnp.PyArray_FROM_O(r)
 
 
+cdef inline cnp.ndarray _sum(cnp.ndarray xa, object axis, object keepdims, int tn):
+    """``np.add.reduce(xa, axis, keepdims=keepdims)`` as an array; a full reduction (the default
+    arguments) is written into a new 0-d array (``out=``: no NumPy scalar made and converted)."""
+    if axis is None and keepdims is False:
+        return <cnp.ndarray> _add_reduce(xa, None, None, cnp.PyArray_EMPTY(0, NULL, tn, 0))
+    return _as_array(_add_reduce(xa, axis, None, None, keepdims))
+
+
 def sum_forward(x, axis=None, keepdims=False):
     """``np.sum(x, axis, keepdims=keepdims)`` as an array (0-d for a full reduction): NumPy's
     reduction itself, in ``x``'s float dtype (other real dtypes promote as in ``pure``);
@@ -583,7 +591,7 @@ def sum_forward(x, axis=None, keepdims=False):
     cdef cnp.ndarray xa = _own_float(x, &tn)
     if xa is None:
         return pure.sum_forward(x, axis, keepdims)
-    return _as_array(_add_reduce(xa, _axis_arg(axis), None, None, keepdims))
+    return _sum(xa, _axis_arg(axis), keepdims, tn)
 
 
 cdef void _divide_core(Call* k, floating* tag) noexcept nogil:
@@ -613,7 +621,7 @@ def mean_forward(x, axis=None, keepdims=False):
         # np.add.reduce takes and np.mean refuses: np.mean's own
         return cnp.PyArray_FROM_O(_np_mean(xa, axis=axis, keepdims=keepdims))
     try:
-        out = _as_array(_add_reduce(xa, axis, None, None, keepdims))
+        out = _sum(xa, axis, keepdims, tn)
     except Exception:
         return cnp.PyArray_FROM_O(_np_mean(xa, axis=axis, keepdims=keepdims))  # raises np.mean's error
     out_size = cnp.PyArray_SIZE(out)

@@ -290,7 +290,8 @@ def sigmoid_forward(x) -> np.ndarray:
         x = np.asarray(x)
         x = x.astype(result_dtype(x), copy=False)
     with np.errstate(over="ignore"):
-        return np.asarray(1 / (1 + _exp(-x)))  # 0-d arithmetic gives a NumPy scalar
+        out = 1 / (1 + _exp(-x))
+    return out if type(out) is _ndarray else np.asarray(out)  # 0-d arithmetic gives a NumPy scalar
 
 
 def _axis_arg(axis):
@@ -304,7 +305,8 @@ def sum_forward(x, axis=None, keepdims=False) -> np.ndarray:
     if type(x) is not _ndarray or (x.dtype is not _F32 and x.dtype is not _F64):
         x = np.asarray(x)
         x = x.astype(result_dtype(x), copy=False)
-    return np.asarray(_add_reduce(x, axis=_axis_arg(axis), keepdims=keepdims))
+    out = _add_reduce(x, axis=_axis_arg(axis), keepdims=keepdims)
+    return out if type(out) is _ndarray else np.asarray(out)  # a full reduction gives a NumPy scalar
 
 
 def mean_forward(x, axis=None, keepdims=False) -> np.ndarray:
@@ -313,7 +315,8 @@ def mean_forward(x, axis=None, keepdims=False) -> np.ndarray:
     if type(x) is not _ndarray or (x.dtype is not _F32 and x.dtype is not _F64):
         x = np.asarray(x)
         x = x.astype(result_dtype(x), copy=False)
-    return np.asarray(np.mean(x, axis=_axis_arg(axis), keepdims=keepdims))
+    out = np.mean(x, axis=_axis_arg(axis), keepdims=keepdims)
+    return out if type(out) is _ndarray else np.asarray(out)
 
 
 _ZERO = {_F32: np.zeros((), np.float32), _F64: np.zeros((), np.float64)}
