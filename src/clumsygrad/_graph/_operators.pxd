@@ -22,5 +22,6 @@ cdef object reshape(Node self, object shape, tuple more)
 
 # The loops over whole arrays (the engine's typed VJPs run them too).
 cdef object _apply(int loop, object a, object b, double c)
+cdef int _apply_add(int loop, object acc, object a, object b, double c) except -1
 cdef void _dispatch(bint single, int loop, void* out, const void* x, const void* y, double c,
                     Py_ssize_t n) noexcept nogil

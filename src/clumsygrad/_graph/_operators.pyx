@@ -459,6 +459,53 @@ cdef object _apply(int loop, object a, object b, double c):
     return out
 
 
+cdef int _apply_add(int loop, object acc, object a, object b, double c) except -1:
+    """``acc += loop(a, b or c)`` with no temporary array: each block of ``ADD_BLOCK`` values is
+    computed into a stack buffer and added (the values of ``acc + _apply(...)``, bit for bit).
+
+    ``acc`` is a writeable C array of ``a``'s dtype and size that overlaps neither operand.
+    """
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray> a)
+    cdef bint single = cnp.PyArray_TYPE(<cnp.ndarray> a) == cnp.NPY_FLOAT
+    cdef void* out = cnp.PyArray_DATA(<cnp.ndarray> acc)
+    cdef const void* x = cnp.PyArray_DATA(<cnp.ndarray> a)
+    cdef const void* y = cnp.PyArray_DATA(<cnp.ndarray> b) if b is not None else NULL
+    if n > 4096:
+        with nogil:
+            _dispatch_add(single, loop, out, x, y, c, n)
+    else:
+        _dispatch_add(single, loop, out, x, y, c, n)
+    return 0
+
+
+cdef enum:
+    ADD_BLOCK = 256
+
+
+cdef void _dispatch_add(bint single, int loop, void* out, const void* x, const void* y, double c,
+                        Py_ssize_t n) noexcept nogil:
+    cdef float block32[ADD_BLOCK]
+    cdef double block64[ADD_BLOCK]
+    cdef Py_ssize_t start = 0, k, j, item = 4 if single else 8
+    cdef float* o32
+    cdef double* o64
+    while start < n:
+        k = n - start if n - start < ADD_BLOCK else ADD_BLOCK
+        if single:
+            _dispatch(True, loop, block32, <const char*> x + start * item,
+                      <const char*> y + start * item if y != NULL else NULL, c, k)
+            o32 = <float*> out + start
+            for j in range(k):
+                o32[j] += block32[j]
+        else:
+            _dispatch(False, loop, block64, <const char*> x + start * item,
+                      <const char*> y + start * item if y != NULL else NULL, c, k)
+            o64 = <double*> out + start
+            for j in range(k):
+                o64[j] += block64[j]
+        start += k
+
+
 cdef void _dispatch(bint single, int loop, void* out, const void* x, const void* y, double c,
                     Py_ssize_t n) noexcept nogil:
     # The constant in the array's precision, as NumPy casts a Python scalar (c - 1 for POWER
