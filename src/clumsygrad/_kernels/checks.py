@@ -28,6 +28,7 @@ __all__ = [
     "mean_of_all",
     "check_same_shape",
     "check_scatter",
+    "check_out",
     "REDUCTIONS",
     "check_reduction",
     "cross_entropy_targets",
