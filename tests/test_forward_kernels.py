@@ -302,6 +302,7 @@ HOT_CALLS = {
     "mean(h)": lambda h, b: mean(h),
     "h.mean(1, True)": lambda h, b: h.mean(1, True),
     "mse_loss(h, b)": lambda h, b: mse_loss(h, b),
+    "mse_loss(h, array)": lambda h, b: mse_loss(h, _h),
     "log_softmax(h, axis=-1)": lambda h, b: log_softmax(h, axis=-1),
     "log_softmax(h, 0)": lambda h, b: log_softmax(h, 0),
     "h.log_softmax()": lambda h, b: h.log_softmax(),
@@ -466,3 +467,45 @@ def test_kernel_names_are_exported_by_both_sets():
     for op, kernel in [("sigmoid", "sigmoid_forward"), ("sum", "sum_forward"), ("mean", "mean_forward"),
                        ("mse_loss", "mse_forward"), ("log_softmax", "log_softmax_forward")]:
         assert OPS[op].forward_kernel == kernel
+
+
+# --------------------------------------------------------------------------- an array beside a tensor
+def _two_input_ops():
+    from clumsygrad._registry import OPS
+
+    return sorted(name for name, op in OPS.items()
+                  if op.function is not None and op.variant_of is None and op.nin == 2 and not op.params)
+
+
+@pytest.mark.parametrize("name", _two_input_ops())
+@pytest.mark.parametrize("x_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("y_kind", ["f32", "f64", "F-order f32", "sliced f64", "int64", "list", "bad shape",
+                                    "0-d", "big-endian"])
+def test_an_array_beside_a_tensor_is_the_python_functions_constant(name, x_dtype, y_kind, backend):
+    from clumsygrad._registry import OPS
+
+    function = OPS[name].function
+    rng = np.random.default_rng(4)
+    values = rng.uniform(0.5, 2.0, (3, 4))
+    x = _param(values, x_dtype)
+    y = {"f32": lambda: np.float32(values[::-1] * 0.7), "f64": lambda: values * 1.3,
+         "F-order f32": lambda: np.asfortranarray(values.astype(np.float32) * 0.5),
+         "sliced f64": lambda: np.repeat(values, 2, axis=1)[:, ::2] * 0.9,
+         "int64": lambda: np.ones((3, 4), np.int64), "list": lambda: (values * 0.8).tolist(),
+         "bad shape": lambda: values[:2].astype(np.float32), "0-d": lambda: np.float64(1.5) * np.ones(()),
+         "big-endian": lambda: values.astype(">f8")}[y_kind]()
+    fast = _record_outcome(lambda: function(x, y))
+    slow = _record_outcome(lambda: _python_function(function)(x, y))
+    if isinstance(slow, Exception):
+        assert type(fast) is type(slow) and str(fast) == str(slow)
+        return
+    assert type(fast) is type(slow) and fast._grad_fn is slow._grad_fn and fast._parents[0] is x
+    assert fast.data.dtype == slow.data.dtype and fast.data.tobytes() == slow.data.tobytes()
+    made, want = fast._parents[1], slow._parents[1]  # the constant: a new INPUT tensor each call
+    assert type(made) is type(want) and made._tensor_type == want._tensor_type
+    assert made._requires_grad is want._requires_grad is False and made._grad_fn is None
+    assert made.data.dtype == want.data.dtype and made.data.tobytes() == want.data.tobytes()
+    assert made.data.flags.f_contiguous == want.data.flags.f_contiguous
+    if isinstance(y, np.ndarray):
+        assert not np.shares_memory(made.data, y)  # a copy, as Tensor(y) makes
+    assert made._id != want._id and made._extra == want._extra == {}
