@@ -471,3 +471,12 @@ def test_division_gradients_match_finite_differences(left, right):
     (clumsygrad.tanh(x / y) * Tensor(weights, dtype=np.float64)).sum().backward()
     np.testing.assert_allclose(x.grad, numeric_gradient(lambda v: value(v, b), a), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(y.grad, numeric_gradient(lambda v: value(a, v), b), rtol=1e-6, atol=1e-8)
+
+
+def test_the_shared_loops_divide_by_zero_as_c_does():
+    """The inline loops of native.pxd divide without a Python zero check: log's typed VJP at 0
+    is inf, as the Python formula's (an unraisable ZeroDivisionError and a half-written gradient before)."""
+    x = Tensor(np.array([0.0, 1.0, 2.0, 4.0]), TensorType.PARAMETER)
+    with np.errstate(divide="ignore"):
+        clumsygrad.log(x).backward(np.ones(4, np.float32))
+    np.testing.assert_array_equal(x.grad, np.array([np.inf, 1.0, 0.5, 0.25], np.float32))
