@@ -8,6 +8,10 @@ recorded by ``native._make_node`` without a Python frame.  A 0-d result keeps it
 double (``value_``; the array is made when ``_data`` is read).  Everything else calls the generic
 Python operator that ``clumsygrad.tensor`` installs (``install_generic``).  The pure twin has no
 fast paths: its operators are the generic ones.
+
+``t / u`` between tensors records the generic operator's two nodes (``u ** -1``, then the
+product holding the exact quotient: ``_divide``), and ``join`` records ``clumsygrad.concatenate``
+/ ``stack`` for ``native.JoinFunction``; ``@``, indexing, ``reshape`` and ``transpose`` are here too.
 """
 cimport numpy as cnp
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
