@@ -348,3 +348,73 @@ def test_reshape_of_a_0d_value_and_the_compiled_method():
         from clumsygrad._graph import native
 
         assert Tensor.reshape is native.Node.reshape and "reshape" not in vars(Tensor)
+
+
+# --------------------------------------------------------------------------- powers by a constant
+POWERS = [2, 2.0, -1, -1.0, 0.5, 3, -2.5, 0, 1, 1e-3]
+
+
+@SETTINGS
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=3), dtypes, st.sampled_from(LAYOUTS),
+       st.sampled_from(POWERS), st.integers(0, 2**16))
+def test_power_and_reciprocal_records_equal_the_generic_operators(shape, dtype, layout, power, seed):
+    """``t ** c`` and ``c / t`` for a Python int or float ``c``: the node's C records (a typed POWER
+    node, and ``c * t**-1`` with the exact quotient) against the generic Python operators."""
+    values = np.random.default_rng(seed).uniform(0.2, 3.0, size=shape)
+    t = _view(values, layout, dtype)
+    with np.errstate(all="ignore"):
+        _same_record(t ** power, _Operators.__pow__(t, power))
+        fast, generic = power / t, _Operators.__rtruediv__(t, power)
+    _same_record(fast, generic, constants=True)  # each has its own reciprocal node as parent:
+    _same_record(fast._parents[0], generic._parents[0])  # the same record of ``t ** -1``
+
+
+@pytest.mark.parametrize("power", [2, -1.0, 0.5, -2.5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_power_records_backpropagate_in_c_with_the_python_functions_gradients(power, dtype):
+    import sys
+
+    values = np.random.default_rng(4).uniform(0.2, 3.0, size=(3, 5))
+    grads = []
+    for make in (lambda t: (t ** power) * (2.0 / t), lambda t: _Operators.__mul__(
+            _Operators.__pow__(t, power), _Operators.__rtruediv__(t, 2.0))):
+        t = _param(values, dtype)
+        loss = make(t).sum()
+        called = []
+
+        def profile(frame, event, arg):
+            if event == "call" and frame.f_code.co_name in ("_power_by_constant", "_mul_by_constant"):
+                called.append(frame.f_code.co_name)
+
+        sys.setprofile(profile)
+        try:
+            loss.backward()
+        finally:
+            sys.setprofile(None)
+        grads.append((t.grad, called))
+    (fast, fast_calls), (generic, _) = grads
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(fast, generic, rtol=tol, atol=tol)
+    x = values.astype(dtype).astype(np.float64)
+    np.testing.assert_allclose(fast, power * x ** (power - 1) * (2.0 / x) - 2.0 * x ** power / x ** 2,
+                               rtol=1e-4 if dtype == np.float32 else 1e-10)
+    if compiled_node_in_use():
+        assert fast_calls == [], fast_calls  # the typed POWER and MUL_SCALAR loops, no Python frame
+
+
+def test_powers_off_the_c_path_are_the_generic_operators():
+    t = _param(np.array([1.0, 4.0]), np.float64)
+    u = _param(np.array([2.0, 0.5]), np.float64)
+    zero_d = _param(np.array(3.0), np.float64)
+    _same_record(t ** u, _Operators.__pow__(t, u))
+    _same_record(2 ** t, _Operators.__rpow__(t, 2), constants=True)
+    _same_record(t ** np.float64(2), _Operators.__pow__(t, np.float64(2)))
+    _same_record(t ** True, _Operators.__pow__(t, True))
+    _same_record(zero_d ** 2, _Operators.__pow__(zero_d, 2))
+    _same_record(1.0 / zero_d, _Operators.__rtruediv__(zero_d, 1.0), constants=True)
+    with pytest.raises(OverflowError):
+        t ** (10 ** 400)
+    with pytest.raises(TypeError):
+        pow(t, 2, 3)
+    with pytest.raises(TypeError):
+        t ** "2"

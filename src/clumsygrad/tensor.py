@@ -381,6 +381,7 @@ class Tensor(_graph.Node, _Operators, _Compat021, metaclass=_TensorMeta):
         __rmul__ = _Operators.__rmul__
         __truediv__ = _Operators.__truediv__
         __neg__ = _Operators.__neg__
+        __pow__ = _Operators.__pow__
         transpose = _Operators.transpose
         reshape = _Operators.reshape
 
@@ -652,7 +653,7 @@ _graph.install(
     tuple(TensorType),
     {name: getattr(_Operators, name) for name in (
         "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
-        "__truediv__", "__rtruediv__", "__neg__", "__array_ufunc__", "__matmul__", "__getitem__",
+        "__truediv__", "__rtruediv__", "__neg__", "__pow__", "__rpow__", "__array_ufunc__", "__matmul__", "__getitem__",
         "transpose", "reshape",
     )},
     _registry.typed_vjps(),

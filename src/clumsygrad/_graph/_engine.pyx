@@ -32,11 +32,11 @@ from . import pure as _pure
 from .native cimport (
     ADD, ADD_BROADCAST, ADD_SCALAR, CONCATENATE, CROSS_ENTROPY, DIVIDE, GELU, GETITEM, LOG_SOFTMAX, STACK, MATMUL, MEAN, MSE, MUL_BROADCAST, PERMUTE, SUM, RELU, SOFTMAX, SUB_BROADCAST, COS, EXP, GENERIC, INTERMEDIATE, L_ADD, L_COS_VJP, L_DIV, L_MUL, L_MUL_C, L_NEG,
     L_POWER_VJP, L_SIGMOID_VJP, L_SIN_VJP, L_SQRT_VJP, L_TANH_VJP, LOG, MUL, MUL_SCALAR, NEGATE,
-    POWER, RESHAPE, SIGMOID, SIN, SQRT, SUB, SUB_SCALAR, TANH, TRANSPOSE, Node, floating,
+    POWER, RESHAPE, SIGMOID, SIN, SQRT, SUB, SUB_SCALAR, TANH, TRANSPOSE, Node,
     _array_value, _basic_key, _check_versions, _compute, _data_of, _fast_operand, _fits, _free,
     _same_dtype, _same_layout, _same_shape, _scalar_array, _scalar_type, _value_of,
 )
-from ._operators cimport _apply, _dispatch
+from ._operators cimport _apply, _apply_add, _dispatch
 from .._kernels._matmul cimport is_swapped, swapped_copy
 
 cnp.import_array()
@@ -324,6 +324,40 @@ cdef int _accumulate_value(Node parent, double v, int t) except -1:
     return 0
 
 
+# The out= protocol between the engine and the kernels: when a parent already holds a pending
+# gradient the engine owns, a backward kernel (or typed loop) adds its result straight into it
+# (``out=``), instead of returning a temporary that _accumulate then adds and frees.
+cdef Py_ssize_t _added_in_place = 0   # how many gradients took that path (read by the tests)
+
+
+def _in_place_count():
+    """How many gradients a kernel or typed loop added into an owned pending gradient (``out=``)."""
+    return _added_in_place
+
+
+cdef object _out_buffer(Node x, object like):
+    """``x``'s pending gradient when a kernel may add a result of ``like``'s dtype and shape into
+    it: an array the engine owns, of ``x``'s dtype and shape, writeable, C-contiguous; else None."""
+    global _added_in_place
+    cdef object p = x.pending_
+    if p is None or not x.pending_owned_ or x.pending_type_ or not _fits(p, x):
+        return None
+    if not (cnp.PyArray_ISWRITEABLE(<cnp.ndarray> p) and cnp.PyArray_ISALIGNED(<cnp.ndarray> p)):
+        return None
+    if like is not None and not (type(like) is cnp.ndarray and _same_layout(<cnp.ndarray> p, <cnp.ndarray> like)):
+        return None
+    _added_in_place += 1
+    return p
+
+
+cdef int _accumulate_loop(Node x, int loop, object a, object b, double c) except -1:
+    """Accumulate ``loop(a, b or c)`` into ``x``: added straight into an owned pending gradient
+    (``_apply_add``, no temporary), else a new array it owns."""
+    if _out_buffer(x, a) is not None:
+        return _apply_add(loop, x.pending_, a, b, c)
+    return _accumulate(x, _apply(loop, a, b, c), True)
+
+
 cdef int _pending_as_array(Node node) except -1:
     """Turn a pending double into a 0-d array the engine owns (for array-level backward code)."""
     if node.pending_type_:
@@ -468,14 +502,17 @@ cdef bint _typed_vjp(Node node) except -1:
             if not (_fast_operand(_data_of(x)) and _fast_operand(_data_of(y))):
                 return False
             if x.requires_grad_:
-                _accumulate(x, _apply(L_MUL, g, y.data_, 0.0), True)
+                _accumulate_loop(x, L_MUL, g, y.data_, 0.0)
             if y.requires_grad_:
-                _accumulate(y, _apply(L_MUL, g, x.data_, 0.0), True)
+                _accumulate_loop(y, L_MUL, g, x.data_, 0.0)
             return True
         if x.requires_grad_:
             _accumulate(x, g, False)
         if y.requires_grad_:
-            _accumulate(y, _apply(L_NEG, g, None, 0.0) if op == SUB else g, op == SUB)
+            if op == SUB:
+                _accumulate_loop(y, L_NEG, g, None, 0.0)
+            else:
+                _accumulate(y, g, False)
         return True
     if n != 1 or not _fits(g, x):
         return False
@@ -484,14 +521,14 @@ cdef bint _typed_vjp(Node node) except -1:
     if op == ADD_SCALAR or op == SUB_SCALAR:
         return _accumulate(x, g, False) == 0
     if op == NEGATE or op == MUL_SCALAR:
-        return _accumulate(x, _apply(_loop_of(op), g, None, node.scalar_), True) == 0
+        return _accumulate_loop(x, _loop_of(op), g, None, node.scalar_) == 0
     if op == EXP or op == SQRT or op == TANH or op == SIGMOID:  # they read the output
         if not _fast_operand(_data_of(node)):
             return False
-        return _accumulate(x, _apply(_loop_of(op), g, node.data_, 0.0), True) == 0
+        return _accumulate_loop(x, _loop_of(op), g, node.data_, 0.0) == 0
     if not _fast_operand(_data_of(x)):  # the rest read the input
         return False
-    return _accumulate(x, _apply(_loop_of(op), g, x.data_, node.scalar_), True) == 0
+    return _accumulate_loop(x, _loop_of(op), g, x.data_, node.scalar_) == 0
 
 
 cdef int _accumulate_view(Node x, object g) except -1:
@@ -596,7 +633,7 @@ cdef bint _kernel_vjp(Node node, int op, object g) except -1:
     cdef tuple parents = node.parents_
     cdef Py_ssize_t n = len(parents)
     cdef Node x, y = None
-    cdef object r0 = None, r1 = None, extra = node.extra_
+    cdef object r0 = None, r1 = None, extra = node.extra_, out = None
     if n == 0 or n > 2 or not (_fits(g, node) or _fits_view(g, node)):  # the kernels take any layout
         return False
     x = <Node> parents[0]
@@ -629,29 +666,38 @@ cdef bint _kernel_vjp(Node node, int op, object g) except -1:
     elif not x.requires_grad_:
         return True
     elif op == RELU:
-        r0 = _relu_backward(_data_of(node), g)
+        out = _out_buffer(x, g)  # (the elementwise kernels' results have g's dtype and shape)
+        r0 = _relu_backward(_data_of(node), g, out)
     elif op == SOFTMAX or op == LOG_SOFTMAX:
         if extra is not None and type(extra) is not dict:
             return False
         axis = (<dict> extra).get("axis", -1) if extra is not None else -1
-        r0 = (_softmax_backward if op == SOFTMAX else _log_softmax_backward)(_data_of(node), g, axis)
+        out = _out_buffer(x, g)
+        r0 = (_softmax_backward if op == SOFTMAX else _log_softmax_backward)(_data_of(node), g, axis, out)
     elif op == GELU:
         if extra is not None and type(extra) is not dict:
             return False
-        r0 = _gelu_backward(_data_of(x), g, (<dict> extra).get("approximate", "none") if extra is not None else "none")
+        out = _out_buffer(x, g)
+        r0 = _gelu_backward(_data_of(x), g, (<dict> extra).get("approximate", "none") if extra is not None else "none",
+                            out)
     elif op == CROSS_ENTROPY:
         if type(extra) is not dict or (<dict> extra).get("probs") is None:
             return False  # recorded without its softmax (targets): the Python kernel
-        r0 = _probs_minus_onehot((<dict> extra)["probs"], (<dict> extra)["target"], g,
-                                 (<dict> extra)["reduction"])
+        probs = (<dict> extra)["probs"]
+        out = _out_buffer(x, probs) if _fits(g, node) and cnp.PyArray_TYPE(<cnp.ndarray> g) == cnp.PyArray_TYPE(<cnp.ndarray> probs) else None
+        r0 = _probs_minus_onehot(probs, (<dict> extra)["target"], g, (<dict> extra)["reduction"], out)
     elif op == GETITEM:
         return _rows_vjp(node, x, g) or _basic_index_vjp(node, x, g)
     elif op == SUM or op == MEAN:
         r0 = _reduction_vjp(node, op, x, g)
         if r0 is None:
             return False
+        if r0 is x.pending_:  # added into it (out=)
+            return True
     else:
         return False
+    if out is not None:  # added into x's pending gradient by the kernel
+        return True
     if (r0 is not None and not _fits(r0, x)) or (r1 is not None and not _fits(r1, y)):
         return False
     if r0 is not None and x.requires_grad_:
@@ -782,17 +828,21 @@ cdef object _reduction_vjp(Node node, int op, Node x, object g):
         if size == 0 or out_size == 0:
             return None
         scale = 1.0 / <double> (size // out_size)  # the count of the reduced axes
-    return _expand_to_shape(g, (<object> data).shape, axis, keepdims, scale)
+    shape = (<object> data).shape
+    if type(g) is cnp.ndarray and cnp.PyArray_TYPE(<cnp.ndarray> g) == cnp.PyArray_TYPE(<cnp.ndarray> data):
+        out = _out_buffer(x, None)
+        if out is not None:  # added into x's pending gradient
+            _expand_to_shape(g, shape, axis, keepdims, scale, out)
+            return out
+    return _expand_to_shape(g, shape, axis, keepdims, scale)
 
 
 cdef bint _rows_vjp(Node node, Node x, object g) except -1:
-    """``x[rows]`` for a 1-D integer array ``rows`` (an embedding lookup): the gradient's rows
-    are added into ``x``'s pending gradient in place when the engine owns it (no zeros, no
-    temporary), else scattered into a new array by the ``scatter_add`` kernel."""
+    """``x[rows]`` for a 1-D integer array ``rows`` (an embedding lookup): the ``scatter_add``
+    kernel adds the gradient's rows into ``x``'s pending gradient when the engine owns one
+    (``out=``: no zeros, no temporary), else into a new array of zeros."""
     cdef object extra = node.extra_
-    cdef cnp.ndarray rows, pending
-    cdef Py_ssize_t count, width, i, r, nrows
-    cdef const cnp.npy_intp* idx
+    cdef cnp.ndarray rows
     if type(extra) is not dict:
         return False
     key = (<dict> extra).get("key")
@@ -802,48 +852,16 @@ cdef bint _rows_vjp(Node node, Node x, object g) except -1:
     rows = <cnp.ndarray> key
     if cnp.PyArray_NDIM(rows) != 1 or cnp.PyArray_TYPE(rows) != cnp.NPY_INTP or not cnp.PyArray_IS_C_CONTIGUOUS(rows):
         return False
-    data = _data_of(x)
-    if (x.pending_ is not None and x.pending_owned_ and not x.pending_type_ and _fits(x.pending_, x)
-            and cnp.PyArray_NDIM(<cnp.ndarray> g) >= 1 and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> g)):
-        pending = <cnp.ndarray> x.pending_
-        count = cnp.PyArray_DIM(rows, 0)
-        nrows = cnp.PyArray_DIM(pending, 0)
-        if cnp.PyArray_DIM(<cnp.ndarray> g, 0) != count or cnp.PyArray_TYPE(<cnp.ndarray> g) != cnp.PyArray_TYPE(pending):
-            return False
-        width = cnp.PyArray_SIZE(pending) // nrows if nrows else 0
-        if cnp.PyArray_SIZE(<cnp.ndarray> g) != count * width:
-            return False
-        idx = <const cnp.npy_intp*> cnp.PyArray_DATA(rows)
-        for i in range(count):
-            if not (-nrows <= idx[i] < nrows):
-                return False  # the kernel words the error
-        if cnp.PyArray_TYPE(pending) == cnp.NPY_FLOAT:
-            _add_rows(<float*> cnp.PyArray_DATA(pending), <const float*> cnp.PyArray_DATA(<cnp.ndarray> g),
-                      idx, count, width, nrows)
-        else:
-            _add_rows(<double*> cnp.PyArray_DATA(pending), <const double*> cnp.PyArray_DATA(<cnp.ndarray> g),
-                      idx, count, width, nrows)
+    if (x.pending_ is not None and type(g) is cnp.ndarray and type(x.data_) is cnp.ndarray
+            and cnp.PyArray_TYPE(<cnp.ndarray> g) == cnp.PyArray_TYPE(<cnp.ndarray> x.data_)
+            and (<object> x.data_).shape == shape and _out_buffer(x, None) is not None):
+        _scatter_add(g, rows, shape, x.pending_)
         return True
     r0 = _scatter_add(g, rows, shape)
     if not _fits(r0, x):
         return False
     _accumulate(x, r0, _fresh(r0, g))
     return True
-
-
-cdef void _add_rows(floating* out, const floating* g, const cnp.npy_intp* idx, Py_ssize_t count,
-                    Py_ssize_t width, Py_ssize_t nrows) noexcept nogil:
-    """``out[idx[i]] += g[i]`` row by row, in order (negative indices count from the end)."""
-    cdef Py_ssize_t i, k, r
-    cdef floating* row
-    for i in range(count):
-        r = idx[i]
-        if r < 0:
-            r += nrows
-        row = out + r * width
-        for k in range(width):
-            row[k] += g[k]
-        g += width
 
 
 cdef inline int _loop_of(int op) noexcept:

@@ -15,6 +15,8 @@ cdef object rmul(Node self, object other)
 cdef object truediv(Node self, object other)
 cdef object rtruediv(Node self, object other)
 cdef object neg(Node self)
+cdef object pow_(Node self, object power)
+cdef object rpow(Node self, object base)
 cdef object matmul(Node self, object other)
 cdef object getitem(Node self, object key)
 cdef object transpose(Node self, tuple args)
@@ -24,5 +26,6 @@ cdef object join(object tensors, object axis, bint stacking, object grad_fn, obj
 
 # The loops over whole arrays (the engine's typed VJPs run them too).
 cdef object _apply(int loop, object a, object b, double c)
+cdef int _apply_add(int loop, object acc, object a, object b, double c) except -1
 cdef void _dispatch(bint single, int loop, void* out, const void* x, const void* y, double c,
                     Py_ssize_t n) noexcept nogil

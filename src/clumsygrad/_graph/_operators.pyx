@@ -20,10 +20,10 @@ from libc.string cimport memcpy
 
 from .native cimport (
     ADD, ADD_BROADCAST, ADD_SCALAR, GENERIC, GETITEM, MATMUL, PERMUTE, TRANSPOSE, L_ADD, L_ADD_C, L_DIV_C, L_MUL, L_MUL_C, L_NEG, L_SUB,
-    L_SUB_C, MUL, MUL_SCALAR, NEGATE, SUB, SUB_SCALAR, Node, _compute, _fast_operand, _loop,
+    L_SUB_C, MUL, MUL_SCALAR, NEGATE, POWER, SUB, SUB_SCALAR, Node, _compute, _fast_operand, _loop,
     _make_leaf, _make_node, _same_layout, _same_shape, _value_of, _vjp_function,
 )
-from .native cimport CONCATENATE, L_DIV, MUL_BROADCAST, POWER, RESHAPE, STACK, _array_value, _basic_key, _data_of
+from .native cimport CONCATENATE, L_DIV, MUL_BROADCAST, RESHAPE, STACK, _array_value, _basic_key, _data_of
 
 from .._kernels._matmul cimport is_swapped, product, swapped_copy
 
@@ -49,7 +49,7 @@ cdef extern from "<fenv.h>" nogil:
 cdef int _FP_FLAGS = FE_DIVBYZERO | FE_INVALID | FE_OVERFLOW | FE_UNDERFLOW
 
 cdef object _generic_add, _generic_radd, _generic_sub, _generic_rsub, _generic_mul, _generic_rmul
-cdef object _generic_truediv, _generic_rtruediv, _generic_neg, _generic_array_ufunc
+cdef object _generic_truediv, _generic_rtruediv, _generic_neg, _generic_array_ufunc, _generic_pow, _generic_rpow
 cdef object _np_stack = np.stack
 cdef dict _ufunc_functions = None  # the op registry's NumPy ufunc -> public function table
 cdef object _np_add = np.add, _np_subtract = np.subtract, _np_multiply = np.multiply
@@ -63,6 +63,7 @@ cdef int install_generic(dict generic_operators) except -1:
     global _generic_add, _generic_radd, _generic_sub, _generic_rsub, _generic_array_ufunc
     global _generic_mul, _generic_rmul, _generic_truediv, _generic_rtruediv, _generic_neg
     global _ufunc_functions, _generic_matmul, _generic_getitem, _generic_transpose, _generic_reshape
+    global _generic_pow, _generic_rpow
     from .._registry import UFUNCS  # the dict itself: ops registered later are seen too
     _ufunc_functions = UFUNCS
     _generic_array_ufunc = generic_operators["__array_ufunc__"]
@@ -75,6 +76,8 @@ cdef int install_generic(dict generic_operators) except -1:
     _generic_truediv = generic_operators["__truediv__"]
     _generic_rtruediv = generic_operators["__rtruediv__"]
     _generic_neg = generic_operators["__neg__"]
+    _generic_pow = generic_operators["__pow__"]
+    _generic_rpow = generic_operators["__rpow__"]
     _generic_matmul = generic_operators["__matmul__"]
     _generic_getitem = generic_operators["__getitem__"]
     _generic_transpose = generic_operators["transpose"]
@@ -219,9 +222,13 @@ cdef object _divide(Node left, Node right):
 
 
 cdef object _reciprocal(Node right):
-    """The node ``right ** -1`` as ``Tensor.__pow__`` records it: NumPy's ``data ** -1.0`` (the
-    power ufunc, whose values and warnings are the generic operator's), the Python backward
-    (GENERIC, as ``new_node`` records POWER) with ``{"power": -1.0}``."""
+    """The node ``right ** -1`` as the generic operator records it: ``pow_`` (NumPy's
+    ``data ** -1.0``, whose values and warnings are the generic operator's; the typed POWER node)
+    for an array of at least one dimension; for a 0-d operand what ``_Operators.__pow__`` records
+    (NumPy's scalar as a 0-d array, the Python backward - GENERIC, as ``new_node`` records POWER -
+    with ``{"power": -1.0}``), without its Python frame."""
+    if _power_operand(right):
+        return pow_(right, -1)
     data = PyNumber_Power(_data_of(right), -1.0, None)
     if type(data) is not cnp.ndarray:  # a 0-d operand: a NumPy scalar
         data = cnp.PyArray_FROM_O(data)
@@ -268,12 +275,53 @@ cdef void _columns_loop(bint single, char* o, const char* m, const char* d, Py_s
 
 
 cdef object rtruediv(Node self, object other):
+    """``c / self`` for a Python int or float ``c``: recorded as 0.2.x records it, ``c * self**-1``
+    (the POWER node of ``pow_``, then MUL_SCALAR by ``c``) with the exact quotient as its value,
+    both nodes in C; anything else by the generic operator."""
+    cdef double c
+    cdef object reciprocal, value
+    if (type(other) is float or type(other) is int) and _power_operand(self):
+        c = float(other)
+        reciprocal = pow_(self, -1.0)
+        value = PyNumber_TrueDivide(c, self.data_)
+        if type(value) is cnp.ndarray and cnp.PyArray_TYPE(<cnp.ndarray> value) == cnp.PyArray_TYPE(
+                <cnp.ndarray> self.data_):
+            return _make_node(value, _vjp_function(MUL_SCALAR), (reciprocal,), None, MUL_SCALAR, c)
     return _generic_rtruediv(self, other)
 
 
 cdef object neg(Node self):
     result = _fast_unary(self, L_NEG, 0.0, NEGATE, 0.0)
     return result if result is not None else _generic_neg(self)
+
+
+cdef inline bint _power_operand(Node self):
+    """``self``'s data is a float array of at least one dimension (NumPy's power of a 0-d array
+    is a NumPy scalar: the generic operator handles those)."""
+    cdef int t
+    if type(self.data_) is not cnp.ndarray or cnp.PyArray_NDIM(<cnp.ndarray> self.data_) == 0:
+        return False
+    t = cnp.PyArray_TYPE(<cnp.ndarray> self.data_)
+    return t == cnp.NPY_FLOAT or t == cnp.NPY_DOUBLE
+
+
+cdef object pow_(Node self, object power):
+    """``self ** c`` for a Python int or float ``c``: NumPy's power of the data (its exact special
+    powers: ``x * x`` for 2, ``1 / x`` for -1...), recorded as the typed POWER node (``c`` a C
+    double; ``_extra`` {"power": c} is made when read, as the generic operator records it).
+    Anything else by the generic operator."""
+    cdef double c
+    if (type(power) is float or type(power) is int) and _power_operand(self):
+        c = float(power)  # an int too large for a double: OverflowError, as the generic operator
+        value = PyNumber_Power(self.data_, c, None)
+        if type(value) is cnp.ndarray and cnp.PyArray_TYPE(<cnp.ndarray> value) == cnp.PyArray_TYPE(
+                <cnp.ndarray> self.data_):
+            return _make_node(value, _vjp_function(POWER), (self,), None, POWER, c)
+    return _generic_pow(self, power)
+
+
+cdef object rpow(Node self, object base):
+    return _generic_rpow(self, base)
 
 
 cdef object matmul(Node self, object other):
@@ -708,6 +756,53 @@ cdef object _apply(int loop, object a, object b, double c):
     else:
         _dispatch(single, loop, cnp.PyArray_DATA(out), cnp.PyArray_DATA(x), y, c, n)
     return out
+
+
+cdef int _apply_add(int loop, object acc, object a, object b, double c) except -1:
+    """``acc += loop(a, b or c)`` with no temporary array: each block of ``ADD_BLOCK`` values is
+    computed into a stack buffer and added (the values of ``acc + _apply(...)``, bit for bit).
+
+    ``acc`` is a writeable C array of ``a``'s dtype and size that overlaps neither operand.
+    """
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray> a)
+    cdef bint single = cnp.PyArray_TYPE(<cnp.ndarray> a) == cnp.NPY_FLOAT
+    cdef void* out = cnp.PyArray_DATA(<cnp.ndarray> acc)
+    cdef const void* x = cnp.PyArray_DATA(<cnp.ndarray> a)
+    cdef const void* y = cnp.PyArray_DATA(<cnp.ndarray> b) if b is not None else NULL
+    if n > 4096:
+        with nogil:
+            _dispatch_add(single, loop, out, x, y, c, n)
+    else:
+        _dispatch_add(single, loop, out, x, y, c, n)
+    return 0
+
+
+cdef enum:
+    ADD_BLOCK = 256
+
+
+cdef void _dispatch_add(bint single, int loop, void* out, const void* x, const void* y, double c,
+                        Py_ssize_t n) noexcept nogil:
+    cdef float block32[ADD_BLOCK]
+    cdef double block64[ADD_BLOCK]
+    cdef Py_ssize_t start = 0, k, j, item = 4 if single else 8
+    cdef float* o32
+    cdef double* o64
+    while start < n:
+        k = n - start if n - start < ADD_BLOCK else ADD_BLOCK
+        if single:
+            _dispatch(True, loop, block32, <const char*> x + start * item,
+                      <const char*> y + start * item if y != NULL else NULL, c, k)
+            o32 = <float*> out + start
+            for j in range(k):
+                o32[j] += block32[j]
+        else:
+            _dispatch(False, loop, block64, <const char*> x + start * item,
+                      <const char*> y + start * item if y != NULL else NULL, c, k)
+            o64 = <double*> out + start
+            for j in range(k):
+                o64[j] += block64[j]
+        start += k
 
 
 cdef void _dispatch(bint single, int loop, void* out, const void* x, const void* y, double c,

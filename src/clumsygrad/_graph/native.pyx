@@ -230,6 +230,16 @@ cdef class Node:
     def __neg__(self):
         return _operators.neg(self)
 
+    def __pow__(self, power, modulo=None):
+        if modulo is not None:
+            return NotImplemented  # three-argument pow: not defined for tensors
+        return _operators.pow_(self, power)
+
+    def __rpow__(self, base, modulo=None):
+        if modulo is not None:
+            return NotImplemented
+        return _operators.rpow(self, base)
+
     def __matmul__(self, other):
         return _operators.matmul(self, other)
 

@@ -15,7 +15,7 @@ from cython cimport floating
 from libc.math cimport erf, exp, log, tanh
 
 from ._shapes cimport (
-    Call, as_c_typed, check_same_shape, fast_array, kernel_type, one_axis, run_typed, split_at_axis,
+    Call, as_c_typed, check_same_shape, fast_array, kernel_type, one_axis, result_array, run_typed, split_at_axis,
 )
 
 from . import pure
@@ -73,7 +73,10 @@ cdef void _gelu_backward_core(Call* k, floating* tag) noexcept nogil:
             slope = 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * CUBIC * v * v)
         else:
             slope = 0.5 * (1.0 + erf(v * SQRT_HALF)) + v * INV_SQRT_2PI * exp(-0.5 * v * v)
-        out[i] = <floating>(g[i] * slope)
+        if k.accumulate:
+            out[i] += <floating>(g[i] * slope)
+        else:
+            out[i] = <floating>(g[i] * slope)
 
 
 def gelu_forward(x, approximate="none"):
@@ -98,29 +101,30 @@ def gelu_forward(x, approximate="none"):
     return out
 
 
-def gelu_backward(x, grad, approximate="none"):
+def gelu_backward(x, grad, approximate="none", out=None):
     """``grad * gelu'(x)`` for the form ``approximate``; ``x`` and ``grad`` share one shape (any
-    layout).  Returns a new C array of that shape, float32/float64."""
+    layout).  Returns a new C array of that shape, float32/float64, or ``out`` with the result
+    added into it (``checks.check_out``)."""
     cdef:
         cnp.ndarray xa = fast_array(x)
         cnp.ndarray ga = fast_array(grad)
-        cnp.ndarray out
+        cnp.ndarray result
         int tn = kernel_type(xa, ga, None)
         int form = _tanh_form(approximate)
         Call k
     if tn < 0:
-        return pure.gelu_backward(xa, ga, approximate)
+        return pure.gelu_backward(xa, ga, approximate, out)
     check_same_shape(xa, ga, "gelu_backward", "the input and gradient")
+    result = result_array(out, cnp.PyArray_NDIM(ga), cnp.PyArray_DIMS(ga), tn, "gelu_backward", xa, ga, &k)
     xa = as_c_typed(xa, tn)
     ga = as_c_typed(ga, tn)
-    out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(ga), cnp.PyArray_DIMS(ga), tn, 0)
     k.a = cnp.PyArray_DATA(xa)
     k.b = cnp.PyArray_DATA(ga)
-    k.out = cnp.PyArray_DATA(out)
+    k.out = cnp.PyArray_DATA(result)
     k.n0 = cnp.PyArray_SIZE(ga)
     k.flag = form
     run_typed(tn, &k, _gelu_backward_core[float], _gelu_backward_core[double])
-    return out
+    return result
 
 
 # ----------------------------------------------------------------- log-softmax
@@ -165,8 +169,12 @@ cdef void _log_softmax_backward_core(Call* k, floating* tag) noexcept nogil:
             for i in range(n):
                 total += g[i * inner]
             s = <floating>total
-            for i in range(n):
-                out[i * inner] = g[i * inner] - <floating>exp(<double>y[i * inner]) * s
+            if k.accumulate:
+                for i in range(n):
+                    out[i * inner] += g[i * inner] - <floating>exp(<double>y[i * inner]) * s
+            else:
+                for i in range(n):
+                    out[i * inner] = g[i * inner] - <floating>exp(<double>y[i * inner]) * s
 
 
 def log_softmax_forward(x, axis):
@@ -199,31 +207,32 @@ def log_softmax_forward(x, axis):
     return out
 
 
-def log_softmax_backward(y, grad, axis):
+def log_softmax_backward(y, grad, axis, out=None):
     """``grad - exp(y) * sum(grad, axis, keepdims=True)`` for a log-softmax output ``y``; ``y`` and
-    ``grad`` share one shape (any layout).  Returns a new C array of that shape, float32/float64."""
+    ``grad`` share one shape (any layout).  Returns a new C array of that shape, float32/float64,
+    or ``out`` with the result added into it (``checks.check_out``)."""
     cdef:
         cnp.ndarray ya = fast_array(y)
         cnp.ndarray ga = fast_array(grad)
-        cnp.ndarray out
+        cnp.ndarray result
         int tn = kernel_type(ya, ga, None)
         int nd = cnp.PyArray_NDIM(ya)
         Py_ssize_t ax
         Call k
     if tn < 0:
-        return pure.log_softmax_backward(ya, ga, axis)
+        return pure.log_softmax_backward(ya, ga, axis, out)
     check_same_shape(ya, ga, "log_softmax_backward", "the output and gradient")
     ax = one_axis(axis, nd if nd > 0 else 1)
     if cnp.PyArray_SIZE(ya) > EXP_LOOP_MAX:
-        return pure.log_softmax_backward(ya, ga, axis)
+        return pure.log_softmax_backward(ya, ga, axis, out)
+    result = result_array(out, nd, cnp.PyArray_DIMS(ga), tn, "log_softmax_backward", ya, ga, &k)
     ya = as_c_typed(ya, tn)
     ga = as_c_typed(ga, tn)
-    out = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(ga), tn, 0)
     split_at_axis(nd, cnp.PyArray_DIMS(ga), ax, &k.n0, &k.n1, &k.n2)
     if k.n0 * k.n1 * k.n2 == 0:
-        return out
+        return result
     k.a = cnp.PyArray_DATA(ya)
     k.b = cnp.PyArray_DATA(ga)
-    k.out = cnp.PyArray_DATA(out)
+    k.out = cnp.PyArray_DATA(result)
     run_typed(tn, &k, _log_softmax_backward_core[float], _log_softmax_backward_core[double])
-    return out
+    return result

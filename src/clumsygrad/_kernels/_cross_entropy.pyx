@@ -21,7 +21,7 @@ cimport numpy as cnp
 from cython cimport floating
 from libc.math cimport exp, expf, log, logf
 
-from ._shapes cimport Call, as_c_typed, fast_array, hsum, kernel_type, run_typed
+from ._shapes cimport Call, as_c_typed, fast_array, hsum, kernel_type, result_array, run_typed
 
 import numpy as np
 
@@ -150,23 +150,30 @@ cdef void _finish_call(Call* k, floating* tag) noexcept nogil:
 
 
 cdef void _probs_rows(const floating* p, const cnp.npy_intp* labels, const floating* scales,
-                      floating scale, Py_ssize_t n, Py_ssize_t c, floating* out) noexcept nogil:
-    """``(p - onehot(labels)) * s`` per row, ``s`` is ``scales[i]`` or (NULL) ``scale``."""
+                      floating scale, Py_ssize_t n, Py_ssize_t c, floating* out, bint accumulate) noexcept nogil:
+    """``(p - onehot(labels)) * s`` per row, ``s`` is ``scales[i]`` or (NULL) ``scale``; added into
+    ``out`` when ``accumulate`` (the label's element as ``out + (p * s - s)``, the same rounding)."""
     cdef:
         Py_ssize_t i, k
-        floating s
+        floating s, before
     for i in range(n):
         s = scales[i] if scales != NULL else scale
-        for k in range(c):
-            out[k] = p[k] * s
-        out[labels[i]] -= s
+        if accumulate:
+            before = out[labels[i]]
+            for k in range(c):
+                out[k] += p[k] * s
+            out[labels[i]] = before + (p[labels[i]] * s - s)
+        else:
+            for k in range(c):
+                out[k] = p[k] * s
+            out[labels[i]] -= s
         p += c
         out += c
 
 
 cdef void _probs_call(Call* k, floating* tag) noexcept nogil:
     _probs_rows(<const floating*>k.a, <const cnp.npy_intp*>k.aux, <const floating*>k.c,
-                <floating>k.s0, k.n0, k.n1, <floating*>k.out)
+                <floating>k.s0, k.n0, k.n1, <floating*>k.out, k.accumulate)
 
 
 cdef void _shift_call(Call* k, floating* tag) noexcept nogil:
@@ -320,32 +327,33 @@ cdef cnp.ndarray _scalar(double value, int tn):
     return a
 
 
-def probs_minus_onehot(probs, labels, grad, reduction):
+def probs_minus_onehot(probs, labels, grad, reduction, out=None):
     """``(probs - onehot(labels)) * s`` for the forward's (N, C) ``probs`` and intp labels
-    (see ``pure.probs_minus_onehot``); a label out of range is a ``ValueError``."""
+    (see ``pure.probs_minus_onehot``); a label out of range is a ``ValueError``.  Given
+    ``out``, the result is added into it (``checks.check_out``)."""
     cdef:
         cnp.ndarray pa = fast_array(probs)
         cnp.ndarray ga = fast_array(grad)
         cnp.ndarray la = fast_array(labels)
         cnp.ndarray sa = None
-        cnp.ndarray out
+        cnp.ndarray result
         int tn
         Py_ssize_t n, c, i
         const cnp.npy_intp* lab
         Call k
     tn = kernel_type(pa, ga, None)
     if tn < 0 or cnp.PyArray_NDIM(pa) != 2:
-        return pure.probs_minus_onehot(probs, labels, grad, reduction)
+        return pure.probs_minus_onehot(probs, labels, grad, reduction, out)
     n = cnp.PyArray_DIM(pa, 0)
     c = cnp.PyArray_DIM(pa, 1)
     if (cnp.PyArray_TYPE(la) != cnp.NPY_INTP or cnp.PyArray_NDIM(la) != 1
             or cnp.PyArray_DIM(la, 0) != n):
-        return pure.probs_minus_onehot(probs, labels, grad, reduction)
+        return pure.probs_minus_onehot(probs, labels, grad, reduction, out)
     la = as_c_typed(la, cnp.NPY_INTP)
     lab = <const cnp.npy_intp*>cnp.PyArray_DATA(la)
     for i in range(n):
         if lab[i] < 0 or lab[i] >= c:
-            return pure.probs_minus_onehot(probs, labels, grad, reduction)  # its error
+            return pure.probs_minus_onehot(probs, labels, grad, reduction, out)  # its error
     k.c = NULL
     k.s0 = 0.0
     if reduction == "none":
@@ -365,12 +373,12 @@ def probs_minus_onehot(probs, labels, grad, reduction):
                 k.s0 = k.s0 / <double>(n if n > 1 else 1)
     else:
         checks.cross_entropy_scale(ga, n, reduction, cnp.PyArray_DescrFromType(tn))  # raises
+    result = result_array(out, 2, cnp.PyArray_DIMS(pa), tn, "probs_minus_onehot", pa, ga, &k)
     pa = as_c_typed(pa, tn)
-    out = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(pa), tn, 0)
     k.a = cnp.PyArray_DATA(pa)
     k.aux = lab
-    k.out = cnp.PyArray_DATA(out)
+    k.out = cnp.PyArray_DATA(result)
     k.n0 = n
     k.n1 = c
     run_typed(tn, &k, _probs_call[float], _probs_call[double])
-    return out
+    return result

@@ -15,8 +15,8 @@ cimport numpy as cnp
 from cython cimport floating
 
 from ._shapes cimport (
-    SUM_BLOCK, Call, as_c_typed, check_same_shape, fast_array, kernel_type, native_float_typenum, run_typed,
-    same_shape,
+    SUM_BLOCK, Call, as_c_typed, check_same_shape, fast_array, kernel_type, native_float_typenum, result_array,
+    run_typed, same_shape,
 )
 
 from . import pure
@@ -37,8 +37,9 @@ cdef void _relu_core(const floating* x, floating* out, Py_ssize_t n) noexcept no
 
 
 cdef void _relu_grad_core(const floating* y, const floating* g, floating* out,
-                          Py_ssize_t n) noexcept nogil:
-    """``out = g * (y > 0)``, the 0/1 factors of a block made first in a stack buffer.
+                          Py_ssize_t n, bint accumulate) noexcept nogil:
+    """``out = g * (y > 0)`` (``+=`` when ``accumulate``), the 0/1 factors of a block made first
+    in a stack buffer.
 
     Written as one loop, GCC turns ``g * (floating)(y > 0)`` into ``y > 0 ? g : g * 0`` and,
     since ``inf * 0`` may trap, will not if-convert that branch back: a mispredicted branch per
@@ -54,8 +55,12 @@ cdef void _relu_grad_core(const floating* y, const floating* g, floating* out,
         mp = mask
         for i in range(k):
             mp[i] = <floating>(y[i] > 0)
-        for i in range(k):
-            out[i] = g[i] * mp[i]
+        if accumulate:
+            for i in range(k):
+                out[i] += g[i] * mp[i]
+        else:
+            for i in range(k):
+                out[i] = g[i] * mp[i]
         y += k
         g += k
         out += k
@@ -76,7 +81,7 @@ cdef void _relu_forward_call(Call* k, floating* tag) noexcept nogil:
 
 
 cdef void _relu_call(Call* k, floating* tag) noexcept nogil:
-    _relu_grad_core(<const floating*>k.a, <const floating*>k.b, <floating*>k.out, k.n0)
+    _relu_grad_core(<const floating*>k.a, <const floating*>k.b, <floating*>k.out, k.n0, k.accumulate)
 
 
 cdef void _axpy_call(Call* k, floating* tag) noexcept nogil:
@@ -102,31 +107,32 @@ def relu_forward(x):
     return out
 
 
-def relu_backward(y, grad):
+def relu_backward(y, grad, out=None):
     """``grad * (y > 0)`` for a relu output ``y``.
 
     ``y`` and ``grad`` share one shape (any layout); returns a new C array of that shape,
-    float32/float64 (other real dtypes promote as in ``pure``).
+    float32/float64 (other real dtypes promote as in ``pure``), or ``out`` with the result
+    added into it (``checks.check_out``: the result's dtype and shape, C-contiguous).
     """
     cdef:
         cnp.ndarray ya = fast_array(y)
         cnp.ndarray ga = fast_array(grad)
-        cnp.ndarray out
+        cnp.ndarray result
         int tn = kernel_type(ya, ga, None)
         Call k
     if tn < 0:
-        return pure.relu_backward(ya, ga)
+        return pure.relu_backward(ya, ga, out)
     check_same_shape(ya, ga, "relu_backward", "the output and gradient")
+    result = result_array(out, cnp.PyArray_NDIM(ga), cnp.PyArray_DIMS(ga), tn, "relu_backward", ya, ga, &k)
     # converting y keeps its sign: every real dtype's positive values stay positive
     ya = as_c_typed(ya, tn)
     ga = as_c_typed(ga, tn)
-    out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(ga), cnp.PyArray_DIMS(ga), tn, 0)
     k.a = cnp.PyArray_DATA(ya)
     k.b = cnp.PyArray_DATA(ga)
-    k.out = cnp.PyArray_DATA(out)
+    k.out = cnp.PyArray_DATA(result)
     k.n0 = cnp.PyArray_SIZE(ga)
     run_typed(tn, &k, _relu_call[float], _relu_call[double])
-    return out
+    return result
 
 
 cdef inline bint _flat_same(cnp.ndarray d, cnp.ndarray g, int tn) noexcept:

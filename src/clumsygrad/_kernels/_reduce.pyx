@@ -22,7 +22,7 @@ from libc.string cimport memcpy
 from ._shapes cimport (
     MAXDIMS, Call, Plan, all_strides_ok, as_typed, axes_mask, broadcasts_to, c_strides, dims_tuple,
     fast_array, hdot, hsum, kernel_type, parse_shape, plan_coalesce, plan_step, raise_not_broadcast,
-    run_typed,
+    result_array, run_typed,
 )
 
 import numpy as np
@@ -227,8 +227,9 @@ cdef void _reduce_core(floating* out, const floating* g, const floating* t,
 
 
 cdef void _expand_core(floating* out, const floating* g, floating scale,
-                       const Plan* p) noexcept nogil:
-    """Plan operands: a = ``out`` (C-contiguous), b = ``g`` (0 on the re-inserted axes)."""
+                       const Plan* p, bint accumulate) noexcept nogil:
+    """Plan operands: a = ``out`` (C-contiguous), b = ``g`` (0 on the re-inserted axes).  With
+    ``accumulate`` the values are added into ``out`` (no row copies: ``out``'s rows differ)."""
     cdef:
         Py_ssize_t idx[MAXDIMS]
         Py_ssize_t oo = 0, og = 0, unused = 0, r, rows, n, gs, j
@@ -248,7 +249,10 @@ cdef void _expand_core(floating* out, const floating* g, floating scale,
     for r in range(rows):
         o = out + oo
         q = g + og
-        if gs == 0:
+        if accumulate:
+            for j in range(n):
+                o[j] += q[j * gs] * scale
+        elif gs == 0:
             c = q[0] * scale
             for j in range(n):
                 o[j] = c
@@ -271,7 +275,7 @@ cdef void _reduce_call(Call* k, floating* tag) noexcept nogil:
 
 
 cdef void _expand_call(Call* k, floating* tag) noexcept nogil:
-    _expand_core(<floating*>k.out, <const floating*>k.a, <floating>k.s0, <const Plan*>k.aux)
+    _expand_core(<floating*>k.out, <const floating*>k.a, <floating>k.s0, <const Plan*>k.aux, k.accumulate)
 
 
 # --------------------------------------------------------------------------- shared driver
@@ -467,15 +471,16 @@ def mul_reduce_to_shape(grad, other, shape):
     return reduce_typed(g, o, tnd, tdims, tn)
 
 
-def expand_to_shape(grad, input_shape, axis, keepdims, scale):
+def expand_to_shape(grad, input_shape, axis, keepdims, scale, out=None):
     """Gradient of ``sum``/``mean``: ``grad`` broadcast back over the reduced ``axis``, times ``scale``.
 
     ``grad`` has the shape of the reduction's result; returns a new C-contiguous array of
-    ``input_shape`` (float32/float64, promoted as in ``pure``).
+    ``input_shape`` (float32/float64, promoted as in ``pure``), or ``out`` with it added in
+    (``checks.check_out``).
     """
     cdef:
         cnp.ndarray g = fast_array(grad)
-        cnp.ndarray out
+        cnp.ndarray result
         Py_ssize_t idims[MAXDIMS]
         Py_ssize_t ostr[MAXDIMS]
         char mask[MAXDIMS]
@@ -489,7 +494,7 @@ def expand_to_shape(grad, input_shape, axis, keepdims, scale):
         cnp.npy_intp* gstr
         bint kd = keepdims, fits
     if tn < 0:
-        return pure.expand_to_shape(g, input_shape, axis, keepdims, scale)
+        return pure.expand_to_shape(g, input_shape, axis, keepdims, scale, out)
     count = axes_mask(axis, ind, mask)
     # grad must have the reduction's shape
     gnd = cnp.PyArray_NDIM(g)
@@ -515,11 +520,11 @@ def expand_to_shape(grad, input_shape, axis, keepdims, scale):
             f"over axis {axis} (keepdims={bool(keepdims)}), which has shape {expected}"
         )
     k.s0 = scale
+    result = result_array(out, ind, <cnp.npy_intp*>idims, tn, "expand_to_shape", g, None, &k)
     if tn != cnp.PyArray_TYPE(g) or not cnp.PyArray_ISNOTSWAPPED(g) or not all_strides_ok(g):
         g = as_typed(g, tn)
     gstr = cnp.PyArray_STRIDES(g)
     item = cnp.PyArray_ITEMSIZE(g)
-    out = cnp.PyArray_EMPTY(ind, <cnp.npy_intp*>idims, tn, 0)
     c_strides(ind, idims, ostr)
     plan.nd = ind
     j = 0
@@ -535,8 +540,8 @@ def expand_to_shape(grad, input_shape, axis, keepdims, scale):
             plan.sb[i] = gstr[j] // item
             j += 1
     plan_coalesce(&plan)
-    k.out = cnp.PyArray_DATA(out)
+    k.out = cnp.PyArray_DATA(result)
     k.a = cnp.PyArray_DATA(g)
     k.aux = &plan
     run_typed(tn, &k, _expand_call[float], _expand_call[double])
-    return out
+    return result

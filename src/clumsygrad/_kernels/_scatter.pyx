@@ -12,7 +12,9 @@ cimport numpy as cnp
 
 from cython cimport floating
 
-from ._shapes cimport MAXDIMS, Call, as_c_typed, dims_tuple, fast_array, kernel_type, parse_shape, run_typed
+from ._shapes cimport (
+    MAXDIMS, Call, as_c_typed, dims_tuple, fast_array, kernel_type, parse_shape, result_array, run_typed,
+)
 
 from . import checks, pure
 
@@ -56,17 +58,18 @@ cdef bint _fits_intp(cnp.ndarray ia) noexcept:
     return cnp.PyArray_TYPE(ia) != cnp.NPY_UINT64 and cnp.PyArray_TYPE(ia) != cnp.NPY_ULONGLONG
 
 
-def scatter_add(grad, indices, shape):
+def scatter_add(grad, indices, shape, out=None):
     """Zeros of ``shape`` with ``out[indices[i]] += grad[i]`` for every ``i``, in order.
 
     ``indices`` is a 1-D integer array (negatives count from the end, repeats add up), ``grad``
     has shape ``(len(indices),) + shape[1:]`` and any layout.  Returns a new C array in
-    float32/float64 (other real dtypes promote as in ``pure``).
+    float32/float64 (other real dtypes promote as in ``pure``); given an ``out=`` buffer
+    (``checks.check_out``) the rows are added into it instead.
     """
     cdef:
         cnp.ndarray ga = fast_array(grad)
         cnp.ndarray ia = fast_array(indices)
-        cnp.ndarray out
+        cnp.ndarray result
         Py_ssize_t dims[MAXDIMS]
         Py_ssize_t n, row, bad, size
         int nd = parse_shape(shape, dims)
@@ -76,7 +79,7 @@ def scatter_add(grad, indices, shape):
         const cnp.npy_intp* idx
         Call k
     if tn < 0:
-        return pure.scatter_add(ga, ia, shape)
+        return pure.scatter_add(ga, ia, shape, out)
     ok = nd >= 1 and cnp.PyArray_NDIM(ia) == 1 and cnp.PyArray_ISINTEGER(ia)
     if ok:
         n = cnp.PyArray_DIM(ia, 0)
@@ -86,7 +89,11 @@ def scatter_add(grad, indices, shape):
     if not ok:
         checks.check_scatter((<object>ga).shape, ia, dims_tuple(nd, dims))  # raises the reference's error
     if not _fits_intp(ia):
-        return pure.scatter_add(ga, ia, shape)
+        return pure.scatter_add(ga, ia, shape, out)
+    if out is None:
+        result = cnp.PyArray_ZEROS(nd, <cnp.npy_intp*>dims, tn, 0)
+    else:
+        result = result_array(out, nd, <cnp.npy_intp*>dims, tn, "scatter_add", ga, ia, &k)
     ia = cnp.PyArray_FROMANY(ia, cnp.NPY_INTP, 1, 1, cnp.NPY_ARRAY_CARRAY_RO)
     idx = <const cnp.npy_intp*>cnp.PyArray_DATA(ia)
     size = dims[0]
@@ -95,17 +102,16 @@ def scatter_add(grad, indices, shape):
     if bad >= 0:
         raise IndexError(f"index {idx[bad]} is out of bounds for axis 0 with size {size}")
     ga = as_c_typed(ga, tn)
-    out = cnp.PyArray_ZEROS(nd, <cnp.npy_intp*>dims, tn, 0)
     row = 1
     for i in range(1, nd):
         row *= dims[i]
     if n == 0 or row == 0:
-        return out
+        return result
     k.a = cnp.PyArray_DATA(ga)
     k.aux = idx
-    k.out = cnp.PyArray_DATA(out)
+    k.out = cnp.PyArray_DATA(result)
     k.n0 = n
     k.n1 = size
     k.n2 = row
     run_typed(tn, &k, _scatter_call[float], _scatter_call[double])
-    return out
+    return result

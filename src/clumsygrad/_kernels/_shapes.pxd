@@ -66,6 +66,8 @@ cdef int slow_axes_mask(object axis, int ndim, char* mask) except -1
 cdef cnp.ndarray as_typed(cnp.ndarray a, int typenum)
 cdef int slow_kernel_type(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c) except -2
 cdef int raise_not_same_shape(cnp.ndarray a, cnp.ndarray b, str name, str what) except -1
+cdef int raise_bad_out(str name, object out, int nd, const cnp.npy_intp* dims, int tn, tuple inputs) except -1
+cdef bint bounds_overlap(cnp.ndarray a, cnp.ndarray b) noexcept
 
 
 # ----------------------------------------------------------------- fast paths (inline)
@@ -206,6 +208,26 @@ cdef inline cnp.ndarray as_c_typed(cnp.ndarray a, int typenum):
     return cnp.PyArray_FROMANY(a, typenum, 0, 0, cnp.NPY_ARRAY_CARRAY_RO)
 
 
+cdef inline cnp.ndarray result_array(object out, int nd, const cnp.npy_intp* dims, int tn, str name,
+                                     cnp.ndarray in1, cnp.ndarray in2, Call* k):
+    """Where a backward kernel puts its result: a new C array (``out`` None), or the ``out=``
+    buffer it adds into (``k.accumulate`` set) after the checks of ``checks.check_out``, which
+    words any failure.  Called before the inputs are converted (overlap is judged on them)."""
+    cdef cnp.ndarray o
+    if out is None:
+        k.accumulate = False
+        return cnp.PyArray_EMPTY(nd, <cnp.npy_intp*>dims, tn, 0)
+    if cnp.PyArray_CheckExact(out):
+        o = <cnp.ndarray>out
+        if (cnp.PyArray_TYPE(o) == tn and cnp.PyArray_ISNOTSWAPPED(o) and cnp.PyArray_NDIM(o) == nd
+                and cnp.PyArray_CompareLists(cnp.PyArray_DIMS(o), <cnp.npy_intp*>dims, nd)
+                and cnp.PyArray_IS_C_CONTIGUOUS(o) and cnp.PyArray_ISALIGNED(o) and cnp.PyArray_ISWRITEABLE(o)
+                and (in1 is None or not bounds_overlap(o, in1)) and (in2 is None or not bounds_overlap(o, in2))):
+            k.accumulate = True
+            return o
+    raise_bad_out(name, out, nd, dims, tn, (in1, in2))
+
+
 cdef inline bint all_strides_ok(cnp.ndarray a) noexcept:
     """Element strides exist: aligned data, every byte stride a multiple of the item size."""
     cdef int i
@@ -297,6 +319,7 @@ ctypedef struct Call:
     Py_ssize_t n0, n1, n2
     double s0            # scalars, rounded to ``floating`` by the core
     bint flag
+    bint accumulate      # the core adds its result into ``out`` (an ``out=`` buffer) instead of writing it
     double ret           # a result the core returns to the wrapper
 
 ctypedef void (*Core32)(Call* k, float* tag) noexcept nogil

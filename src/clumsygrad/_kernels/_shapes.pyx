@@ -11,6 +11,8 @@ from cpython.number cimport PyNumber_Index
 
 import numpy as np
 
+from . import checks
+
 cnp.import_array()
 
 __all__ = ["result_dtype", "as_shape", "normalize_axes", "reduction_axes"]
@@ -114,6 +116,39 @@ cdef int slow_kernel_type(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c) except -2
 
 cdef int raise_not_same_shape(cnp.ndarray a, cnp.ndarray b, str name, str what) except -1:
     raise ValueError(f"{name} needs {what} in one shape, got {(<object>a).shape} and {(<object>b).shape}")
+
+
+cdef int raise_bad_out(str name, object out, int nd, const cnp.npy_intp* dims, int tn, tuple inputs) except -1:
+    """The error ``checks.check_out`` words for a bad ``out=`` buffer."""
+    checks.check_out(name, out, dims_tuple(nd, <const Py_ssize_t*>dims), cnp.PyArray_DescrFromType(tn),
+                     *[a for a in inputs if a is not None])
+    raise ValueError(f"{name}: out cannot take this result")  # (check_out raises first)
+
+
+cdef inline void _byte_bounds(cnp.ndarray a, char** lo, char** hi) noexcept:
+    cdef int i
+    cdef Py_ssize_t step
+    lo[0] = hi[0] = <char*>cnp.PyArray_DATA(a)
+    for i in range(cnp.PyArray_NDIM(a)):
+        step = cnp.PyArray_STRIDE(a, i) * (cnp.PyArray_DIM(a, i) - 1)
+        if step < 0:
+            lo[0] += step
+        else:
+            hi[0] += step
+    hi[0] += cnp.PyArray_ITEMSIZE(a)
+
+
+cdef bint bounds_overlap(cnp.ndarray a, cnp.ndarray b) noexcept:
+    """The byte ranges ``a`` and ``b`` span intersect (``np.may_share_memory``); empty arrays never."""
+    cdef char* alo
+    cdef char* ahi
+    cdef char* blo
+    cdef char* bhi
+    if cnp.PyArray_SIZE(a) == 0 or cnp.PyArray_SIZE(b) == 0:
+        return False
+    _byte_bounds(a, &alo, &ahi)
+    _byte_bounds(b, &blo, &bhi)
+    return alo < bhi and blo < ahi
 
 
 # --------------------------------------------------------------------------- def twins of checks

@@ -30,8 +30,8 @@ from libc.math cimport exp, expf
 
 from ._loops cimport UfuncLoop, feclearexcept, fetestexcept, find_loop, fp_flags
 from ._shapes cimport (
-    LANES, Call, Core32, Core64, as_c_typed, check_same_shape, fast_array, hdot, hsum, kernel_type, one_axis, run_typed,
-    split_at_axis,
+    LANES, Call, Core32, Core64, as_c_typed, check_same_shape, fast_array, hdot, hsum, kernel_type, one_axis,
+    result_array, run_typed, split_at_axis,
 )
 import numpy as np
 
@@ -141,8 +141,9 @@ cdef extern from *:
         }
     }
 
-    /* out = s * (g - dot(s, g)), row by row */
-    static void cg_softmax_vjp_rows_f32(const float* s, const float* g, float* out, Py_ssize_t rows, Py_ssize_t n)
+    /* out = s * (g - dot(s, g)) (out += ... when accumulate), row by row */
+    static void cg_softmax_vjp_rows_f32(const float* s, const float* g, float* out, Py_ssize_t rows, Py_ssize_t n,
+                                        int accumulate)
     {
         Py_ssize_t r, i;
         for (r = 0; r < rows; r++, s += n, g += n, out += n) {
@@ -151,18 +152,21 @@ cdef extern from *:
     #if CG_SM_SSE
             {
                 __m128 dv = _mm_set1_ps(dot);
-                for (; i + 4 <= n; i += 4)
-                    _mm_storeu_ps(out + i, _mm_mul_ps(_mm_loadu_ps(s + i), _mm_sub_ps(_mm_loadu_ps(g + i), dv)));
+                for (; i + 4 <= n; i += 4) {
+                    __m128 v = _mm_mul_ps(_mm_loadu_ps(s + i), _mm_sub_ps(_mm_loadu_ps(g + i), dv));
+                    _mm_storeu_ps(out + i, accumulate ? _mm_add_ps(_mm_loadu_ps(out + i), v) : v);
+                }
             }
     #endif
             for (; i < n; i++)
-                out[i] = s[i] * (g[i] - dot);
+                out[i] = accumulate ? out[i] + s[i] * (g[i] - dot) : s[i] * (g[i] - dot);
         }
     }
     """
     void cg_shift_rows_f32(const float* x, float* out, Py_ssize_t rows, Py_ssize_t n) noexcept nogil
     void cg_normalise_rows_f32(float* out, Py_ssize_t rows, Py_ssize_t n) noexcept nogil
-    void cg_softmax_vjp_rows_f32(const float* s, const float* g, float* out, Py_ssize_t rows, Py_ssize_t n) noexcept nogil
+    void cg_softmax_vjp_rows_f32(const float* s, const float* g, float* out, Py_ssize_t rows, Py_ssize_t n,
+                                 int accumulate) noexcept nogil
 
 
 cdef inline void _run(int tn, Call* k, Core32 f32, Core64 f64, Py_ssize_t n) noexcept:
@@ -416,8 +420,9 @@ def softmax_forward(x, axis):
 # ----------------------------------------------------------------- softmax_backward
 
 cdef void _softmax_core(const floating* s, const floating* g, floating* out, floating* acc,
-                        Py_ssize_t outer, Py_ssize_t n, Py_ssize_t inner) noexcept nogil:
-    """``out = s * (g - sum_axis(s * g))`` on C arrays viewed as (outer, n, inner)."""
+                        Py_ssize_t outer, Py_ssize_t n, Py_ssize_t inner, bint accumulate) noexcept nogil:
+    """``out = s * (g - sum_axis(s * g))`` (``+=`` when ``accumulate``) on C arrays viewed as
+    (outer, n, inner)."""
     cdef:
         Py_ssize_t o, r, i
         floating dot
@@ -426,13 +431,17 @@ cdef void _softmax_core(const floating* s, const floating* g, floating* out, flo
         floating* op
     if floating is float:
         if inner == 1 and n <= SHORT_ROW:
-            cg_softmax_vjp_rows_f32(<const float*>s, <const float*>g, <float*>out, outer, n)
+            cg_softmax_vjp_rows_f32(<const float*>s, <const float*>g, <float*>out, outer, n, accumulate)
             return
     if inner == 1:
         for o in range(outer):
             dot = hdot(s, g, n)
-            for i in range(n):
-                out[i] = s[i] * (g[i] - dot)
+            if accumulate:
+                for i in range(n):
+                    out[i] += s[i] * (g[i] - dot)
+            else:
+                for i in range(n):
+                    out[i] = s[i] * (g[i] - dot)
             s += n
             g += n
             out += n
@@ -451,8 +460,12 @@ cdef void _softmax_core(const floating* s, const floating* g, floating* out, flo
         gp = g
         op = out
         for r in range(n):
-            for i in range(inner):
-                op[i] = sp[i] * (gp[i] - acc[i])
+            if accumulate:
+                for i in range(inner):
+                    op[i] += sp[i] * (gp[i] - acc[i])
+            else:
+                for i in range(inner):
+                    op[i] = sp[i] * (gp[i] - acc[i])
             sp += inner
             gp += inner
             op += inner
@@ -464,42 +477,43 @@ cdef void _softmax_core(const floating* s, const floating* g, floating* out, flo
 cdef void _backward_call(Call* k, floating* tag) noexcept nogil:
     """``scratch`` holds ``n2`` ``floating`` (the dot products)."""
     _softmax_core(<const floating*>k.a, <const floating*>k.b, <floating*>k.out, <floating*>k.scratch,
-                  k.n0, k.n1, k.n2)
+                  k.n0, k.n1, k.n2, k.accumulate)
 
 
-def softmax_backward(s, grad, axis):
+def softmax_backward(s, grad, axis, out=None):
     """``s * (grad - sum(s * grad, axis, keepdims=True))`` for a softmax output ``s``.
 
     ``s`` and ``grad`` share one shape (any layout); returns a new C array of that shape,
-    float32/float64 (other real dtypes promote as in ``pure``).
+    float32/float64 (other real dtypes promote as in ``pure``), or ``out`` with the result
+    added into it (``checks.check_out``).
     """
     cdef:
         cnp.ndarray sa = fast_array(s)
         cnp.ndarray ga = fast_array(grad)
-        cnp.ndarray out
+        cnp.ndarray result
         int tn = kernel_type(sa, ga, None)
         int nd = cnp.PyArray_NDIM(sa)
         Py_ssize_t ax
         Call k
     if tn < 0:
-        return pure.softmax_backward(sa, ga, axis)
+        return pure.softmax_backward(sa, ga, axis, out)
     check_same_shape(sa, ga, "softmax_backward", "the output and gradient")
     ax = one_axis(axis, nd if nd > 0 else 1)   # a 0-d array has one axis
+    result = result_array(out, nd, cnp.PyArray_DIMS(sa), tn, "softmax_backward", sa, ga, &k)
     # dims are read after the conversions: a converted temporary may have been the only owner
     sa = as_c_typed(sa, tn)
     ga = as_c_typed(ga, tn)
     split_at_axis(nd, cnp.PyArray_DIMS(sa), ax, &k.n0, &k.n1, &k.n2)
-    out = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(sa), tn, 0)
     if k.n0 * k.n1 * k.n2 == 0:
-        return out
+        return result
     k.scratch = NULL
     if k.n2 > 1:
-        k.scratch = PyMem_Malloc(k.n2 * cnp.PyArray_ITEMSIZE(out))
+        k.scratch = PyMem_Malloc(k.n2 * cnp.PyArray_ITEMSIZE(result))
         if k.scratch == NULL:
             raise MemoryError()
     k.a = cnp.PyArray_DATA(sa)
     k.b = cnp.PyArray_DATA(ga)
-    k.out = cnp.PyArray_DATA(out)
-    _run(tn, &k, _backward_call[float], _backward_call[double], cnp.PyArray_SIZE(out))
+    k.out = cnp.PyArray_DATA(result)
+    _run(tn, &k, _backward_call[float], _backward_call[double], cnp.PyArray_SIZE(result))
     PyMem_Free(k.scratch)
-    return out
+    return result

@@ -28,6 +28,7 @@ __all__ = [
     "mean_of_all",
     "check_same_shape",
     "check_scatter",
+    "check_out",
     "REDUCTIONS",
     "check_reduction",
     "cross_entropy_targets",
@@ -272,6 +273,30 @@ def cross_entropy_scale(grad: np.ndarray, n: int, reduction: str, dtype) -> np.n
     if reduction == "mean":
         g = g / dtype.type(max(n, 1))
     return np.full((n, 1), g, dtype=dtype)
+
+
+def check_out(name: str, out, shape: tuple, dtype, *inputs) -> np.ndarray:
+    """The ``out=`` buffer of a backward kernel, which adds its result into it (the engine
+    hands a parent's pending gradient, so no temporary is made and added afterwards).
+
+    ``out`` must be an ndarray of the result's ``dtype`` and ``shape``: writeable, aligned,
+    C-contiguous, native byte order, sharing no memory with an input (bounds compared, as
+    ``np.may_share_memory``).  ``TypeError`` for another type or dtype, ``ValueError`` else.
+    """
+    if type(out) is not np.ndarray:
+        raise TypeError(f"{name}: out must be a numpy.ndarray, got {type(out).__name__}")
+    dtype = np.dtype(dtype)
+    if out.dtype != dtype:
+        raise TypeError(f"{name}: out has dtype {out.dtype}, the result has dtype {dtype}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name}: out has shape {out.shape}, the result has shape {tuple(shape)}")
+    flags = out.flags
+    if not (flags.writeable and flags.aligned and flags.c_contiguous):
+        raise ValueError(f"{name}: out must be a writeable, aligned, C-contiguous array")
+    for a in inputs:
+        if isinstance(a, np.ndarray) and out.size and a.size and np.may_share_memory(out, a):
+            raise ValueError(f"{name}: out shares memory with an input")
+    return out
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> bool:

@@ -29,6 +29,7 @@ from .checks import (  # noqa: F401  (re-exported: callers import these from pur
     _pair,
     check_conv2d_grad,
     check_max_pool_indices,
+    check_out,
     check_norm_shapes,
     check_pool_grad,
     divisor_override,
@@ -104,6 +105,17 @@ _isfinite, _matmul, _exp, _multiply, _subtract = np.isfinite, np.matmul, np.exp,
 _maximum = np.maximum
 
 
+def _into(name: str, out, result: np.ndarray, *inputs) -> np.ndarray:
+    """``result``, or the ``out=`` buffer with ``result`` added into it (``checks.check_out``):
+    the backward kernels' accumulation protocol, which the engine uses to add a gradient into
+    a parent's pending one without a temporary."""
+    if out is None:
+        return result
+    check_out(name, out, result.shape, result.dtype, *inputs)
+    np.add(out, result, out=out)
+    return out
+
+
 # --------------------------------------------------------------------------- kernels
 def reduce_to_shape(grad, shape) -> np.ndarray:
     """Sum ``grad`` over the axes broadcasting added or stretched so it has ``shape``.
@@ -143,12 +155,13 @@ def mul_reduce_to_shape(grad, other, shape) -> np.ndarray:
     return sum_without_overflow(product, axes, dtype).reshape(shape)
 
 
-def expand_to_shape(grad, input_shape, axis, keepdims, scale) -> np.ndarray:
+def expand_to_shape(grad, input_shape, axis, keepdims, scale, out=None) -> np.ndarray:
     """Gradient of ``sum``/``mean``: ``grad`` broadcast back over the reduced ``axis``, times ``scale``.
 
     ``grad`` has the shape of the reduction's result; the return value is a new
-    C-contiguous array of ``input_shape``.
+    C-contiguous array of ``input_shape``, or ``out`` with it added in (see ``_into``).
     """
+    grad_in = grad
     grad = np.asarray(grad)
     input_shape = as_shape(input_shape)
     dtype = result_dtype(grad)
@@ -161,13 +174,16 @@ def expand_to_shape(grad, input_shape, axis, keepdims, scale) -> np.ndarray:
         )
     scale = as_double(scale)  # None or a string is a TypeError, as in the compiled twin
     kept = reduced_shape(input_shape, axes, True)
-    out = np.empty(input_shape, dtype=dtype)
-    np.multiply(grad.reshape(kept), dtype.type(scale), out=out, dtype=dtype)  # in dtype on NumPy 1.x too
-    return out
+    result = np.empty(input_shape, dtype=dtype)
+    np.multiply(grad.reshape(kept), dtype.type(scale), out=result, dtype=dtype)  # in dtype on NumPy 1.x too
+    return _into("expand_to_shape", out, result, grad_in)
 
 
-def softmax_backward(s, grad, axis) -> np.ndarray:
-    """``s * (grad - sum(s * grad, axis, keepdims=True))`` for a softmax output ``s``."""
+def softmax_backward(s, grad, axis, out=None) -> np.ndarray:
+    """``s * (grad - sum(s * grad, axis, keepdims=True))`` for a softmax output ``s`` (added
+    into ``out`` when given, see ``_into``)."""
+    if out is not None:
+        return _into("softmax_backward", out, softmax_backward(s, grad, axis), s, grad)
     if type(s) is _ndarray and type(grad) is _ndarray and type(axis) is int:
         dtype = s.dtype
         if (dtype is _F32 or dtype is _F64) and grad.dtype is dtype and s.shape == grad.shape:
@@ -288,8 +304,11 @@ def relu_forward(x) -> np.ndarray:
     return np.asarray(np.maximum(x, np.zeros((), dtype), dtype=dtype))  # 0-d: not a NumPy scalar
 
 
-def relu_backward(y, grad) -> np.ndarray:
-    """``grad * (y > 0)`` for a relu output ``y`` of ``grad``'s shape."""
+def relu_backward(y, grad, out=None) -> np.ndarray:
+    """``grad * (y > 0)`` for a relu output ``y`` of ``grad``'s shape (added into ``out`` when
+    given, see ``_into``)."""
+    if out is not None:
+        return _into("relu_backward", out, relu_backward(y, grad), y, grad)
     if type(y) is _ndarray and type(grad) is _ndarray:
         dtype = y.dtype
         if (dtype is _F32 or dtype is _F64) and grad.dtype is dtype and y.shape == grad.shape and y.ndim:
@@ -311,19 +330,24 @@ def sgd_update(data, grad, lr) -> None:
 
 
 # --------------------------------------------------------------------------- scatter-add and cross-entropy
-def scatter_add(grad, indices, shape) -> np.ndarray:
+def scatter_add(grad, indices, shape, out=None) -> np.ndarray:
     """Zeros of ``shape`` with ``out[indices[i]] += grad[i]`` for every ``i``, in order.
 
     The backward pass of ``x[indices]`` along axis 0 (an embedding lookup): ``indices`` is a 1-D
     integer array (negatives count from the end, repeats add up), ``grad`` has shape
-    ``(len(indices),) + shape[1:]``.  The result dtype is ``result_dtype(grad)``.
+    ``(len(indices),) + shape[1:]``.  The result dtype is ``result_dtype(grad)``.  Given an
+    ``out=`` buffer (``checks.check_out``), the rows are added into it instead of into zeros.
     """
+    grad_in, indices_in = grad, indices
     grad = np.asarray(grad)
     indices = np.asarray(indices)
     shape = as_shape(shape)
     dtype = result_dtype(grad)
     check_scatter(grad.shape, indices, shape)
-    out = np.zeros(shape, dtype=dtype)
+    if out is None:
+        out = np.zeros(shape, dtype=dtype)
+    else:
+        check_out("scatter_add", out, shape, dtype, grad_in, indices_in)
     np.add.at(out, indices, grad)
     return out
 
@@ -387,10 +411,13 @@ def cross_entropy_forward(logits, labels, reduction):
     return loss, probs, kept
 
 
-def probs_minus_onehot(probs, labels, grad, reduction) -> np.ndarray:
+def probs_minus_onehot(probs, labels, grad, reduction, out=None) -> np.ndarray:
     """``cross_entropy_backward`` from the forward's ``probs`` (N, C) and validated intp
     ``labels`` (N,): ``(probs - onehot(labels)) * s``, ``s`` as there.  A new array in
-    ``result_dtype(probs, grad)``."""
+    ``result_dtype(probs, grad)``, or ``out`` with it added in (see ``_into``)."""
+    if out is not None:
+        return _into("probs_minus_onehot", out, probs_minus_onehot(probs, labels, grad, reduction),
+                     probs, grad)
     probs = np.asarray(probs)
     grad = np.asarray(grad)
     n, c = probs.shape
@@ -678,8 +705,11 @@ def gelu_forward(x, approximate="none") -> np.ndarray:
     return np.asarray((x * normal_cdf_values(x)).astype(x.dtype, copy=False))
 
 
-def gelu_backward(x, grad, approximate="none") -> np.ndarray:
-    """The gradient of :func:`gelu_forward` at ``x`` times ``grad`` (one shape)."""
+def gelu_backward(x, grad, approximate="none", out=None) -> np.ndarray:
+    """The gradient of :func:`gelu_forward` at ``x`` times ``grad`` (one shape), added into
+    ``out`` when given (see ``_into``)."""
+    if out is not None:
+        return _into("gelu_backward", out, gelu_backward(x, grad, approximate), x, grad)
     form = _gelu_form(approximate)
     x = np.asarray(x)
     grad = np.asarray(grad)
@@ -712,8 +742,11 @@ def log_softmax_forward(x, axis) -> np.ndarray:
     return np.asarray(shifted - np.log(np.add.reduce(np.exp(shifted), axis=ax, keepdims=True)))
 
 
-def log_softmax_backward(y, grad, axis) -> np.ndarray:
-    """``grad - exp(y) * sum(grad, axis)`` for a log-softmax output ``y`` (one shape)."""
+def log_softmax_backward(y, grad, axis, out=None) -> np.ndarray:
+    """``grad - exp(y) * sum(grad, axis)`` for a log-softmax output ``y`` (one shape), added
+    into ``out`` when given (see ``_into``)."""
+    if out is not None:
+        return _into("log_softmax_backward", out, log_softmax_backward(y, grad, axis), y, grad)
     y = np.asarray(y)
     grad = np.asarray(grad)
     dtype = result_dtype(y, grad)
