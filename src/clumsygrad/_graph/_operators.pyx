@@ -161,9 +161,9 @@ cdef object truediv(Node self, object other):
 
 cdef object _divide(Node left, Node right):
     """``left / right`` for two tensors of one float dtype, recorded as the generic operator
-    records it (0.2.x's graph): the POWER node ``right ** -1`` (NumPy's power, its value and
-    warnings; the Python backward reads its ``{"power": -1.0}``), then ``left * that`` as MUL or
-    MUL_BROADCAST whose value is the exact quotient ``np.divide(left, right)``.
+    records it (0.2.x's graph): the POWER node ``right ** -1`` (``_reciprocal``: NumPy's power,
+    its value and warnings), then ``left * that`` as MUL or MUL_BROADCAST whose value is the
+    exact quotient ``np.divide(left, right)``.
 
     The quotient is computed first, as the generic operator does: by the shared loops for one
     shape, a 0-d divisor, a row of the last axis or a column (``h / h.sum(1, keepdims=True)``),
