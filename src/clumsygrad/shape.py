@@ -260,6 +260,9 @@ getitem = _getitem
 from ._backend import graph as _graph  # noqa: E402
 
 _new_node = _graph.new_node
+# On the compiled node the common calls (a list of tensors of one dtype, an int axis) record in C.
+concatenate = _graph.join_function(concatenate, OPS["concatenate"].backward, False)
+stack = _graph.join_function(stack, OPS["stack"].backward, True)
 
 from ._registry import FUNCTIONS as _FUNCTIONS  # noqa: E402
 

@@ -21,6 +21,8 @@ cdef object matmul(Node self, object other)
 cdef object getitem(Node self, object key)
 cdef object transpose(Node self, tuple args)
 cdef object reshape(Node self, object shape, tuple more)
+# ``clumsygrad.concatenate`` / ``stack`` of tensors (None: the Python function's call).
+cdef object join(object tensors, object axis, bint stacking, object grad_fn, object tensor_class)
 
 # The loops over whole arrays (the engine's typed VJPs run them too).
 cdef object _apply(int loop, object a, object b, double c)

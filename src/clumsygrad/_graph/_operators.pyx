@@ -8,16 +8,22 @@ recorded by ``native._make_node`` without a Python frame.  A 0-d result keeps it
 double (``value_``; the array is made when ``_data`` is read).  Everything else calls the generic
 Python operator that ``clumsygrad.tensor`` installs (``install_generic``).  The pure twin has no
 fast paths: its operators are the generic ones.
+
+``t / u`` between tensors records the generic operator's two nodes (``u ** -1``, then the
+product holding the exact quotient: ``_divide``), and ``join`` records ``clumsygrad.concatenate``
+/ ``stack`` for ``native.JoinFunction``; ``@``, indexing, ``reshape`` and ``transpose`` are here too.
 """
 cimport numpy as cnp
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.number cimport PyNumber_Add, PyNumber_Multiply, PyNumber_Power, PyNumber_Subtract, PyNumber_TrueDivide
+from libc.string cimport memcpy
 
 from .native cimport (
     ADD, ADD_BROADCAST, ADD_SCALAR, GENERIC, GETITEM, MATMUL, PERMUTE, TRANSPOSE, L_ADD, L_ADD_C, L_DIV_C, L_MUL, L_MUL_C, L_NEG, L_SUB,
     L_SUB_C, MUL, MUL_SCALAR, NEGATE, POWER, SUB, SUB_SCALAR, Node, _compute, _fast_operand, _loop,
-    _make_leaf, _make_node, _same_layout, _value_of, _vjp_function,
+    _make_leaf, _make_node, _same_layout, _same_shape, _value_of, _vjp_function,
 )
-from .native cimport RESHAPE, _basic_key
+from .native cimport CONCATENATE, L_DIV, MUL_BROADCAST, RESHAPE, STACK, _array_value, _basic_key, _data_of
 
 from .._kernels._matmul cimport is_swapped, product, swapped_copy
 
@@ -30,8 +36,21 @@ cdef extern from "numpy/arrayobject.h":
     object _take_rows "PyArray_TakeFrom" (cnp.ndarray a, object indices, int axis, void* out,
                                           cnp.NPY_CLIPMODE mode)
 
+cdef extern from "<fenv.h>" nogil:
+    # The C loops of ``t / u`` raise no NumPy warning: a loop that sets one of these flags is
+    # done again by NumPy (the generic operator), which warns (or raises) as the user's errstate says.
+    int feclearexcept(int excepts)
+    int fetestexcept(int excepts)
+    int FE_DIVBYZERO
+    int FE_INVALID
+    int FE_OVERFLOW
+    int FE_UNDERFLOW
+
+cdef int _FP_FLAGS = FE_DIVBYZERO | FE_INVALID | FE_OVERFLOW | FE_UNDERFLOW
+
 cdef object _generic_add, _generic_radd, _generic_sub, _generic_rsub, _generic_mul, _generic_rmul
 cdef object _generic_truediv, _generic_rtruediv, _generic_neg, _generic_array_ufunc, _generic_pow, _generic_rpow
+cdef object _np_stack = np.stack
 cdef dict _ufunc_functions = None  # the op registry's NumPy ufunc -> public function table
 cdef object _np_add = np.add, _np_subtract = np.subtract, _np_multiply = np.multiply
 cdef object _np_negative = np.negative
@@ -133,7 +152,126 @@ cdef object truediv(Node self, object other):
             result = _fast_unary(self, L_DIV_C, c, MUL_SCALAR, 1.0 / c)
             if result is not None:
                 return result
+    elif isinstance(other, Node):
+        result = _divide(self, <Node> other)
+        if result is not None:
+            return result
     return _generic_truediv(self, other)
+
+
+cdef object _divide(Node left, Node right):
+    """``left / right`` for two tensors of one float dtype, recorded as the generic operator
+    records it (0.2.x's graph): the POWER node ``right ** -1`` (``_reciprocal``: NumPy's power,
+    its value and warnings), then ``left * that`` as MUL or MUL_BROADCAST whose value is the
+    exact quotient ``np.divide(left, right)``.
+
+    The quotient is computed first, as the generic operator does: by the shared loops for one
+    shape, a 0-d divisor, a row of the last axis or a column (``h / h.sum(1, keepdims=True)``),
+    else by NumPy (which broadcasts and warns itself).  A loop that raised a floating-point flag
+    (a zero divisor, an overflow) is dropped before anything is recorded: None, and the generic
+    operator computes again with NumPy's warnings.  None too for anything off this path (mixed
+    dtypes, other dtypes, shapes that do not broadcast: the generic operator words the error)."""
+    cdef double a, b
+    cdef int ta, tb, t
+    cdef cnp.ndarray x, y
+    cdef bint same
+    if _value_of(left, &a, &ta) and _value_of(right, &b, &tb):  # two 0-d values: the scalar chain
+        if ta != tb:
+            return None
+        feclearexcept(_FP_FLAGS)
+        a = _compute(L_DIV, a, b, ta)
+        if fetestexcept(_FP_FLAGS):
+            return None
+        inverse = _reciprocal(right)
+        return _record_value(a, ta, MUL, (left, inverse), 0.0)
+    xd, yd = _data_of(left), _data_of(right)
+    if type(xd) is not cnp.ndarray or type(yd) is not cnp.ndarray:
+        return None
+    x, y = <cnp.ndarray> xd, <cnp.ndarray> yd
+    t = cnp.PyArray_TYPE(x)
+    if (t != cnp.PyArray_TYPE(y) or (t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE)
+            or not cnp.PyArray_ISNOTSWAPPED(x) or not cnp.PyArray_ISNOTSWAPPED(y)):
+        return None
+    same = _same_shape(x, y)
+    quotient = None
+    if _fast_operand(x) and _fast_operand(y):  # (a 0-d array is one)
+        feclearexcept(_FP_FLAGS)
+        if same:
+            quotient = _apply(L_DIV, x, y, 0.0)
+        elif cnp.PyArray_NDIM(y) == 0:
+            if _array_value(y, &b, &tb):
+                quotient = _apply(L_DIV_C, x, None, b)
+        else:
+            quotient = _bias_rows(x, y, L_DIV)
+            if quotient is None:
+                quotient = _columns(x, y)
+        if quotient is not None and fetestexcept(_FP_FLAGS):
+            return None
+    if quotient is None:
+        try:
+            quotient = PyNumber_TrueDivide(x, y)
+        except ValueError:  # shapes that do not broadcast: the generic operator words the error
+            return None
+        if type(quotient) is not cnp.ndarray:  # two 0-d arrays: a NumPy scalar
+            quotient = cnp.PyArray_FROM_O(quotient)
+    inverse = _reciprocal(right)
+    if same:
+        return _make_node(quotient, _vjp_function(MUL), (left, inverse), None, MUL, 0.0)
+    return _make_node(quotient, _vjp_function(MUL_BROADCAST), (left, inverse),
+                      {"left_shape": (<object> x).shape, "right_shape": (<object> y).shape}, MUL_BROADCAST, 0.0)
+
+
+cdef object _reciprocal(Node right):
+    """The node ``right ** -1`` as the generic operator records it: ``pow_`` (NumPy's
+    ``data ** -1.0``, whose values and warnings are the generic operator's; the typed POWER node)
+    for an array of at least one dimension; for a 0-d operand what ``_Operators.__pow__`` records
+    (NumPy's scalar as a 0-d array, the Python backward - GENERIC, as ``new_node`` records POWER -
+    with ``{"power": -1.0}``), without its Python frame."""
+    if _power_operand(right):
+        return pow_(right, -1)
+    data = PyNumber_Power(_data_of(right), -1.0, None)
+    if type(data) is not cnp.ndarray:  # a 0-d operand: a NumPy scalar
+        data = cnp.PyArray_FROM_O(data)
+    return _make_node(data, _vjp_function(POWER), (right,), {"power": -1.0}, GENERIC, 0.0)
+
+
+cdef object _columns(cnp.ndarray x, cnp.ndarray y):
+    """``x / y`` when ``y`` is a column of ``x`` (shape ``x.shape[:-1] + (1,)``: a row sum kept
+    with ``keepdims``): each row of ``x`` divided by its element of ``y``.  Both are fast
+    operands of one dtype; None when the shapes are not of that form."""
+    cdef int k, nd = cnp.PyArray_NDIM(x)
+    cdef cnp.ndarray out
+    cdef Py_ssize_t rows, width
+    cdef bint single = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT
+    cdef char* o
+    cdef const char* m
+    cdef const char* d
+    if nd < 1 or cnp.PyArray_NDIM(y) != nd or cnp.PyArray_DIM(y, nd - 1) != 1:
+        return None
+    for k in range(nd - 1):
+        if cnp.PyArray_DIM(x, k) != cnp.PyArray_DIM(y, k):
+            return None
+    width = cnp.PyArray_DIM(x, nd - 1)
+    out = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(x), cnp.PyArray_TYPE(x), 0)
+    rows = cnp.PyArray_SIZE(y)
+    o = <char*> cnp.PyArray_DATA(out)
+    m = <const char*> cnp.PyArray_DATA(x)
+    d = <const char*> cnp.PyArray_DATA(y)
+    if rows * width > 4096:  # as _apply: the GIL is released for large arrays only
+        with nogil:
+            _columns_loop(single, o, m, d, rows, width)
+    else:
+        _columns_loop(single, o, m, d, rows, width)
+    return out
+
+
+cdef void _columns_loop(bint single, char* o, const char* m, const char* d, Py_ssize_t rows,
+                        Py_ssize_t width) noexcept nogil:
+    """Row ``i`` of ``m`` divided by the element ``i`` of ``d``, into ``o`` (``width`` per row)."""
+    cdef Py_ssize_t i, step = width * (4 if single else 8)
+    for i in range(rows):  # (the divisor exact in double; _dispatch's loops are the vectorized ones)
+        _dispatch(single, L_DIV_C, o + i * step, m + i * step, NULL,
+                  (<const float*> d)[i] if single else (<const double*> d)[i], width)
 
 
 cdef object rtruediv(Node self, object other):
@@ -348,6 +486,122 @@ cdef object transpose(Node self, tuple args):
                       {"axes": tuple([perm[i] for i in range(nd)])}, PERMUTE, 0.0)
 
 
+cdef object join(object tensors, object axis, bint stacking, object grad_fn, object tensor_class):
+    """``concatenate(tensors, axis)`` (``stacking`` False) or ``stack(tensors, axis)`` recorded as
+    ``clumsygrad.shape`` records them - the tensors as parents, ``{"axis": axis, "sizes": ...}``
+    or ``{"axis": axis}`` with the axis made non-negative, CONCATENATE or STACK - for the common
+    call: a list or tuple of ``tensor_class`` instances whose arrays have one float dtype and
+    shapes NumPy joins along the int ``axis``.  Inputs that are all non-empty and C-contiguous
+    are copied block by block into a C-ordered result (the layout NumPy gives them); other
+    layouts and empty inputs are joined by NumPy (``PyArray_Concatenate``, ``np.stack``).
+    None for every other call: the Python function makes constants of arrays, promotes dtypes
+    and words the errors."""
+    cdef tuple parents
+    cdef list arrays
+    cdef Py_ssize_t n, i, outer, total = 0
+    cdef int nd, ndout, ax, k, t
+    cdef cnp.ndarray a, first, out
+    cdef bint copy = True
+    cdef cnp.npy_intp dims[65]
+    if type(tensors) is list:
+        parents = tuple(<list> tensors)
+    elif type(tensors) is tuple:
+        parents = <tuple> tensors
+    else:
+        return None
+    n = len(parents)
+    if n == 0 or type(axis) is not int:
+        return None
+    arrays = []
+    for i in range(n):
+        p = parents[i]
+        if not isinstance(p, tensor_class):
+            return None
+        d = _data_of(<Node> p)
+        if type(d) is not cnp.ndarray:
+            return None
+        arrays.append(d)
+    first = <cnp.ndarray> arrays[0]
+    t = cnp.PyArray_TYPE(first)
+    nd = cnp.PyArray_NDIM(first)
+    ndout = nd + 1 if stacking else nd
+    if (t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE) or ndout == 0 or ndout > cnp.NPY_MAXDIMS:
+        return None
+    if axis < -ndout or axis >= ndout:
+        return None
+    ax = axis
+    if ax < 0:
+        ax += ndout
+    for i in range(n):
+        a = <cnp.ndarray> arrays[i]
+        if cnp.PyArray_TYPE(a) != t or cnp.PyArray_NDIM(a) != nd or not cnp.PyArray_ISNOTSWAPPED(a):
+            return None
+        for k in range(nd):
+            if cnp.PyArray_DIM(a, k) != cnp.PyArray_DIM(first, k) and (stacking or k != ax):
+                return None
+        if cnp.PyArray_SIZE(a) == 0 or not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISALIGNED(a):
+            copy = False
+        if not stacking:
+            total += cnp.PyArray_DIM(a, ax)
+    # The result's shape: the inputs' with the joined axis (concatenate) or a new axis (stack).
+    for k in range(ndout):
+        if stacking:
+            dims[k] = n if k == ax else cnp.PyArray_DIM(first, k if k < ax else k - 1)
+        else:
+            dims[k] = total if k == ax else cnp.PyArray_DIM(first, k)
+    if copy:
+        out = cnp.PyArray_EMPTY(ndout, dims, t, 0)
+        outer = 1
+        for k in range(ax):
+            outer *= dims[k]
+        _copy_blocks(out, arrays, outer)
+        data = out
+    elif stacking:
+        data = _np_stack(arrays, axis=ax)
+    else:
+        data = cnp.PyArray_Concatenate(arrays, ax)
+    if stacking:
+        return _make_node(data, grad_fn, parents, {"axis": ax}, STACK, 0.0)
+    return _make_node(data, grad_fn, parents,
+                      {"axis": ax, "sizes": tuple([cnp.PyArray_DIM(<cnp.ndarray> a, ax) for a in arrays])},
+                      CONCATENATE, 0.0)
+
+
+cdef int _copy_blocks(cnp.ndarray out, list arrays, Py_ssize_t outer) except -1:
+    """Fill the C-ordered ``out`` from the C-contiguous ``arrays``: for each of the ``outer``
+    index tuples before the joined axis, each array's next block in turn (its size over
+    ``outer`` elements).  Large copies run without the GIL."""
+    cdef Py_ssize_t n = len(arrays), i, item = cnp.PyArray_ITEMSIZE(out)
+    cdef const char** sources
+    cdef Py_ssize_t* blocks
+    cdef char* o = <char*> cnp.PyArray_DATA(out)
+    cdef cnp.ndarray a
+    sources = <const char**> PyMem_Malloc(n * (sizeof(char*) + sizeof(Py_ssize_t)))
+    if sources == NULL:
+        raise MemoryError()
+    blocks = <Py_ssize_t*> (sources + n)
+    for i in range(n):
+        a = <cnp.ndarray> arrays[i]
+        sources[i] = <const char*> cnp.PyArray_DATA(a)
+        blocks[i] = cnp.PyArray_SIZE(a) // outer * item
+    if cnp.PyArray_NBYTES(out) > 65536:
+        with nogil:
+            _copy_loop(o, sources, blocks, n, outer)
+    else:
+        _copy_loop(o, sources, blocks, n, outer)
+    PyMem_Free(sources)
+    return 0
+
+
+cdef void _copy_loop(char* o, const char** sources, const Py_ssize_t* blocks, Py_ssize_t n,
+                     Py_ssize_t outer) noexcept nogil:
+    cdef Py_ssize_t i, j
+    for j in range(outer):
+        for i in range(n):
+            memcpy(o, sources[i] + j * blocks[i], blocks[i])
+            o += blocks[i]
+
+
 cdef object _scalar_or_same_shape(Node self, object other, int tensor_loop, int tensor_vjp,
                                   int scalar_loop, int scalar_vjp, object generic):
     """``self (op) other`` on the fast path when it applies, else ``generic(self, other)``.
@@ -395,7 +649,8 @@ cdef object _broadcast(Node left, Node right, int tensor_vjp, object generic):
     """``left (op) right`` for arrays of one float dtype and different shapes (a bias row, a
     column): NumPy broadcasts, and the node records the op's broadcast VJP with both shapes."""
     cdef int vjp = tensor_vjp + (ADD_BROADCAST - ADD)
-    data = _bias_rows(<cnp.ndarray> left.data_, <cnp.ndarray> right.data_, tensor_vjp)
+    data = _bias_rows(<cnp.ndarray> left.data_, <cnp.ndarray> right.data_,
+                      L_ADD if tensor_vjp == ADD else L_SUB if tensor_vjp == SUB else L_MUL)
     if data is not None:
         extra = {"left_shape": (<object> left.data_).shape, "right_shape": (<object> right.data_).shape}
         return _make_node(data, _vjp_function(vjp), (left, right), extra, vjp, 0.0)
@@ -412,12 +667,12 @@ cdef object _broadcast(Node left, Node right, int tensor_vjp, object generic):
     return _make_node(data, _vjp_function(vjp), (left, right), extra, vjp, 0.0)
 
 
-cdef object _bias_rows(cnp.ndarray a, cnp.ndarray b, int tensor_vjp):
+cdef object _bias_rows(cnp.ndarray a, cnp.ndarray b, int loop):
     """``a (op) b`` when one operand is a row of the other's last axis (``x + bias``, ``bias -
-    x``): the shared loop per row, no broadcasting machinery.  Both are fast operands of one
-    dtype; None when the shapes are not of that form."""
+    x``): the shared loop ``loop`` (L_ADD, L_SUB, L_MUL or L_DIV) per row, no broadcasting
+    machinery.  Both are fast operands of one dtype; None when the shapes are not of that form."""
     cdef cnp.ndarray big, out
-    cdef int nd, loop = L_ADD if tensor_vjp == ADD else L_SUB if tensor_vjp == SUB else L_MUL
+    cdef int nd
     cdef Py_ssize_t width, rows, item
     cdef bint row_first, single
     cdef char* o

@@ -5,6 +5,7 @@
 the grad mode and ids; ``_operators.pyx`` the fast operators and the array loops; ``_engine.pyx``
 the backward pass and its typed VJPs.  All of them cimport this file.
 """
+cimport cython
 cimport numpy as cnp
 from libc.math cimport cos, cosf, pow, powf, sin, sinf, sqrt, sqrtf
 
@@ -228,6 +229,10 @@ cdef inline double _compute(int loop, double a, double b, int typenum) noexcept:
     return out
 
 
+# C division (IEEE: x / 0 is inf or nan, no Python check): the .pyx files' cdivision=True does not
+# reach the inline functions of this .pxd, whose zero checks raised ZeroDivisionError inside the
+# noexcept loops (an unraisable error and a half-written result: log's VJP at 0, t / u by 0).
+@cython.cdivision(True)
 cdef inline void _loop(int loop, floating* out, const floating* x, const floating* y, floating c,
                 floating c_minus_1, Py_ssize_t n) noexcept nogil:
     """One contiguous loop per ``Loop`` member (see native.pxd).
@@ -298,6 +303,7 @@ cdef inline floating _sin(floating x) noexcept nogil:
         return sin(x)
 
 
+@cython.cdivision(True)
 cdef inline floating _power(floating x, floating e) noexcept nogil:
     if e == 1:
         return x

@@ -21,7 +21,7 @@ cimport numpy as cnp
 from cpython.ref cimport Py_REFCNT
 
 import numpy as np
-from inspect import signature as inspect_signature
+from inspect import signature as _signature
 
 from . import ENGINE_LOCK
 from . import guard as _guard
@@ -607,7 +607,7 @@ cdef class CrossEntropyFunction:
         self.profiler = profiler
         for attr in ("__name__", "__qualname__", "__module__", "__doc__"):
             setattr(self, attr, getattr(python_function, attr))
-        self.__signature__ = inspect_signature(python_function)
+        self.__signature__ = _signature(python_function)
 
     def __call__(self, *args, **kwargs):
         cdef Py_ssize_t n = len(args)
@@ -653,6 +653,59 @@ def op_function(python_function, forward, backward, nin, params, defaults, kerne
         return python_function
     return OpFunction(python_function, forward, backward, nin, params, defaults, kernel_name, save, backend,
                       profiler)
+
+
+@cython.auto_pickle(False)
+cdef class JoinFunction:
+    """``clumsygrad.concatenate`` or ``clumsygrad.stack`` on the compiled node (``join_function``
+    makes them).
+
+    The common call - a list or tuple of tensors of one float dtype and an int ``axis``, by
+    position or keyword - is recorded in C (``_operators.join``): the same node as the Python
+    function's (parents, ``_extra``, backward function, the typed CONCATENATE/STACK VJP) with no
+    Python frame.  Every other call goes to that Python function (``python_function``), which
+    makes constants of arrays, promotes dtypes and words the errors.  To ``inspect``, Sphinx and
+    pickle it is a function, as ``OpFunction`` is.
+    """
+    cdef readonly object python_function
+    cdef object backward
+    cdef bint stacking
+    cdef dict __dict__
+
+    def __init__(self, python_function, backward, bint stacking):
+        self.python_function = python_function
+        self.backward = backward
+        self.stacking = stacking
+        for attr in ("__name__", "__qualname__", "__module__", "__doc__"):
+            setattr(self, attr, getattr(python_function, attr))
+        self.__signature__ = _signature(python_function)
+
+    def __call__(self, *args, **kwargs):
+        cdef Py_ssize_t n = len(args)
+        result = None
+        if n == 2 and not kwargs:
+            result = _operators.join(args[0], args[1], self.stacking, self.backward, _tensor_class)
+        elif n == 1:
+            if not kwargs:
+                result = _operators.join(args[0], 0, self.stacking, self.backward, _tensor_class)
+            elif len(kwargs) == 1 and "axis" in kwargs:
+                result = _operators.join(args[0], kwargs["axis"], self.stacking, self.backward, _tensor_class)
+        return result if result is not None else self.python_function(*args, **kwargs)
+
+    def __get__(self, instance, owner):
+        return self if instance is None else PyMethod_New(self, instance)
+
+    def __reduce__(self):
+        return self.__qualname__  # pickled by reference, as functions are
+
+    def __repr__(self):
+        return f"<function {self.__qualname__} at {id(self):#x}>"
+
+
+def join_function(python_function, backward, stack):
+    """``clumsygrad.concatenate`` (``stack`` False) or ``clumsygrad.stack``: a ``JoinFunction``
+    over ``python_function`` recording with ``backward``."""
+    return JoinFunction(python_function, backward, stack)
 
 
 # ----------------------------------------------------------------------------- versions

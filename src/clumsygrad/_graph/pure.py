@@ -333,6 +333,12 @@ def cross_entropy_function(python_function, backward, backend, profiler):
     return python_function
 
 
+def join_function(python_function, backward, stack):
+    """``clumsygrad.concatenate`` / ``stack``: on this twin the Python function itself (the
+    compiled twin records the common call in C)."""
+    return python_function
+
+
 _allocate = object.__new__
 _version_of = attrgetter("_version")
 _data_of = attrgetter("_data")
