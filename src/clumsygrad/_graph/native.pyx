@@ -462,7 +462,33 @@ cdef object _constant_beside(Node x, object y):
 
 
 @cython.auto_pickle(False)
-cdef class OpFunction:
+cdef class CompiledFunction:
+    """What the compiled public functions share (``OpFunction``, ``CrossEntropyFunction``,
+    ``JoinFunction``): each wraps a Python function (``python_function``), runs the common calls
+    in C and hands every other call to it.  To ``inspect``, Sphinx, pickle and ``copy`` it is
+    that function: its name, qualname, module, doc and signature; it binds as a method (Tensor
+    methods) and pickles by reference."""
+    cdef readonly object python_function
+    cdef dict __dict__
+
+    def __init__(self, python_function):
+        self.python_function = python_function
+        for attr in ("__name__", "__qualname__", "__module__", "__doc__"):
+            setattr(self, attr, getattr(python_function, attr))
+        self.__signature__ = getattr(python_function, "__signature__", None) or _signature(python_function)
+
+    def __get__(self, instance, owner):
+        return self if instance is None else PyMethod_New(self, instance)
+
+    def __reduce__(self):
+        return self.__qualname__  # pickled by reference, as functions are
+
+    def __repr__(self):
+        return f"<function {self.__qualname__} at {id(self):#x}>"
+
+
+@cython.auto_pickle(False)
+cdef class OpFunction(CompiledFunction):
     """A registry op's public function on the compiled node (``op_function`` makes it).
 
     The common calls - the op's tensor inputs (a float32/float64 ndarray as the second input of
@@ -472,10 +498,8 @@ cdef class OpFunction:
     its one entry written here): ~0.4 us less per call than the Python
     function, whose frame, argument checks and ``new_node`` it skips.
     Every other call goes to that Python function (``python_function``), which binds the
-    arguments and words the errors.  To ``inspect``, Sphinx and pickle it is a function: its
-    name, signature and doc are the Python function's; it binds as a method (Tensor methods).
+    arguments and words the errors (function-like: ``CompiledFunction``).
     """
-    cdef readonly object python_function
     cdef object forward, backend, kernel_name, backward, profiler, save
     cdef dict defaults
     cdef tuple param_names     # the parameters in signature order, if every one has a default, else ()
@@ -483,11 +507,10 @@ cdef class OpFunction:
     cdef int nin
     cdef int positional        # 1 or 2: a kernel called with that many parameters by position, else 0
     cdef bint save_shape       # the save step only records the input's shape: done here, no call
-    cdef dict __dict__
 
     def __init__(self, python_function, forward, backward, int nin, params, defaults, kernel_name, save,
                  backend, profiler):
-        self.python_function = python_function
+        CompiledFunction.__init__(self, python_function)
         self.forward = forward
         self.backward = backward
         self.save = save
@@ -503,8 +526,6 @@ cdef class OpFunction:
                                                     and len(self.param_names) == len(self.defaults)) else 0
         self.backend = backend
         self.profiler = profiler
-        for attr in ("__name__", "__qualname__", "__module__", "__doc__", "__signature__"):
-            setattr(self, attr, getattr(python_function, attr))
 
     def __call__(self, *args, **kwargs):
         cdef Py_ssize_t n = len(args), i
@@ -573,18 +594,9 @@ cdef class OpFunction:
                 extra.update(self.save(data, xd, **extra))
         return _record(data, self.backward, (x,), extra)
 
-    def __get__(self, instance, owner):
-        return self if instance is None else PyMethod_New(self, instance)
-
-    def __reduce__(self):
-        return self.__qualname__  # pickled by reference, as functions are
-
-    def __repr__(self):
-        return f"<function {self.__qualname__} at {id(self):#x}>"
-
 
 @cython.auto_pickle(False)
-cdef class CrossEntropyFunction:
+cdef class CrossEntropyFunction(CompiledFunction):
     """``clumsygrad.cross_entropy`` on the compiled node (``cross_entropy_function`` makes it).
 
     Its common call - a logits tensor, class labels that are not a tensor (an array or a list),
@@ -593,21 +605,15 @@ cdef class CrossEntropyFunction:
     words the errors) and the record of its loss with what the backward reads (the reduction,
     the checked labels, the softmax).  Every other call (targets of the logits' shape, a target
     tensor, arguments by keyword, an array as logits) goes to the Python function
-    (``python_function``).  To ``inspect``, Sphinx and pickle it is that function, as
-    ``OpFunction`` is.
+    (``python_function``; function-like: ``CompiledFunction``).
     """
-    cdef readonly object python_function
     cdef object backend, backward, profiler
-    cdef dict __dict__
 
     def __init__(self, python_function, backward, backend, profiler):
-        self.python_function = python_function
+        CompiledFunction.__init__(self, python_function)
         self.backward = backward
         self.backend = backend
         self.profiler = profiler
-        for attr in ("__name__", "__qualname__", "__module__", "__doc__"):
-            setattr(self, attr, getattr(python_function, attr))
-        self.__signature__ = _signature(python_function)
 
     def __call__(self, *args, **kwargs):
         cdef Py_ssize_t n = len(args)
@@ -630,15 +636,6 @@ cdef class CrossEntropyFunction:
         data, probs, kept = fast
         return _record(data, self.backward, (logits,), {"reduction": reduction, "target": kept, "probs": probs})
 
-    def __get__(self, instance, owner):
-        return self if instance is None else PyMethod_New(self, instance)
-
-    def __reduce__(self):
-        return self.__qualname__  # pickled by reference, as functions are
-
-    def __repr__(self):
-        return f"<function {self.__qualname__} at {id(self):#x}>"
-
 
 def cross_entropy_function(python_function, backward, backend, profiler):
     """``clumsygrad.cross_entropy``: a ``CrossEntropyFunction`` over the Python function, whose
@@ -656,7 +653,7 @@ def op_function(python_function, forward, backward, nin, params, defaults, kerne
 
 
 @cython.auto_pickle(False)
-cdef class JoinFunction:
+cdef class JoinFunction(CompiledFunction):
     """``clumsygrad.concatenate`` or ``clumsygrad.stack`` on the compiled node (``join_function``
     makes them).
 
@@ -664,21 +661,16 @@ cdef class JoinFunction:
     position or keyword - is recorded in C (``_operators.join``): the same node as the Python
     function's (parents, ``_extra``, backward function, the typed CONCATENATE/STACK VJP) with no
     Python frame.  Every other call goes to that Python function (``python_function``), which
-    makes constants of arrays, promotes dtypes and words the errors.  To ``inspect``, Sphinx and
-    pickle it is a function, as ``OpFunction`` is.
+    makes constants of arrays, promotes dtypes and words the errors (function-like:
+    ``CompiledFunction``).
     """
-    cdef readonly object python_function
     cdef object backward
     cdef bint stacking
-    cdef dict __dict__
 
     def __init__(self, python_function, backward, bint stacking):
-        self.python_function = python_function
+        CompiledFunction.__init__(self, python_function)
         self.backward = backward
         self.stacking = stacking
-        for attr in ("__name__", "__qualname__", "__module__", "__doc__"):
-            setattr(self, attr, getattr(python_function, attr))
-        self.__signature__ = _signature(python_function)
 
     def __call__(self, *args, **kwargs):
         cdef Py_ssize_t n = len(args)
@@ -691,15 +683,6 @@ cdef class JoinFunction:
             elif len(kwargs) == 1 and "axis" in kwargs:
                 result = _operators.join(args[0], kwargs["axis"], self.stacking, self.backward, _tensor_class)
         return result if result is not None else self.python_function(*args, **kwargs)
-
-    def __get__(self, instance, owner):
-        return self if instance is None else PyMethod_New(self, instance)
-
-    def __reduce__(self):
-        return self.__qualname__  # pickled by reference, as functions are
-
-    def __repr__(self):
-        return f"<function {self.__qualname__} at {id(self):#x}>"
 
 
 def join_function(python_function, backward, stack):
