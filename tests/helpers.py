@@ -267,3 +267,26 @@ def requires_compiled_share(kernel: str, minimum: float):
         return run
 
     return decorate
+
+
+def package_frames(call):
+    """``call()`` and the names of the clumsygrad package's Python functions it ran, in order
+    (``sys.setprofile``: a compiled record runs none)."""
+    import os
+    import sys
+
+    import clumsygrad
+
+    package = os.path.dirname(os.path.abspath(clumsygrad.__file__)) + os.sep
+    seen = []
+
+    def profile(frame, event, arg):
+        if event == "call" and os.path.abspath(frame.f_code.co_filename).startswith(package):
+            seen.append(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        result = call()
+    finally:
+        sys.setprofile(None)
+    return result, seen

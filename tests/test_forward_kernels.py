@@ -12,9 +12,7 @@ the package (``sys.setprofile``).  Gradients against float64 finite differences 
 ``test_registry.py``'s (``op_samples.py`` runs these ops).
 """
 import inspect
-import os
 import pickle
-import sys
 import warnings
 
 import numpy as np
@@ -31,7 +29,7 @@ from clumsygrad.math import mean
 from clumsygrad.math import sum as csum
 from clumsygrad.tensor import Tensor, TensorType
 
-from helpers import compiled_node_in_use, examples
+from helpers import compiled_node_in_use, examples, package_frames
 from test_kernels_equivalence import DTYPES, LAYOUTS, dims, make_array, seeds
 
 pytestmark = pytest.mark.both_backends
@@ -274,23 +272,6 @@ def test_log_softmax_axes_that_work(axis, backend):
 
 
 # --------------------------------------------------------------------------- no Python frame
-def _package_frames(call):
-    """The package's Python functions that ran during ``call()`` (names)."""
-    package = os.path.dirname(clumsygrad.__file__) + os.sep
-    seen = []
-
-    def profile(frame, event, arg):
-        if event == "call" and frame.f_code.co_filename.startswith(package):
-            seen.append(frame.f_code.co_name)
-
-    sys.setprofile(profile)
-    try:
-        result = call()
-    finally:
-        sys.setprofile(None)
-    return result, seen
-
-
 _h = np.random.default_rng(5).standard_normal((16, 32)).astype(np.float32)
 _labels = np.random.default_rng(6).integers(0, 32, 16)
 HOT_CALLS = {
@@ -319,7 +300,7 @@ def test_hot_calls_run_no_python_function_of_the_package(name, kernels):
     clumsygrad.set_backend(kernels)
     try:
         h, b = _param(_h), Tensor(_h[::-1].copy())
-        out, frames = _package_frames(lambda: HOT_CALLS[name](h, b))
+        out, frames = package_frames(lambda: HOT_CALLS[name](h, b))
     finally:
         clumsygrad.set_backend(previous)
     assert isinstance(out, Tensor) and out._grad_fn is not None
@@ -331,7 +312,7 @@ def test_hot_calls_run_no_python_function_of_the_package(name, kernels):
 
 def test_the_frame_probe_sees_python_functions():
     # the probe itself must be able to fail: a call through a Python function of the package
-    _, frames = _package_frames(lambda: clumsygrad.activation.elu(_param(_h)))
+    _, frames = package_frames(lambda: clumsygrad.activation.elu(_param(_h)))
     assert frames
 
 
@@ -449,8 +430,8 @@ def test_profiled_calls_go_through_the_python_functions():
     # under clumsygrad.profile() the public functions run their Python functions (timed rows)
     h = _param(_h)
     with clumsygrad.profile() as prof:
-        _, frames = _package_frames(lambda: cross_entropy(h, _labels))
-        _, sum_frames = _package_frames(lambda: h.sum(0))
+        _, frames = package_frames(lambda: cross_entropy(h, _labels))
+        _, sum_frames = package_frames(lambda: h.sum(0))
     assert "cross_entropy" in frames and "function" in sum_frames
     stats = prof.stats()
     assert stats["cross_entropy"]["forward_calls"] == 1

@@ -10,9 +10,7 @@ On the pure node (``CLUMSYGRAD_BACKEND=python``) the public functions are the Py
 comparisons run the Python path against itself.  Finite differences check both ops' gradients.
 """
 import inspect
-import os
 import pickle
-import sys
 import warnings
 
 import numpy as np
@@ -25,13 +23,12 @@ from clumsygrad import grad
 from clumsygrad._registry import OPS
 from clumsygrad.tensor import Tensor, TensorType, _Operators
 
-from helpers import compiled_node_in_use, examples, numeric_gradient
+from helpers import compiled_node_in_use, examples, numeric_gradient, package_frames
 
 SETTINGS = settings(max_examples=examples(150), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.function_scoped_fixture])
 LAYOUTS = ["C", "F", "sliced", "reversed", "unit", "node"]
-PACKAGE = os.path.dirname(os.path.abspath(clumsygrad.__file__)) + os.sep
 dtypes = st.sampled_from([np.float32, np.float64])
 
 
@@ -116,22 +113,6 @@ def _same_outcome(fast, generic, constants=False):
     else:
         assert not isinstance(fast, Exception), fast
         _same_node(fast, generic, constants)
-
-
-def _python_frames(call):
-    """``call()`` and the names of the Python functions of the clumsygrad package it ran."""
-    frames = []
-
-    def profile(frame, event, arg):
-        if event == "call" and os.path.abspath(frame.f_code.co_filename).startswith(PACKAGE):
-            frames.append(frame.f_code.co_name)
-
-    sys.setprofile(profile)
-    try:
-        result = call()
-    finally:
-        sys.setprofile(None)
-    return result, frames
 
 
 def _grads(build, arrays, dtype, layouts):
@@ -401,16 +382,16 @@ def test_the_common_calls_run_no_clumsygrad_python_frame():
         "strided / u": lambda: sliced / u,
     }
     for name, call in calls.items():
-        result, frames = _python_frames(call)
+        result, frames = package_frames(call)
         assert isinstance(result, Tensor)
         if compiled_node_in_use():
             assert frames == [], (name, frames)
         else:  # the pure node runs the Python functions: the probe sees them
             assert frames, name
     # the probe sees the Python path where the compiled node falls back to it
-    _, frames = _python_frames(lambda: clumsygrad.concatenate([a, np.ones((16, 2))], 1))
+    _, frames = package_frames(lambda: clumsygrad.concatenate([a, np.ones((16, 2))], 1))
     assert "concatenate" in frames
-    _, frames = _python_frames(lambda: a / _param(np.ones((16, 32)), np.float64))
+    _, frames = package_frames(lambda: a / _param(np.ones((16, 32)), np.float64))
     assert "__truediv__" in frames
 
 
@@ -438,30 +419,11 @@ def test_backward_runs_what_the_generic_records_run(case):
     for build in (fast, slow, fast, slow):  # the first pass of each warms the engines' caches up
         leaves = [_view(a, layout, np.float32) for a, layout in zip(arrays, layouts)]
         loss = (build(*leaves) * 3.0).sum()
-        _, frames = _python_frames(loss.backward)
+        _, frames = package_frames(loss.backward)
         runs.append((frames, [leaf.grad for leaf in leaves]))
     runs = runs[2:]
     assert runs[0][0] == runs[1][0]
     _same_grads(runs[0][1], runs[1][1])
-
-
-def test_the_join_records_take_the_typed_backward(monkeypatch):
-    """The records carry CONCATENATE / STACK: the compiled engine never runs the Python formulas."""
-    if not compiled_node_in_use():
-        return
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the formula ran")
-
-    for name in ("concatenate", "stack"):
-        monkeypatch.setattr(OPS[name], "vjps", refuse)
-    clumsygrad.set_backend("cython")
-    a = _param(np.ones((2, 3)), np.float32)
-    b = _param(np.ones((1, 3)), np.float32)
-    loss = (clumsygrad.concatenate((a, b * 2.0)) * 3.0).sum() + (clumsygrad.stack([a, a], -1) * 5.0).sum()
-    loss.backward()
-    np.testing.assert_array_equal(a.grad, np.full((2, 3), 13.0))
-    np.testing.assert_array_equal(b.grad, np.full((1, 3), 6.0))
 
 
 # --------------------------------------------------------------------------- finite differences
