@@ -13,10 +13,10 @@ Elementwise nodes that the compiled engine runs as typed loops are timed too.
 
 Forward: the op registry calls :func:`forward_begin` and :func:`forward_end` around each op
 (cost when off: one global read, ``active is None``).  Until every op goes through it, the
-graph's ``new_node`` counts each recorded result under its backward function's name: those
-rows show forward *calls* and no forward time ("-").  The compiled fast paths (``+ - * /`` and
-unary ``-`` computed in C) create nodes without ``new_node``, so their forward calls are not
-counted; their backward is.
+graph counts each recorded result under its backward function's name: those rows show forward
+*calls* and no forward time ("-").  The records the compiled node makes in C (the operators,
+indexing, joins, the compiled public functions when no profile is active) are counted the same
+way, by the node constructor itself; their backward is timed as every other.
 
 Profiles do not nest; a profile records the thread that runs the ops, and passes of any thread.
 """
