@@ -14,9 +14,10 @@ Elementwise nodes that the compiled engine runs as typed loops are timed too.
 Forward: the op registry calls :func:`forward_begin` and :func:`forward_end` around each op
 (cost when off: one global read, ``active is None``).  Until every op goes through it, the
 graph counts each recorded result under its backward function's name: those rows show forward
-*calls* and no forward time ("-").  The records the compiled node makes in C (the operators,
-indexing, joins, the compiled public functions when no profile is active) are counted the same
-way, by the node constructor itself; their backward is timed as every other.
+*calls* and no forward time ("-").  The records the compiled node makes in C (operators,
+indexing, joins) are counted the same way, by the node constructor itself; the compiled public
+functions of the registry hand every call to their Python function while a profile is active,
+so those are timed.
 
 Profiles do not nest; a profile records the thread that runs the ops, and passes of any thread.
 """
